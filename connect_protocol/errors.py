@@ -1,0 +1,51 @@
+"""Error codes on the wire and the package's exception tree.
+
+Codes travel in acks and in the hub's HTTP errors, so they are strings in an
+``Enum`` rather than integers.  Exceptions::
+
+    ConnectError                 root of everything this package raises
+    ├── TransportError           the broker or socket failed (local side)
+    │   └── NotConnectedError    a publish while the transport is down
+    └── RemoteError              the other side answered with an error ack
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ErrorCode(StrEnum):
+    """Why a message or a command was refused."""
+
+    BAD_JSON = "bad_json"  # not UTF-8 JSON at all
+    BAD_MESSAGE = "bad_message"  # JSON, but not an object of a known shape
+    UNKNOWN_COMMAND = "unknown_command"
+    WRONG_TYPE = "wrong_type"  # a field of the wrong type
+    INVALID_VALUE = "invalid_value"  # right type, value out of range
+    TOO_LARGE = "too_large"  # over MAX_MESSAGE_BYTES
+    CONFLICT = "conflict"  # stale expected_revision
+    NO_TRACK = "no_track"  # a command that needs something loaded
+    NOT_FOUND = "not_found"  # unknown or offline device
+    TIMEOUT = "timeout"  # no ack in time
+    INTERNAL = "internal"
+
+
+class ConnectError(Exception):
+    """Root of the errors raised by ``connect_protocol``."""
+
+
+class TransportError(ConnectError):
+    """The MQTT or WebSocket transport failed on our side."""
+
+
+class NotConnectedError(TransportError):
+    """Publishing while the broker connection is down."""
+
+
+class RemoteError(ConnectError):
+    """The peer refused a command; carries its code and message."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(f"{code.value}: {message}")
+        self.code = code
+        self.message = message

@@ -1,0 +1,357 @@
+"""The player-state machine: a pure reducer.
+
+``reduce(state, input, now_ms)`` returns the next state, the effects the audio
+engine must carry out, and (for commands) the ack.  No clocks, sockets or
+randomness inside: time comes in as ``now_ms`` and shuffling is seeded from
+the state, so every transition can be replayed in a test.
+
+Invariants (checked by the property tests):
+- an accepted command raises ``revision`` by exactly one; a refused one leaves
+  the state untouched;
+- ``order`` is a permutation of ``range(len(tracks))``; ``index`` is ``None``
+  exactly when ``tracks`` is empty, else ``0 <= index < len(order)``;
+- ``0 <= position_ms <= current.duration_ms`` (and ``0`` with nothing loaded);
+- ``len(queue) <= MAX_QUEUE``; ``is_playing`` implies ``current`` is set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from connect_protocol.errors import ErrorCode
+from connect_protocol.messages import (
+    MAX_QUEUE,
+    Ack,
+    AddToQueue,
+    Command,
+    EventKind,
+    Next,
+    Pause,
+    Play,
+    PlayerState,
+    Previous,
+    RepeatMode,
+    Resume,
+    Seek,
+    SetRepeat,
+    SetShuffle,
+    SetVolume,
+    Stop,
+    TrackRef,
+)
+
+#: Within this much of the start, "previous" goes back a track instead of restarting.
+RESTART_THRESHOLD_MS = 3000
+
+
+# --- inputs the engine feeds back ----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrackEnded:
+    """The engine played ``uri`` to its end (stale reports are ignored)."""
+
+    uri: str
+
+
+# --- effects for the engine ----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoadTrack:
+    track: TrackRef
+    position_ms: int
+    playing: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetPlaying:
+    playing: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SeekTo:
+    position_ms: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApplyVolume:
+    volume_percent: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Unload:
+    pass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EmitEvent:
+    kind: EventKind
+    track_uri: str | None
+    played_ms: int = 0
+
+
+Effect = LoadTrack | SetPlaying | SeekTo | ApplyVolume | Unload | EmitEvent
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    state: PlayerState
+    effects: tuple[Effect, ...] = ()
+    ack: Ack | None = None
+
+
+# --- helpers -------------------------------------------------------------------
+
+
+def position_at(state: PlayerState, now_ms: int) -> int:
+    """Where playback is at ``now_ms``, extrapolated while playing."""
+    if state.current is None:
+        return 0
+    pos = state.position_ms
+    if state.is_playing:
+        pos += max(0, now_ms - state.timestamp_ms)
+    return max(0, min(pos, state.current.duration_ms))
+
+
+def _clamp(position_ms: int, track: TrackRef) -> int:
+    return max(0, min(position_ms, track.duration_ms))
+
+
+def shuffled_order(count: int, first: int | None, seed: int) -> tuple[int, ...]:
+    """A seeded permutation of ``range(count)`` that starts with ``first``."""
+    rest = [i for i in range(count) if i != first]
+    random.Random(seed).shuffle(rest)
+    return tuple(([first] if first is not None else []) + rest)
+
+
+def _seed_for(command_id: str, revision: int) -> int:
+    # Deterministic across processes (unlike hash()), so replays agree.
+    return int.from_bytes(f"{command_id}:{revision}".encode()[:64].ljust(8, b"\0")[-8:], "big")
+
+
+def _refuse(state: PlayerState, cmd: Command, code: ErrorCode, message: str) -> Transition:
+    ack = Ack(id=cmd.id, ok=False, revision=state.revision, error=code, message=message)
+    return Transition(state, (), ack)
+
+
+def _accept(new: PlayerState, cmd: Command, effects: Sequence[Effect]) -> Transition:
+    ack = Ack(id=cmd.id, ok=True, revision=new.revision)
+    return Transition(new, tuple(effects), ack)
+
+
+def _at_index(
+    state: PlayerState, index: int, now_ms: int, *, playing: bool | None = None
+) -> PlayerState:
+    """State with the context track at ``order[index]`` loaded from the start."""
+    track = state.tracks[state.order[index]]
+    return dataclasses.replace(
+        state,
+        index=index,
+        current=track,
+        position_ms=0,
+        timestamp_ms=now_ms,
+        is_playing=state.is_playing if playing is None else playing,
+    )
+
+
+# --- the reducer ---------------------------------------------------------------
+
+
+def reduce(state: PlayerState, cmd: Command | TrackEnded, now_ms: int) -> Transition:
+    """Apply one command (or engine report) to ``state`` at wall-clock ``now_ms``."""
+    if isinstance(cmd, TrackEnded):
+        return _track_ended(state, cmd, now_ms)
+    if cmd.expected_revision is not None and cmd.expected_revision != state.revision:
+        return _refuse(
+            state,
+            cmd,
+            ErrorCode.CONFLICT,
+            f"expected revision {cmd.expected_revision}, state is at {state.revision}",
+        )
+    # Settle the clock: every transition starts from the true current position.
+    settled = dataclasses.replace(
+        state, position_ms=position_at(state, now_ms), timestamp_ms=now_ms
+    )
+    first, second = _apply(settled, cmd, now_ms)
+    if isinstance(first, ErrorCode):
+        assert isinstance(second, str)
+        return _refuse(state, cmd, first, second)
+    assert not isinstance(second, str)
+    new, effects = first, second
+    return _accept(dataclasses.replace(new, revision=state.revision + 1), cmd, effects)
+
+
+_Outcome = tuple[PlayerState, Sequence[Effect]] | tuple[ErrorCode, str]
+
+
+def _apply(s: PlayerState, cmd: Command, now_ms: int) -> _Outcome:
+    match cmd:
+        case Play():
+            return _play(s, cmd, now_ms)
+        case Stop():
+            return dataclasses.replace(
+                s,
+                is_playing=False,
+                context_uri=None,
+                tracks=(),
+                order=(),
+                index=None,
+                queue=(),
+                current=None,
+                position_ms=0,
+            ), [Unload()]
+        case SetVolume(volume_percent=v):
+            if not 0 <= v <= 100:
+                return ErrorCode.INVALID_VALUE, "volume_percent must be between 0 and 100"
+            return dataclasses.replace(s, volume_percent=v), [ApplyVolume(volume_percent=v)]
+        case SetRepeat(mode=mode):
+            return dataclasses.replace(s, repeat=mode), []
+        case SetShuffle(state=on):
+            return _shuffle(s, on, cmd.id), []
+        case AddToQueue(track=track):
+            if track.duration_ms <= 0:
+                return ErrorCode.INVALID_VALUE, "track duration_ms must be positive"
+            if len(s.queue) >= MAX_QUEUE:
+                return ErrorCode.INVALID_VALUE, f"the queue is full ({MAX_QUEUE} tracks)"
+            return dataclasses.replace(s, queue=(*s.queue, track)), []
+    if s.current is None:
+        return ErrorCode.NO_TRACK, "nothing is loaded on this speaker"
+    match cmd:
+        case Pause():
+            return dataclasses.replace(s, is_playing=False), [SetPlaying(playing=False)]
+        case Resume():
+            return dataclasses.replace(s, is_playing=True), [SetPlaying(playing=True)]
+        case Seek(position_ms=pos):
+            if pos < 0:
+                return ErrorCode.INVALID_VALUE, "position_ms must not be negative"
+            if pos >= s.current.duration_ms:  # as Spotify: seeking past the end skips
+                return _advance(s, now_ms, skipped=True, user=True)
+            return dataclasses.replace(s, position_ms=pos), [SeekTo(position_ms=pos)]
+        case Next():
+            return _advance(s, now_ms, skipped=True, user=True)
+        case Previous():
+            return _previous(s, now_ms)
+    return (
+        ErrorCode.UNKNOWN_COMMAND,
+        f"unsupported command {type(cmd).__name__}",
+    )  # pragma: no cover
+
+
+def _play(s: PlayerState, cmd: Play, now_ms: int) -> _Outcome:
+    if not cmd.tracks:
+        return ErrorCode.INVALID_VALUE, "play needs at least one track"
+    if not 0 <= cmd.offset < len(cmd.tracks):
+        return (
+            ErrorCode.INVALID_VALUE,
+            f"offset {cmd.offset} is outside the {len(cmd.tracks)} tracks",
+        )
+    if cmd.position_ms < 0:
+        return ErrorCode.INVALID_VALUE, "position_ms must not be negative"
+    if any(t.duration_ms <= 0 for t in cmd.tracks):
+        return ErrorCode.INVALID_VALUE, "every track needs a positive duration_ms"
+    count = len(cmd.tracks)
+    seed = _seed_for(cmd.id, s.revision)
+    order = shuffled_order(count, cmd.offset, seed) if s.shuffle else tuple(range(count))
+    index = order.index(cmd.offset)
+    track = cmd.tracks[cmd.offset]
+    effects: list[Effect] = []
+    if s.current is not None and s.is_playing:
+        effects.append(
+            EmitEvent(kind=EventKind.SKIPPED, track_uri=s.current.uri, played_ms=s.position_ms)
+        )
+    new = dataclasses.replace(
+        s,
+        context_uri=cmd.context_uri,
+        tracks=cmd.tracks,
+        order=order,
+        index=index,
+        current=track,
+        position_ms=_clamp(cmd.position_ms, track),
+        timestamp_ms=now_ms,
+        is_playing=not cmd.paused,
+        shuffle_seed=seed,
+    )
+    effects.append(LoadTrack(track=track, position_ms=new.position_ms, playing=new.is_playing))
+    if new.is_playing:
+        effects.append(EmitEvent(kind=EventKind.STARTED, track_uri=track.uri))
+    return new, effects
+
+
+def _shuffle(s: PlayerState, on: bool, command_id: str) -> PlayerState:
+    if on == s.shuffle or not s.tracks:
+        return dataclasses.replace(s, shuffle=on)
+    current_pos = s.order[s.index] if s.index is not None else None
+    if on:
+        seed = _seed_for(command_id, s.revision)
+        order = shuffled_order(len(s.tracks), current_pos, seed)
+        return dataclasses.replace(s, shuffle=True, order=order, index=0, shuffle_seed=seed)
+    order = tuple(range(len(s.tracks)))
+    index = current_pos if current_pos is not None else 0
+    return dataclasses.replace(s, shuffle=False, order=order, index=index)
+
+
+def _advance(
+    s: PlayerState, now_ms: int, *, skipped: bool, user: bool
+) -> tuple[PlayerState, list[Effect]]:
+    """Move to what plays next: the queue first, then the context."""
+    assert s.current is not None
+    ended = EmitEvent(
+        kind=EventKind.SKIPPED if skipped else EventKind.FINISHED,
+        track_uri=s.current.uri,
+        played_ms=s.position_ms,
+    )
+    effects: list[Effect] = [ended]
+    if not user and s.repeat is RepeatMode.TRACK:
+        new = dataclasses.replace(s, position_ms=0, timestamp_ms=now_ms)
+    elif s.queue:
+        new = dataclasses.replace(
+            s, current=s.queue[0], queue=s.queue[1:], position_ms=0, timestamp_ms=now_ms
+        )
+    elif s.index is not None and s.index + 1 < len(s.order):
+        new = _at_index(s, s.index + 1, now_ms)
+    elif s.index is not None and (s.repeat is not RepeatMode.OFF):
+        new = _at_index(s, 0, now_ms)
+    elif s.index is not None:
+        # End of the context: rewind to its first track and stop there.
+        new = _at_index(s, 0, now_ms, playing=False)
+    else:
+        # Only queued tracks were playing and the queue is now empty.
+        new = dataclasses.replace(s, current=None, position_ms=0, is_playing=False)
+        return new, [*effects, Unload()]
+    assert new.current is not None
+    effects.append(LoadTrack(track=new.current, position_ms=0, playing=new.is_playing))
+    if new.is_playing:
+        effects.append(EmitEvent(kind=EventKind.STARTED, track_uri=new.current.uri))
+    return new, effects
+
+
+def _previous(s: PlayerState, now_ms: int) -> tuple[PlayerState, list[Effect]]:
+    assert s.current is not None
+    if s.position_ms > RESTART_THRESHOLD_MS or s.index is None:
+        return dataclasses.replace(s, position_ms=0), [SeekTo(position_ms=0)]
+    if s.index > 0:
+        new = _at_index(s, s.index - 1, now_ms)
+    elif s.repeat is RepeatMode.CONTEXT:
+        new = _at_index(s, len(s.order) - 1, now_ms)
+    else:
+        return dataclasses.replace(s, position_ms=0), [SeekTo(position_ms=0)]
+    assert new.current is not None
+    effects: list[Effect] = [
+        EmitEvent(kind=EventKind.SKIPPED, track_uri=s.current.uri, played_ms=s.position_ms),
+        LoadTrack(track=new.current, position_ms=0, playing=new.is_playing),
+    ]
+    if new.is_playing:
+        effects.append(EmitEvent(kind=EventKind.STARTED, track_uri=new.current.uri))
+    return new, effects
+
+
+def _track_ended(state: PlayerState, ended: TrackEnded, now_ms: int) -> Transition:
+    if state.current is None or state.current.uri != ended.uri:
+        return Transition(state)  # a stale report from a track already replaced
+    settled = dataclasses.replace(state, position_ms=state.current.duration_ms, timestamp_ms=now_ms)
+    new, effects = _advance(settled, now_ms, skipped=False, user=False)
+    return Transition(dataclasses.replace(new, revision=state.revision + 1), tuple(effects))

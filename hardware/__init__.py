@@ -1,0 +1,1 @@
+"""Board profiles, physical controls, front-panel firmware and provisioning."""

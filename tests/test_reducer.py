@@ -1,0 +1,252 @@
+"""The player-state reducer: examples a listener would notice, then properties."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from connect_protocol.errors import ErrorCode
+from connect_protocol.messages import (
+    MAX_QUEUE,
+    AddToQueue,
+    Command,
+    EventKind,
+    Next,
+    Pause,
+    Play,
+    PlayerState,
+    Previous,
+    RepeatMode,
+    Resume,
+    Seek,
+    SetRepeat,
+    SetShuffle,
+    SetVolume,
+    Stop,
+    TrackRef,
+)
+from connect_protocol.reducer import (
+    EmitEvent,
+    LoadTrack,
+    SeekTo,
+    SetPlaying,
+    TrackEnded,
+    Transition,
+    position_at,
+    reduce,
+)
+
+ALBUM = tuple(
+    TrackRef(uri=f"legato:track:t{i}", duration_ms=60_000 + i * 1000, name=f"T{i}")
+    for i in range(5)
+)
+EXTRA = TrackRef(uri="legato:track:extra", duration_ms=30_000)
+
+
+def run(state: PlayerState, cmds: Sequence[Command | TrackEnded], t0: int = 0) -> Transition:
+    out = Transition(state)
+    for i, cmd in enumerate(cmds):
+        out = reduce(out.state, cmd, now_ms=t0 + i)
+    return out
+
+
+def playing(offset: int = 0, **kw: object) -> PlayerState:
+    s = dataclasses.replace(PlayerState(), **kw)  # type: ignore[arg-type]
+    return reduce(s, Play(id="p", tracks=ALBUM, offset=offset), now_ms=0).state
+
+
+def test_play_loads_the_offset_track_and_starts() -> None:
+    out = reduce(PlayerState(), Play(id="p", tracks=ALBUM, offset=2, position_ms=500), now_ms=10)
+    assert out.ack is not None
+    assert out.ack.ok
+    assert out.state.current == ALBUM[2]
+    assert out.state.is_playing
+    assert out.state.position_ms == 500
+    assert LoadTrack(track=ALBUM[2], position_ms=500, playing=True) in out.effects
+    assert out.state.revision == 1
+
+
+def test_position_advances_with_the_clock_and_stops_at_the_end() -> None:
+    s = playing()
+    assert position_at(s, 1_500) == 1_500
+    assert position_at(s, 10**9) == ALBUM[0].duration_ms
+    paused = reduce(s, Pause(id="x"), now_ms=2_000).state
+    assert position_at(paused, 50_000) == 2_000
+
+
+def test_commands_need_a_loaded_track() -> None:
+    for cmd in (Pause(id="a"), Resume(id="b"), Seek(id="c", position_ms=1), Next(id="d")):
+        out = reduce(PlayerState(), cmd, now_ms=0)
+        assert out.ack is not None
+        assert out.ack.error is ErrorCode.NO_TRACK
+        assert out.state == PlayerState()
+
+
+def test_stale_expected_revision_is_a_conflict() -> None:
+    s = playing()
+    out = reduce(s, Pause(id="x", expected_revision=s.revision - 1), now_ms=5)
+    assert out.ack is not None
+    assert out.ack.error is ErrorCode.CONFLICT
+    assert out.state is s
+    ok = reduce(s, Pause(id="y", expected_revision=s.revision), now_ms=5)
+    assert ok.ack is not None
+    assert ok.ack.ok
+
+
+def test_next_plays_the_queue_before_the_context() -> None:
+    s = run(playing(), [AddToQueue(id="q", track=EXTRA), Next(id="n")]).state
+    assert s.current == EXTRA
+    assert s.index == 0
+    s = reduce(s, Next(id="n2"), now_ms=10).state
+    assert s.current == ALBUM[1]
+
+
+def test_end_of_context_with_repeat_off_stops_on_first_track() -> None:
+    s = playing(offset=4)
+    out = reduce(s, TrackEnded(uri=ALBUM[4].uri), now_ms=5)
+    assert not out.state.is_playing
+    assert out.state.current == ALBUM[0]
+    assert EmitEvent(kind=EventKind.FINISHED, track_uri=ALBUM[4].uri, played_ms=ALBUM[4].duration_ms) in out.effects
+
+
+def test_repeat_track_replays_on_end_but_next_still_skips() -> None:
+    s = reduce(playing(offset=1), SetRepeat(id="r", mode=RepeatMode.TRACK), now_ms=1).state
+    s2 = reduce(s, TrackEnded(uri=ALBUM[1].uri), now_ms=2).state
+    assert s2.current == ALBUM[1]
+    assert s2.position_ms == 0
+    assert reduce(s2, Next(id="n"), now_ms=3).state.current == ALBUM[2]
+
+
+def test_repeat_context_wraps_around() -> None:
+    s = reduce(playing(offset=4), SetRepeat(id="r", mode=RepeatMode.CONTEXT), now_ms=1).state
+    s = reduce(s, Next(id="n"), now_ms=2).state
+    assert s.current == ALBUM[0]
+    assert s.is_playing
+
+
+def test_stale_track_end_is_ignored() -> None:
+    s = playing()
+    out = reduce(s, TrackEnded(uri=ALBUM[3].uri), now_ms=5)
+    assert out.state is s
+    assert out.effects == ()
+
+
+def test_previous_restarts_after_three_seconds_else_goes_back() -> None:
+    s = playing(offset=2)
+    late = reduce(s, Previous(id="p"), now_ms=10_000)
+    assert late.state.current == ALBUM[2]
+    assert SeekTo(position_ms=0) in late.effects
+    early = reduce(s, Previous(id="p"), now_ms=1_000)
+    assert early.state.current == ALBUM[1]
+
+
+def test_seek_past_the_end_skips_to_the_next_track() -> None:
+    s = playing()
+    out = reduce(s, Seek(id="s", position_ms=ALBUM[0].duration_ms + 5), now_ms=1)
+    assert out.state.current == ALBUM[1]
+
+
+def test_volume_out_of_range_refused() -> None:
+    out = reduce(PlayerState(), SetVolume(id="v", volume_percent=101), now_ms=0)
+    assert out.ack is not None
+    assert out.ack.error is ErrorCode.INVALID_VALUE
+
+
+def test_shuffle_keeps_the_current_track_and_unshuffle_restores_order() -> None:
+    s = playing(offset=3)
+    on = reduce(s, SetShuffle(id="s", state=True), now_ms=1).state
+    assert on.current == ALBUM[3]
+    assert on.order[on.index or 0] == 3
+    assert sorted(on.order) == list(range(5))
+    off = reduce(on, SetShuffle(id="s2", state=False), now_ms=2).state
+    assert off.order == tuple(range(5))
+    assert off.index == 3
+
+
+def test_pause_resume_effects() -> None:
+    s = playing()
+    assert SetPlaying(playing=False) in reduce(s, Pause(id="a"), now_ms=1).effects
+    assert SetPlaying(playing=True) in reduce(s, Resume(id="a"), now_ms=1).effects
+
+
+# --- properties ----------------------------------------------------------------
+
+tracks = st.builds(
+    TrackRef,
+    uri=st.sampled_from([f"legato:track:{c}" for c in "abcdefgh"]),
+    duration_ms=st.integers(min_value=-5, max_value=400_000),
+)
+ids = st.text(alphabet="abc123", min_size=1, max_size=6)
+revisions = st.none() | st.integers(min_value=-1, max_value=40)
+commands = st.one_of(
+    st.builds(
+        Play,
+        id=ids,
+        tracks=st.lists(tracks, max_size=6).map(tuple),
+        offset=st.integers(-1, 7),
+        position_ms=st.integers(-10, 500_000),
+        paused=st.booleans(),
+        expected_revision=revisions,
+    ),
+    st.builds(Pause, id=ids, expected_revision=revisions),
+    st.builds(Resume, id=ids, expected_revision=revisions),
+    st.builds(Seek, id=ids, position_ms=st.integers(-1000, 500_000), expected_revision=revisions),
+    st.builds(Next, id=ids, expected_revision=revisions),
+    st.builds(Previous, id=ids, expected_revision=revisions),
+    st.builds(SetVolume, id=ids, volume_percent=st.integers(-5, 105)),
+    st.builds(SetShuffle, id=ids, state=st.booleans()),
+    st.builds(SetRepeat, id=ids, mode=st.sampled_from(RepeatMode)),
+    st.builds(AddToQueue, id=ids, track=tracks),
+    st.builds(Stop, id=ids),
+)
+inputs = st.one_of(commands, st.builds(TrackEnded, uri=tracks.map(lambda t: t.uri)))
+
+
+def check_invariants(s: PlayerState) -> None:
+    assert sorted(s.order) == list(range(len(s.tracks)))
+    if s.tracks:
+        assert s.index is not None
+        assert 0 <= s.index < len(s.order)
+    else:
+        assert s.index is None
+    assert len(s.queue) <= MAX_QUEUE
+    if s.current is None:
+        assert not s.is_playing
+        assert s.position_ms == 0
+    else:
+        assert 0 <= s.position_ms <= s.current.duration_ms
+    assert 0 <= s.volume_percent <= 100
+
+
+@settings(max_examples=300)
+@given(st.lists(st.tuples(inputs, st.integers(0, 100_000)), max_size=30))
+def test_revision_rises_and_invariants_hold(steps: list[tuple[Command | TrackEnded, int]]) -> None:
+    state, now = PlayerState(), 0
+    for cmd, dt in steps:
+        now += dt
+        out = reduce(state, cmd, now_ms=now)
+        if isinstance(cmd, TrackEnded):
+            assert out.ack is None
+            assert out.state.revision in (state.revision, state.revision + 1)
+        else:
+            assert out.ack is not None
+            assert out.ack.id == cmd.id
+            if out.ack.ok:
+                assert out.state.revision == state.revision + 1
+                assert out.ack.revision == out.state.revision
+            else:
+                assert out.state == state
+                assert out.ack.error is not None
+        check_invariants(out.state)
+        assert 0 <= position_at(out.state, now + 10**7) <= (
+            out.state.current.duration_ms if out.state.current else 0
+        )
+        state = out.state
+
+
+@given(st.lists(commands, max_size=20))
+def test_reducer_is_deterministic(cmds: list[Command]) -> None:
+    assert run(PlayerState(), cmds) == run(PlayerState(), cmds)
