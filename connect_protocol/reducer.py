@@ -17,6 +17,7 @@ Invariants (checked by the property tests):
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -129,8 +130,12 @@ def shuffled_order(count: int, first: int | None, seed: int) -> tuple[int, ...]:
 
 
 def _seed_for(command_id: str, revision: int) -> int:
-    # Deterministic across processes (unlike hash()), so replays agree.
-    return int.from_bytes(f"{command_id}:{revision}".encode()[:64].ljust(8, b"\0")[-8:], "big")
+    """A seed from the command, deterministic across processes (unlike ``hash()``).
+
+    Kept below 2**53 so it survives JSON in every client (the codec's int range).
+    """
+    digest = hashlib.sha256(f"{command_id}:{revision}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") & ((1 << 52) - 1)
 
 
 def _refuse(state: PlayerState, cmd: Command, code: ErrorCode, message: str) -> Transition:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from connect_protocol.codec import decode, encode
 from connect_protocol.errors import ErrorCode
 from connect_protocol.messages import (
     MAX_QUEUE,
@@ -241,6 +242,8 @@ def test_revision_rises_and_invariants_hold(steps: list[tuple[Command | TrackEnd
                 assert out.state == state
                 assert out.ack.error is not None
         check_invariants(out.state)
+        # Whatever the reducer makes, the hub and remotes can read back.
+        assert decode(PlayerState, encode(out.state)) == out.state
         assert 0 <= position_at(out.state, now + 10**7) <= (
             out.state.current.duration_ms if out.state.current else 0
         )

@@ -1,0 +1,157 @@
+"""``legato-speaker``: run a speaker.
+
+Finds its broker from the config, else from the hub's ``/api/connect`` (the hub
+URL from ``--hub`` or the config), else from the hub's mDNS record.  A speaker
+without broker credentials still serves ``/info`` and local control, and says
+how to pair it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+import urllib.request
+from pathlib import Path
+from urllib.error import URLError
+from urllib.parse import urlsplit
+
+from connect_protocol import mdns
+from connect_protocol.mqtt import BrokerAddress
+from device import config as config_mod
+from device.config import ConfigError, SpeakerConfig
+from device.service import SpeakerService
+
+logger = logging.getLogger("legato.speaker")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="legato-speaker",
+        description="Run a Legato speaker: joins the hub's broker, obeys the Connect "
+        "protocol, advertises itself over mDNS and serves GET /info and a local "
+        "control WebSocket on its own port.",
+    )
+    p.add_argument("--config", type=Path, help="speaker TOML config (see device/config.py)")
+    p.add_argument("--name", help="name shown to listeners (overrides the config)")
+    p.add_argument("--hub", help="hub URL, e.g. http://hub.local:8000 (default: find by mDNS)")
+    p.add_argument("--broker", help="broker URL mqtt://host:port (default: ask the hub)")
+    p.add_argument("--sink", help="alsa[:PCM] | file:PATH | null")
+    p.add_argument(
+        "--engine",
+        choices=config_mod.ENGINES,
+        help="playback engine; 'clock' until the audio engine lands",
+    )
+    p.add_argument("--quality", choices=config_mod.QUALITIES, help="stream quality cap")
+    p.add_argument("--cache", type=Path, help="offline cache directory")
+    p.add_argument("--port", type=int, help="port for /info and /control (0 = any)")
+    p.add_argument("--discover-timeout", type=float, default=10.0, help="seconds to look for a hub")
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return p
+
+
+def broker_from_hub(hub_url: str, timeout_s: float = 5.0) -> str:
+    """Ask the hub where its broker listens."""
+    url = hub_url.rstrip("/") + "/api/connect"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as resp:
+            doc = json.load(resp)
+    except (URLError, OSError, ValueError) as exc:
+        raise ConfigError(f"cannot ask the hub at {hub_url} for its broker: {exc}") from exc
+    mqtt = doc.get("mqtt", {}) if isinstance(doc, dict) else {}
+    host = mqtt.get("host") or urlsplit(hub_url).hostname
+    port = mqtt.get("port")
+    if not isinstance(port, int):
+        raise ConfigError(f"the hub at {hub_url} did not say where its broker is")
+    return f"mqtt://{host}:{port}"
+
+
+async def resolve_broker(cfg: SpeakerConfig, timeout_s: float) -> tuple[SpeakerConfig, str]:
+    if cfg.broker_url:
+        return cfg, cfg.broker_url
+    if not cfg.hub_url:
+        logger.info("no hub configured; looking for one over mDNS (%.0f s)", timeout_s)
+        record = await mdns.find_one("hub", timeout_s=timeout_s)
+        if record is None:
+            raise ConfigError(
+                "no hub found over mDNS; start one with `legato-hub up` or pass --hub URL"
+            )
+        api_port = int(record.extra.get("api", record.port))
+        cfg = config_mod.with_overrides(cfg, hub_url=f"http://{record.host}:{api_port}")
+        if "mqtt" in record.extra:
+            return cfg, f"mqtt://{record.host}:{record.extra['mqtt']}"
+    return cfg, await asyncio.to_thread(broker_from_hub, cfg.hub_url)
+
+
+async def run(cfg: SpeakerConfig, discover_timeout_s: float) -> int:
+    broker: BrokerAddress | None = None
+    if cfg.password:
+        cfg, url = await resolve_broker(cfg, discover_timeout_s)
+        broker = BrokerAddress.parse(url, username=cfg.username, password=cfg.password)
+    else:
+        logger.warning(
+            "speaker %s has no broker credentials: it serves local control only. "
+            "Pair it with `legato-hub device add %s --out speaker.toml` and pass --config.",
+            cfg.id,
+            cfg.id,
+        )
+    service = SpeakerService(cfg, broker)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await service.start()
+    assert service.local_api is not None
+    logger.info(
+        "speaker %r (%s) ready: http://%s:%d/info",
+        cfg.name,
+        cfg.id,
+        cfg.http_host,
+        service.local_api.port,
+    )
+    try:
+        await stop.wait()
+    finally:
+        logger.info("stopping speaker %s", cfg.id)
+        await service.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if args.log_level != "DEBUG":  # the broker's state machine narrates every connection
+        for noisy in ("transitions", "amqtt"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        cfg = config_mod.with_overrides(
+            config_mod.load(args.config),
+            name=args.name,
+            hub_url=args.hub,
+            broker_url=args.broker,
+            sink=args.sink,
+            engine=args.engine,
+            quality=args.quality,
+            cache_dir=args.cache,
+            http_port=args.port,
+        )
+        if cfg.engine != "clock":
+            raise ConfigError(
+                f"engine {cfg.engine!r} is not available yet in this release; use --engine clock"
+            )
+        with contextlib.suppress(KeyboardInterrupt):
+            return asyncio.run(run(cfg, args.discover_timeout))
+        return 0
+    except ConfigError as exc:
+        print(f"legato-speaker: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,147 @@
+"""The speaker's configuration: one TOML file, validated in one place.
+
+```toml
+[speaker]
+id = "kitchen-1"        # broker user name and topic level; made up once if absent
+name = "Kitchen"
+model = "legato-pi"
+http_port = 0           # /info and the local control WebSocket; 0 = any free port
+http_host = "0.0.0.0"
+
+[hub]
+url = "http://127.0.0.1:8000"   # empty: find the hub over mDNS
+broker = "mqtt://127.0.0.1:1883" # empty: ask the hub (or its mDNS record)
+
+[broker]
+username = "kitchen-1"
+password_file = "broker.secret" # relative to this file; mode 0600
+
+[audio]
+engine = "clock"        # clock | native | mpv
+sink = "null"           # alsa[:PCM] | file:PATH | null
+quality = "auto"
+```
+
+Command-line flags override the file.
+"""
+
+from __future__ import annotations
+
+import secrets
+import stat
+import tomllib
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from connect_protocol.topics import is_valid_device_id
+
+ENGINES = ("clock", "native", "mpv")
+QUALITIES = ("auto", "low", "normal", "high", "very_high")
+FIRMWARE_VERSION = "0.1.0"
+
+
+class ConfigError(Exception):
+    """The configuration is unusable; the message says which key and why."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SpeakerConfig:
+    id: str
+    name: str
+    model: str = "legato-pi"
+    fw: str = FIRMWARE_VERSION
+    http_host: str = "0.0.0.0"
+    http_port: int = 0
+    hub_url: str = ""
+    broker_url: str = ""
+    username: str = ""
+    password: str = ""
+    engine: str = "clock"
+    sink: str = "null"
+    quality: str = "auto"
+    cache_dir: Path | None = None
+
+    def validated(self) -> SpeakerConfig:
+        if not is_valid_device_id(self.id):
+            raise ConfigError(f"speaker.id {self.id!r} must be 1-64 letters, digits, '-' or '_'")
+        if not self.name.strip() or len(self.name) > 64:
+            raise ConfigError("speaker.name must be 1-64 characters")
+        if not 0 <= self.http_port <= 65535:
+            raise ConfigError(f"speaker.http_port {self.http_port} is not a port (0-65535)")
+        if self.engine not in ENGINES:
+            raise ConfigError(f"audio.engine must be one of {', '.join(ENGINES)}")
+        if self.quality not in QUALITIES:
+            raise ConfigError(f"audio.quality must be one of {', '.join(QUALITIES)}")
+        if not (self.sink in ("null", "alsa") or self.sink.startswith(("alsa:", "file:"))):
+            raise ConfigError("audio.sink must be alsa[:PCM], file:PATH or null")
+        return self
+
+
+def _section(doc: dict[str, Any], name: str) -> dict[str, Any]:
+    value = doc.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"[{name}] must be a table")
+    return value
+
+
+def _get(table: dict[str, Any], section: str, key: str, kind: type, default: Any) -> Any:
+    value = table.get(key, default)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ConfigError(f"{section}.{key} must be a {kind.__name__}")
+    return value
+
+
+def read_secret(path: Path) -> str:
+    """A secret from a file, refusing files other users can read."""
+    try:
+        mode = path.stat().st_mode
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise ConfigError(f"{path} is readable by others; run: chmod 600 {path}")
+        return path.read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"cannot read secret file {path}: {exc.strerror}") from exc
+
+
+def load(path: Path | None) -> SpeakerConfig:
+    """Read ``path`` (or defaults when ``None``); raise ``ConfigError`` with the key at fault."""
+    doc: dict[str, Any] = {}
+    if path is not None:
+        try:
+            doc = tomllib.loads(path.read_text())
+        except OSError as exc:
+            raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config {path} is not valid TOML: {exc}") from exc
+    speaker, hub = _section(doc, "speaker"), _section(doc, "hub")
+    broker, audio = _section(doc, "broker"), _section(doc, "audio")
+    device_id = _get(speaker, "speaker", "id", str, "") or f"speaker-{secrets.token_hex(4)}"
+    password = _get(broker, "broker", "password", str, "")
+    password_file = _get(broker, "broker", "password_file", str, "")
+    if password_file:
+        secret_path = Path(password_file)
+        if not secret_path.is_absolute() and path is not None:
+            secret_path = path.parent / secret_path
+        password = read_secret(secret_path)
+    cache = _get(audio, "audio", "cache_dir", str, "")
+    return SpeakerConfig(
+        id=device_id,
+        name=_get(speaker, "speaker", "name", str, "") or f"Legato {device_id[-4:]}",
+        model=_get(speaker, "speaker", "model", str, "legato-pi"),
+        http_host=_get(speaker, "speaker", "http_host", str, "0.0.0.0"),
+        http_port=_get(speaker, "speaker", "http_port", int, 0),
+        hub_url=_get(hub, "hub", "url", str, ""),
+        broker_url=_get(hub, "hub", "broker", str, ""),
+        username=_get(broker, "broker", "username", str, "") or device_id,
+        password=password,
+        engine=_get(audio, "audio", "engine", str, "clock"),
+        sink=_get(audio, "audio", "sink", str, "null"),
+        quality=_get(audio, "audio", "quality", str, "auto"),
+        cache_dir=Path(cache) if cache else None,
+    ).validated()
+
+
+def with_overrides(config: SpeakerConfig, **overrides: Any) -> SpeakerConfig:
+    """Apply command-line flags (``None`` means not given)."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return replace(config, **given).validated()

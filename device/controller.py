@@ -1,0 +1,131 @@
+"""Commands in, state, acks and events out: the speaker's control core.
+
+The controller owns the player state and applies every input through the pure
+reducer, then carries out the effects on the engine.  It knows nothing of MQTT
+or WebSockets: callers hand it decoded commands and publish what it returns,
+so the MQTT path and the local control WebSocket share one behaviour.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from connect_protocol.codec import DecodeError, decode_command
+from connect_protocol.dedupe import RecentCommands
+from connect_protocol.errors import ErrorCode
+from connect_protocol.messages import Ack, Command, Event, PlayerState
+from connect_protocol.reducer import (
+    ApplyVolume,
+    Effect,
+    EmitEvent,
+    LoadTrack,
+    SeekTo,
+    SetPlaying,
+    TrackEnded,
+    Unload,
+    reduce,
+)
+from device.engine import Engine
+
+logger = logging.getLogger(__name__)
+
+
+def wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one input produced, for the transports to publish."""
+
+    ack: Ack | None = None
+    state: PlayerState | None = None  # set when the state changed
+    events: list[Event] = field(default_factory=list)
+
+
+class Controller:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        state: PlayerState | None = None,
+        now_ms: Callable[[], int] = wall_ms,
+        memory: int = 1024,
+    ) -> None:
+        self.engine = engine
+        self.state = state or PlayerState()
+        self._now_ms = now_ms
+        self._recent = RecentCommands(memory)
+
+    def handle_bytes(self, payload: bytes) -> Outcome:
+        """Decode untrusted bytes and apply them; malformed input is acked, never raised."""
+        cmd = decode_command(payload)
+        if isinstance(cmd, DecodeError):
+            logger.warning("refused command: %s (%s)", cmd.message, cmd.code.value)
+            if cmd.command_id is None:
+                return Outcome()  # nothing to ack it to
+            ack = Ack(
+                id=cmd.command_id,
+                ok=False,
+                revision=self.state.revision,
+                error=cmd.code,
+                message=cmd.message,
+            )
+            return Outcome(ack=ack)
+        return self.handle(cmd)
+
+    def handle(self, cmd: Command) -> Outcome:
+        seen = self._recent.get(cmd.id)
+        if seen is not None:
+            logger.info("command %s delivered again; repeating its ack", cmd.id)
+            return Outcome(ack=seen)
+        now = self._now_ms()
+        try:
+            transition = reduce(self.state, cmd, now)
+        except Exception:  # a reducer bug must not take the speaker down
+            logger.exception("reducer failed on %s", type(cmd).__name__)
+            ack = Ack(
+                id=cmd.id,
+                ok=False,
+                revision=self.state.revision,
+                error=ErrorCode.INTERNAL,
+                message="internal error while applying the command",
+            )
+            return Outcome(ack=ack)
+        assert transition.ack is not None
+        self._recent.remember(transition.ack)
+        changed = transition.state is not self.state
+        self.state = transition.state
+        events = self._run(transition.effects, now)
+        return Outcome(ack=transition.ack, state=self.state if changed else None, events=events)
+
+    def track_ended(self, uri: str) -> Outcome:
+        now = self._now_ms()
+        transition = reduce(self.state, TrackEnded(uri=uri), now)
+        if transition.state is self.state:
+            return Outcome()
+        self.state = transition.state
+        return Outcome(state=self.state, events=self._run(transition.effects, now))
+
+    def _run(self, effects: tuple[Effect, ...], now: int) -> list[Event]:
+        events: list[Event] = []
+        for effect in effects:
+            match effect:
+                case LoadTrack(track=track, position_ms=pos, playing=playing):
+                    self.engine.load(track, pos, playing)
+                case SetPlaying(playing=playing):
+                    self.engine.set_playing(playing)
+                case SeekTo(position_ms=pos):
+                    self.engine.seek(pos)
+                case ApplyVolume(volume_percent=v):
+                    self.engine.set_volume(v)
+                case Unload():
+                    self.engine.unload()
+                case EmitEvent(kind=kind, track_uri=uri, played_ms=played):
+                    events.append(
+                        Event(kind=kind, timestamp_ms=now, track_uri=uri, played_ms=played)
+                    )
+        return events

@@ -1,0 +1,97 @@
+"""The speaker's own port: ``GET /info`` and a local control WebSocket.
+
+The hub reads ``/info`` to adopt a speaker it found over mDNS; a phone on the
+same network can steer the speaker through ``/control`` when the hub is away.
+The WebSocket speaks the same JSON commands as MQTT, answers each with its ack
+and pushes every new state.  One ``websockets`` server serves both.
+"""
+
+from __future__ import annotations
+
+import http
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from connect_protocol.codec import encode
+from connect_protocol.messages import MAX_MESSAGE_BYTES, Ack, DeviceInfo, PlayerState
+
+logger = logging.getLogger(__name__)
+
+
+class LocalApi:
+    def __init__(
+        self,
+        *,
+        info: Callable[[], dict[str, Any]],
+        state: Callable[[], PlayerState],
+        on_command: Callable[[bytes], Ack | None],
+    ) -> None:
+        self._info = info
+        self._state = state
+        self._on_command = on_command
+        self._clients: set[ServerConnection] = set()
+        self._server: Server | None = None
+        self.port = 0
+
+    async def start(self, host: str, port: int) -> None:
+        self._server = await serve(
+            self._session,
+            host,
+            port,
+            process_request=self._http,
+            max_size=MAX_MESSAGE_BYTES,
+        )
+        self.port = next(iter(self._server.sockets)).getsockname()[1]
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    def broadcast_state(self, state: PlayerState) -> None:
+        broadcast(self._clients, encode(state).decode())
+
+    def _http(self, conn: ServerConnection, request: Request) -> Response | None:
+        if request.path == "/control":
+            return None  # go on with the WebSocket handshake
+        if request.path == "/info":
+            body = json.dumps(self._info()).encode()
+            headers = Headers({"Content-Type": "application/json", "Cache-Control": "no-store"})
+            return Response(http.HTTPStatus.OK, "OK", headers, body)
+        body = b'{"error": {"status": 404, "message": "not found: try /info or /control"}}'
+        headers = Headers({"Content-Type": "application/json"})
+        return Response(http.HTTPStatus.NOT_FOUND, "Not Found", headers, body)
+
+    async def _session(self, ws: ServerConnection) -> None:
+        self._clients.add(ws)
+        try:
+            await ws.send(encode(self._state()).decode())
+            async for message in ws:
+                data = message.encode() if isinstance(message, str) else message
+                ack = self._on_command(data)
+                if ack is not None:
+                    await ws.send(encode(ack).decode())
+        except ConnectionClosed:
+            pass
+        finally:
+            self._clients.discard(ws)
+
+
+def info_document(info: DeviceInfo, *, paired: bool, hub_url: str) -> dict[str, Any]:
+    """What ``GET /info`` answers: identity, model and pairing state."""
+    return {
+        "id": info.id,
+        "name": info.name,
+        "model": info.model,
+        "fw": info.fw,
+        "proto": info.proto,
+        "paired": paired,
+        "hub": hub_url or None,
+    }

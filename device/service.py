@@ -1,0 +1,187 @@
+"""The speaker daemon: wires controller, engine, MQTT, mDNS and the local API.
+
+Everything here is I/O plumbing around ``Controller``: commands arrive on the
+device's ``cmd`` topic (or the local WebSocket), their acks go to ``ack``, each
+new state is published retained on ``state`` and events on ``events``.  On every
+(re)connect the retained status and state are published again, so a broker
+restart loses nothing a subscriber needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import socket
+from typing import Any
+
+from connect_protocol import mdns
+from connect_protocol.codec import encode
+from connect_protocol.errors import ConnectError, NotConnectedError
+from connect_protocol.messages import Ack, DeviceInfo, Event
+from connect_protocol.mqtt import AsyncMqtt, BrokerAddress, Will
+from connect_protocol.topics import Channel, device_topic
+from device.config import SpeakerConfig
+from device.controller import Controller, Outcome
+from device.engine import ClockEngine
+from device.local_api import LocalApi, info_document
+
+logger = logging.getLogger(__name__)
+
+
+class SpeakerService:
+    def __init__(self, config: SpeakerConfig, broker: BrokerAddress | None) -> None:
+        self.config = config
+        self.broker = broker
+        self.info = DeviceInfo(id=config.id, name=config.name, model=config.model, fw=config.fw)
+        self.controller: Controller | None = None
+        self.mqtt: AsyncMqtt | None = None
+        self.local_api: LocalApi | None = None
+        self._advertiser: mdns.Advertiser | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._pending: list[tuple[str, bytes, bool]] = []  # published once reconnected
+
+    def topic(self, channel: Channel) -> str:
+        return device_topic(self.config.id, channel)
+
+    async def start(self) -> None:
+        engine = ClockEngine(self._on_track_ended)
+        engine.set_volume(50)
+        self.controller = Controller(engine)
+        self.local_api = LocalApi(
+            info=self._info_doc,
+            state=lambda: self._controller.state,
+            on_command=self._local_command,
+        )
+        await self.local_api.start(self.config.http_host, self.config.http_port)
+        logger.info("local API on port %d (/info, /control)", self.local_api.port)
+        if self.broker is not None:
+            offline = encode(dataclasses.replace(self.info, online=False))
+            self.mqtt = AsyncMqtt(
+                self.broker,
+                client_id=f"speaker-{self.config.id}",
+                subscriptions=[self.topic(Channel.CMD)],
+                will=Will(topic=self.topic(Channel.STATUS), payload=offline),
+                on_connected=self._on_connected,
+            )
+            await self.mqtt.start()
+            self._tasks.append(asyncio.create_task(self._consume(), name="speaker-commands"))
+        await self._advertise()
+
+    @property
+    def _controller(self) -> Controller:
+        assert self.controller is not None
+        return self.controller
+
+    def _info_doc(self) -> dict[str, Any]:
+        return info_document(
+            self.info, paired=bool(self.config.password), hub_url=self.config.hub_url
+        )
+
+    async def _advertise(self) -> None:
+        assert self.local_api is not None
+        record = mdns.ServiceRecord(
+            kind="speaker",
+            id=self.config.id,
+            name=self.config.name,
+            model=self.config.model,
+            proto=self.info.proto,
+            fw=self.config.fw,
+            host=_advertised_host(self.config.http_host),
+            port=self.local_api.port,
+        )
+        self._advertiser = mdns.Advertiser(record)
+        try:
+            await self._advertiser.start()
+        except Exception:  # mDNS is a convenience: a speaker still plays without it
+            logger.exception("mDNS advertisement failed; continuing without it")
+            self._advertiser = None
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._advertiser is not None:
+            await self._advertiser.close()
+        if self.mqtt is not None:
+            # A clean goodbye: the will only fires on an unclean loss.
+            offline = dataclasses.replace(self.info, online=False)
+            self._publish(Channel.STATUS, encode(offline), retain=True)
+            await asyncio.sleep(0.1)
+            await self.mqtt.stop()
+        if self.local_api is not None:
+            await self.local_api.close()
+        if self.controller is not None:
+            self.controller.engine.close()
+
+    # --- inputs ------------------------------------------------------------------
+
+    async def _consume(self) -> None:
+        assert self.mqtt is not None
+        while True:
+            msg = await self.mqtt.messages.get()
+            if msg.topic != self.topic(Channel.CMD):
+                continue
+            self._emit(self._controller.handle_bytes(msg.payload))
+
+    def _local_command(self, payload: bytes) -> Ack | None:
+        outcome = self._controller.handle_bytes(payload)
+        self._emit(outcome)
+        return outcome.ack
+
+    def _on_track_ended(self, uri: str) -> None:
+        self._emit(self._controller.track_ended(uri))
+
+    def _on_connected(self) -> None:
+        self._publish(Channel.STATUS, encode(self.info), retain=True)
+        self._publish(Channel.STATE, encode(self._controller.state), retain=True)
+        pending, self._pending = self._pending, []
+        for topic, payload, retain in pending:
+            self._publish_raw(topic, payload, retain)
+
+    # --- outputs -----------------------------------------------------------------
+
+    def _emit(self, outcome: Outcome) -> None:
+        # State before ack: a client that sees the ack finds the new state already there.
+        if outcome.state is not None:
+            self._publish(Channel.STATE, encode(outcome.state), retain=True)
+            if self.local_api is not None:
+                self.local_api.broadcast_state(outcome.state)
+        if outcome.ack is not None:
+            self._publish(Channel.ACK, encode(outcome.ack))
+        for event in outcome.events:
+            self._publish_event(event)
+
+    def _publish_event(self, event: Event) -> None:
+        self._publish(Channel.EVENTS, encode(event))
+
+    def _publish(self, channel: Channel, payload: bytes, *, retain: bool = False) -> None:
+        self._publish_raw(self.topic(channel), payload, retain)
+
+    def _publish_raw(self, topic: str, payload: bytes, retain: bool) -> None:
+        if self.mqtt is None:
+            return
+        try:
+            self.mqtt.publish(topic, payload, retain=retain)
+        except NotConnectedError:
+            # Keep events and acks for the reconnect; status/state are republished anyway.
+            if not retain and len(self._pending) < 1000:
+                self._pending.append((topic, payload, retain))
+        except ConnectError:
+            logger.exception("publish to %s failed", topic)
+
+
+def _advertised_host(bind_host: str) -> str:
+    """The address to put in the mDNS record for a server bound to ``bind_host``."""
+    if bind_host not in ("0.0.0.0", "", "::"):
+        return bind_host
+    interfaces = mdns.interfaces_from_env(os.environ)
+    if interfaces:
+        return interfaces[0]
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("192.0.2.1", 9))  # no packet is sent: this only picks a route
+            return str(s.getsockname()[0])
+    except OSError:
+        return "127.0.0.1"

@@ -1,0 +1,65 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from hub.context import HubContext
+from hub.relay import RelayError
+from hub.routes import auth, connect_ws, health, player
+from hub.shapes import error_body
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(ctx: HubContext, *, manage_relay: bool = True) -> FastAPI:
+    """Build the app; with ``manage_relay`` the relay starts and stops with it."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if manage_relay:
+            await ctx.relay.start()
+        try:
+            yield
+        finally:
+            if manage_relay:
+                await ctx.relay.stop()
+
+    app = FastAPI(
+        title="Legato hub",
+        version="0.1.0",
+        description="Spotify-Web-API-compatible control of Legato speakers.",
+        lifespan=lifespan,
+    )
+    app.state.ctx = ctx
+    for module in (auth, health, player, connect_ws):
+        app.include_router(module.router)
+
+    @app.exception_handler(RelayError)
+    async def relay_error(_request: Request, exc: RelayError) -> JSONResponse:
+        return JSONResponse(error_body(exc.status, str(exc)), status_code=exc.status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        return JSONResponse(
+            error_body(exc.status_code, str(exc.detail)),
+            status_code=exc.status_code,
+            headers=headers,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query"))
+        message = f"Invalid request: {where} {first.get('msg', '')}".strip()
+        return JSONResponse(error_body(400, message), status_code=400)
+
+    return app

@@ -1,0 +1,293 @@
+"""``legato-hub``: run and administer a hub.
+
+Subcommands: ``up`` (everything on one machine, for a first try), ``serve``,
+``user add``, ``device add``, ``broker-config`` and ``ingest``.  Every one takes
+``--data DIR`` (default ``$LEGATO_DATA``, else the per-user data directory).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import getpass
+import logging
+import os
+import secrets
+import sys
+from pathlib import Path
+
+from hub import accounts, catalog, provisioning
+from hub.accounts import AccountError
+from hub.broker import BrokerError, write_mosquitto_config
+from hub.db import DatabaseError
+from hub.provisioning import ProvisioningError
+from hub.server import Hub, ServeOptions, open_database, run_until_signalled, spawn_speaker
+
+logger = logging.getLogger("legato.hub")
+DEMO_USER = "demo"
+LOCAL_SPEAKER_ID = "local-speaker"
+
+
+class CliError(Exception):
+    """A failure to report in one line, with exit status 2."""
+
+
+def default_data_dir() -> Path:
+    if os.environ.get("LEGATO_DATA"):
+        return Path(os.environ["LEGATO_DATA"])
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "legato"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="data directory (default: $LEGATO_DATA, else ~/.local/share/legato)",
+    )
+    common.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
+    parser = argparse.ArgumentParser(
+        prog="legato-hub",
+        description="The Legato hub: web API, MQTT broker and device registry.",
+        epilog="First time? `legato-hub up` starts a hub, a broker, a demo catalog and a "
+        "local speaker, and prints where to go next.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def server_flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--host",
+            default="127.0.0.1",
+            help="address to listen on (default 127.0.0.1; 0.0.0.0 for the LAN)",
+        )
+        p.add_argument("--port", type=int, default=8000, help="web API port (default 8000)")
+        p.add_argument(
+            "--mqtt-port", type=int, default=1883, help="embedded broker port (default 1883)"
+        )
+        p.add_argument(
+            "--broker-url",
+            help="use an external broker (mqtt://host:port) instead of the embedded one",
+        )
+        p.add_argument("--no-mdns", action="store_true", help="do not advertise over mDNS")
+        p.add_argument(
+            "--command-timeout",
+            type=float,
+            default=5.0,
+            help="seconds to wait for a speaker to acknowledge a command (default 5)",
+        )
+
+    up = sub.add_parser(
+        "up", parents=[common], help="hub + broker + demo catalog + a local speaker"
+    )
+    server_flags(up)
+    up.add_argument(
+        "--speaker-sink",
+        default="null",
+        help="sink of the local speaker (alsa[:PCM] | file:PATH | null)",
+    )
+    up.add_argument("--no-speaker", action="store_true", help="do not start the local speaker")
+    serve = sub.add_parser("serve", parents=[common], help="run the hub")
+    server_flags(serve)
+
+    user = sub.add_parser("user", help="manage accounts")
+    user_sub = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
+    add = user_sub.add_parser("add", parents=[common], help="create an account")
+    add.add_argument("name")
+    add.add_argument(
+        "--password-file", type=Path, help="read the password from this file (else prompt)"
+    )
+    add.add_argument("--admin", action="store_true", help="may use the operator dashboard")
+
+    device = sub.add_parser("device", help="manage speakers")
+    device_sub = device.add_subparsers(dest="device_command", required=True, metavar="ACTION")
+    dev_add = device_sub.add_parser(
+        "add", parents=[common], help="give a speaker broker credentials and write its config"
+    )
+    dev_add.add_argument("id", help="device id: letters, digits, - and _")
+    dev_add.add_argument("--name", help="name listeners see (default: the id)")
+    dev_add.add_argument("--out", type=Path, required=True, help="speaker config to write (TOML)")
+    dev_add.add_argument("--hub-url", default="", help="hub URL for the speaker (default: mDNS)")
+    dev_add.add_argument(
+        "--broker-url", default="", help="broker URL for the speaker (default: ask the hub)"
+    )
+
+    broker = sub.add_parser(
+        "broker-config",
+        parents=[common],
+        help="write Mosquitto config (passwd, acl) for an external broker",
+    )
+    broker.add_argument(
+        "--out", type=Path, required=True, help="directory for mosquitto.conf, passwd, acl"
+    )
+    broker.add_argument("--port", type=int, default=1883)
+    broker.add_argument("--host", default="127.0.0.1")
+
+    ingest = sub.add_parser("ingest", parents=[common], help="add audio files to the catalog")
+    ingest.add_argument("paths", nargs="+", type=Path)
+    ingest.add_argument("--json", action="store_true")
+    return parser
+
+
+def _read_password(path: Path | None) -> str:
+    if path is not None:
+        try:
+            return path.read_text().rstrip("\n")
+        except OSError as exc:
+            raise CliError(f"cannot read {path}: {exc.strerror}") from exc
+    if not sys.stdin.isatty():
+        raise CliError("no terminal to ask for a password: pass --password-file")
+    first = getpass.getpass("Password: ")
+    if first != getpass.getpass("Again: "):
+        raise CliError("the passwords do not match")
+    return first
+
+
+def cmd_user_add(args: argparse.Namespace, data: Path) -> int:
+    db = open_database(data)
+    user = accounts.add_user(db, args.name, _read_password(args.password_file), admin=args.admin)
+    print(f"created {'admin ' if user.is_admin else ''}user {user.name!r}")
+    return 0
+
+
+def cmd_device_add(args: argparse.Namespace, data: Path) -> int:
+    db = open_database(data)
+    provisioning.hub_secret(db, data)
+    secret = provisioning.add_broker_user(db, args.id, "speaker")
+    provisioning.write_speaker_config(
+        args.out,
+        device_id=args.id,
+        name=args.name or args.id,
+        secret=secret,
+        hub_url=args.hub_url,
+        broker_url=args.broker_url,
+    )
+    print(f"speaker {args.id!r} provisioned; run: legato-speaker --config {args.out}")
+    return 0
+
+
+def cmd_broker_config(args: argparse.Namespace, data: Path) -> int:
+    db = open_database(data)
+    provisioning.hub_secret(db, data)
+    conf = write_mosquitto_config(
+        args.out, port=args.port, host=args.host, users=provisioning.all_broker_users(db)
+    )
+    print(f"wrote {conf}; run: mosquitto -c {conf}  (send SIGHUP after adding devices)")
+    return 0
+
+
+def _demo_account(data: Path) -> tuple[str, str]:
+    """The demo login, created once; its password kept in a 0600 file."""
+    db = open_database(data)
+    path = data / "demo-credentials.txt"
+    if path.exists():
+        password = path.read_text().split(":", 1)[1].strip()
+        return DEMO_USER, password
+    password = secrets.token_urlsafe(9)
+    try:
+        accounts.add_user(db, DEMO_USER, password, admin=True)
+    except AccountError:
+        accounts.set_password(db, DEMO_USER, password)
+    provisioning.write_private(path, f"{DEMO_USER}: {password}\n")
+    return DEMO_USER, password
+
+
+async def _serve(args: argparse.Namespace, data: Path, *, up: bool) -> int:
+    opts = ServeOptions(
+        data_dir=data,
+        host=args.host,
+        port=args.port,
+        mqtt_port=args.mqtt_port,
+        broker_url=args.broker_url,
+        advertise=not args.no_mdns,
+        ack_timeout_s=args.command_timeout,
+    )
+    hub = Hub(opts)
+    children = []
+    if up:
+        user, password = _demo_account(data)
+        added = catalog.seed_demo(hub.db)
+        if added:
+            logger.info("added %d demo tracks to the catalog", added)
+    await hub.start()
+    try:
+        if up and not args.no_speaker:
+            config = data / "speaker" / "speaker.toml"
+            secret = provisioning.add_broker_user(hub.db, LOCAL_SPEAKER_ID, "speaker")
+            provisioning.write_speaker_config(
+                config,
+                device_id=LOCAL_SPEAKER_ID,
+                name="Local speaker",
+                secret=secret,
+                hub_url=hub.url,
+                broker_url=f"mqtt://{hub.address.host}:{hub.address.port}",
+                http_host=args.host,
+                sink=args.speaker_sink,
+            )
+            children.append(spawn_speaker(config, args.speaker_sink))
+        print(f"\nLegato hub is up: {hub.url}")
+        print(f"  health:    {hub.url}/healthz")
+        print(f"  Web API:   {hub.url}/v1/me/player  (docs: {hub.url}/docs)")
+        print(f"  Connect:   ws://{hub.public_host}:{args.port}/v1/connect/ws?access_token=TOKEN")
+        print(f"  MQTT:      mqtt://{hub.address.host}:{hub.address.port}")
+        if up:
+            print(f"  account:   {user} / {password}   (also in {data / 'demo-credentials.txt'})")
+            print(
+                f"  token:     curl -s -d grant_type=password -d username={user} "
+                f"-d password={password} {hub.url}/api/token"
+            )
+        print("Press Ctrl-C to stop.\n", flush=True)
+    except BaseException:
+        await hub.stop()
+        raise
+    await run_until_signalled(hub, children)
+    print("stopped.")
+    return 0
+
+
+def cmd_ingest(_args: argparse.Namespace, _data: Path) -> int:
+    raise CliError("ingest is not available yet in this release (it lands with the audio engine)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if args.log_level != "DEBUG":  # the broker's state machine narrates every connection
+        for noisy in ("transitions", "amqtt"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+    data: Path = (args.data or default_data_dir()).expanduser()
+    try:
+        match args.command:
+            case "up" | "serve":
+                with contextlib.suppress(KeyboardInterrupt):
+                    return asyncio.run(_serve(args, data, up=args.command == "up"))
+                return 0
+            case "user":
+                return cmd_user_add(args, data)
+            case "device":
+                return cmd_device_add(args, data)
+            case "broker-config":
+                return cmd_broker_config(args, data)
+            case "ingest":
+                return cmd_ingest(args, data)
+    except (
+        CliError,
+        AccountError,
+        ProvisioningError,
+        BrokerError,
+        DatabaseError,
+        ValueError,
+    ) as exc:
+        print(f"legato-hub: {exc}", file=sys.stderr)
+        return 2
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

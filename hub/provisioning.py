@@ -1,0 +1,128 @@
+"""Broker credentials for the hub and its speakers, and speaker config files.
+
+Each speaker gets its own random broker secret; the hub stores only its
+PBKDF2 hash (``broker_users``) and hands the secret out once, in a speaker
+config written with its secret file at mode 0600.  The hub's own secret lives
+under ``keys/`` (mode 0700).  The config format is the one
+``device.config.load`` reads; a test holds the two together.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from pathlib import Path
+
+from connect_protocol.topics import HUB_USERNAME, is_valid_device_id
+from hub.accounts import now_ms
+from hub.broker import BrokerUser, Role, hash_secret, new_secret
+from hub.db import Database
+
+
+class ProvisioningError(Exception):
+    """A device or key could not be provisioned; the message says why."""
+
+
+def keys_dir(data_dir: Path) -> Path:
+    path = data_dir / "keys"
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a secret file atomically with mode 0600 from the start."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _upsert_user(db: Database, username: str, role: Role, secret: str) -> None:
+    with db.transaction() as conn:
+        conn.execute(
+            "INSERT INTO broker_users (username, role, secret_hash, created_ms) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT(username) DO UPDATE SET role = excluded.role,"
+            " secret_hash = excluded.secret_hash",
+            (username, role, hash_secret(secret), now_ms()),
+        )
+
+
+def hub_secret(db: Database, data_dir: Path) -> str:
+    """The hub's broker secret, created on first use."""
+    path = keys_dir(data_dir) / "broker-hub.secret"
+    if path.exists():
+        secret = path.read_text().strip()
+        with db.reading() as conn:
+            known = conn.execute(
+                "SELECT 1 FROM broker_users WHERE username = ?", (HUB_USERNAME,)
+            ).fetchone()
+        if known:
+            return secret
+    else:
+        secret = new_secret()
+        write_private(path, secret + "\n")
+    _upsert_user(db, HUB_USERNAME, "hub", secret)
+    return secret
+
+
+def add_broker_user(db: Database, username: str, role: Role) -> str:
+    """Create (or re-key) a broker login; returns its new secret, shown only now."""
+    if not is_valid_device_id(username) or username == HUB_USERNAME:
+        raise ProvisioningError(
+            f"device id {username!r} must be 1-64 letters, digits, '-' or '_' "
+            f"and not {HUB_USERNAME!r}"
+        )
+    secret = new_secret()
+    _upsert_user(db, username, role, secret)
+    return secret
+
+
+def broker_user(db: Database, username: str) -> BrokerUser | None:
+    """Look a login up (the embedded broker calls this on every CONNECT)."""
+    try:
+        with db.reading() as conn:
+            row = conn.execute(
+                "SELECT username, role, secret_hash FROM broker_users WHERE username = ?",
+                (username,),
+            ).fetchone()
+    except sqlite3.Error:
+        return None
+    if row is None:
+        return None
+    return BrokerUser(username=row["username"], role=row["role"], secret_hash=row["secret_hash"])
+
+
+def all_broker_users(db: Database) -> list[BrokerUser]:
+    with db.reading() as conn:
+        rows = conn.execute("SELECT username, role, secret_hash FROM broker_users").fetchall()
+    return [BrokerUser(username=r[0], role=r[1], secret_hash=r[2]) for r in rows]
+
+
+def write_speaker_config(
+    path: Path,
+    *,
+    device_id: str,
+    name: str,
+    secret: str,
+    hub_url: str = "",
+    broker_url: str = "",
+    http_host: str = "0.0.0.0",
+    sink: str = "null",
+) -> None:
+    """A config ``legato-speaker --config`` reads, next to its 0600 secret file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret_path = path.with_suffix(".secret")
+    write_private(secret_path, secret + "\n")
+    q = json.dumps  # a JSON string is a valid TOML basic string
+    path.write_text(
+        "# Written by legato-hub. The broker secret is in the file next to this one.\n"
+        f"[speaker]\nid = {q(device_id)}\nname = {q(name)}\nhttp_host = {q(http_host)}\n\n"
+        f"[hub]\nurl = {q(hub_url)}\nbroker = {q(broker_url)}\n\n"
+        f"[broker]\nusername = {q(device_id)}\npassword_file = {q(secret_path.name)}\n\n"
+        f'[audio]\nengine = "clock"\nsink = {q(sink)}\n'
+    )

@@ -1,0 +1,292 @@
+"""The hub's side of the Connect protocol: device registry and command relay.
+
+One MQTT connection, as the hub user, subscribed to every device's status,
+state, ack and events.  ``send`` publishes a command and waits for its ack (and
+for the state that ack promises), failing fast for unknown or offline devices
+and with ``CommandTimeout`` when the speaker does not answer in time.  Every
+change is fanned out to listeners (the WebSocket sessions).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from connect_protocol.codec import DecodeError, decode, encode
+from connect_protocol.errors import ConnectError, ErrorCode
+from connect_protocol.messages import Ack, Command, DeviceInfo, Event, PlayerState
+from connect_protocol.mqtt import AsyncMqtt, BrokerAddress, Received
+from connect_protocol.topics import HUB_USERNAME, Channel, all_devices_filter, device_topic
+from connect_protocol.topics import parse_device_topic as parse_topic
+from hub.db import Database
+
+logger = logging.getLogger(__name__)
+
+
+class RelayError(Exception):
+    """A command could not be relayed.  Subclasses map to HTTP statuses."""
+
+    status = 502
+
+
+class DeviceNotFound(RelayError):  # noqa: N818 - named for what the client sees
+    status = 404
+
+
+class CommandTimeout(RelayError):  # noqa: N818
+    status = 504
+
+
+class BrokerUnavailable(RelayError):  # noqa: N818
+    status = 503
+
+
+class CommandRefused(RelayError):  # noqa: N818
+    """The speaker answered with an error ack."""
+
+    def __init__(self, ack: Ack) -> None:
+        assert ack.error is not None
+        super().__init__(ack.message or ack.error.value)
+        self.ack = ack
+        self.code = ack.error
+        self.status = 409 if ack.error is ErrorCode.CONFLICT else 400
+
+
+@dataclass(slots=True)
+class Device:
+    info: DeviceInfo
+    online: bool
+    last_seen_ms: int
+    state: PlayerState = field(default_factory=PlayerState)
+    recent_events: list[Event] = field(default_factory=list)
+
+
+Change = Literal["devices", "state"]
+Listener = Callable[[Change, str], None]
+MAX_RECENT_EVENTS = 50
+
+
+class Relay:
+    def __init__(
+        self,
+        db: Database,
+        broker: BrokerAddress,
+        *,
+        ack_timeout_s: float = 5.0,
+        client_id: str = "legato-hub",
+    ) -> None:
+        self.db = db
+        self.broker = broker
+        self.ack_timeout_s = ack_timeout_s
+        self.client_id = client_id
+        self.devices: dict[str, Device] = {}
+        self.active_device_id: str | None = None
+        self._mqtt: AsyncMqtt | None = None
+        self._pending: dict[str, tuple[str, asyncio.Future[Ack]]] = {}
+        self._state_waiters: list[tuple[str, int, asyncio.Future[None]]] = []
+        self._listeners: list[Listener] = []
+        self._task: asyncio.Task[None] | None = None
+        self._seq = 0
+
+    # --- lifecycle ---------------------------------------------------------------
+
+    async def start(self, *, wait_s: float = 10.0) -> None:
+        self._load_registry()
+        self._mqtt = AsyncMqtt(
+            self.broker,
+            client_id=self.client_id,
+            subscriptions=[
+                all_devices_filter(c)
+                for c in (Channel.STATUS, Channel.STATE, Channel.ACK, Channel.EVENTS)
+            ],
+        )
+        await self._mqtt.start(wait_s=wait_s)
+        self._task = asyncio.create_task(self._consume(), name="relay-inbound")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        for _, fut in self._pending.values():
+            if not fut.done():
+                fut.set_exception(BrokerUnavailable("the hub is shutting down"))
+        if self._mqtt is not None:
+            await self._mqtt.stop()
+
+    @property
+    def broker_connected(self) -> bool:
+        return self._mqtt is not None and self._mqtt.connected
+
+    def add_listener(self, listener: Listener) -> Callable[[], None]:
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    # --- commands ------------------------------------------------------------------
+
+    def new_command_id(self) -> str:
+        self._seq += 1
+        return f"h{time.monotonic_ns():x}-{self._seq}"
+
+    async def send(self, device_id: str, command: Command) -> Ack:
+        """Relay ``command`` and return its ok ack; raise a ``RelayError`` otherwise."""
+        device = self.devices.get(device_id)
+        if device is None:
+            raise DeviceNotFound(f"Device not found: {device_id[:64]}")
+        if not device.online:
+            raise DeviceNotFound(f"Device is offline: {device.info.name}")
+        if self._mqtt is None or not self._mqtt.connected:
+            raise BrokerUnavailable("The hub is not connected to its broker; try again shortly")
+        future: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
+        self._pending[command.id] = (device_id, future)
+        try:
+            self._mqtt.publish(device_topic(device_id, Channel.CMD), encode(command))
+            ack = await asyncio.wait_for(future, self.ack_timeout_s)
+        except TimeoutError:
+            raise CommandTimeout(
+                f"{device.info.name} did not answer within {self.ack_timeout_s:g} s"
+            ) from None
+        except ConnectError as exc:
+            raise BrokerUnavailable(f"could not reach the broker: {exc}") from exc
+        finally:
+            self._pending.pop(command.id, None)
+        if not ack.ok:
+            raise CommandRefused(ack)
+        self.active_device_id = device_id
+        await self._wait_for_revision(device_id, ack.revision)
+        return ack
+
+    async def _wait_for_revision(self, device_id: str, revision: int) -> None:
+        """Let the state an ack promises arrive, so a read right after sees it."""
+        if self.devices[device_id].state.revision >= revision:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (device_id, revision, fut)
+        self._state_waiters.append(entry)
+        try:
+            await asyncio.wait_for(fut, 1.0)
+        except TimeoutError:
+            logger.warning("state %d of %s did not follow its ack", revision, device_id)
+        finally:
+            if entry in self._state_waiters:
+                self._state_waiters.remove(entry)
+
+    # --- inbound -------------------------------------------------------------------
+
+    async def _consume(self) -> None:
+        assert self._mqtt is not None
+        while True:
+            msg = await self._mqtt.messages.get()
+            try:
+                self._dispatch(msg)
+            except Exception:
+                logger.exception("could not handle message on %s", msg.topic)
+
+    def _dispatch(self, msg: Received) -> None:
+        logger.debug("inbound %s (%d bytes)", msg.topic, len(msg.payload))
+        parsed = parse_topic(msg.topic)
+        if parsed is None or parsed.device_id == HUB_USERNAME:
+            return
+        match parsed.channel:
+            case Channel.STATUS:
+                self._on_status(parsed.device_id, msg.payload)
+            case Channel.STATE:
+                self._on_state(parsed.device_id, msg.payload)
+            case Channel.ACK:
+                self._on_ack(parsed.device_id, msg.payload)
+            case Channel.EVENTS:
+                self._on_event(parsed.device_id, msg.payload)
+            case Channel.CMD:
+                pass
+
+    def _on_status(self, device_id: str, payload: bytes) -> None:
+        if not payload:  # a cleared retained status: the device was removed
+            if self.devices.pop(device_id, None) is not None:
+                self._notify("devices", device_id)
+            return
+        info = decode(DeviceInfo, payload)
+        if isinstance(info, DecodeError) or info.id != device_id:
+            logger.warning("ignoring bad status from %s", device_id)
+            return
+        now = int(time.time() * 1000)
+        device = self.devices.get(device_id)
+        if device is None:
+            device = self.devices[device_id] = Device(info, info.online, now)
+        device.info, device.online, device.last_seen_ms = info, info.online, now
+        if not info.online:
+            self._fail_pending(device_id, f"{info.name} went offline")
+            if self.active_device_id == device_id:
+                self.active_device_id = None
+        self._persist_device(device)
+        self._notify("devices", device_id)
+
+    def _on_state(self, device_id: str, payload: bytes) -> None:
+        state = decode(PlayerState, payload)
+        device = self.devices.get(device_id)
+        if isinstance(state, DecodeError):
+            logger.warning("ignoring bad state from %s: %s", device_id, state.message)
+            return
+        if device is None:
+            logger.info("state from %s before its status; ignored", device_id)
+            return
+        if state.revision < device.state.revision and device.online:
+            return  # an older retained copy arriving late
+        device.state = state
+        if state.is_playing:
+            self.active_device_id = device_id
+        for waiter in list(self._state_waiters):
+            if waiter[0] == device_id and state.revision >= waiter[1] and not waiter[2].done():
+                waiter[2].set_result(None)
+        self._notify("state", device_id)
+
+    def _on_ack(self, device_id: str, payload: bytes) -> None:
+        ack = decode(Ack, payload)
+        if isinstance(ack, DecodeError):
+            logger.warning("ignoring bad ack from %s: %s", device_id, ack.message)
+            return
+        pending = self._pending.get(ack.id)
+        if pending is not None and pending[0] == device_id and not pending[1].done():
+            pending[1].set_result(ack)
+
+    def _on_event(self, device_id: str, payload: bytes) -> None:
+        event = decode(Event, payload)
+        device = self.devices.get(device_id)
+        if isinstance(event, DecodeError) or device is None:
+            return
+        device.recent_events = [*device.recent_events[-(MAX_RECENT_EVENTS - 1) :], event]
+
+    def _fail_pending(self, device_id: str, reason: str) -> None:
+        for dev, fut in self._pending.values():
+            if dev == device_id and not fut.done():
+                fut.set_exception(DeviceNotFound(reason))
+
+    def _notify(self, change: Change, device_id: str) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(change, device_id)
+            except Exception:
+                logger.exception("relay listener failed")
+
+    # --- registry persistence ------------------------------------------------------
+
+    def _load_registry(self) -> None:
+        with self.db.reading() as conn:
+            for row in conn.execute("SELECT id, name, model, fw, last_seen_ms FROM devices"):
+                info = DeviceInfo(
+                    id=row["id"], name=row["name"], model=row["model"], fw=row["fw"], online=False
+                )
+                self.devices[row["id"]] = Device(info, False, row["last_seen_ms"])
+
+    def _persist_device(self, device: Device) -> None:
+        info = device.info
+        with self.db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO devices (id, name, model, fw, online, last_seen_ms) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET name = excluded.name, "
+                "model = excluded.model, fw = excluded.fw, online = excluded.online, "
+                "last_seen_ms = excluded.last_seen_ms",
+                (info.id, info.name, info.model, info.fw, int(device.online), device.last_seen_ms),
+            )

@@ -1,0 +1,252 @@
+"""Start real hubs, brokers and speakers as processes on loopback, for tests.
+
+Everything runs as the user would run it (``python -m hub``, ``python -m
+device``) with its output in a log file under the test's ``tmp_path``, which is
+printed when a wait fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+from hub import accounts, provisioning
+from hub.broker import MosquittoProcess, write_mosquitto_config
+from hub.server import open_database
+
+T = TypeVar("T")
+PASSWORD = "listener-password"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(predicate: Callable[[], T], timeout_s: float, what: str, logs: list[Path] = ()) -> T:  # type: ignore[assignment]
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            tails = "\n".join(f"--- {p}\n{p.read_text()[-3000:]}" for p in logs if p.exists())
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}\n{tails}")
+        time.sleep(0.05)
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["LEGATO_MDNS_INTERFACES"] = "127.0.0.1"
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+@dataclass
+class Process:
+    name: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 10) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+def spawn(name: str, args: list[str], log: Path) -> Process:
+    fh = log.open("wb")
+    proc = subprocess.Popen(args, stdout=fh, stderr=subprocess.STDOUT, env=child_env())
+    fh.close()
+    return Process(name, proc, log)
+
+
+@dataclass
+class System:
+    """A hub on Mosquitto (or its embedded broker) with speakers, all on loopback."""
+
+    root: Path
+    data: Path = field(init=False)
+    hub_port: int = field(default_factory=free_port)
+    mqtt_port: int = field(default_factory=free_port)
+    embedded: bool = False
+    command_timeout_s: float = 3.0
+    broker: MosquittoProcess | None = None
+    hub: Process | None = None
+    speakers: dict[str, Process] = field(default_factory=dict)
+    configs: dict[str, Path] = field(default_factory=dict)
+    observer_secret: str = ""
+
+    def __post_init__(self) -> None:
+        self.data = self.root / "hub-data"
+        self.db = open_database(self.data)
+        accounts.add_user(self.db, "listener", PASSWORD)
+        provisioning.hub_secret(self.db, self.data)
+        self.observer_secret = provisioning.add_broker_user(self.db, "observer", "observer")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.hub_port}"
+
+    @property
+    def logs(self) -> list[Path]:
+        return sorted(self.root.glob("*.log"))
+
+    def provision(self, device_id: str, name: str | None = None) -> Path:
+        secret = provisioning.add_broker_user(self.db, device_id, "speaker")
+        path = self.root / f"{device_id}.toml"
+        provisioning.write_speaker_config(
+            path,
+            device_id=device_id,
+            name=name or device_id.title(),
+            secret=secret,
+            hub_url=self.url,
+            broker_url=f"mqtt://127.0.0.1:{self.mqtt_port}",
+            http_host="127.0.0.1",
+        )
+        self.configs[device_id] = path
+        return path
+
+    def start_broker(self) -> None:
+        if self.embedded:
+            return
+        conf = write_mosquitto_config(
+            self.root / "mosquitto",
+            port=self.mqtt_port,
+            users=provisioning.all_broker_users(self.db),
+        )
+        self.broker = MosquittoProcess(conf, port=self.mqtt_port)
+        self.broker.start()
+
+    def start_hub(self, *extra: str) -> None:
+        args = [
+            sys.executable,
+            "-m",
+            "hub",
+            "serve",
+            "--data",
+            str(self.data),
+            "--port",
+            str(self.hub_port),
+            "--no-mdns",
+            "--command-timeout",
+            str(self.command_timeout_s),
+            *extra,
+        ]
+        if self.embedded:
+            args += ["--mqtt-port", str(self.mqtt_port)]
+        else:
+            args += ["--broker-url", f"mqtt://127.0.0.1:{self.mqtt_port}"]
+        self.hub = spawn("hub", args, self.root / "hub.log")
+        wait_for(self._healthy, 30, "the hub's /healthz", self.logs)
+
+    def _healthy(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def start_speaker(self, device_id: str) -> Process:
+        config = self.configs.get(device_id) or self.provision(device_id)
+        proc = spawn(
+            device_id,
+            [sys.executable, "-m", "device", "--config", str(config), "--log-level", "INFO"],
+            self.root / f"{device_id}.log",
+        )
+        self.speakers[device_id] = proc
+        return proc
+
+    def token(self) -> str:
+        r = httpx.post(
+            f"{self.url}/api/token",
+            data={"grant_type": "password", "username": "listener", "password": PASSWORD},
+        )
+        r.raise_for_status()
+        return str(r.json()["access_token"])
+
+    def stop(self) -> None:
+        for proc in self.speakers.values():
+            proc.stop()
+        if self.hub is not None:
+            self.hub.stop()
+        if self.broker is not None:
+            self.broker.stop()
+
+
+class Api:
+    """The Web API as a client sees it."""
+
+    def __init__(self, system: System) -> None:
+        self.system = system
+        self.client = httpx.Client(
+            base_url=system.url, headers={"Authorization": f"Bearer {system.token()}"}, timeout=15
+        )
+
+    def devices(self) -> dict[str, dict[str, Any]]:
+        r = self.client.get("/v1/me/player/devices")
+        r.raise_for_status()
+        return {d["id"]: d for d in r.json()["devices"]}
+
+    def wait_online(self, *ids: str) -> None:
+        def ready() -> bool:
+            devices = self.devices()
+            return all(devices.get(i, {}).get("is_online") for i in ids)
+
+        wait_for(ready, 30, f"speakers {ids} online", self.system.logs)
+
+    def player(self) -> dict[str, Any] | None:
+        r = self.client.get("/v1/me/player")
+        if r.status_code == 204:
+            return None
+        r.raise_for_status()
+        return dict(r.json())
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def retained_state(system: System, device_id: str) -> dict[str, Any]:
+    """The retained state as an independent subscriber (mosquitto_sub) sees it."""
+    out = subprocess.run(
+        [
+            "mosquitto_sub",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(system.mqtt_port),
+            "-u",
+            "observer",
+            "-P",
+            system.observer_secret,
+            "-i",
+            f"obs-{time.monotonic_ns()}",
+            "-t",
+            f"legato/v1/device/{device_id}/state",
+            "-C",
+            "1",
+            "-W",
+            "5",
+        ],
+        capture_output=True,
+        timeout=10,
+        check=False,
+    )
+    assert out.returncode == 0, f"mosquitto_sub failed: {out.stderr.decode()}"
+    return dict(json.loads(out.stdout))
