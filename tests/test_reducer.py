@@ -110,7 +110,10 @@ def test_end_of_context_with_repeat_off_stops_on_first_track() -> None:
     out = reduce(s, TrackEnded(uri=ALBUM[4].uri), now_ms=5)
     assert not out.state.is_playing
     assert out.state.current == ALBUM[0]
-    assert EmitEvent(kind=EventKind.FINISHED, track_uri=ALBUM[4].uri, played_ms=ALBUM[4].duration_ms) in out.effects
+    assert (
+        EmitEvent(kind=EventKind.FINISHED, track_uri=ALBUM[4].uri, played_ms=ALBUM[4].duration_ms)
+        in out.effects
+    )
 
 
 def test_repeat_track_replays_on_end_but_next_still_skips() -> None:
@@ -244,8 +247,10 @@ def test_revision_rises_and_invariants_hold(steps: list[tuple[Command | TrackEnd
         check_invariants(out.state)
         # Whatever the reducer makes, the hub and remotes can read back.
         assert decode(PlayerState, encode(out.state)) == out.state
-        assert 0 <= position_at(out.state, now + 10**7) <= (
-            out.state.current.duration_ms if out.state.current else 0
+        assert (
+            0
+            <= position_at(out.state, now + 10**7)
+            <= (out.state.current.duration_ms if out.state.current else 0)
         )
         state = out.state
 

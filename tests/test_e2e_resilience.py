@@ -1,0 +1,162 @@
+"""Speakers and hub ride out a broker restart and bad input on MQTT."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import paho.mqtt.client as paho
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from connect_protocol.topics import HUB_USERNAME
+from hub import catalog
+from tests.system import Api, System, retained_state, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+
+
+@pytest.fixture
+def system(tmp_path: Any) -> Iterator[System]:
+    sysm = System(tmp_path)
+    catalog.seed_demo(sysm.db)
+    sysm.provision("kitchen")
+    sysm.start_broker()
+    sysm.start_hub()
+    sysm.start_speaker("kitchen")
+    try:
+        yield sysm
+    finally:
+        sysm.stop()
+
+
+def first_track(system: System) -> str:
+    with system.db.reading() as conn:
+        return f"legato:track:{conn.execute('SELECT id FROM tracks LIMIT 1').fetchone()[0]}"
+
+
+def test_broker_restart_everyone_reconnects_and_state_is_republished(system: System) -> None:
+    api = Api(system)
+    try:
+        api.wait_online("kitchen")
+        uri = first_track(system)
+        r = api.client.put(
+            "/v1/me/player/play", params={"device_id": "kitchen"}, json={"uris": [uri]}
+        )
+        assert r.status_code == 204
+        revision = retained_state(system, "kitchen")["revision"]
+        assert system.broker is not None
+        system.broker.restart()  # no persistence: every retained message is gone
+        # The speaker republishes its retained state by itself after reconnecting.
+        state = wait_for(
+            lambda: _try_retained(system, "kitchen"), 30, "retained state again", system.logs
+        )
+        assert state["revision"] == revision
+        assert state["current"]["uri"] == uri
+
+        # And the hub relays commands again without being restarted.
+        def volume_ok() -> bool:
+            resp = api.client.put(
+                "/v1/me/player/volume", params={"device_id": "kitchen", "volume_percent": 12}
+            )
+            return resp.status_code == 204
+
+        wait_for(volume_ok, 30, "the hub relaying again", system.logs)
+        assert retained_state(system, "kitchen")["volume_percent"] == 12
+        health = api.client.get("/healthz")
+        assert health.json() == {"status": "ok", "database": True, "broker": True}
+    finally:
+        api.close()
+
+
+def _try_retained(system: System, device_id: str) -> dict[str, Any] | None:
+    try:
+        return retained_state(system, device_id)
+    except (AssertionError, ValueError):
+        return None
+
+
+class HubClient:
+    """A raw MQTT client with the hub's credentials: the only one allowed to command."""
+
+    def __init__(self, system: System) -> None:
+        secret = (system.data / "keys" / "broker-hub.secret").read_text().strip()
+        self.acks: list[dict[str, Any]] = []
+        self.states: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        self.client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id="test-hub-raw", protocol=paho.MQTTv311
+        )
+        self.client.username_pw_set(HUB_USERNAME, secret)
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", system.mqtt_port)
+        for channel in ("ack", "state", "events"):  # not cmd: our own garbage comes back there
+            self.client.subscribe(f"legato/v1/device/kitchen/{channel}", qos=1)
+        self.client.loop_start()
+
+    def _on_message(self, _c: Any, _u: Any, msg: paho.MQTTMessage) -> None:
+        doc = json.loads(msg.payload)
+        with self.lock:
+            {"ack": self.acks, "state": self.states, "events": self.events}.get(
+                msg.topic.rsplit("/", 1)[-1], []
+            ).append(doc)
+
+    def send(self, payload: bytes | str) -> None:
+        self.client.publish("legato/v1/device/kitchen/cmd", payload, qos=1).wait_for_publish(5)
+
+    def ack_for(self, command_id: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [a for a in self.acks if a["id"] == command_id]
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def test_speaker_acks_bad_commands_and_keeps_running(system: System) -> None:
+    api = Api(system)
+    api.wait_online("kitchen")
+    api.close()
+    hub = HubClient(system)
+    try:
+        hub.send(b"\xff\xfe not json")
+        hub.send(b'{"type": "explode", "id": "c-unknown"}')
+        hub.send(b'{"type": "volume", "id": "c-type", "volume_percent": "loud"}')
+        hub.send(b'{"type": "volume", "id": "c-range", "volume_percent": 400}')
+        hub.send(json.dumps({"type": "pause", "id": "c-big", "pad": "x" * 300_000}))
+        hub.send(b'{"type": "volume", "id": "c-ok", "volume_percent": 33}')
+        ok = wait_for(lambda: hub.ack_for("c-ok"), 10, "the ack of a good command", system.logs)
+        assert ok[0]["ok"] is True
+        errors = {cid: hub.ack_for(cid)[0]["error"] for cid in ("c-unknown", "c-type", "c-range")}
+        assert errors == {
+            "c-unknown": "unknown_command",
+            "c-type": "wrong_type",
+            "c-range": "invalid_value",
+        }
+        # Too large to parse: refused without an ack (the id cannot be read safely).
+        assert hub.ack_for("c-big") == []
+        assert system.speakers["kitchen"].proc.poll() is None
+
+        # QoS 1 may deliver twice: a repeated id is applied once and acked the same.
+        uri = first_track(system)
+        play = json.dumps(
+            {"type": "play", "id": "c-dup", "tracks": [{"uri": uri, "duration_ms": 60000}]}
+        )
+        hub.send(play)
+        first = wait_for(lambda: hub.ack_for("c-dup"), 10, "first ack")
+        hub.send(play)
+        both = wait_for(
+            lambda: len(hub.ack_for("c-dup")) == 2 and hub.ack_for("c-dup"), 10, "second ack"
+        )
+        assert both[0] == both[1] == first[0]
+        time.sleep(0.3)
+        with hub.lock:
+            started = [e for e in hub.events if e["kind"] == "started"]
+        assert len(started) == 1
+        assert retained_state(system, "kitchen")["revision"] == first[0]["revision"]
+    finally:
+        hub.close()
