@@ -88,7 +88,7 @@ class ClockEngine:
             return 0
         pos = self._base_ms
         if self._started_at is not None:
-            pos += int((self._clock() - self._started_at) * 1000)
+            pos += round((self._clock() - self._started_at) * 1000)
         return min(pos, self._track.duration_ms)
 
     @property

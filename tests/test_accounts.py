@@ -1,0 +1,55 @@
+"""Accounts and tokens: hashing, expiry on an injected clock, revocation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hub import accounts
+from hub.accounts import AccountError
+from hub.server import open_database
+
+
+def test_password_is_stored_as_argon2_and_checked(tmp_path: Path) -> None:
+    db = open_database(tmp_path)
+    user = accounts.add_user(db, "ada", "long enough password")
+    with db.reading() as conn:
+        stored = conn.execute("SELECT password_hash FROM users").fetchone()[0]
+    assert stored.startswith("$argon2id$")
+    assert "long enough password" not in stored
+    assert accounts.authenticate(db, "ada", "long enough password") == user
+    assert accounts.authenticate(db, "ada", "long enough passwore") is None
+    assert accounts.authenticate(db, "nobody", "long enough password") is None
+
+
+@pytest.mark.parametrize("name", ["", " ada", "a\nb", "x" * 65])
+def test_bad_names_refused(tmp_path: Path, name: str) -> None:
+    with pytest.raises(AccountError):
+        accounts.add_user(open_database(tmp_path), name, "long enough password")
+
+
+def test_token_expires_and_can_be_revoked(tmp_path: Path) -> None:
+    db = open_database(tmp_path)
+    user = accounts.add_user(db, "ada", "long enough password")
+    issued = accounts.issue_token(db, user, now=1_000)
+    assert accounts.user_for_token(db, issued.access_token, now=1_000 + 1) == user
+    expiry = 1_000 + accounts.TOKEN_TTL_MS
+    assert accounts.user_for_token(db, issued.access_token, now=expiry - 1) == user
+    assert accounts.user_for_token(db, issued.access_token, now=expiry) is None
+    fresh = accounts.issue_token(db, user)
+    assert accounts.revoke_token(db, fresh.access_token)
+    assert accounts.user_for_token(db, fresh.access_token) is None
+    with db.reading() as conn:
+        stored = [r[0] for r in conn.execute("SELECT token_hash FROM tokens")]
+    assert fresh.access_token not in stored  # only hashes are kept
+
+
+def test_newer_schema_is_refused_not_damaged(tmp_path: Path) -> None:
+    from hub.db import Database, DatabaseError
+
+    db = open_database(tmp_path)
+    with db.reading() as conn:
+        conn.execute("PRAGMA user_version = 99")
+    with pytest.raises(DatabaseError, match="newer than this hub"):
+        Database(tmp_path / "hub.db").migrate()

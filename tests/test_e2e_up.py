@@ -1,0 +1,170 @@
+"""`legato-hub up` as a new user runs it: one command, URLs printed, Ctrl-C stops all.
+
+Uses the embedded broker (amqtt) and mDNS on loopback: a second speaker given
+only its credentials finds the hub by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from connect_protocol import mdns
+from hub import provisioning
+from hub.server import open_database
+from tests.system import child_env, free_port, spawn, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+
+
+def processes_mentioning(text: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if text in cmdline and int(entry.name) != os.getpid():
+            pids.append(int(entry.name))
+    return pids
+
+
+def test_up_runs_a_whole_system_and_stops_cleanly(tmp_path: Path) -> None:
+    data, port, mqtt_port = tmp_path / "data", free_port(), free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "hub",
+            "up",
+            "--data",
+            str(data),
+            "--port",
+            str(port),
+            "--mqtt-port",
+            str(mqtt_port),
+            "--log-level",
+            "WARNING",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=child_env(),
+        text=True,
+    )
+    speaker = None
+    try:
+        assert proc.stdout is not None
+        lines: list[str] = []
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if "Press Ctrl-C" in line:
+                break
+        banner = "".join(lines)
+        assert f"Legato hub is up: http://127.0.0.1:{port}" in banner, banner
+        assert "/healthz" in banner
+        match = re.search(r"account:\s+(\S+) / (\S+)", banner)
+        assert match, banner
+        user, password = match.groups()
+        base = f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{base}/healthz").json()["broker"] is True
+        token = httpx.post(
+            f"{base}/api/token",
+            data={"grant_type": "password", "username": user, "password": password},
+        ).json()["access_token"]
+        client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"})
+
+        def online(device_id: str) -> bool:
+            devices = client.get("/v1/me/player/devices").json()["devices"]
+            return any(d["id"] == device_id and d["is_online"] for d in devices)
+
+        wait_for(lambda: online("local-speaker"), 30, "the local speaker")
+        r = client.put("/v1/me/player/play", json={"context_uri": _an_album(data)})
+        assert r.status_code == 204, r.text
+        player = client.get("/v1/me/player").json()
+        assert player["is_playing"] is True
+        assert player["device"]["name"] == "Local speaker"
+
+        # The hub is on mDNS with its broker port; a speaker with no hub URL finds it.
+        hub = asyncio.run(mdns.find_one("hub", timeout_s=10))
+        assert hub is not None
+        assert hub.extra["mqtt"] == str(mqtt_port)
+        secret = provisioning.add_broker_user(open_database(data), "porch", "speaker")
+        config = tmp_path / "porch.toml"
+        provisioning.write_speaker_config(
+            config, device_id="porch", name="Porch", secret=secret, http_host="127.0.0.1"
+        )
+        speaker = spawn(
+            "porch",
+            [sys.executable, "-m", "device", "--config", str(config)],
+            tmp_path / "porch.log",
+        )
+        wait_for(lambda: online("porch"), 30, "a speaker found the hub by mDNS", [speaker.log])
+        r = client.put("/v1/me/player/volume", params={"device_id": "porch", "volume_percent": 7})
+        assert r.status_code == 204
+        client.close()
+    finally:
+        if speaker is not None:
+            assert speaker.stop() == 0
+        proc.send_signal(signal.SIGINT)
+        try:
+            rest = proc.communicate(timeout=20)[0]
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    assert proc.returncode == 0, rest
+    assert "stopped." in rest
+    assert "Traceback" not in rest, rest
+    assert processes_mentioning(str(data / "speaker")) == []
+
+
+def _an_album(data: Path) -> str:
+    with open_database(data).reading() as conn:
+        return f"legato:album:{conn.execute('SELECT album_id FROM tracks LIMIT 1').fetchone()[0]}"
+
+
+def test_up_explains_a_port_in_use(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "hub",
+                "up",
+                "--data",
+                str(tmp_path),
+                "--port",
+                str(free_port()),
+                "--mqtt-port",
+                str(busy),
+                "--no-mdns",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=child_env(),
+            check=False,
+        )
+    assert out.returncode == 2
+    assert f"cannot use 127.0.0.1:{busy} for the MQTT broker" in out.stderr
+    assert "--mqtt-port" in out.stderr
+    assert "Traceback" not in out.stderr
