@@ -1,0 +1,94 @@
+"""A speaker's own port: /info for adoption and local control with no hub at all."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from websockets.sync.client import connect
+
+from connect_protocol import mdns
+from tests.system import free_port, spawn, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def test_unpaired_speaker_serves_info_and_local_control(tmp_path: Path) -> None:
+    port = free_port()
+    cfg = tmp_path / "s.toml"
+    cfg.write_text('[speaker]\nid = "patio"\nname = "Patio"\nhttp_host = "127.0.0.1"\n')
+    proc = spawn(
+        "patio",
+        [sys.executable, "-m", "device", "--config", str(cfg), "--port", str(port)],
+        tmp_path / "patio.log",
+    )
+    try:
+
+        def info() -> dict[str, object] | None:
+            try:
+                return dict(httpx.get(f"http://127.0.0.1:{port}/info", timeout=1).json())
+            except httpx.HTTPError:
+                return None
+
+        doc = wait_for(info, 20, "GET /info", [proc.log])
+        assert doc == {
+            "id": "patio",
+            "name": "Patio",
+            "model": "legato-pi",
+            "fw": "0.1.0",
+            "proto": "1",
+            "paired": False,
+            "hub": None,
+        }
+        assert httpx.get(f"http://127.0.0.1:{port}/nope").status_code == 404
+        assert "legato-hub device add patio" in proc.log.read_text()
+
+        with connect(f"ws://127.0.0.1:{port}/control") as ws:
+            first = json.loads(ws.recv(timeout=5))
+            assert first["type"] == "state"
+            ws.send(json.dumps({"type": "volume", "id": "l1", "volume_percent": 12}))
+            replies = [json.loads(ws.recv(timeout=5)) for _ in range(2)]
+            state = next(r for r in replies if r["type"] == "state")
+            ack = next(r for r in replies if r["type"] == "ack")
+            assert state["volume_percent"] == 12
+            assert ack == {
+                "type": "ack",
+                "id": "l1",
+                "ok": True,
+                "revision": 1,
+                "error": None,
+                "message": "",
+            }
+            ws.send("not json")
+            ws.send(json.dumps({"type": "pause", "id": "l2"}))
+            ack = json.loads(ws.recv(timeout=5))
+            assert ack["id"] == "l2"
+            assert ack["error"] == "no_track"
+
+        # And it is on mDNS with its port, for the hub to adopt.
+        record = asyncio.run(_find("patio"))
+        assert record is not None
+        assert record.port == port
+        assert record.name == "Patio"
+    finally:
+        assert proc.stop() == 0
+    assert not re.search(r"Traceback", proc.log.read_text())
+
+
+async def _find(device_id: str) -> mdns.ServiceRecord | None:
+    found: asyncio.Future[mdns.ServiceRecord] = asyncio.get_running_loop().create_future()
+
+    def on_change(change: str, record: mdns.ServiceRecord) -> None:
+        if change != "removed" and record.id == device_id and not found.done():
+            found.set_result(record)
+
+    async with mdns.Browser("speaker", on_change):
+        try:
+            return await asyncio.wait_for(found, 10)
+        except TimeoutError:
+            return None
