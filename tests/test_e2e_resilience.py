@@ -57,14 +57,21 @@ def test_broker_restart_everyone_reconnects_and_state_is_republished(system: Sys
         assert state["revision"] == revision
         assert state["current"]["uri"] == uri
 
-        # And the hub relays commands again without being restarted.
+        # And the hub relays commands again without being restarted; meanwhile every
+        # request gets a clear answer, never a hang or a silent success.
+        answers: list[tuple[int, str]] = []
+
         def volume_ok() -> bool:
             resp = api.client.put(
                 "/v1/me/player/volume", params={"device_id": "kitchen", "volume_percent": 12}
             )
+            answers.append((resp.status_code, resp.text))
             return resp.status_code == 204
 
         wait_for(volume_ok, 30, "the hub relaying again", system.logs)
+        for status, text in answers[:-1]:
+            assert status in (404, 503, 504), text
+            assert json.loads(text)["error"]["message"]
         assert retained_state(system, "kitchen")["volume_percent"] == 12
         health = api.client.get("/healthz")
         assert health.json() == {"status": "ok", "database": True, "broker": True}
@@ -160,3 +167,35 @@ def test_speaker_acks_bad_commands_and_keeps_running(system: System) -> None:
         assert retained_state(system, "kitchen")["revision"] == first[0]["revision"]
     finally:
         hub.close()
+
+
+def test_hub_restart_with_embedded_broker_speakers_come_back(tmp_path: Any) -> None:
+    system = System(tmp_path, embedded=True)
+    catalog.seed_demo(system.db)
+    system.provision("kitchen")
+    system.start_hub()
+    system.start_speaker("kitchen")
+    try:
+        api = Api(system)
+        api.wait_online("kitchen")
+        uri = first_track(system)
+        r = api.client.put("/v1/me/player/play", json={"uris": [uri], "position_ms": 5000})
+        assert r.status_code == 204
+        before = api.player()
+        assert before is not None
+        api.close()
+        assert system.hub is not None
+        assert system.hub.stop() == 0  # the broker goes down with the hub
+        system.start_hub()  # same data dir and ports: a hub reboot
+        api = Api(system)
+        api.wait_online("kitchen")
+        after = wait_for(api.player, 30, "the speaker's state back at the hub", system.logs)
+        assert after["revision"] == before["revision"]
+        assert after["item"]["uri"] == uri
+        assert after["is_playing"] is True
+        assert after["progress_ms"] >= before["progress_ms"]
+        r = api.client.put("/v1/me/player/pause")
+        assert r.status_code == 204
+        api.close()
+    finally:
+        system.stop()
