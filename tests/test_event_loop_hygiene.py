@@ -1,0 +1,91 @@
+"""Neither the hub nor the speaker blocks its event loop.
+
+Both run in this process on one loop in asyncio debug mode, which logs every
+callback that holds the loop longer than ``slow_callback_duration``.  Password
+hashing (Argon2, ~150 ms here) or a stray synchronous network call in a handler
+would show up as such a callback and fail the test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+
+from connect_protocol.mqtt import BrokerAddress
+from device.config import SpeakerConfig
+from device.service import SpeakerService
+from hub import accounts, catalog, provisioning
+from hub.server import Hub, ServeOptions
+from tests.system import free_port
+
+pytestmark = pytest.mark.integration
+SLOW_S = 0.1
+
+
+async def scenario(tmp_path: Path) -> None:
+    asyncio.get_running_loop().slow_callback_duration = SLOW_S
+    port, mqtt_port = free_port(), free_port()
+    hub = Hub(ServeOptions(data_dir=tmp_path, port=port, mqtt_port=mqtt_port, advertise=False))
+    await asyncio.to_thread(accounts.add_user, hub.db, "ada", "long enough password")
+    await asyncio.to_thread(catalog.seed_demo, hub.db)
+    secret = await asyncio.to_thread(provisioning.add_broker_user, hub.db, "den", "speaker")
+    await hub.start()
+    speaker = SpeakerService(
+        SpeakerConfig(id="den", name="Den", http_host="127.0.0.1", password=secret),
+        BrokerAddress(host="127.0.0.1", port=mqtt_port, username="den", password=secret),
+    )
+    try:
+        await speaker.start()
+        base = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+            r = await client.post(
+                "/api/token",
+                data={
+                    "grant_type": "password",
+                    "username": "ada",
+                    "password": "long enough password",
+                },
+            )
+            token = r.json()["access_token"]
+            wrong = await client.post(
+                "/api/token", data={"grant_type": "password", "username": "ada", "password": "x"}
+            )
+            assert wrong.status_code == 400
+            client.headers["Authorization"] = f"Bearer {token}"
+            for _ in range(100):
+                devices = (await client.get("/v1/me/player/devices")).json()["devices"]
+                if devices and devices[0]["is_online"]:
+                    break
+                await asyncio.sleep(0.05)
+            with hub.db.reading() as conn:
+                album = conn.execute("SELECT album_id FROM tracks LIMIT 1").fetchone()[0]
+            r = await client.put(
+                "/v1/me/player/play", json={"context_uri": f"legato:album:{album}"}
+            )
+            assert r.status_code == 204, r.text
+            assert (await client.get("/healthz")).status_code == 200
+            async with connect(f"ws://127.0.0.1:{port}/v1/connect/ws?access_token={token}") as ws:
+                await ws.send(json.dumps({"type": "command", "request_id": "1", "action": "next"}))
+                while True:
+                    msg = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                    if msg["type"] == "result":
+                        assert msg["ok"] is True, msg
+                        break
+    finally:
+        await speaker.stop()
+        await hub.stop()
+
+
+def test_no_callback_holds_the_loop(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="asyncio"):
+        asyncio.run(scenario(tmp_path), debug=True)
+    slow = [
+        r.getMessage() for r in caplog.records if r.name == "asyncio" and " took " in r.getMessage()
+    ]
+    assert slow == []
