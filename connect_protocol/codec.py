@@ -19,8 +19,10 @@ from typing import Any, TypeVar, Union
 from connect_protocol.errors import ErrorCode
 from connect_protocol.messages import (
     COMMAND_TYPES,
+    MAX_ARTISTS,
     MAX_ID_LEN,
     MAX_MESSAGE_BYTES,
+    MAX_NAME_LEN,
     MAX_QUEUE,
     MAX_TRACKS,
     MAX_URI_LEN,
@@ -37,8 +39,20 @@ _TYPE_NAMES: dict[type[Any], str] = {cls: name for name, cls in COMMAND_TYPES.it
 _TYPE_NAMES.update({Ack: "ack", Event: "event", DeviceInfo: "device", PlayerState: "state"})
 
 MAX_STRING = 4096
-_SEQUENCE_CAPS = {"tracks": MAX_TRACKS, "order": MAX_TRACKS, "queue": MAX_QUEUE}
-_BOUNDED_STRINGS = {"id": MAX_ID_LEN, "uri": MAX_URI_LEN, "context_uri": MAX_URI_LEN}
+_SEQUENCE_CAPS = {
+    "tracks": MAX_TRACKS,
+    "order": MAX_TRACKS,
+    "queue": MAX_QUEUE,
+    "artists": MAX_ARTISTS,
+}
+_BOUNDED_STRINGS = {
+    "id": MAX_ID_LEN,
+    "uri": MAX_URI_LEN,
+    "context_uri": MAX_URI_LEN,
+    "name": MAX_NAME_LEN,
+    "album": MAX_NAME_LEN,
+    "session": MAX_ID_LEN,
+}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -214,7 +228,10 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
     if tp is str:
         if not isinstance(value, str):
             raise _InvalidError(ErrorCode.WRONG_TYPE, f"{path} must be a string", path)
-        cap = _BOUNDED_STRINGS.get(path.rsplit(".", 1)[-1], MAX_STRING)
+        field_name = path.rsplit(".", 1)[-1].split("[", 1)[0]
+        cap = _BOUNDED_STRINGS.get(
+            field_name, MAX_NAME_LEN if field_name == "artists" else MAX_STRING
+        )
         if len(value) > cap:
             raise _InvalidError(
                 ErrorCode.TOO_LARGE, f"{path} is longer than {cap} characters", path

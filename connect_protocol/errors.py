@@ -4,9 +4,11 @@ Codes travel in acks and in the hub's HTTP errors, so they are strings in an
 ``Enum`` rather than integers.  Exceptions::
 
     ConnectError                 root of everything this package raises
-    ├── TransportError           the broker or socket failed (local side)
-    │   └── NotConnectedError    a publish while the transport is down
-    └── RemoteError              the other side answered with an error ack
+    └── TransportError           the broker or socket failed (local side)
+        └── NotConnectedError    a publish while the transport is down
+
+Refusals by the other side are not exceptions here: they arrive as ``Ack``
+values with an ``ErrorCode``.
 """
 
 from __future__ import annotations
@@ -40,12 +42,3 @@ class TransportError(ConnectError):
 
 class NotConnectedError(TransportError):
     """Publishing while the broker connection is down."""
-
-
-class RemoteError(ConnectError):
-    """The peer refused a command; carries its code and message."""
-
-    def __init__(self, code: ErrorCode, message: str) -> None:
-        super().__init__(f"{code.value}: {message}")
-        self.code = code
-        self.message = message

@@ -10,20 +10,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import NewType
 
 from connect_protocol.errors import ErrorCode
 
-DurationMs = NewType("DurationMs", int)
-
 PROTOCOL_VERSION = "1"
 #: Largest message accepted on any transport; larger payloads are refused unparsed.
-MAX_MESSAGE_BYTES = 256 * 1024
-#: Largest track list in one play command (a long playlist is paged by the hub).
-MAX_TRACKS = 2000
-MAX_QUEUE = 1000
+MAX_MESSAGE_BYTES = 1024 * 1024
+#: Largest track list in one play command (a longer playlist is paged by the hub).
+#: With catalog metadata (~150 bytes a track) a full state stays far below
+#: MAX_MESSAGE_BYTES; ``tests/test_codec.py`` checks the worst realistic case.
+MAX_TRACKS = 1000
+MAX_QUEUE = 200
 MAX_ID_LEN = 128
 MAX_URI_LEN = 256
+MAX_NAME_LEN = 512
+MAX_ARTISTS = 16
 
 
 class RepeatMode(StrEnum):
@@ -48,14 +49,42 @@ class TrackRef:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Play:
-    """Load ``tracks`` (the context, in order) and start at ``offset``."""
+    """Load ``tracks`` (the context, in order) and start at ``offset``.
+
+    Without an ``offset`` playback starts at the first track, or at a random one
+    when shuffle is on (as Spotify does).
+    """
 
     id: str
     tracks: tuple[TrackRef, ...]
     context_uri: str | None = None
-    offset: int = 0
+    offset: int | None = None
     position_ms: int = 0
     paused: bool = False
+    expected_revision: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Adopt:
+    """Take over another speaker's session whole (transfer of playback).
+
+    Carries the context, its play order, the queue and the modes, so that
+    playback continues exactly where it was: the shuffled order, a queued track
+    playing, repeat.  The receiving speaker keeps its own volume.
+    """
+
+    id: str
+    tracks: tuple[TrackRef, ...]
+    order: tuple[int, ...]
+    index: int | None
+    current: TrackRef
+    from_queue: bool = False
+    queue: tuple[TrackRef, ...] = ()
+    context_uri: str | None = None
+    position_ms: int = 0
+    paused: bool = False
+    shuffle: bool = False
+    repeat: RepeatMode = RepeatMode.OFF
     expected_revision: int | None = None
 
 
@@ -128,6 +157,7 @@ class Stop:
 
 Command = (
     Play
+    | Adopt
     | Pause
     | Resume
     | Seek
@@ -142,6 +172,7 @@ Command = (
 
 COMMAND_TYPES: dict[str, type[Command]] = {
     "play": Play,
+    "adopt": Adopt,
     "pause": Pause,
     "resume": Resume,
     "seek": Seek,
@@ -208,9 +239,13 @@ class PlayerState:
     client extrapolates from there (see ``connect_protocol.state.position_at``).
     ``order`` is the play order over ``tracks`` (a permutation when shuffled);
     ``index`` points into ``order``.  ``queue`` holds tracks added to the queue,
-    played before the context continues; ``current`` is what is loaded.
+    played before the context continues; ``current`` is what is loaded, and
+    ``from_queue`` says it came from the queue (the context stays at ``index``).
+    ``session`` changes each time the speaker starts, so a reader can tell a
+    restarted speaker (whose revisions begin again) from a stale message.
     """
 
+    session: str = ""
     revision: int = 0
     is_playing: bool = False
     context_uri: str | None = None
@@ -219,6 +254,7 @@ class PlayerState:
     index: int | None = None
     queue: tuple[TrackRef, ...] = ()
     current: TrackRef | None = None
+    from_queue: bool = False
     position_ms: int = 0
     timestamp_ms: int = 0
     volume_percent: int = 50

@@ -112,10 +112,11 @@ class MqttTransport:
         if will is not None:
             self._client.will_set(will.topic, will.payload, qos=1, retain=will.retain)
         self._client.on_connect = self._handle_connect
+        self._client.on_connect_fail = self._handle_connect_fail
         self._client.on_disconnect = self._handle_disconnect
         self._client.on_message = self._handle_message
         self._client.suppress_exceptions = True  # a callback bug must not kill the network thread
-        self._set_next_delay()
+        self._arm_next_wait()
 
     @property
     def connected(self) -> bool:
@@ -154,12 +155,19 @@ class MqttTransport:
 
     # --- paho callbacks (network thread) -------------------------------------
 
-    def _set_next_delay(self) -> None:
+    def _arm_next_wait(self) -> None:
+        """Arm paho's next reconnect wait with our jittered delay for ``_attempt``.
+
+        Pinning paho's min and max to the same value makes it wait exactly that
+        long (paho sleeps in float seconds, whatever its ``int`` hint says).
+        """
         delay = self._backoff.delay_s(self._attempt, random.random())
-        # paho doubles from min to max; pinning both gives exactly our jittered delay.
-        self._client.reconnect_delay_set(
-            min_delay=max(1, round(delay)), max_delay=max(1, round(delay))
-        )
+        self._client.reconnect_delay_set(min_delay=delay, max_delay=delay)  # type: ignore[arg-type]
+
+    @property
+    def attempts(self) -> int:
+        """Failed attempts since the last successful connection."""
+        return self._attempt
 
     def _handle_connect(
         self, client: paho.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
@@ -175,7 +183,7 @@ class MqttTransport:
             return
         self._refused = None
         self._attempt = 0
-        self._set_next_delay()
+        self._arm_next_wait()
         for topic in self._subscriptions:
             client.subscribe(topic, qos=1)
         self._connected.set()
@@ -186,13 +194,17 @@ class MqttTransport:
             except Exception:
                 logger.exception("on_connected hook failed")
 
+    def _handle_connect_fail(self, _client: paho.Client, _userdata: Any) -> None:
+        self._arm_next_wait()
+        self._attempt += 1
+
     def _handle_disconnect(
         self, _client: paho.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
     ) -> None:
         was_connected = self._connected.is_set()
         self._connected.clear()
+        self._arm_next_wait()
         self._attempt += 1
-        self._set_next_delay()
         if was_connected and not self._stopping:
             logger.warning("lost broker connection (%s); reconnecting", reason)
             if self._on_disconnected is not None:

@@ -11,7 +11,8 @@ Invariants (checked by the property tests):
 - ``order`` is a permutation of ``range(len(tracks))``; ``index`` is ``None``
   exactly when ``tracks`` is empty, else ``0 <= index < len(order)``;
 - ``0 <= position_ms <= current.duration_ms`` (and ``0`` with nothing loaded);
-- ``len(queue) <= MAX_QUEUE``; ``is_playing`` implies ``current`` is set.
+- ``len(queue) <= MAX_QUEUE``; ``is_playing`` implies ``current`` is set;
+- unless ``from_queue``, a loaded context track is ``tracks[order[index]]``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from connect_protocol.messages import (
     MAX_QUEUE,
     Ack,
     AddToQueue,
+    Adopt,
     Command,
     EventKind,
     Next,
@@ -157,6 +159,7 @@ def _at_index(
         state,
         index=index,
         current=track,
+        from_queue=False,
         position_ms=0,
         timestamp_ms=now_ms,
         is_playing=state.is_playing if playing is None else playing,
@@ -197,6 +200,8 @@ def _apply(s: PlayerState, cmd: Command, now_ms: int) -> _Outcome:
     match cmd:
         case Play():
             return _play(s, cmd, now_ms)
+        case Adopt():
+            return _adopt(s, cmd, now_ms)
         case Stop():
             return dataclasses.replace(
                 s,
@@ -207,6 +212,7 @@ def _apply(s: PlayerState, cmd: Command, now_ms: int) -> _Outcome:
                 index=None,
                 queue=(),
                 current=None,
+                from_queue=False,
                 position_ms=0,
             ), [Unload()]
         case SetVolume(volume_percent=v):
@@ -249,41 +255,87 @@ def _apply(s: PlayerState, cmd: Command, now_ms: int) -> _Outcome:
 def _play(s: PlayerState, cmd: Play, now_ms: int) -> _Outcome:
     if not cmd.tracks:
         return ErrorCode.INVALID_VALUE, "play needs at least one track"
-    if not 0 <= cmd.offset < len(cmd.tracks):
-        return (
-            ErrorCode.INVALID_VALUE,
-            f"offset {cmd.offset} is outside the {len(cmd.tracks)} tracks",
-        )
+    count = len(cmd.tracks)
+    if cmd.offset is not None and not 0 <= cmd.offset < count:
+        return ErrorCode.INVALID_VALUE, f"offset {cmd.offset} is outside the {count} tracks"
     if cmd.position_ms < 0:
         return ErrorCode.INVALID_VALUE, "position_ms must not be negative"
     if any(t.duration_ms <= 0 for t in cmd.tracks):
         return ErrorCode.INVALID_VALUE, "every track needs a positive duration_ms"
-    count = len(cmd.tracks)
     seed = _seed_for(cmd.id, s.revision)
-    order = shuffled_order(count, cmd.offset, seed) if s.shuffle else tuple(range(count))
-    index = order.index(cmd.offset)
-    track = cmd.tracks[cmd.offset]
-    effects: list[Effect] = []
-    if s.current is not None and s.is_playing:
-        effects.append(
-            EmitEvent(kind=EventKind.SKIPPED, track_uri=s.current.uri, played_ms=s.position_ms)
-        )
+    start = cmd.offset
+    if start is None:  # as Spotify: a shuffled context starts anywhere
+        start = random.Random(seed).randrange(count) if s.shuffle else 0
+    order = shuffled_order(count, start, seed) if s.shuffle else tuple(range(count))
+    track = cmd.tracks[start]
     new = dataclasses.replace(
         s,
         context_uri=cmd.context_uri,
         tracks=cmd.tracks,
         order=order,
-        index=index,
+        index=order.index(start),
         current=track,
+        from_queue=False,
         position_ms=_clamp(cmd.position_ms, track),
         timestamp_ms=now_ms,
         is_playing=not cmd.paused,
         shuffle_seed=seed,
     )
-    effects.append(LoadTrack(track=track, position_ms=new.position_ms, playing=new.is_playing))
+    return new, _switch_effects(s, new)
+
+
+def _switch_effects(old: PlayerState, new: PlayerState) -> list[Effect]:
+    """Effects of replacing what ``old`` had loaded by ``new.current``."""
+    assert new.current is not None
+    effects: list[Effect] = []
+    if old.current is not None and old.is_playing:
+        effects.append(
+            EmitEvent(kind=EventKind.SKIPPED, track_uri=old.current.uri, played_ms=old.position_ms)
+        )
+    effects.append(
+        LoadTrack(track=new.current, position_ms=new.position_ms, playing=new.is_playing)
+    )
     if new.is_playing:
-        effects.append(EmitEvent(kind=EventKind.STARTED, track_uri=track.uri))
-    return new, effects
+        effects.append(EmitEvent(kind=EventKind.STARTED, track_uri=new.current.uri))
+    return effects
+
+
+def _adopt(s: PlayerState, cmd: Adopt, now_ms: int) -> _Outcome:
+    """Take over a session handed from another speaker, after checking it is whole."""
+    if sorted(cmd.order) != list(range(len(cmd.tracks))):
+        return ErrorCode.INVALID_VALUE, "order must be a permutation of the tracks"
+    if cmd.tracks and (cmd.index is None or not 0 <= cmd.index < len(cmd.order)):
+        return ErrorCode.INVALID_VALUE, "index must point into order"
+    if not cmd.tracks and (cmd.index is not None or not cmd.from_queue):
+        return ErrorCode.INVALID_VALUE, "without tracks, the current track must be from the queue"
+    if (
+        cmd.index is not None
+        and not cmd.from_queue
+        and cmd.tracks[cmd.order[cmd.index]] != cmd.current
+    ):
+        return ErrorCode.INVALID_VALUE, "current must be the track at index unless from_queue"
+    if len(cmd.queue) > MAX_QUEUE:
+        return ErrorCode.INVALID_VALUE, f"the queue holds at most {MAX_QUEUE} tracks"
+    if cmd.position_ms < 0:
+        return ErrorCode.INVALID_VALUE, "position_ms must not be negative"
+    if any(t.duration_ms <= 0 for t in (*cmd.tracks, *cmd.queue, cmd.current)):
+        return ErrorCode.INVALID_VALUE, "every track needs a positive duration_ms"
+    new = dataclasses.replace(
+        s,
+        context_uri=cmd.context_uri,
+        tracks=cmd.tracks,
+        order=cmd.order,
+        index=cmd.index,
+        current=cmd.current,
+        from_queue=cmd.from_queue,
+        queue=cmd.queue,
+        position_ms=_clamp(cmd.position_ms, cmd.current),
+        timestamp_ms=now_ms,
+        is_playing=not cmd.paused,
+        shuffle=cmd.shuffle,
+        repeat=cmd.repeat,
+    )
+    return new, _switch_effects(s, new)
 
 
 def _shuffle(s: PlayerState, on: bool, command_id: str) -> PlayerState:
@@ -314,7 +366,12 @@ def _advance(
         new = dataclasses.replace(s, position_ms=0, timestamp_ms=now_ms)
     elif s.queue:
         new = dataclasses.replace(
-            s, current=s.queue[0], queue=s.queue[1:], position_ms=0, timestamp_ms=now_ms
+            s,
+            current=s.queue[0],
+            from_queue=True,
+            queue=s.queue[1:],
+            position_ms=0,
+            timestamp_ms=now_ms,
         )
     elif s.index is not None and s.index + 1 < len(s.order):
         new = _at_index(s, s.index + 1, now_ms)
@@ -325,7 +382,9 @@ def _advance(
         new = _at_index(s, 0, now_ms, playing=False)
     else:
         # Only queued tracks were playing and the queue is now empty.
-        new = dataclasses.replace(s, current=None, position_ms=0, is_playing=False)
+        new = dataclasses.replace(
+            s, current=None, from_queue=False, position_ms=0, is_playing=False
+        )
         return new, [*effects, Unload()]
     assert new.current is not None
     effects.append(LoadTrack(track=new.current, position_ms=0, playing=new.is_playing))
@@ -338,7 +397,9 @@ def _previous(s: PlayerState, now_ms: int) -> tuple[PlayerState, list[Effect]]:
     assert s.current is not None
     if s.position_ms > RESTART_THRESHOLD_MS or s.index is None:
         return dataclasses.replace(s, position_ms=0), [SeekTo(position_ms=0)]
-    if s.index > 0:
+    if s.from_queue:
+        new = _at_index(s, s.index, now_ms)  # back to the context track before the queue
+    elif s.index > 0:
         new = _at_index(s, s.index - 1, now_ms)
     elif s.repeat is RepeatMode.CONTEXT:
         new = _at_index(s, len(s.order) - 1, now_ms)

@@ -3,6 +3,7 @@
 ```toml
 [speaker]
 id = "kitchen-1"        # broker user name and topic level; made up once if absent
+                        # and kept in $LEGATO_SPEAKER_STATE (default ~/.local/state/legato-speaker)
 name = "Kitchen"
 model = "legato-pi"
 http_port = 0           # /info and the local control WebSocket; 0 = any free port
@@ -27,6 +28,7 @@ Command-line flags override the file.
 
 from __future__ import annotations
 
+import os
 import secrets
 import stat
 import tomllib
@@ -103,6 +105,37 @@ def read_secret(path: Path) -> str:
         raise ConfigError(f"cannot read secret file {path}: {exc.strerror}") from exc
 
 
+def default_state_dir() -> Path:
+    if os.environ.get("LEGATO_SPEAKER_STATE"):
+        return Path(os.environ["LEGATO_SPEAKER_STATE"])
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "legato-speaker"
+
+
+def stable_device_id(state_dir: Path) -> str:
+    """The id this speaker made up the first time it ran without one, kept for good.
+
+    A speaker's id is its broker login and the key of everything the hub knows
+    of it, so it must survive restarts.
+    """
+    path = state_dir / "device-id"
+    try:
+        existing = path.read_text().strip()
+    except FileNotFoundError:
+        existing = ""
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    if is_valid_device_id(existing):
+        return existing
+    new_id = f"speaker-{secrets.token_hex(4)}"
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(new_id + "\n")
+    except OSError as exc:
+        raise ConfigError(f"cannot keep the speaker id in {path}: {exc.strerror}") from exc
+    return new_id
+
+
 def load(path: Path | None) -> SpeakerConfig:
     """Read ``path`` (or defaults when ``None``); raise ``ConfigError`` with the key at fault."""
     doc: dict[str, Any] = {}
@@ -115,7 +148,7 @@ def load(path: Path | None) -> SpeakerConfig:
             raise ConfigError(f"config {path} is not valid TOML: {exc}") from exc
     speaker, hub = _section(doc, "speaker"), _section(doc, "hub")
     broker, audio = _section(doc, "broker"), _section(doc, "audio")
-    device_id = _get(speaker, "speaker", "id", str, "") or f"speaker-{secrets.token_hex(4)}"
+    device_id = _get(speaker, "speaker", "id", str, "") or stable_device_id(default_state_dir())
     password = _get(broker, "broker", "password", str, "")
     password_file = _get(broker, "broker", "password_file", str, "")
     if password_file:

@@ -33,8 +33,18 @@ from device.engine import Engine
 logger = logging.getLogger(__name__)
 
 
+_WALL_AT_START_NS = time.time_ns()
+_MONO_AT_START_NS = time.monotonic_ns()
+
+
 def wall_ms() -> int:
-    return time.time_ns() // 1_000_000
+    """Wall-clock milliseconds that never jump: read once, then advanced monotonically.
+
+    A Pi has no real-time clock; when NTP steps the clock, positions computed
+    from ``timestamp_ms`` must not jump with it (the engine runs on the
+    monotonic clock too).
+    """
+    return (_WALL_AT_START_NS + time.monotonic_ns() - _MONO_AT_START_NS) // 1_000_000
 
 
 @dataclass(slots=True)

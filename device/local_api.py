@@ -47,6 +47,9 @@ class LocalApi:
             port,
             process_request=self._http,
             max_size=MAX_MESSAGE_BYTES,
+            # Only clients that are not web pages: a page on any site a listener
+            # visits must not be able to steer the speaker (cross-site WebSocket).
+            origins=[None],
         )
         self.port = next(iter(self._server.sockets)).getsockname()[1]
 

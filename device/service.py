@@ -13,13 +13,14 @@ import asyncio
 import dataclasses
 import logging
 import os
+import secrets
 import socket
 from typing import Any
 
 from connect_protocol import mdns
 from connect_protocol.codec import encode
 from connect_protocol.errors import ConnectError, NotConnectedError
-from connect_protocol.messages import Ack, DeviceInfo, Event
+from connect_protocol.messages import Ack, DeviceInfo, Event, PlayerState
 from connect_protocol.mqtt import AsyncMqtt, BrokerAddress, Will
 from connect_protocol.topics import Channel, device_topic
 from device.config import SpeakerConfig
@@ -48,7 +49,8 @@ class SpeakerService:
     async def start(self) -> None:
         engine = ClockEngine(self._on_track_ended)
         engine.set_volume(50)
-        self.controller = Controller(engine)
+        # A fresh session per start: the hub then knows revisions begin again.
+        self.controller = Controller(engine, state=PlayerState(session=secrets.token_hex(8)))
         self.local_api = LocalApi(
             info=self._info_doc,
             state=lambda: self._controller.state,
@@ -60,7 +62,7 @@ class SpeakerService:
             offline = encode(dataclasses.replace(self.info, online=False))
             self.mqtt = AsyncMqtt(
                 self.broker,
-                client_id=f"speaker-{self.config.id}",
+                client_id=self.config.id,  # the broker requires id == user name
                 subscriptions=[self.topic(Channel.CMD)],
                 will=Will(topic=self.topic(Channel.STATUS), payload=offline),
                 on_connected=self._on_connected,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass
 
@@ -17,16 +18,17 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from hub.db import Database
+from hub.errors import AccountError
 
 TOKEN_TTL_MS = 60 * 60 * 1000
 MAX_NAME = 64
 MIN_PASSWORD = 8
 MAX_PASSWORD = 1024
 _hasher = PasswordHasher()  # stateless parameters object; safe to share
-
-
-class AccountError(Exception):
-    """A refused account operation; the message is safe to show the user."""
+#: Argon2 takes 64 MiB and ~150 ms a hash: at most this many at once, so a burst
+#: of logins (or an attack on /api/token) cannot exhaust a Pi's memory.
+MAX_CONCURRENT_HASHES = 2
+_hashing = threading.BoundedSemaphore(MAX_CONCURRENT_HASHES)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -48,6 +50,11 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def _hash(password: str) -> str:
+    with _hashing:
+        return _hasher.hash(password)
+
+
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -61,7 +68,7 @@ def add_user(db: Database, name: str, password: str, *, admin: bool = False) -> 
     _validate_name(name)
     if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
         raise AccountError(f"password must be {MIN_PASSWORD}-{MAX_PASSWORD} characters")
-    digest = _hasher.hash(password)
+    digest = _hash(password)
     try:
         with db.transaction() as conn:
             cur = conn.execute(
@@ -79,7 +86,7 @@ def set_password(db: Database, name: str, password: str) -> None:
         raise AccountError(f"password must be {MIN_PASSWORD}-{MAX_PASSWORD} characters")
     with db.transaction() as conn:
         cur = conn.execute(
-            "UPDATE users SET password_hash = ? WHERE name = ?", (_hasher.hash(password), name)
+            "UPDATE users SET password_hash = ? WHERE name = ?", (_hash(password), name)
         )
         if cur.rowcount == 0:
             raise AccountError(f"no user {name!r}")
@@ -91,10 +98,11 @@ def authenticate(db: Database, name: str, password: str) -> User | None:
             "SELECT id, name, password_hash, is_admin FROM users WHERE name = ?", (name,)
         ).fetchone()
     if row is None:
-        _hasher.hash(password)  # spend the same time as a real check
+        _hash(password)  # spend the same time as a real check
         return None
     try:
-        _hasher.verify(row["password_hash"], password)
+        with _hashing:
+            _hasher.verify(row["password_hash"], password)
     except (VerificationError, InvalidHashError):
         return None
     return User(id=row["id"], name=row["name"], is_admin=bool(row["is_admin"]))

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hub.context import HubContext
-from hub.relay import RelayError
+from hub.errors import HubError
 from hub.routes import auth, connect_ws, health, player
 from hub.shapes import error_body
 
@@ -42,9 +42,14 @@ def create_app(ctx: HubContext, *, manage_relay: bool = True) -> FastAPI:
     for module in (auth, health, player, connect_ws):
         app.include_router(module.router)
 
-    @app.exception_handler(RelayError)
-    async def relay_error(_request: Request, exc: RelayError) -> JSONResponse:
-        return JSONResponse(error_body(exc.status, str(exc)), status_code=exc.status)
+    @app.exception_handler(HubError)
+    async def hub_error(_request: Request, exc: HubError) -> JSONResponse:
+        return JSONResponse(error_body(exc.status, str(exc), exc.reason), status_code=exc.status)
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+        logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        return JSONResponse(error_body(500, "Internal server error"), status_code=500)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -14,12 +14,9 @@ from dataclasses import dataclass
 
 from connect_protocol.messages import TrackRef
 from hub.db import Database
+from hub.errors import CatalogError
 
 URI_SCHEMES = ("legato", "spotify")
-
-
-class CatalogError(Exception):
-    """A URI that is malformed or names nothing in the catalog."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,10 +18,8 @@ import sys
 from pathlib import Path
 
 from hub import accounts, catalog, provisioning
-from hub.accounts import AccountError
 from hub.broker import BrokerError, write_mosquitto_config
-from hub.db import DatabaseError
-from hub.provisioning import ProvisioningError
+from hub.errors import AccountError, DatabaseError, ProvisioningError
 from hub.server import Hub, ServeOptions, open_database, run_until_signalled, spawn_speaker
 
 logger = logging.getLogger("legato.hub")
@@ -38,6 +36,39 @@ def default_data_dir() -> Path:
         return Path(os.environ["LEGATO_DATA"])
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "legato"
+
+
+def port_number(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port (1-65535)")
+    return value
+
+
+def positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value <= 600:
+        raise argparse.ArgumentTypeError(f"{value} must be between 0 and 600 seconds")
+    return value
+
+
+def default_speaker_sink() -> str:
+    """ALSA's default device when this machine has a sound card, else the null sink."""
+    cards = Path("/proc/asound/cards")
+    try:
+        has_card = cards.exists() and "no soundcards" not in cards.read_text()
+    except OSError:
+        has_card = False
+    if has_card:
+        return "alsa"
+    logger.warning("no sound card found: the local speaker plays to the null sink")
+    return "null"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,9 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
             default="127.0.0.1",
             help="address to listen on (default 127.0.0.1; 0.0.0.0 for the LAN)",
         )
-        p.add_argument("--port", type=int, default=8000, help="web API port (default 8000)")
+        p.add_argument("--port", type=port_number, default=8000, help="web API port (default 8000)")
         p.add_argument(
-            "--mqtt-port", type=int, default=1883, help="embedded broker port (default 1883)"
+            "--mqtt-port",
+            type=port_number,
+            default=1883,
+            help="embedded broker port (default 1883)",
         )
         p.add_argument(
             "--broker-url",
@@ -76,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--no-mdns", action="store_true", help="do not advertise over mDNS")
         p.add_argument(
             "--command-timeout",
-            type=float,
+            type=positive_seconds,
             default=5.0,
             help="seconds to wait for a speaker to acknowledge a command (default 5)",
         )
@@ -87,8 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     server_flags(up)
     up.add_argument(
         "--speaker-sink",
-        default="null",
-        help="sink of the local speaker (alsa[:PCM] | file:PATH | null)",
+        default=None,
+        help="sink of the local speaker: alsa[:PCM] | file:PATH | null "
+        "(default: ALSA when there is a sound card, else null)",
     )
     up.add_argument("--no-speaker", action="store_true", help="do not start the local speaker")
     serve = sub.add_parser("serve", parents=[common], help="run the hub")
@@ -124,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     broker.add_argument(
         "--out", type=Path, required=True, help="directory for mosquitto.conf, passwd, acl"
     )
-    broker.add_argument("--port", type=int, default=1883)
+    broker.add_argument("--port", type=port_number, default=1883)
     broker.add_argument("--host", default="127.0.0.1")
 
     ingest = sub.add_parser("ingest", parents=[common], help="add audio files to the catalog")
@@ -213,9 +248,14 @@ async def _serve(args: argparse.Namespace, data: Path, *, up: bool) -> int:
         added = catalog.seed_demo(hub.db)
         if added:
             logger.info("added %d demo tracks to the catalog", added)
-    await hub.start()
+    try:
+        await hub.start()
+    except BaseException:  # Ctrl-C or a failure half-way: stop what did start
+        await hub.stop()
+        raise
     try:
         if up and not args.no_speaker:
+            sink = args.speaker_sink or default_speaker_sink()
             config = data / "speaker" / "speaker.toml"
             secret = provisioning.add_broker_user(hub.db, LOCAL_SPEAKER_ID, "speaker")
             provisioning.write_speaker_config(
@@ -226,9 +266,10 @@ async def _serve(args: argparse.Namespace, data: Path, *, up: bool) -> int:
                 hub_url=hub.url,
                 broker_url=f"mqtt://{hub.address.host}:{hub.address.port}",
                 http_host=args.host,
-                sink=args.speaker_sink,
+                sink=sink,
             )
-            children.append(spawn_speaker(config, args.speaker_sink))
+            hub.broker_users.forget(LOCAL_SPEAKER_ID)
+            children.append(spawn_speaker(config, sink))
         print(f"\nLegato hub is up: {hub.url}")
         print(f"  health:    {hub.url}/healthz")
         print(f"  Web API:   {hub.url}/v1/me/player  (docs: {hub.url}/docs)")

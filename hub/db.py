@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from hub.errors import DatabaseError
+
 MIGRATIONS: list[str] = [
     # 1: accounts, tokens, device registry, broker users, a minimal catalog
     """
@@ -61,10 +63,6 @@ MIGRATIONS: list[str] = [
 ]
 
 
-class DatabaseError(Exception):
-    """The database cannot be used (newer schema, unreadable file)."""
-
-
 class Database:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -102,6 +100,7 @@ class Database:
     def migrate(self) -> int:
         """Bring the schema up to date; returns the version now in force."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.touch(mode=0o600, exist_ok=True)
         conn = self.connect()
         try:
             conn.execute("PRAGMA journal_mode = WAL")

@@ -1,19 +1,27 @@
 """Player requests in the Web API's terms, turned into Connect commands.
 
 Both the HTTP routes (``/v1/me/player/*``) and the Connect WebSocket call
-``PlayerService.execute(action, params)``: one place decides which device a
-request is for, validates its parameters as Spotify documents them, resolves
-URIs through the catalog and relays the command.
+``PlayerService.execute(action, params)``: one place validates parameters as
+Spotify documents them, resolves URIs through the catalog, decides which device
+a request is for and relays the command.  A bad request is a 400 before any
+device is looked at.
+
+Which device is active follows Spotify: the one last told to play (or given
+playback by a transfer), or one that started playing by itself; adjusting the
+volume of another speaker does not move it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import math
 from collections.abc import Mapping
 from typing import Any
 
 from connect_protocol.messages import (
     AddToQueue,
+    Adopt,
     Command,
     Next,
     Pause,
@@ -30,8 +38,10 @@ from connect_protocol.messages import (
 )
 from connect_protocol.reducer import position_at
 from hub import catalog
-from hub.accounts import now_ms
-from hub.relay import DeviceNotFound, Relay, RelayError
+from hub.errors import CatalogError, DeviceNotFound, RelayError, RequestError
+from hub.relay import Relay, now_ms
+
+logger = logging.getLogger(__name__)
 
 ACTIONS = (
     "play",
@@ -45,25 +55,37 @@ ACTIONS = (
     "queue",
     "transfer",
 )
+#: Actions after which the target becomes the active device.
+MAKES_ACTIVE = frozenset({Play, Resume, Adopt})
 
 
-class PlayerRequestError(RelayError):
+class PlayerRequestError(RequestError):
     """The request itself is wrong (400), before anything is relayed."""
 
-    status = 400
+
+def _as_int(raw: Any) -> int | None:
+    """An integer from JSON or a query string; ``None`` for anything else (1e999, "12a")."""
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int):
+        return raw
+    if isinstance(raw, float):
+        return int(raw) if math.isfinite(raw) and raw == int(raw) else None
+    if isinstance(raw, str):
+        text = raw.strip()
+        digits = text[1:] if text.startswith("-") else text
+        return int(text) if digits.isascii() and digits.isdigit() and len(text) < 20 else None
+    return None
 
 
 def _int(params: Mapping[str, Any], key: str, *, low: int, high: int | None = None) -> int:
     raw = params.get(key)
     if raw is None:
         raise PlayerRequestError(f"Missing required field: {key}")
-    try:
-        value = int(raw) if not isinstance(raw, bool) else None
-    except (TypeError, ValueError):
-        value = None
-    if value is None or (isinstance(raw, float) and raw != int(raw)):
+    value = _as_int(raw)
+    if value is None:
         raise PlayerRequestError(f"{key} must be an integer")
-    if value < low or (high is not None and value > high):
+    if value < low or (high is not None and value > high) or value > 2**53:
         bound = f"between {low} and {high}" if high is not None else f"at least {low}"
         raise PlayerRequestError(f"{key} must be {bound}")
     return value
@@ -78,6 +100,13 @@ def _bool(params: Mapping[str, Any], key: str) -> bool:
     raise PlayerRequestError(f"{key} must be true or false")
 
 
+def _optional_str(params: Mapping[str, Any], key: str) -> str | None:
+    raw = params.get(key)
+    if raw is None or isinstance(raw, str):
+        return raw
+    raise PlayerRequestError(f"{key} must be a string")
+
+
 class PlayerService:
     def __init__(self, relay: Relay) -> None:
         self.relay = relay
@@ -85,63 +114,72 @@ class PlayerService:
     def target_device(self, device_id: str | None) -> str:
         """The device a request is for: the named one, the active one, or the only one."""
         if device_id:
-            if device_id not in self.relay.devices:
-                raise DeviceNotFound(f"Device not found: {device_id[:64]}")
-            return device_id
+            return self.relay.online_device(device_id).info.id
         active = self.relay.active_device_id
         if active and active in self.relay.devices and self.relay.devices[active].online:
             return active
         online = [d for d, dev in self.relay.devices.items() if dev.online]
         if len(online) == 1:
             return online[0]
-        raise DeviceNotFound("Player command failed: No active device found")
+        raise DeviceNotFound(
+            "Player command failed: No active device found", reason="NO_ACTIVE_DEVICE"
+        )
 
     async def execute(self, action: str, params: Mapping[str, Any]) -> None:
         if action not in ACTIONS:
             raise PlayerRequestError(f"Unknown player action {action[:40]!r}")
+        device_id = _optional_str(params, "device_id")
         if action == "transfer":
             await self._transfer(params)
             return
-        command = await self._command(action, params)  # a bad request is a 400 first
-        await self.relay.send(self.target_device(params.get("device_id")), command)
+        command = await self._command(action, params)
+        target = self.target_device(device_id)
+        await self.relay.send(target, command)
+        if type(command) in MAKES_ACTIVE:
+            self.relay.active_device_id = target
 
     async def _command(self, action: str, params: Mapping[str, Any]) -> Command:
         cid = self.relay.new_command_id()
+        expected = (
+            None
+            if params.get("expected_revision") is None
+            else _int(params, "expected_revision", low=0)
+        )
         match action:
             case "play":
-                return await self._play(cid, params)
+                return await self._play(cid, params, expected)
             case "pause":
-                return Pause(id=cid)
+                return Pause(id=cid, expected_revision=expected)
             case "next":
-                return Next(id=cid)
+                return Next(id=cid, expected_revision=expected)
             case "previous":
-                return Previous(id=cid)
+                return Previous(id=cid, expected_revision=expected)
             case "seek":
-                return Seek(id=cid, position_ms=_int(params, "position_ms", low=0))
+                position = _int(params, "position_ms", low=0)
+                return Seek(id=cid, position_ms=position, expected_revision=expected)
             case "volume":
-                return SetVolume(
-                    id=cid, volume_percent=_int(params, "volume_percent", low=0, high=100)
-                )
+                volume = _int(params, "volume_percent", low=0, high=100)
+                return SetVolume(id=cid, volume_percent=volume, expected_revision=expected)
             case "shuffle":
-                return SetShuffle(id=cid, state=_bool(params, "state"))
+                return SetShuffle(id=cid, state=_bool(params, "state"), expected_revision=expected)
             case "repeat":
                 try:
                     mode = RepeatMode(str(params.get("state", "")))
                 except ValueError:
                     raise PlayerRequestError("state must be track, context or off") from None
-                return SetRepeat(id=cid, mode=mode)
+                return SetRepeat(id=cid, mode=mode, expected_revision=expected)
             case "queue":
-                uri = params.get("uri")
-                if not isinstance(uri, str):
+                uri = _optional_str(params, "uri")
+                if uri is None:
                     raise PlayerRequestError("Missing required field: uri")
                 (track,) = await self._resolve_tracks([uri])
-                return AddToQueue(id=cid, track=track)
+                return AddToQueue(id=cid, track=track, expected_revision=expected)
         raise PlayerRequestError(f"Unknown player action {action!r}")  # pragma: no cover
 
-    async def _play(self, cid: str, params: Mapping[str, Any]) -> Command:
+    async def _play(self, cid: str, params: Mapping[str, Any], expected: int | None) -> Command:
         context_uri, uris = params.get("context_uri"), params.get("uris")
         if context_uri is None and uris is None:
-            return Resume(id=cid)
+            return Resume(id=cid, expected_revision=expected)
         if context_uri is not None and uris is not None:
             raise PlayerRequestError("Give either context_uri or uris, not both")
         if uris is not None:
@@ -160,12 +198,13 @@ class PlayerService:
             context_uri=context_uri if isinstance(context_uri, str) else None,
             offset=offset,
             position_ms=position,
+            expected_revision=expected,
         )
 
     @staticmethod
-    def _offset(raw: Any, tracks: list[TrackRef]) -> int:
+    def _offset(raw: Any, tracks: list[TrackRef]) -> int | None:
         if raw is None:
-            return 0
+            return None
         if not isinstance(raw, dict):
             raise PlayerRequestError('offset must be an object: {"position": N} or {"uri": URI}')
         if "position" in raw:
@@ -174,7 +213,11 @@ class PlayerService:
                 raise PlayerRequestError(f"offset.position {position} is past the last track")
             return position
         if "uri" in raw:
-            want = catalog.parse_uri(str(raw["uri"])).id if raw["uri"] else ""
+            uri = raw["uri"]
+            try:
+                want = catalog.parse_uri(uri).id if isinstance(uri, str) else None
+            except CatalogError as exc:
+                raise PlayerRequestError(f"offset.uri: {exc}") from exc
             for i, track in enumerate(tracks):
                 if track.uri.rsplit(":", 1)[-1] == want:
                     return i
@@ -187,43 +230,53 @@ class PlayerService:
     async def _resolve(self, fn: Any, arg: Any) -> list[TrackRef]:
         try:
             result: list[TrackRef] = await asyncio.to_thread(fn, self.relay.db, arg)
-        except catalog.CatalogError as exc:
+        except CatalogError as exc:
             raise PlayerRequestError(str(exc)) from exc
         return result
 
     async def _transfer(self, params: Mapping[str, Any]) -> None:
+        """Move the active session to another speaker, as Spotify's transfer does.
+
+        ``play`` true starts playback there, false or absent keeps the current
+        play/pause state.  The source is stopped afterwards, best effort: the
+        transfer has happened even if the old speaker does not answer.
+        """
         ids = params.get("device_ids")
         if not isinstance(ids, list) or len(ids) != 1 or not isinstance(ids[0], str):
             raise PlayerRequestError("device_ids must be a list with exactly one device id")
-        target = self.target_device(ids[0])
         play = params.get("play")
+        if play is not None and not isinstance(play, bool):
+            raise PlayerRequestError("play must be true or false")
+        target = self.relay.online_device(ids[0]).info.id
         source_id = self.relay.active_device_id
         source = self.relay.devices.get(source_id) if source_id else None
         if source is None or source_id == target or source.state.current is None:
-            if play is True:
+            if play:
                 await self.relay.send(target, Resume(id=self.relay.new_command_id()))
             self.relay.active_device_id = target
             return
         state = source.state
-        current = state.current
-        assert current is not None
-        position = position_at(state, now_ms())
-        tracks: tuple[TrackRef, ...] = (current,)
-        offset = 0
-        if state.index is not None and state.tracks[state.order[state.index]] == current:
-            tracks, offset = state.tracks, state.order[state.index]
-        keep_playing = state.is_playing if play is None else bool(play)
+        assert state.current is not None
         await self.relay.send(
             target,
-            Play(
+            Adopt(
                 id=self.relay.new_command_id(),
-                tracks=tracks,
+                tracks=state.tracks,
+                order=state.order,
+                index=state.index,
+                current=state.current,
+                from_queue=state.from_queue,
+                queue=state.queue,
                 context_uri=state.context_uri,
-                offset=offset,
-                position_ms=position,
-                paused=not keep_playing,
+                position_ms=position_at(state, now_ms()),
+                paused=not (play or state.is_playing),
+                shuffle=state.shuffle,
+                repeat=state.repeat,
             ),
         )
-        if source.online:
-            await self.relay.send(source_id or "", Stop(id=self.relay.new_command_id()))
         self.relay.active_device_id = target
+        if source.online and source_id is not None:
+            try:
+                await self.relay.send(source_id, Stop(id=self.relay.new_command_id()))
+            except RelayError as exc:
+                logger.warning("transfer: could not stop %s: %s", source.info.name, exc)

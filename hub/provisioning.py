@@ -12,16 +12,16 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from connect_protocol.topics import HUB_USERNAME, is_valid_device_id
 from hub.accounts import now_ms
 from hub.broker import BrokerUser, Role, hash_secret, new_secret
 from hub.db import Database
-
-
-class ProvisioningError(Exception):
-    """A device or key could not be provisioned; the message says why."""
+from hub.errors import ProvisioningError
 
 
 def keys_dir(data_dir: Path) -> Path:
@@ -34,7 +34,9 @@ def keys_dir(data_dir: Path) -> Path:
 def write_private(path: Path, text: str) -> None:
     """Write a secret file atomically with mode 0600 from the start."""
     tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    tmp.unlink(missing_ok=True)  # a leftover could carry other modes, or be a link
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    os.fchmod(fd, 0o600)  # whatever the umask
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
         fh.flush()
@@ -95,6 +97,39 @@ def broker_user(db: Database, username: str) -> BrokerUser | None:
     if row is None:
         return None
     return BrokerUser(username=row["username"], role=row["role"], secret_hash=row["secret_hash"])
+
+
+class BrokerUserCache:
+    """``broker_user`` for the embedded broker, which asks on every CONNECT, publish
+    and delivery: answers are kept ``ttl_s`` seconds, so a device added by another
+    process (``legato-hub device add``) can log in within that time.
+    """
+
+    def __init__(
+        self, db: Database, *, ttl_s: float = 5.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._db = db
+        self._ttl_s = ttl_s
+        self._clock = clock
+        self._entries: dict[str, tuple[float, BrokerUser | None]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, username: str) -> BrokerUser | None:
+        now = self._clock()
+        with self._lock:
+            hit = self._entries.get(username)
+        if hit is not None and now - hit[0] < self._ttl_s:
+            return hit[1]
+        user = broker_user(self._db, username)
+        with self._lock:
+            if len(self._entries) > 10_000:
+                self._entries.clear()
+            self._entries[username] = (now, user)
+        return user
+
+    def forget(self, username: str) -> None:
+        with self._lock:
+            self._entries.pop(username, None)
 
 
 def all_broker_users(db: Database) -> list[BrokerUser]:

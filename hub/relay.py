@@ -2,50 +2,53 @@
 
 One MQTT connection, as the hub user, subscribed to every device's status,
 state, ack and events.  ``send`` publishes a command and waits for its ack (and
-for the state that ack promises), failing fast for unknown or offline devices
-and with ``CommandTimeout`` when the speaker does not answer in time.  Every
-change is fanned out to listeners (the WebSocket sessions).
+for the state that ack promises), failing fast for unknown or offline devices,
+with ``BrokerUnavailable`` when the broker goes away and ``CommandTimeout`` when
+the speaker does not answer in time.  Every change is fanned out to listeners
+(the WebSocket sessions).
+
+Clocks: a live state is re-stamped with the hub's receive time, so positions
+are extrapolated on one clock (the hub's) whatever the speaker's clock says.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
 from connect_protocol.codec import DecodeError, decode, encode
-from connect_protocol.errors import ConnectError, ErrorCode
+from connect_protocol.errors import ConnectError, ErrorCode, TransportError
 from connect_protocol.messages import Ack, Command, DeviceInfo, Event, PlayerState
 from connect_protocol.mqtt import AsyncMqtt, BrokerAddress, Received
 from connect_protocol.topics import HUB_USERNAME, Channel, all_devices_filter, device_topic
 from connect_protocol.topics import parse_device_topic as parse_topic
 from hub.db import Database
+from hub.errors import (
+    BrokerUnavailable,
+    CommandTimeout,
+    DeviceNotFound,
+    PayloadTooLarge,
+    RelayError,
+)
 
 logger = logging.getLogger(__name__)
 
-
-class RelayError(Exception):
-    """A command could not be relayed.  Subclasses map to HTTP statuses."""
-
-    status = 502
-
-
-class DeviceNotFound(RelayError):  # noqa: N818 - named for what the client sees
-    status = 404
+#: How a speaker's refusal reads to a Web API client: HTTP status and Spotify reason.
+REFUSALS: dict[ErrorCode, tuple[int, str | None]] = {
+    ErrorCode.NO_TRACK: (403, "NOT_PLAYING_TRACK"),
+    ErrorCode.CONFLICT: (409, None),
+    ErrorCode.INVALID_VALUE: (400, None),
+    ErrorCode.TOO_LARGE: (413, None),
+}
 
 
-class CommandTimeout(RelayError):  # noqa: N818
-    status = 504
-
-
-class BrokerUnavailable(RelayError):  # noqa: N818
-    status = 503
-
-
-class CommandRefused(RelayError):  # noqa: N818
+class CommandRefused(RelayError):  # noqa: N818 - named for what the client sees
     """The speaker answered with an error ack."""
 
     def __init__(self, ack: Ack) -> None:
@@ -53,7 +56,11 @@ class CommandRefused(RelayError):  # noqa: N818
         super().__init__(ack.message or ack.error.value)
         self.ack = ack
         self.code = ack.error
-        self.status = 409 if ack.error is ErrorCode.CONFLICT else 400
+        self.status, self.reason = REFUSALS.get(ack.error, (400, None))
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
 
 
 @dataclass(slots=True)
@@ -68,6 +75,7 @@ class Device:
 Change = Literal["devices", "state"]
 Listener = Callable[[Change, str], None]
 MAX_RECENT_EVENTS = 50
+STATE_AFTER_ACK_S = 1.0
 
 
 class Relay:
@@ -77,7 +85,7 @@ class Relay:
         broker: BrokerAddress,
         *,
         ack_timeout_s: float = 5.0,
-        client_id: str = "legato-hub",
+        client_id: str = HUB_USERNAME,
     ) -> None:
         self.db = db
         self.broker = broker
@@ -91,11 +99,13 @@ class Relay:
         self._listeners: list[Listener] = []
         self._task: asyncio.Task[None] | None = None
         self._seq = 0
+        # One writer thread keeps registry writes in order and off the event loop.
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="relay-db")
 
     # --- lifecycle ---------------------------------------------------------------
 
     async def start(self, *, wait_s: float = 10.0) -> None:
-        self._load_registry()
+        await asyncio.to_thread(self._load_registry)
         self._mqtt = AsyncMqtt(
             self.broker,
             client_id=self.client_id,
@@ -103,6 +113,8 @@ class Relay:
                 all_devices_filter(c)
                 for c in (Channel.STATUS, Channel.STATE, Channel.ACK, Channel.EVENTS)
             ],
+            on_connected=self._on_broker_connected,
+            on_disconnected=self._on_broker_lost,
         )
         await self._mqtt.start(wait_s=wait_s)
         self._task = asyncio.create_task(self._consume(), name="relay-inbound")
@@ -111,11 +123,10 @@ class Relay:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        for _, fut in self._pending.values():
-            if not fut.done():
-                fut.set_exception(BrokerUnavailable("the hub is shutting down"))
+        self._fail_all_pending(BrokerUnavailable("the hub is shutting down"))
         if self._mqtt is not None:
             await self._mqtt.stop()
+        await asyncio.to_thread(self._writer.shutdown, wait=True)
 
     @property
     def broker_connected(self) -> bool:
@@ -131,13 +142,17 @@ class Relay:
         self._seq += 1
         return f"h{time.monotonic_ns():x}-{self._seq}"
 
-    async def send(self, device_id: str, command: Command) -> Ack:
-        """Relay ``command`` and return its ok ack; raise a ``RelayError`` otherwise."""
+    def online_device(self, device_id: str) -> Device:
         device = self.devices.get(device_id)
         if device is None:
             raise DeviceNotFound(f"Device not found: {device_id[:64]}")
         if not device.online:
             raise DeviceNotFound(f"Device is offline: {device.info.name}")
+        return device
+
+    async def send(self, device_id: str, command: Command) -> Ack:
+        """Relay ``command`` and return its ok ack; raise a ``RelayError`` otherwise."""
+        device = self.online_device(device_id)
         if self._mqtt is None or not self._mqtt.connected:
             raise BrokerUnavailable("The hub is not connected to its broker; try again shortly")
         future: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
@@ -149,30 +164,46 @@ class Relay:
             raise CommandTimeout(
                 f"{device.info.name} did not answer within {self.ack_timeout_s:g} s"
             ) from None
+        except TransportError as exc:
+            if "exceeds" in str(exc):
+                raise PayloadTooLarge(f"The command is too large to send: {exc}") from exc
+            raise BrokerUnavailable(f"could not reach the broker: {exc}") from exc
         except ConnectError as exc:
             raise BrokerUnavailable(f"could not reach the broker: {exc}") from exc
         finally:
             self._pending.pop(command.id, None)
         if not ack.ok:
             raise CommandRefused(ack)
-        self.active_device_id = device_id
         await self._wait_for_revision(device_id, ack.revision)
         return ack
 
     async def _wait_for_revision(self, device_id: str, revision: int) -> None:
         """Let the state an ack promises arrive, so a read right after sees it."""
-        if self.devices[device_id].state.revision >= revision:
+        device = self.devices.get(device_id)
+        if device is None or device.state.revision >= revision:
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         entry = (device_id, revision, fut)
         self._state_waiters.append(entry)
         try:
-            await asyncio.wait_for(fut, 1.0)
+            await asyncio.wait_for(fut, STATE_AFTER_ACK_S)
         except TimeoutError:
             logger.warning("state %d of %s did not follow its ack", revision, device_id)
         finally:
             if entry in self._state_waiters:
                 self._state_waiters.remove(entry)
+
+    # --- broker connection -----------------------------------------------------------
+
+    def _on_broker_connected(self) -> None:
+        # Until their retained status says otherwise, nobody is known to be online:
+        # a speaker that died while the broker was away has no will left to tell us.
+        for device in self.devices.values():
+            device.online = False
+        self._notify("devices", "")
+
+    def _on_broker_lost(self) -> None:
+        self._fail_all_pending(BrokerUnavailable("The hub lost its broker; try again shortly"))
 
     # --- inbound -------------------------------------------------------------------
 
@@ -186,7 +217,6 @@ class Relay:
                 logger.exception("could not handle message on %s", msg.topic)
 
     def _dispatch(self, msg: Received) -> None:
-        logger.debug("inbound %s (%d bytes)", msg.topic, len(msg.payload))
         parsed = parse_topic(msg.topic)
         if parsed is None or parsed.device_id == HUB_USERNAME:
             return
@@ -194,7 +224,7 @@ class Relay:
             case Channel.STATUS:
                 self._on_status(parsed.device_id, msg.payload)
             case Channel.STATE:
-                self._on_state(parsed.device_id, msg.payload)
+                self._on_state(parsed.device_id, msg.payload, retained=msg.retain)
             case Channel.ACK:
                 self._on_ack(parsed.device_id, msg.payload)
             case Channel.EVENTS:
@@ -211,32 +241,34 @@ class Relay:
         if isinstance(info, DecodeError) or info.id != device_id:
             logger.warning("ignoring bad status from %s", device_id)
             return
-        now = int(time.time() * 1000)
         device = self.devices.get(device_id)
         if device is None:
-            device = self.devices[device_id] = Device(info, info.online, now)
-        device.info, device.online, device.last_seen_ms = info, info.online, now
+            device = self.devices[device_id] = Device(info, info.online, now_ms())
+        device.info, device.online, device.last_seen_ms = info, info.online, now_ms()
         if not info.online:
-            self._fail_pending(device_id, f"{info.name} went offline")
+            self._fail_pending(device_id, DeviceNotFound(f"{info.name} went offline"))
             if self.active_device_id == device_id:
                 self.active_device_id = None
-        self._persist_device(device)
+        self._writer.submit(self._persist_device, dataclasses.replace(info), device.last_seen_ms)
         self._notify("devices", device_id)
 
-    def _on_state(self, device_id: str, payload: bytes) -> None:
+    def _on_state(self, device_id: str, payload: bytes, *, retained: bool) -> None:
         state = decode(PlayerState, payload)
-        device = self.devices.get(device_id)
         if isinstance(state, DecodeError):
             logger.warning("ignoring bad state from %s: %s", device_id, state.message)
             return
+        device = self.devices.get(device_id)
         if device is None:
             logger.info("state from %s before its status; ignored", device_id)
             return
-        if state.revision < device.state.revision and device.online:
-            return  # an older retained copy arriving late
+        old = device.state
+        if state.session == old.session and state.revision < old.revision:
+            return  # an older copy arriving late; a new session (restart) always wins
+        if not retained:
+            state = dataclasses.replace(state, timestamp_ms=now_ms())
         device.state = state
-        if state.is_playing:
-            self.active_device_id = device_id
+        if state.is_playing and not (old.is_playing and old.session == state.session):
+            self.active_device_id = device_id  # started playing (from anywhere)
         for waiter in list(self._state_waiters):
             if waiter[0] == device_id and state.revision >= waiter[1] and not waiter[2].done():
                 waiter[2].set_result(None)
@@ -258,10 +290,15 @@ class Relay:
             return
         device.recent_events = [*device.recent_events[-(MAX_RECENT_EVENTS - 1) :], event]
 
-    def _fail_pending(self, device_id: str, reason: str) -> None:
+    def _fail_pending(self, device_id: str, error: RelayError) -> None:
         for dev, fut in self._pending.values():
             if dev == device_id and not fut.done():
-                fut.set_exception(DeviceNotFound(reason))
+                fut.set_exception(error)
+
+    def _fail_all_pending(self, error: RelayError) -> None:
+        for _dev, fut in self._pending.values():
+            if not fut.done():
+                fut.set_exception(error)
 
     def _notify(self, change: Change, device_id: str) -> None:
         for listener in list(self._listeners):
@@ -270,7 +307,7 @@ class Relay:
             except Exception:
                 logger.exception("relay listener failed")
 
-    # --- registry persistence ------------------------------------------------------
+    # --- registry persistence (writer thread) --------------------------------------
 
     def _load_registry(self) -> None:
         with self.db.reading() as conn:
@@ -280,13 +317,15 @@ class Relay:
                 )
                 self.devices[row["id"]] = Device(info, False, row["last_seen_ms"])
 
-    def _persist_device(self, device: Device) -> None:
-        info = device.info
-        with self.db.transaction() as conn:
-            conn.execute(
-                "INSERT INTO devices (id, name, model, fw, online, last_seen_ms) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET name = excluded.name, "
-                "model = excluded.model, fw = excluded.fw, online = excluded.online, "
-                "last_seen_ms = excluded.last_seen_ms",
-                (info.id, info.name, info.model, info.fw, int(device.online), device.last_seen_ms),
-            )
+    def _persist_device(self, info: DeviceInfo, last_seen_ms: int) -> None:
+        try:
+            with self.db.transaction() as conn:
+                conn.execute(
+                    "INSERT INTO devices (id, name, model, fw, online, last_seen_ms) "
+                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+                    "name = excluded.name, model = excluded.model, fw = excluded.fw, "
+                    "online = excluded.online, last_seen_ms = excluded.last_seen_ms",
+                    (info.id, info.name, info.model, info.fw, int(info.online), last_seen_ms),
+                )
+        except Exception:
+            logger.exception("could not record device %s", info.id)

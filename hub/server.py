@@ -21,6 +21,7 @@ from pathlib import Path
 import uvicorn
 
 from connect_protocol import mdns
+from connect_protocol.messages import MAX_MESSAGE_BYTES
 from connect_protocol.mqtt import BrokerAddress
 from connect_protocol.topics import HUB_USERNAME
 from hub import provisioning
@@ -46,7 +47,9 @@ class ServeOptions:
 
 
 def open_database(data_dir: Path) -> Database:
+    """The hub's database, in a data directory only its owner can read."""
     data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.chmod(0o700)  # it holds password hashes, secrets and keys
     db = Database(data_dir / "hub.db")
     db.migrate()
     return db
@@ -108,6 +111,7 @@ class Hub:
                 password=secret,
             )
         self.public_host = _public_host(opts.host)
+        self.broker_users = provisioning.BrokerUserCache(self.db)
         self.relay = Relay(self.db, self.address, ack_timeout_s=opts.ack_timeout_s)
         self.ctx = HubContext(
             data_dir=opts.data_dir,
@@ -129,17 +133,19 @@ class Hub:
         check_port_free(self.opts.host, self.opts.port, "web API", "--port")
         if not self.opts.broker_url:
             check_port_free(self.opts.host, self.opts.mqtt_port, "MQTT broker", "--mqtt-port")
-            self.broker = EmbeddedBroker(
-                self.opts.host,
-                self.opts.mqtt_port,
-                lambda name: provisioning.broker_user(self.db, name),
-            )
+            self.broker = EmbeddedBroker(self.opts.host, self.opts.mqtt_port, self.broker_users)
             await asyncio.to_thread(self.broker.start)
             logger.info("embedded MQTT broker on %s:%d", self.opts.host, self.broker.port)
         await self.relay.start(wait_s=15)
         app = create_app(self.ctx, manage_relay=False)
         config = uvicorn.Config(
-            app, host=self.opts.host, port=self.opts.port, log_level="warning", lifespan="on"
+            app,
+            host=self.opts.host,
+            port=self.opts.port,
+            log_level="warning",
+            lifespan="on",
+            # Frames past this close the socket; below it, oversized messages get a 413.
+            ws_max_size=2 * MAX_MESSAGE_BYTES,
         )
         self.server = _QuietServer(config)
         self._serve_task = asyncio.create_task(self.server.serve(), name="uvicorn")

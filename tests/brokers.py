@@ -16,7 +16,6 @@ import contextlib
 import shutil
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -286,7 +285,7 @@ def client_for(
     return MqttClient(
         broker.host,
         broker.port,
-        client_id or f"{username}-{time.monotonic_ns()}",
+        client_id or username,  # both brokers tie a client id to its user name
         username=username,
         password=broker.secrets[username] if password is None else password,
         will=will,

@@ -6,16 +6,20 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 
 @pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in list(os.environ):
         if name.startswith("LEGATO_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("LEGATO_MDNS_INTERFACES", "127.0.0.1")
+    # Nothing a test runs may write into the real home directory.
+    monkeypatch.setenv("LEGATO_SPEAKER_STATE", str(tmp_path / "speaker-state"))
+    monkeypatch.setenv("LEGATO_DATA", str(tmp_path / "hub-data-default"))
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from hub import accounts
-from hub.accounts import AccountError
+from hub.errors import AccountError
 from hub.server import open_database
 
 
@@ -46,7 +46,8 @@ def test_token_expires_and_can_be_revoked(tmp_path: Path) -> None:
 
 
 def test_newer_schema_is_refused_not_damaged(tmp_path: Path) -> None:
-    from hub.db import Database, DatabaseError
+    from hub.db import Database
+    from hub.errors import DatabaseError
 
     db = open_database(tmp_path)
     with db.reading() as conn:

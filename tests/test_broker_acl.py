@@ -504,10 +504,10 @@ def test_failed_login_cannot_hijack_a_client_id(
     broker: RunningBroker, clients: list[MqttClient], connect: Connect
 ) -> None:
     # Stock amqtt 0.12.1 would drop spk-b's subscriptions here, before checking the password.
-    spk_b = connect(B, client_id="spk-b-main")
+    spk_b = connect(B, client_id=B)
     spk_b.subscribe(cmd(B))
     for username in (A, B, None):
-        intruder = MqttClient(broker.host, broker.port, "spk-b-main", username, "wrong")
+        intruder = MqttClient(broker.host, broker.port, B, username, "wrong")
         clients.append(intruder)
         assert intruder.connect().is_failure
     for junk in (b"", b"GET / HTTP/1.1\r\n\r\n", b"\x10\xff\xff\xff\xff\x7f"):
@@ -519,6 +519,31 @@ def test_failed_login_cannot_hijack_a_client_id(
 
 
 @pytest.mark.integration
+def test_a_speaker_cannot_take_over_the_hubs_session(
+    broker: RunningBroker, clients: list[MqttClient], connect: Connect
+) -> None:
+    hub = connect(HUB_USERNAME)
+    hub.subscribe(f"{ROOT}/#")
+    # A stolen speaker login that claims the hub's client id ...
+    thief = MqttClient(broker.host, broker.port, HUB_USERNAME, A, broker.secrets[A])
+    clients.append(thief)
+    refused = thief.connect().is_failure  # embedded: refused outright
+    if not refused:  # Mosquitto: connected, but under its own user name as client id
+        thief.publish(status(A), b"thief-online")
+    # ... leaves the real hub connected and hearing everything.
+    spk_b = connect(B)
+    spk_b.publish(status(B), b"b-online")
+    assert hub.wait_for(status(B), b"b-online")
+    if broker.kind == "embedded":
+        assert refused
+    else:
+        assert broker.mosquitto is not None
+        log = broker.mosquitto.log_path.read_text()
+        assert f"as spk-a (p2, c1, k30, u'{A}')" in log  # its id became its user name
+        assert log.count("listen socket on port") == 1  # only the listener we asked for
+
+
+@pytest.mark.integration
 def test_speaker_added_while_running(
     broker: RunningBroker, clients: list[MqttClient], connect: Connect
 ) -> None:
@@ -527,9 +552,7 @@ def test_speaker_added_while_running(
     secret = broker.add_user(new_id, "speaker")
     deadline = time.monotonic() + 5
     while True:  # Mosquitto rereads its files a moment after SIGHUP
-        client = MqttClient(
-            broker.host, broker.port, f"{new_id}-{time.monotonic_ns()}", new_id, secret
-        )
+        client = MqttClient(broker.host, broker.port, new_id, new_id, secret)
         clients.append(client)
         if not client.connect().is_failure:
             break

@@ -12,6 +12,8 @@ from connect_protocol.codec import DecodeError, decode, decode_command, encode
 from connect_protocol.errors import ErrorCode
 from connect_protocol.messages import (
     MAX_MESSAGE_BYTES,
+    MAX_QUEUE,
+    MAX_TRACKS,
     Ack,
     AddToQueue,
     DeviceInfo,
@@ -148,3 +150,37 @@ def test_mutated_valid_messages_never_raise(message: object, data: st.DataObject
         assert result.message
     else:
         assert decode_command(encode(result)) == result
+
+
+def test_a_full_state_with_catalog_metadata_fits_in_one_message() -> None:
+    """The caps agree: MAX_TRACKS plus a full queue, with long real-world names, fit."""
+    track = TrackRef(
+        uri="legato:track:" + "A" * 22,
+        duration_ms=600_000,
+        name="An Unusually Long Track Title (Extended Live Version) [Remastered 2026]",
+        artists=("The Quay Ensemble", "Paloma Reyes Trio", "Mira Okafor"),
+        album="Field Recordings, Vol. 3: The Complete Harbour Sessions (Deluxe Edition)",
+    )
+    state = PlayerState(
+        revision=10**6,
+        session="s" * 32,
+        context_uri="legato:playlist:" + "B" * 22,
+        tracks=(track,) * MAX_TRACKS,
+        order=tuple(range(MAX_TRACKS)),
+        index=MAX_TRACKS - 1,
+        queue=(track,) * MAX_QUEUE,
+        current=track,
+        from_queue=True,
+        timestamp_ms=2**41,
+    )
+    assert len(encode(state)) < MAX_MESSAGE_BYTES
+    assert decode(PlayerState, encode(state)) == state
+
+
+def test_too_many_tracks_is_refused_with_the_cap_named() -> None:
+    obj = json.loads(encode(SAMPLES[0]))
+    obj["tracks"] = obj["tracks"] * (MAX_TRACKS + 1)
+    result = decode_command(json.dumps(obj))
+    assert isinstance(result, DecodeError)
+    assert result.code is ErrorCode.TOO_LARGE
+    assert str(MAX_TRACKS) in result.message

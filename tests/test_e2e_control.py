@@ -16,8 +16,10 @@ from typing import Any
 
 import httpx
 import pytest
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
+from connect_protocol.messages import MAX_MESSAGE_BYTES
 from hub import catalog
 from tests.system import Api, System, retained_state, wait_for
 
@@ -157,6 +159,34 @@ def test_listener_drives_a_speaker_over_http_and_websocket(system: System, api: 
     assert retained_state(system, "kitchen")["is_playing"] is True
 
 
+def test_volume_elsewhere_does_not_steal_the_active_device(system: System, api: Api) -> None:
+    uris = album_tracks(system)
+    api.client.put("/v1/me/player/play", params={"device_id": "kitchen"}, json={"uris": uris})
+    r = api.client.put(
+        "/v1/me/player/volume", params={"device_id": "bedroom", "volume_percent": 20}
+    )
+    assert r.status_code == 204
+    r = api.client.put("/v1/me/player/pause")  # no device: the active one, still the kitchen
+    assert r.status_code == 204, r.text
+    assert retained_state(system, "kitchen")["is_playing"] is False
+    player = api.player()
+    assert player is not None
+    assert player["device"]["id"] == "kitchen"
+
+
+def test_stale_expected_revision_is_a_conflict(system: System, api: Api) -> None:
+    uris = album_tracks(system)
+    api.client.put("/v1/me/player/play", params={"device_id": "kitchen"}, json={"uris": uris})
+    player = api.player()
+    assert player is not None
+    revision = player["revision"]
+    r = api.client.put("/v1/me/player/pause", params={"expected_revision": revision - 1})
+    assert r.status_code == 409
+    assert "expected revision" in r.json()["error"]["message"]
+    r = api.client.put("/v1/me/player/pause", params={"expected_revision": revision})
+    assert r.status_code == 204
+
+
 def test_transfer_moves_playback_between_speakers(system: System, api: Api) -> None:
     uris = album_tracks(system)
     r = api.client.put(
@@ -178,6 +208,31 @@ def test_transfer_moves_playback_between_speakers(system: System, api: Api) -> N
     player = api.player()
     assert player is not None
     assert player["device"]["id"] == "bedroom"
+
+    # Transfer carries the whole session: a queued track, the queue, the modes;
+    # without "play" it keeps the play/pause state as it was (paused here).
+    assert api.client.put("/v1/me/player/shuffle", params={"state": "true"}).status_code == 204
+    assert api.client.put("/v1/me/player/repeat", params={"state": "track"}).status_code == 204
+    for uri in uris[1:3]:
+        assert api.client.post("/v1/me/player/queue", params={"uri": uri}).status_code == 204
+    assert api.client.post("/v1/me/player/next").status_code == 204
+    assert api.client.put("/v1/me/player/pause").status_code == 204
+    before = retained_state(system, "bedroom")
+    r = api.client.put("/v1/me/player", json={"device_ids": ["kitchen"]})
+    assert r.status_code == 204, r.text
+    after = retained_state(system, "kitchen")
+    for key in ("tracks", "order", "index", "queue", "current", "from_queue", "shuffle", "repeat"):
+        assert after[key] == before[key], key
+    assert after["is_playing"] is False
+    assert after["from_queue"] is True
+
+    # An offline target is a 404 at once, and nothing moves.
+    system.speakers["bedroom"].stop()
+    wait_for(lambda: not api.devices()["bedroom"]["is_online"], 10, "bedroom offline")
+    r = api.client.put("/v1/me/player", json={"device_ids": ["bedroom"], "play": True})
+    assert r.status_code == 404
+    assert r.json()["error"]["message"] == "Device is offline: Bedroom"
+    assert retained_state(system, "kitchen")["current"] == after["current"]
 
 
 def test_requests_are_answered_clearly_and_never_hang(system: System, api: Api) -> None:
@@ -258,10 +313,30 @@ def test_requests_are_answered_clearly_and_never_hang(system: System, api: Api) 
     )
     assert r.status_code == 400
     assert r.json()["error"]["message"] == "Malformed JSON body"
-    # A refusal by the speaker itself (nothing loaded) comes back as a 400 with its reason.
+    # A refusal by the speaker itself comes back as Spotify's PlayerError.
     r = api.client.put("/v1/me/player/pause", params={"device_id": "bedroom"})
+    assert r.status_code == 403
+    assert r.json() == {
+        "error": {
+            "status": 403,
+            "message": "nothing is loaded on this speaker",
+            "reason": "NOT_PLAYING_TRACK",
+        }
+    }
+    # Input that used to escape as a plain-text 500:
+    first = album_tracks(system)[0]
+    for text, message in [
+        (f'{{"uris": ["{first}"], "position_ms": 1e999}}', "position_ms must be"),
+        (f'{{"uris": ["{first}"], "offset": {{"uri": "garbage"}}}}', "offset.uri"),
+        (f'{{"uris": ["{first}"], "device_id": 7}}', "device_id must be a string"),
+    ]:
+        r = api.client.put(
+            "/v1/me/player/play", content=text, headers={"Content-Type": "application/json"}
+        )
+        assert r.status_code == 400, r.text
+        assert message in r.json()["error"]["message"]
+    r = api.client.put("/v1/me/player/volume", params={"volume_percent": "9" * 25})
     assert r.status_code == 400
-    assert "nothing is loaded" in r.json()["error"]["message"]
 
 
 def test_websocket_survives_bad_input(system: System, api: Api) -> None:
@@ -271,20 +346,41 @@ def test_websocket_survives_bad_input(system: System, api: Api) -> None:
         ws.conn.send("{nope")
         err = ws.recv_until(lambda m: m["type"] == "error")
         assert err["error"] == {"status": 400, "message": "Malformed JSON"}
-        ws.conn.send(json.dumps({"type": "command", "request_id": "big", "pad": "x" * 300_000}))
+        over_cap = "x" * (MAX_MESSAGE_BYTES + 1)
+        ws.conn.send(json.dumps({"type": "command", "request_id": "big", "pad": over_cap}))
         err = ws.recv_until(lambda m: m["type"] == "error")
-        assert err["error"]["status"] == 413
+        assert err["error"] == {"status": 413, "message": f"message over {MAX_MESSAGE_BYTES} bytes"}
         bad = ws.command("explode", device_id="kitchen")
         assert bad["ok"] is False
         assert bad["error"]["message"] == "Unknown player action 'explode'"
         wrong = ws.command("volume", device_id="kitchen", volume_percent=[1])
         assert wrong["error"]["status"] == 400
+        ws.conn.send(
+            b'{"type": "command", "request_id": "bin", "action": "volume", '
+            b'"device_id": "kitchen", "volume_percent": 11}'
+        )  # a binary frame
+        assert ws.recv_until(lambda m: m.get("request_id") == "bin")["ok"] is True
+        ws.conn.send(b"\xff\xfe")
+        assert ws.recv_until(lambda m: m["type"] == "error")["error"]["status"] == 400
+        ws.conn.send(
+            '{"type": "command", "request_id": "inf", "action": "seek", '
+            '"device_id": "kitchen", "position_ms": Infinity}'
+        )
+        inf = ws.recv_until(lambda m: m.get("request_id") == "inf")
+        assert inf["error"] == {"status": 400, "message": "position_ms must be an integer"}
         missing = ws.command("pause", device_id="ghost")
         assert missing["error"] == {"status": 404, "message": "Device not found: ghost"}
         # Still usable after all that:
         assert ws.command("volume", device_id="kitchen", volume_percent=10)["ok"]
     finally:
         ws.close()
+    # A frame far past the cap is not even buffered: the connection is closed (1009).
+    huge = Ws(system)
+    huge.conn.send("x" * (3 * MAX_MESSAGE_BYTES))
+    with pytest.raises(ConnectionClosed) as closed:
+        _drain(huge.conn)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1009
     unauth = connect(f"ws://127.0.0.1:{system.hub_port}/v1/connect/ws")
     msg = json.loads(unauth.recv(timeout=5))
     assert msg["error"]["status"] == 401
@@ -335,3 +431,9 @@ def test_a_speaker_that_stops_answering_or_vanishes(system: System, api: Api) ->
         ).status_code
         == 204
     )
+
+
+def _drain(conn: ClientConnection) -> None:
+    """Read until the server closes the connection (bounded: 20 messages of 10 s)."""
+    for _ in range(20):
+        conn.recv(timeout=10)

@@ -12,6 +12,7 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from connect_protocol.messages import MAX_MESSAGE_BYTES
 from connect_protocol.topics import HUB_USERNAME
 from hub import catalog
 from tests.system import Api, System, retained_state, wait_for
@@ -95,8 +96,10 @@ class HubClient:
         self.states: list[dict[str, Any]] = []
         self.events: list[dict[str, Any]] = []
         self.lock = threading.Lock()
+        # The broker ties a client id to its user name: this replaces the hub's own
+        # session, so the test stops the hub first.
         self.client = paho.Client(
-            CallbackAPIVersion.VERSION2, client_id="test-hub-raw", protocol=paho.MQTTv311
+            CallbackAPIVersion.VERSION2, client_id=HUB_USERNAME, protocol=paho.MQTTv311
         )
         self.client.username_pw_set(HUB_USERNAME, secret)
         self.client.on_message = self._on_message
@@ -128,13 +131,15 @@ def test_speaker_acks_bad_commands_and_keeps_running(system: System) -> None:
     api = Api(system)
     api.wait_online("kitchen")
     api.close()
+    assert system.hub is not None
+    system.hub.stop()  # we speak for the hub now, with its credentials
     hub = HubClient(system)
     try:
         hub.send(b"\xff\xfe not json")
         hub.send(b'{"type": "explode", "id": "c-unknown"}')
         hub.send(b'{"type": "volume", "id": "c-type", "volume_percent": "loud"}')
         hub.send(b'{"type": "volume", "id": "c-range", "volume_percent": 400}')
-        hub.send(json.dumps({"type": "pause", "id": "c-big", "pad": "x" * 300_000}))
+        hub.send(json.dumps({"type": "pause", "id": "c-big", "pad": "x" * MAX_MESSAGE_BYTES}))
         hub.send(b'{"type": "volume", "id": "c-ok", "volume_percent": 33}')
         ok = wait_for(lambda: hub.ack_for("c-ok"), 10, "the ack of a good command", system.logs)
         assert ok[0]["ok"] is True

@@ -13,6 +13,7 @@ from connect_protocol.errors import ErrorCode
 from connect_protocol.messages import (
     MAX_QUEUE,
     AddToQueue,
+    Adopt,
     Command,
     EventKind,
     Next,
@@ -116,6 +117,82 @@ def test_end_of_context_with_repeat_off_stops_on_first_track() -> None:
     )
 
 
+def test_previous_from_a_queued_track_returns_to_the_context_track() -> None:
+    s = run(playing(offset=2), [AddToQueue(id="q", track=EXTRA), Next(id="n")]).state
+    assert s.current == EXTRA
+    assert s.from_queue
+    back = reduce(s, Previous(id="p"), now_ms=s.timestamp_ms + 500).state
+    assert back.current == ALBUM[2]
+    assert not back.from_queue
+    assert reduce(s, Next(id="n2"), now_ms=s.timestamp_ms + 500).state.current == ALBUM[3]
+
+
+def test_shuffled_play_without_offset_starts_anywhere_but_offset_is_obeyed() -> None:
+    shuffled = dataclasses.replace(PlayerState(), shuffle=True)
+    starts = {
+        reduce(shuffled, Play(id=f"p{i}", tracks=ALBUM), now_ms=0).state.current for i in range(40)
+    }
+    assert len(starts) > 2
+    assert reduce(PlayerState(), Play(id="p", tracks=ALBUM), now_ms=0).state.current == ALBUM[0]
+    pinned = reduce(shuffled, Play(id="p", tracks=ALBUM, offset=3), now_ms=0).state
+    assert pinned.current == ALBUM[3]
+
+
+def test_adopt_takes_over_a_session_whole() -> None:
+    source = run(
+        playing(offset=1),
+        [
+            SetShuffle(id="s", state=True),
+            SetRepeat(id="r", mode=RepeatMode.CONTEXT),
+            AddToQueue(id="q", track=EXTRA),
+            AddToQueue(id="q2", track=ALBUM[0]),
+            Next(id="n"),
+        ],
+    ).state
+    assert source.from_queue
+    adopt = Adopt(
+        id="a",
+        tracks=source.tracks,
+        order=source.order,
+        index=source.index,
+        current=source.current or EXTRA,
+        from_queue=True,
+        queue=source.queue,
+        position_ms=1234,
+        shuffle=True,
+        repeat=RepeatMode.CONTEXT,
+    )
+    target = reduce(dataclasses.replace(PlayerState(), volume_percent=80), adopt, now_ms=9)
+    assert target.ack is not None
+    assert target.ack.ok
+    t = target.state
+    assert (t.current, t.order, t.index, t.queue, t.position_ms) == (
+        EXTRA,
+        source.order,
+        source.index,
+        source.queue,
+        1234,
+    )
+    assert (t.shuffle, t.repeat, t.volume_percent, t.is_playing) == (
+        True,
+        RepeatMode.CONTEXT,
+        80,
+        True,
+    )
+    assert reduce(t, Next(id="n"), now_ms=10).state.current == ALBUM[0]  # the queue goes on
+
+
+def test_adopt_refuses_a_broken_session() -> None:
+    bad = Adopt(id="a", tracks=ALBUM, order=(0, 0, 1, 2, 3), index=0, current=ALBUM[0])
+    out = reduce(PlayerState(), bad, now_ms=0)
+    assert out.ack is not None
+    assert out.ack.error is ErrorCode.INVALID_VALUE
+    wrong_current = Adopt(id="a", tracks=ALBUM, order=tuple(range(5)), index=1, current=ALBUM[0])
+    out = reduce(PlayerState(), wrong_current, now_ms=0)
+    assert out.ack is not None
+    assert out.ack.error is ErrorCode.INVALID_VALUE
+
+
 def test_repeat_track_replays_on_end_but_next_still_skips() -> None:
     s = reduce(playing(offset=1), SetRepeat(id="r", mode=RepeatMode.TRACK), now_ms=1).state
     s2 = reduce(s, TrackEnded(uri=ALBUM[1].uri), now_ms=2).state
@@ -190,7 +267,7 @@ commands = st.one_of(
         Play,
         id=ids,
         tracks=st.lists(tracks, max_size=6).map(tuple),
-        offset=st.integers(-1, 7),
+        offset=st.none() | st.integers(-1, 7),
         position_ms=st.integers(-10, 500_000),
         paused=st.booleans(),
         expected_revision=revisions,
@@ -205,6 +282,17 @@ commands = st.one_of(
     st.builds(SetRepeat, id=ids, mode=st.sampled_from(RepeatMode)),
     st.builds(AddToQueue, id=ids, track=tracks),
     st.builds(Stop, id=ids),
+    st.builds(
+        Adopt,
+        id=ids,
+        tracks=st.lists(tracks, max_size=4).map(tuple),
+        order=st.lists(st.integers(0, 4), max_size=4).map(tuple),
+        index=st.none() | st.integers(-1, 4),
+        current=tracks,
+        from_queue=st.booleans(),
+        queue=st.lists(tracks, max_size=3).map(tuple),
+        position_ms=st.integers(-10, 500_000),
+    ),
 )
 inputs = st.one_of(commands, st.builds(TrackEnded, uri=tracks.map(lambda t: t.uri)))
 
@@ -223,6 +311,10 @@ def check_invariants(s: PlayerState) -> None:
     else:
         assert 0 <= s.position_ms <= s.current.duration_ms
     assert 0 <= s.volume_percent <= 100
+    if s.from_queue:
+        assert s.current is not None
+    elif s.current is not None and s.index is not None:
+        assert s.current == s.tracks[s.order[s.index]]
 
 
 @settings(max_examples=300)

@@ -14,8 +14,10 @@ Both share one password hash format (Mosquitto's ``$7$`` PBKDF2-SHA512).
 
 from __future__ import annotations
 
+from hub.errors import HubError
 
-class BrokerError(Exception):
+
+class BrokerError(HubError):
     """A broker could not be started, stopped or reloaded."""
 
 

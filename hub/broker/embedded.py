@@ -28,9 +28,9 @@ amqtt 0.12.1 looks up, replaces or deletes the session of a CONNECT's client id
 speaker's client id would silently drop that speaker's subscriptions.
 :class:`_LegatoBroker` therefore authenticates the CONNECT first and only then
 runs amqtt's own session set-up (copied from ``Broker._initialize_client_session``;
-amqtt is pinned to 0.12.1 for this).  An *authenticated* client may still take
-over any client id, as in Mosquitto; the ACL then still judges it by its own
-user name (delivery included), so it gains no access by doing so.
+amqtt is pinned to 0.12.1 for this).  A client's id must equal its user name
+(Mosquitto's ``use_username_as_clientid``), so no login can take over the
+hub's session or another speaker's.
 """
 
 from __future__ import annotations
@@ -110,6 +110,11 @@ class LegatoAclPlugin(BaseAuthPlugin, BaseTopicPlugin):  # type: ignore[misc]  #
             except UnicodeDecodeError:
                 password = None
         ok = user is not None and password is not None and verify_secret(password, user.secret_hash)
+        if ok and session.client_id != username:
+            logger.warning(
+                "refusing %r: client id %r is not its user name", username, session.client_id
+            )
+            ok = False
         if ok and session.will_flag and not may_publish(user, session.will_topic or ""):
             logger.warning("refusing %r: will topic %r not permitted", username, session.will_topic)
             ok = False

@@ -94,6 +94,10 @@ def write_mosquitto_config(
     if persistence:
         lines.append(f"persistence_location {directory}/")
     lines.append(f"listener {port} {host}")
+    # A listener option (before any `listener` line Mosquitto would open a default
+    # listener on 0.0.0.0:1883 for it): a client id is its user name, so no login
+    # can take over another's session, the hub's included.
+    lines.append("use_username_as_clientid true")
     config_path = directory / CONFIG_NAME
     _write_private(config_path, "\n".join(lines) + "\n")
     return config_path

@@ -7,6 +7,9 @@ change; a client sends ``{"type": "command", "request_id": R, "action": A,
 ...params}`` with the same actions and parameters as the HTTP player endpoints
 and gets ``{"type": "result", "request_id": R, "ok": ...}`` back.  Bad input is
 answered with an error message; the connection stays up.
+
+A slow client never stalls the hub: its pending updates are coalesced so it
+always gets the latest device list and the latest state of each device.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import deque
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -22,43 +26,57 @@ from fastapi.concurrency import run_in_threadpool
 from connect_protocol.codec import to_json_obj
 from connect_protocol.messages import MAX_MESSAGE_BYTES
 from hub import accounts
-from hub.accounts import now_ms
 from hub.context import HubContext
-from hub.relay import Change, RelayError
+from hub.errors import HubError, RequestError
+from hub.relay import Change, now_ms
 from hub.routes.deps import bearer_token
 from hub.shapes import device_object, error_body, player_object
 
 logger = logging.getLogger(__name__)
 router = APIRouter()
 MAX_IN_FLIGHT = 64
-OUTBOX = 10_000
+MAX_REPLIES = 1000
 
 
 def devices_message(ctx: HubContext) -> dict[str, Any]:
     active = ctx.relay.active_device_id
-    return {
-        "type": "devices",
-        "devices": [
-            device_object(d, active=d.info.id == active) for d in ctx.relay.devices.values()
-        ],
-    }
+    devices = [device_object(d, active=d.info.id == active) for d in ctx.relay.devices.values()]
+    return {"type": "devices", "devices": devices}
 
 
 def state_message(ctx: HubContext, device_id: str, base_url: str) -> dict[str, Any] | None:
     device = ctx.relay.devices.get(device_id)
     if device is None:
         return None
+    active = device_id == ctx.relay.active_device_id
     return {
         "type": "state",
         "device_id": device_id,
         "state": to_json_obj(device.state),
-        "player": player_object(
-            device,
-            active=device_id == ctx.relay.active_device_id,
-            now_ms=now_ms(),
-            base_url=base_url,
-        ),
+        "player": player_object(device, active=active, now_ms=now_ms(), base_url=base_url),
     }
+
+
+class Outbox:
+    """What is owed to one client: replies in order, plus the latest of each update."""
+
+    def __init__(self) -> None:
+        self.replies: deque[dict[str, Any]] = deque()
+        self.devices_changed = False
+        self.states_changed: dict[str, None] = {}  # ordered set of device ids
+        self.ready = asyncio.Event()
+
+    def reply(self, message: dict[str, Any]) -> None:
+        if len(self.replies) < MAX_REPLIES:
+            self.replies.append(message)
+            self.ready.set()
+
+    def changed(self, change: Change, device_id: str) -> None:
+        if change == "devices":
+            self.devices_changed = True
+        else:
+            self.states_changed[device_id] = None
+        self.ready.set()
 
 
 @router.websocket("/v1/connect/ws")
@@ -72,39 +90,36 @@ async def connect_ws(ws: WebSocket) -> None:
         await ws.close(code=4401)
         return
     base_url = f"{ws.url.scheme.replace('ws', 'http')}://{ws.url.netloc}"
-    outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(OUTBOX)
-
-    def push(message: dict[str, Any] | None) -> None:
-        if message is None:
-            return
-        try:
-            outbox.put_nowait(message)
-        except asyncio.QueueFull:
-            logger.warning("WebSocket client too slow; dropping an update")
-
-    def on_change(change: Change, device_id: str) -> None:
-        push(
-            devices_message(ctx) if change == "devices" else state_message(ctx, device_id, base_url)
-        )
-
-    push(devices_message(ctx))
+    outbox = Outbox()
+    outbox.changed("devices", "")
     for device_id in list(ctx.relay.devices):
-        push(state_message(ctx, device_id, base_url))
-    unsubscribe = ctx.relay.add_listener(on_change)
-    sender = asyncio.create_task(_send_loop(ws, outbox))
+        outbox.changed("state", device_id)
+    unsubscribe = ctx.relay.add_listener(outbox.changed)
+    sender = asyncio.create_task(_send_loop(ws, ctx, outbox, base_url))
     in_flight: set[asyncio.Task[None]] = set()
     try:
         while True:
-            text = await ws.receive_text()
-            if len(text.encode()) > MAX_MESSAGE_BYTES:
-                push(
-                    {"type": "error", **error_body(413, f"message over {MAX_MESSAGE_BYTES} bytes")}
-                )
+            message = await ws.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+            raw = message.get("text")
+            if raw is None:
+                data = message.get("bytes") or b""
+                try:
+                    raw = data.decode()
+                except UnicodeDecodeError:
+                    outbox.reply(
+                        {"type": "error", **error_body(400, "Messages must be UTF-8 JSON")}
+                    )
+                    continue
+            if len(raw.encode()) > MAX_MESSAGE_BYTES:
+                too_big = f"message over {MAX_MESSAGE_BYTES} bytes"
+                outbox.reply({"type": "error", **error_body(413, too_big)})
                 continue
             if len(in_flight) >= MAX_IN_FLIGHT:
-                push({"type": "error", **error_body(429, "too many commands in flight")})
+                outbox.reply({"type": "error", **error_body(429, "too many commands in flight")})
                 continue
-            task = asyncio.create_task(_handle(ctx, text, push))
+            task = asyncio.create_task(_handle(ctx, raw, outbox))
             in_flight.add(task)
             task.add_done_callback(in_flight.discard)
     except WebSocketDisconnect:
@@ -117,55 +132,57 @@ async def connect_ws(ws: WebSocket) -> None:
         await asyncio.gather(sender, *in_flight, return_exceptions=True)
 
 
-async def _send_loop(ws: WebSocket, outbox: asyncio.Queue[dict[str, Any]]) -> None:
+async def _send_loop(ws: WebSocket, ctx: HubContext, outbox: Outbox, base_url: str) -> None:
     while True:
-        message = await outbox.get()
-        await ws.send_text(json.dumps(message, separators=(",", ":")))
+        await outbox.ready.wait()
+        outbox.ready.clear()
+        # Replies and updates interleave in the order a client expects: a state
+        # change triggered by a command is on its way before the command's result
+        # (the relay waits for that state before the command completes).
+        batch: list[dict[str, Any]] = []
+        if outbox.devices_changed:
+            outbox.devices_changed = False
+            batch.append(devices_message(ctx))
+        states, outbox.states_changed = outbox.states_changed, {}
+        for device_id in states:
+            message = state_message(ctx, device_id, base_url)
+            if message is not None:
+                batch.append(message)
+        while outbox.replies:
+            batch.append(outbox.replies.popleft())
+        for message in batch:
+            await ws.send_text(json.dumps(message, separators=(",", ":")))
 
 
-async def _handle(ctx: HubContext, text: str, push: Any) -> None:
+def _result(request_id: Any, error: HubError | None = None) -> dict[str, Any]:
+    if error is None:
+        return {"type": "result", "request_id": request_id, "ok": True}
+    body = error_body(error.status, str(error), error.reason)
+    return {"type": "result", "request_id": request_id, "ok": False, **body}
+
+
+async def _handle(ctx: HubContext, text: str, outbox: Outbox) -> None:
     try:
         message = json.loads(text)
-    except ValueError:
-        push({"type": "error", **error_body(400, "Malformed JSON")})
+    except (ValueError, RecursionError):
+        outbox.reply({"type": "error", **error_body(400, "Malformed JSON")})
         return
     if not isinstance(message, dict) or message.get("type") != "command":
-        push({"type": "error", **error_body(400, 'Expected {"type": "command", ...}')})
+        outbox.reply({"type": "error", **error_body(400, 'Expected {"type": "command", ...}')})
         return
     request_id = message.get("request_id")
     action = message.get("action")
     if not isinstance(action, str):
-        push(
-            {
-                "type": "result",
-                "request_id": request_id,
-                "ok": False,
-                **error_body(400, "Missing required field: action"),
-            }
-        )
+        outbox.reply(_result(request_id, RequestError("Missing required field: action")))
         return
     params = {k: v for k, v in message.items() if k not in ("type", "request_id", "action")}
     try:
         await ctx.player.execute(action, params)
-    except RelayError as exc:
-        push(
-            {
-                "type": "result",
-                "request_id": request_id,
-                "ok": False,
-                **error_body(exc.status, str(exc)),
-            }
-        )
+    except HubError as exc:
+        outbox.reply(_result(request_id, exc))
         return
     except Exception:
         logger.exception("WebSocket command %r failed", action)
-        push(
-            {
-                "type": "result",
-                "request_id": request_id,
-                "ok": False,
-                **error_body(500, "internal error"),
-            }
-        )
+        outbox.reply(_result(request_id, HubError("Internal server error")))
         return
-    push({"type": "result", "request_id": request_id, "ok": True})
+    outbox.reply(_result(request_id))
