@@ -47,9 +47,6 @@ class LocalApi:
             port,
             process_request=self._http,
             max_size=MAX_MESSAGE_BYTES,
-            # Only clients that are not web pages: a page on any site a listener
-            # visits must not be able to steer the speaker (cross-site WebSocket).
-            origins=[None],
         )
         self.port = next(iter(self._server.sockets)).getsockname()[1]
 
@@ -63,14 +60,16 @@ class LocalApi:
 
     def _http(self, conn: ServerConnection, request: Request) -> Response | None:
         if request.path == "/control":
+            if request.headers.get("Origin") is not None:
+                # Only clients that are not web pages: a page on any site a listener
+                # visits must not be able to steer the speaker (cross-site WebSocket).
+                return _json_response(http.HTTPStatus.FORBIDDEN, "web pages may not connect")
             return None  # go on with the WebSocket handshake
         if request.path == "/info":
             body = json.dumps(self._info()).encode()
             headers = Headers({"Content-Type": "application/json", "Cache-Control": "no-store"})
             return Response(http.HTTPStatus.OK, "OK", headers, body)
-        body = b'{"error": {"status": 404, "message": "not found: try /info or /control"}}'
-        headers = Headers({"Content-Type": "application/json"})
-        return Response(http.HTTPStatus.NOT_FOUND, "Not Found", headers, body)
+        return _json_response(http.HTTPStatus.NOT_FOUND, "not found: try /info or /control")
 
     async def _session(self, ws: ServerConnection) -> None:
         self._clients.add(ws)
@@ -85,6 +84,11 @@ class LocalApi:
             pass
         finally:
             self._clients.discard(ws)
+
+
+def _json_response(status: http.HTTPStatus, message: str) -> Response:
+    body = json.dumps({"error": {"status": status.value, "message": message}}).encode()
+    return Response(status, status.phrase, Headers({"Content-Type": "application/json"}), body)
 
 
 def info_document(info: DeviceInfo, *, paired: bool, hub_url: str) -> dict[str, Any]:

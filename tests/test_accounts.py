@@ -54,3 +54,44 @@ def test_newer_schema_is_refused_not_damaged(tmp_path: Path) -> None:
         conn.execute("PRAGMA user_version = 99")
     with pytest.raises(DatabaseError, match="newer than this hub"):
         Database(tmp_path / "hub.db").migrate()
+
+
+def test_data_dir_and_database_are_private(tmp_path: Path) -> None:
+    import os
+
+    data = tmp_path / "data"
+    open_database(data)
+    assert os.stat(data).st_mode & 0o777 == 0o700
+    assert os.stat(data / "hub.db").st_mode & 0o777 == 0o600
+
+
+def test_broker_user_cache_expires_on_its_clock(tmp_path: Path) -> None:
+    from hub import provisioning
+
+    db = open_database(tmp_path)
+    now = [100.0]
+    cache = provisioning.BrokerUserCache(db, ttl_s=5, clock=lambda: now[0])
+    assert cache("den") is None
+    provisioning.add_broker_user(db, "den", "speaker")
+    assert cache("den") is None  # still the cached answer
+    now[0] += 5
+    user = cache("den")
+    assert user is not None
+    assert user.role == "speaker"
+    provisioning.add_broker_user(db, "den2", "speaker")
+    cache.forget("den2")
+    assert cache("den2") is not None
+
+
+def test_secret_files_are_written_private_even_over_a_planted_temp_file(tmp_path: Path) -> None:
+    import os
+
+    from hub.provisioning import write_private
+
+    target = tmp_path / "k.secret"
+    planted = tmp_path / ".k.secret.tmp"
+    planted.write_text("left over")
+    planted.chmod(0o666)
+    write_private(target, "s3cret\n")
+    assert target.read_text() == "s3cret\n"
+    assert os.stat(target).st_mode & 0o777 == 0o600

@@ -252,7 +252,9 @@ def test_hash_round_trip() -> None:
 def test_verify_accepts_a_mosquitto_passwd_hash(tmp_path: Path) -> None:
     exe = shutil.which("mosquitto_passwd")
     if exe is None:
-        pytest.skip("mosquitto_passwd not installed")
+        pytest.fail(
+            "mosquitto_passwd not installed: make test installs it (scripts/install-system-deps.sh)"
+        )
     secret = new_secret()
     passwd = tmp_path / "passwd"
     subprocess.run(
@@ -354,7 +356,9 @@ def _wait_no_new_threads(before: set[threading.Thread], timeout: float = 3.0) ->
 def broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunningBroker]:
     """Either broker with the hub, speakers A and B, and an observer."""
     if request.param == "mosquitto" and not have_mosquitto():
-        pytest.skip("mosquitto not installed")
+        pytest.fail(
+            "mosquitto not installed: make test installs it (scripts/install-system-deps.sh)"
+        )
     before = set(threading.enumerate())
     running = start_broker(request.param, tmp_path, USERS)
     try:
@@ -572,7 +576,9 @@ def test_speaker_added_while_running(
 @pytest.mark.parametrize("kind", BROKER_KINDS)
 def test_port_in_use_is_a_clear_error(kind: str, tmp_path: Path) -> None:
     if kind == "mosquitto" and not have_mosquitto():
-        pytest.skip("mosquitto not installed")
+        pytest.fail(
+            "mosquitto not installed: make test installs it (scripts/install-system-deps.sh)"
+        )
     before = set(threading.enumerate())
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as squatter:
         squatter.bind((LOOPBACK, 0))
@@ -591,7 +597,9 @@ def test_port_in_use_is_a_clear_error(kind: str, tmp_path: Path) -> None:
 @pytest.mark.integration
 def test_mosquitto_restart_keeps_port_and_accepts_our_hashes(tmp_path: Path) -> None:
     if not have_mosquitto():
-        pytest.skip("mosquitto not installed")
+        pytest.fail(
+            "mosquitto not installed: make test installs it (scripts/install-system-deps.sh)"
+        )
     secret = new_secret()
     users = [
         BrokerUser(username=A, role="speaker", secret_hash=hash_secret(secret, iterations=1)),

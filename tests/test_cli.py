@@ -189,3 +189,13 @@ def test_flash_and_ingest_say_they_are_not_available_yet(tmp_path: Path) -> None
     ingest = run(str(BIN / "legato-hub"), "ingest", str(tmp_path), "--data", str(tmp_path))
     assert ingest.returncode == 2
     assert "not available yet" in ingest.stderr
+
+
+def test_bad_flags_are_refused_before_anything_starts(tmp_path: Path) -> None:
+    out = run(str(BIN / "legato-hub"), "serve", "--port", "70000", "--data", str(tmp_path))
+    assert out.returncode == 2
+    assert "70000 is not a port (1-65535)" in out.stderr
+    out = run(str(BIN / "legato-hub"), "serve", "--command-timeout", "-1", "--data", str(tmp_path))
+    assert out.returncode == 2
+    assert "between 0 and 600 seconds" in out.stderr
+    assert "Traceback" not in out.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from connect_protocol.messages import MAX_MESSAGE_BYTES
 from connect_protocol.topics import HUB_USERNAME
-from hub import catalog
+from hub import catalog, provisioning
 from tests.system import Api, System, retained_state, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -204,3 +205,100 @@ def test_hub_restart_with_embedded_broker_speakers_come_back(tmp_path: Any) -> N
         api.close()
     finally:
         system.stop()
+
+
+def test_a_restarted_speaker_is_seen_afresh(system: System) -> None:
+    api = Api(system)
+    try:
+        api.wait_online("kitchen")
+        uri = first_track(system)
+        for volume in (10, 20, 30):  # raise the revision well above a fresh start's
+            api.client.put("/v1/me/player/volume", params={"volume_percent": volume})
+        api.client.put("/v1/me/player/play", json={"uris": [uri]})
+        system.speakers["kitchen"].stop(signal.SIGKILL)  # a power cut
+        wait_for(lambda: not api.devices()["kitchen"]["is_online"], 10, "kitchen offline")
+        system.start_speaker("kitchen")
+        api.wait_online("kitchen")
+        # The hub now shows the fresh speaker (nothing loaded, volume 50), not the old state.
+        wait_for(lambda: api.devices()["kitchen"]["volume_percent"] == 50, 10, "fresh state")
+        r = api.client.put(
+            "/v1/me/player/volume", params={"device_id": "kitchen", "volume_percent": 5}
+        )
+        assert r.status_code == 204
+        assert api.devices()["kitchen"]["volume_percent"] == 5
+    finally:
+        api.close()
+
+
+def test_a_speaker_lost_while_the_broker_was_down_is_shown_offline(system: System) -> None:
+    api = Api(system)
+    try:
+        api.wait_online("kitchen")
+        assert system.broker is not None
+        system.broker.stop()  # Mosquitto sends the clients' wills as it goes
+        started = time.monotonic()
+        r = api.client.put(
+            "/v1/me/player/volume", params={"device_id": "kitchen", "volume_percent": 9}
+        )
+        assert time.monotonic() - started < 1.0  # at once, never the command timeout
+        assert (r.status_code, r.json()["error"]["message"]) in {
+            (404, "Device is offline: Kitchen"),
+            (503, "The hub is not connected to its broker; try again shortly"),
+        }
+        system.speakers["kitchen"].stop(signal.SIGKILL)  # dies while nobody hears its will
+        system.broker.start()
+        wait_for(lambda: api.client.get("/healthz").status_code == 200, 30, "hub reconnected")
+        assert api.devices()["kitchen"]["is_online"] is False
+        r = api.client.put("/v1/me/player/pause", params={"device_id": "kitchen"})
+        assert r.status_code == 404
+    finally:
+        api.close()
+
+
+def test_hub_shrugs_off_garbage_from_a_speaker(system: System) -> None:
+    """A rogue (or broken) speaker can only write its own topics; none of it hurts."""
+    secret = provisioning.add_broker_user(system.db, "rogue", "speaker")
+    assert system.broker is not None
+    system.broker.stop()
+    system.start_broker()  # re-read the users, with the rogue in them
+    api = Api(system)
+    rogue = paho.Client(CallbackAPIVersion.VERSION2, client_id="rogue", protocol=paho.MQTTv311)
+    rogue.username_pw_set("rogue", secret)
+    rogue.connect("127.0.0.1", system.mqtt_port)
+    rogue.loop_start()
+    try:
+        api.wait_online("kitchen")
+        junk = [
+            b"\xff\x00",
+            b"[]",
+            b'{"type": "device"}',
+            b"x" * (MAX_MESSAGE_BYTES + 10),
+            json.dumps(
+                {"type": "device", "id": "kitchen", "name": "Impostor", "model": "m", "fw": "1"}
+            ).encode(),  # claims to be another device
+            json.dumps({"type": "state", "revision": "high"}).encode(),
+            json.dumps({"type": "ack", "id": 5, "ok": True, "revision": 1}).encode(),
+        ]
+        for channel in ("status", "state", "ack", "events"):
+            for payload in junk:
+                rogue.publish(f"legato/v1/device/rogue/{channel}", payload, qos=1).wait_for_publish(
+                    5
+                )
+        good = json.dumps(
+            {"type": "device", "id": "rogue", "name": "Rogue", "model": "m", "fw": "1"}
+        )
+        rogue.publish("legato/v1/device/rogue/status", good, qos=1, retain=True).wait_for_publish(5)
+        wait_for(lambda: "rogue" in api.devices(), 10, "the rogue's one valid status")
+        devices = api.devices()
+        assert devices["kitchen"]["name"] == "Kitchen"  # not the impostor
+        assert api.client.get("/healthz").status_code == 200
+        r = api.client.put(
+            "/v1/me/player/volume", params={"device_id": "kitchen", "volume_percent": 44}
+        )
+        assert r.status_code == 204
+        assert "Traceback" not in (system.root / "hub.log").read_text()
+    finally:
+        rogue.publish("legato/v1/device/rogue/status", b"", qos=1, retain=True).wait_for_publish(5)
+        rogue.disconnect()
+        rogue.loop_stop()
+        api.close()

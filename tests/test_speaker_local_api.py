@@ -10,7 +10,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
+from websockets.typing import Origin
 
 from connect_protocol import mdns
 from tests.system import free_port, spawn, wait_for
@@ -69,6 +71,11 @@ def test_unpaired_speaker_serves_info_and_local_control(tmp_path: Path) -> None:
             ack = json.loads(ws.recv(timeout=5))
             assert ack["id"] == "l2"
             assert ack["error"] == "no_track"
+
+        # A web page (any site a listener visits) may not steer the speaker.
+        with pytest.raises(InvalidStatus) as refused:
+            connect(f"ws://127.0.0.1:{port}/control", origin=Origin("http://evil.example"))
+        assert refused.value.response.status_code == 403
 
         # And it is on mDNS with its port, for the hub to adopt.
         record = asyncio.run(_find("patio"))

@@ -117,7 +117,12 @@ def test_controller_plays_through_tracks_on_the_engine_clock() -> None:
         assert out.ack is not None
         assert out.ack.ok
         assert [e.kind for e in out.events] == [EventKind.STARTED]
-        await asyncio.sleep(0.7)  # both tracks (0.2 s + 0.3 s) end in real time
+        for _ in range(100):  # both tracks (0.2 s + 0.3 s) end in real time; bounded wait
+            if len(ended) == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert controller.state.current == TRACKS[0]  # end of context: rewound, stopped
+        assert not controller.state.is_playing
         return ended
 
     assert asyncio.run(scenario()) == ["legato:track:a", "legato:track:b"]
