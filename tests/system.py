@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -35,7 +35,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for(predicate: Callable[[], T], timeout_s: float, what: str, logs: list[Path] = ()) -> T:  # type: ignore[assignment]
+def wait_for(
+    predicate: Callable[[], T | None], timeout_s: float, what: str, logs: Sequence[Path] = ()
+) -> T:
+    """Poll ``predicate`` until it returns something truthy; fail with the logs' tails."""
     deadline = time.monotonic() + timeout_s
     while True:
         value = predicate()

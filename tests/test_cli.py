@@ -18,7 +18,7 @@ BIN = Path(sys.executable).parent
 
 
 def run(*args: str, **kw: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    result: subprocess.CompletedProcess[str] = subprocess.run(
         list(args),
         capture_output=True,
         text=True,
@@ -27,6 +27,7 @@ def run(*args: str, **kw: object) -> subprocess.CompletedProcess[str]:
         check=False,
         **kw,  # type: ignore[call-overload]
     )
+    return result
 
 
 @pytest.mark.parametrize(

@@ -249,7 +249,7 @@ def test_requests_are_answered_clearly_and_never_hang(system: System, api: Api) 
     assert r.json()["error"]["message"] == "Device not found: no-such-speaker"
     assert time.monotonic() - started < 1.0
 
-    cases = [
+    cases: list[tuple[str, str, dict[str, Any], Any, str]] = [
         (
             "put",
             "/v1/me/player/volume",

@@ -89,7 +89,7 @@ class FakeClock:
 
 def test_clock_engine_position_follows_play_pause_seek() -> None:
     async def scenario() -> None:
-        clock, ended = FakeClock(), []
+        clock, ended = FakeClock(), list[str]()
         engine = ClockEngine(ended.append, clock=clock)
         engine.load(TRACKS[1], 50, playing=True)
         clock.now += 0.1
@@ -110,9 +110,12 @@ def test_clock_engine_position_follows_play_pause_seek() -> None:
 def test_controller_plays_through_tracks_on_the_engine_clock() -> None:
     async def scenario() -> list[str]:
         ended: list[str] = []
-        controller: Controller
-        engine = ClockEngine(lambda uri: ended.append(uri) or controller.track_ended(uri))
-        controller = Controller(engine)
+
+        def on_end(uri: str) -> None:
+            ended.append(uri)
+            controller.track_ended(uri)
+
+        controller = Controller(ClockEngine(on_end))
         out = controller.handle(Play(id="p", tracks=TRACKS))
         assert out.ack is not None
         assert out.ack.ok
