@@ -142,6 +142,10 @@ class MqttTransport:
             self._client.disconnect()
         self._client.loop_stop()
         self._connected.clear()
+        # Release the connection and the wake-up socket pair loop_start() made: paho
+        # only does so in __del__, which garbage collection may run after the
+        # sockets themselves are finalised (a ResourceWarning, an fd held meanwhile).
+        self._client._reset_sockets()
 
     def publish(self, topic: str, payload: bytes, *, retain: bool = False, qos: int = 1) -> None:
         """Queue a publish; raises ``NotConnectedError`` while the broker is away."""

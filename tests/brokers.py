@@ -271,6 +271,10 @@ class MqttClient:
             self._client.disconnect()
             self._client.loop_stop()
             self._loop_started = False
+        # After a refused CONNACK paho's thread ends by itself and nothing closes the
+        # connection or the wake-up socket pair loop_start() made; paho's __del__
+        # would, but garbage collection may finalise the sockets first.
+        self._client._reset_sockets()
 
 
 def client_for(

@@ -148,6 +148,21 @@ class LegatoAclPlugin(BaseAuthPlugin, BaseTopicPlugin):  # type: ignore[misc]  #
         return allowed
 
 
+async def _close_quietly(writer: WriterAdapter) -> None:
+    """Close a refused connection for sure.
+
+    amqtt's ``StreamWriterAdapter.close`` drains first; when the peer is already
+    gone the drain raises and the socket is never closed, so junk connections
+    would leak a file descriptor each.
+    """
+    try:
+        await writer.close()
+    except Exception:
+        raw = getattr(writer, "_writer", None)
+        if raw is not None:
+            raw.close()
+
+
 class _LegatoBroker(Broker):  # type: ignore[misc]  # amqtt is untyped
     """amqtt's ``Broker``, authenticating a CONNECT before it touches any session."""
 
@@ -165,13 +180,12 @@ class _LegatoBroker(Broker):  # type: ignore[misc]  # amqtt is untyped
                 reader, writer, self.plugins_manager
             )
         except Exception:
-            with contextlib.suppress(Exception):
-                await writer.close()
+            await _close_quietly(writer)
             raise
         if not await self._authenticate(session, None):
             with contextlib.suppress(Exception):
                 await ConnackPacket.build(0, NOT_AUTHORIZED).to_stream(writer)
-                await writer.close()
+            await _close_quietly(writer)
             raise AMQTTError(f"{remote_address}:{remote_port} not authorised")
 
         # From here on: amqtt 0.12.1's Broker._initialize_client_session, unchanged.
