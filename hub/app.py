@@ -37,6 +37,10 @@ def create_app(ctx: HubContext, *, manage_relay: bool = True) -> FastAPI:
         version="0.1.0",
         description="Spotify-Web-API-compatible control of Legato speakers.",
         lifespan=lifespan,
+        # Swagger UI and ReDoc load their scripts from a CDN, which a hub with no
+        # internet cannot reach: serve the description itself, not a blank page.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.ctx = ctx
     for module in (auth, health, player, connect_ws):

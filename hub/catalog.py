@@ -78,6 +78,15 @@ def resolve_context(db: Database, uri: str) -> list[TrackRef]:
     return [_ref(r) for r in rows]
 
 
+def first_album_uri(db: Database) -> str | None:
+    """Something to play on a fresh hub (the banner of ``legato-hub up`` shows it)."""
+    with db.reading() as conn:
+        row = conn.execute(
+            "SELECT album_id FROM tracks ORDER BY album, track_number LIMIT 1"
+        ).fetchone()
+    return f"legato:album:{row[0]}" if row else None
+
+
 def base62_id(seed: str) -> str:
     """A stable 22-character base62 id, like Spotify's."""
     alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"

@@ -14,6 +14,7 @@ import getpass
 import logging
 import os
 import secrets
+import string
 import sys
 from pathlib import Path
 
@@ -222,7 +223,8 @@ def _demo_account(data: Path) -> tuple[str, str]:
     if path.exists():
         password = path.read_text().split(":", 1)[1].strip()
         return DEMO_USER, password
-    password = secrets.token_urlsafe(9)
+    alphabet = string.ascii_letters + string.digits  # nothing a shell or a flag parser minds
+    password = "".join(secrets.choice(alphabet) for _ in range(14))
     try:
         accounts.add_user(db, DEMO_USER, password, admin=True)
     except AccountError:
@@ -272,7 +274,7 @@ async def _serve(args: argparse.Namespace, data: Path, *, up: bool) -> int:
             children.append(spawn_speaker(config, sink))
         print(f"\nLegato hub is up: {hub.url}")
         print(f"  health:    {hub.url}/healthz")
-        print(f"  Web API:   {hub.url}/v1/me/player  (docs: {hub.url}/docs)")
+        print(f"  Web API:   {hub.url}/v1/me/player  (described at {hub.url}/openapi.json)")
         print(f"  Connect:   ws://{hub.public_host}:{args.port}/v1/connect/ws?access_token=TOKEN")
         print(f"  MQTT:      mqtt://{hub.address.host}:{hub.address.port}")
         if up:
@@ -281,6 +283,12 @@ async def _serve(args: argparse.Namespace, data: Path, *, up: bool) -> int:
                 f"  token:     curl -s -d grant_type=password -d username={user} "
                 f"-d password={password} {hub.url}/api/token"
             )
+            album = catalog.first_album_uri(hub.db)
+            if album:
+                print(
+                    f'  play:      curl -X PUT -H "Authorization: Bearer $TOKEN" '
+                    f'-d \'{{"context_uri": "{album}"}}\' {hub.url}/v1/me/player/play'
+                )
         print("Press Ctrl-C to stop.\n", flush=True)
     except BaseException:
         await hub.stop()

@@ -93,7 +93,11 @@ def test_up_runs_a_whole_system_and_stops_cleanly(tmp_path: Path) -> None:
             return any(d["id"] == device_id and d["is_online"] for d in devices)
 
         wait_for(lambda: online("local-speaker"), 30, "the local speaker")
-        r = client.put("/v1/me/player/play", json={"context_uri": _an_album(data)})
+        # The banner's play line, as printed:
+        play = re.search(r"play:\s+curl .* -d '(.*)' (http\S+)", banner)
+        assert play, banner
+        body, url = play.groups()
+        r = client.put(url, content=body)
         assert r.status_code == 204, r.text
         player = client.get("/v1/me/player").json()
         assert player["is_playing"] is True
@@ -130,11 +134,6 @@ def test_up_runs_a_whole_system_and_stops_cleanly(tmp_path: Path) -> None:
     assert "stopped." in rest
     assert "Traceback" not in rest, rest
     assert processes_mentioning(str(data / "speaker")) == []
-
-
-def _an_album(data: Path) -> str:
-    with open_database(data).reading() as conn:
-        return f"legato:album:{conn.execute('SELECT album_id FROM tracks LIMIT 1').fetchone()[0]}"
 
 
 def test_up_explains_a_port_in_use(tmp_path: Path) -> None:
