@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -99,8 +101,13 @@ class Relay:
         self._listeners: list[Listener] = []
         self._task: asyncio.Task[None] | None = None
         self._seq = 0
-        # One writer thread keeps registry writes in order and off the event loop.
+        # One writer thread keeps registry writes in order and off the event loop;
+        # changes are batched (1,000 speakers come online in about a second).
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="relay-db")
+        self._writer_conn: sqlite3.Connection | None = None  # the writer thread's own
+        self._dirty: dict[str, tuple[DeviceInfo, int]] = {}
+        self._dirty_lock = threading.Lock()
+        self._flush_scheduled = False
 
     # --- lifecycle ---------------------------------------------------------------
 
@@ -126,6 +133,8 @@ class Relay:
         self._fail_all_pending(BrokerUnavailable("the hub is shutting down"))
         if self._mqtt is not None:
             await self._mqtt.stop()
+        self._writer.submit(self._flush)
+        self._writer.submit(self._close_writer_conn)
         await asyncio.to_thread(self._writer.shutdown, wait=True)
 
     @property
@@ -249,7 +258,7 @@ class Relay:
             self._fail_pending(device_id, DeviceNotFound(f"{info.name} went offline"))
             if self.active_device_id == device_id:
                 self.active_device_id = None
-        self._writer.submit(self._persist_device, dataclasses.replace(info), device.last_seen_ms)
+        self._record(info, device.last_seen_ms)
         self._notify("devices", device_id)
 
     def _on_state(self, device_id: str, payload: bytes, *, retained: bool) -> None:
@@ -317,15 +326,46 @@ class Relay:
                 )
                 self.devices[row["id"]] = Device(info, False, row["last_seen_ms"])
 
-    def _persist_device(self, info: DeviceInfo, last_seen_ms: int) -> None:
+    def _record(self, info: DeviceInfo, last_seen_ms: int) -> None:
+        """Queue a registry write; one flush writes whatever has piled up."""
+        with self._dirty_lock:
+            self._dirty[info.id] = (info, last_seen_ms)
+            if self._flush_scheduled:
+                return
+            self._flush_scheduled = True
+        self._writer.submit(self._flush)
+
+    def _flush(self) -> None:
+        with self._dirty_lock:
+            batch, self._dirty = self._dirty, {}
+            self._flush_scheduled = False
+        if not batch:
+            return
+        rows = [
+            (info.id, info.name, info.model, info.fw, int(info.online), seen)
+            for info, seen in batch.values()
+        ]
         try:
-            with self.db.transaction() as conn:
-                conn.execute(
+            if self._writer_conn is None:
+                self._writer_conn = self.db.connect()
+            conn = self._writer_conn
+            conn.execute("BEGIN IMMEDIATE")  # one transaction for the whole batch
+            try:
+                conn.executemany(
                     "INSERT INTO devices (id, name, model, fw, online, last_seen_ms) "
                     "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
                     "name = excluded.name, model = excluded.model, fw = excluded.fw, "
                     "online = excluded.online, last_seen_ms = excluded.last_seen_ms",
-                    (info.id, info.name, info.model, info.fw, int(info.online), last_seen_ms),
+                    rows,
                 )
-        except Exception:
-            logger.exception("could not record device %s", info.id)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error:
+            logger.exception("could not record %d device(s) in the registry", len(rows))
+
+    def _close_writer_conn(self) -> None:
+        if self._writer_conn is not None:
+            self._writer_conn.close()
+            self._writer_conn = None

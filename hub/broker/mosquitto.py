@@ -98,6 +98,14 @@ def write_mosquitto_config(
     # listener on 0.0.0.0:1883 for it): a client id is its user name, so no login
     # can take over another's session, the hub's included.
     lines.append("use_username_as_clientid true")
+    lines += [
+        # Small packets at once: with Nagle on, every hop waits ~40 ms for a delayed ACK.
+        "set_tcp_nodelay true",
+        # A hub that (re)subscribes receives two retained messages per speaker at
+        # once; Mosquitto's default queue of 1000 per client would drop some.
+        "max_queued_messages 100000",
+        "max_inflight_messages 100",
+    ]
     config_path = directory / CONFIG_NAME
     _write_private(config_path, "\n".join(lines) + "\n")
     return config_path
