@@ -32,6 +32,7 @@ import ipaddress
 import logging
 import os
 import re
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType, TracebackType
@@ -599,3 +600,22 @@ async def find_one(
         return None
     finally:
         await browser.close()
+
+
+def reachable_address(bind_host: str) -> str:
+    """The address to tell others (mDNS, ``/api/connect``) for a server bound to ``bind_host``.
+
+    A wildcard bind has no address of its own: use the first mDNS interface if
+    ``LEGATO_MDNS_INTERFACES`` confines us, else the address of the default route.
+    """
+    if bind_host not in ("0.0.0.0", "", "::"):
+        return bind_host
+    confined = interfaces_from_env(os.environ)
+    if confined:
+        return confined[0]
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(("192.0.2.1", 9))  # picks a route; sends nothing
+            return str(probe.getsockname()[0])
+    except OSError:
+        return "127.0.0.1"

@@ -20,7 +20,7 @@ from pathlib import Path
 from urllib.error import URLError
 from urllib.parse import urlsplit
 
-from connect_protocol import mdns
+from connect_protocol import logs, mdns
 from connect_protocol.mqtt import BrokerAddress
 from device import config as config_mod
 from device.config import ConfigError, SpeakerConfig
@@ -123,12 +123,7 @@ async def run(cfg: SpeakerConfig, discover_timeout_s: float) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    if args.log_level != "DEBUG":  # the broker's state machine narrates every connection
-        for noisy in ("transitions", "amqtt"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
+    logs.configure(args.log_level)
     try:
         cfg = config_mod.with_overrides(
             config_mod.load(args.config),

@@ -12,9 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import os
 import secrets
-import socket
 from typing import Any
 
 from connect_protocol import mdns
@@ -90,7 +88,7 @@ class SpeakerService:
             model=self.config.model,
             proto=self.info.proto,
             fw=self.config.fw,
-            host=_advertised_host(self.config.http_host),
+            host=mdns.reachable_address(self.config.http_host),
             port=self.local_api.port,
         )
         self._advertiser = mdns.Advertiser(record)
@@ -172,18 +170,3 @@ class SpeakerService:
                 self._pending.append((topic, payload, retain))
         except ConnectError:
             logger.exception("publish to %s failed", topic)
-
-
-def _advertised_host(bind_host: str) -> str:
-    """The address to put in the mDNS record for a server bound to ``bind_host``."""
-    if bind_host not in ("0.0.0.0", "", "::"):
-        return bind_host
-    interfaces = mdns.interfaces_from_env(os.environ)
-    if interfaces:
-        return interfaces[0]
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.connect(("192.0.2.1", 9))  # no packet is sent: this only picks a route
-            return str(s.getsockname()[0])
-    except OSError:
-        return "127.0.0.1"

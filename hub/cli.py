@@ -18,6 +18,7 @@ import string
 import sys
 from pathlib import Path
 
+from connect_protocol import logs
 from hub import accounts, catalog, provisioning
 from hub.broker import BrokerError, write_mosquitto_config
 from hub.errors import AccountError, DatabaseError, ProvisioningError
@@ -304,12 +305,7 @@ def cmd_ingest(_args: argparse.Namespace, _data: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    if args.log_level != "DEBUG":  # the broker's state machine narrates every connection
-        for noisy in ("transitions", "amqtt"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
+    logs.configure(args.log_level)
     data: Path = (args.data or default_data_dir()).expanduser()
     try:
         match args.command:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import socket
 import subprocess
@@ -67,20 +66,6 @@ def check_port_free(host: str, port: int, what: str, flag: str) -> None:
             ) from exc
 
 
-def _public_host(host: str) -> str:
-    if host not in ("0.0.0.0", "", "::"):
-        return host
-    env = mdns.interfaces_from_env(os.environ)
-    if env:
-        return env[0]
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.connect(("192.0.2.1", 9))  # picks a route; sends nothing
-            return str(s.getsockname()[0])
-    except OSError:
-        return "127.0.0.1"
-
-
 class _QuietServer(uvicorn.Server):
     """uvicorn without its own signal handling: the hub stops its parts in order."""
 
@@ -110,7 +95,7 @@ class Hub:
                 username=HUB_USERNAME,
                 password=secret,
             )
-        self.public_host = _public_host(opts.host)
+        self.public_host = mdns.reachable_address(opts.host)
         self.broker_users = provisioning.BrokerUserCache(self.db)
         self.relay = Relay(self.db, self.address, ack_timeout_s=opts.ack_timeout_s)
         self.ctx = HubContext(
