@@ -1,0 +1,12 @@
+"""The parts of ``bench/control_latency.py``, one job per module.
+
+``common`` (options, errors, small helpers), ``stats`` (percentiles, CPU and RSS),
+``states`` (what a client knows of the speakers' states, and who waits for which),
+``pump`` (paho clients on an asyncio loop, no network thread), ``speakers`` (the worker
+processes and their virtual speakers), ``listener`` (the Connect WebSocket client and the
+HTTP poller), ``probe`` (the raw-MQTT baseline), ``system`` (provisioning, Mosquitto,
+the hub), ``phases`` (each measured phase), ``run`` (the whole run) and ``report``.
+
+Imported as the top-level package ``latency``: ``python bench/control_latency.py`` puts
+``bench/`` first on ``sys.path``, and spawned workers inherit that path.
+"""
