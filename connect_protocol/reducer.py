@@ -87,7 +87,7 @@ class ApplyVolume:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Unload:
-    pass
+    """Stop and forget the loaded track."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -81,7 +81,7 @@ class LocalApi:
                 if ack is not None:
                     await ws.send(encode(ack).decode())
         except ConnectionClosed:
-            pass
+            logger.debug("local control client left")
         finally:
             self._clients.discard(ws)
 

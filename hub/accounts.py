@@ -124,6 +124,12 @@ def issue_token(
 
 
 def user_for_token(db: Database, token: str, *, now: int | None = None) -> User | None:
+    session = token_session(db, token, now=now)
+    return session[0] if session else None
+
+
+def token_session(db: Database, token: str, *, now: int | None = None) -> tuple[User, int] | None:
+    """The user behind a valid token and when the token expires (ms), else ``None``."""
     if not token or len(token) > 256:
         return None
     with db.reading() as conn:
@@ -135,7 +141,8 @@ def user_for_token(db: Database, token: str, *, now: int | None = None) -> User 
     current = now_ms() if now is None else now
     if row is None or row["revoked"] or row["expires_ms"] <= current:
         return None
-    return User(id=row["id"], name=row["name"], is_admin=bool(row["is_admin"]))
+    user = User(id=row["id"], name=row["name"], is_admin=bool(row["is_admin"]))
+    return user, int(row["expires_ms"])
 
 
 def revoke_token(db: Database, token: str) -> bool:

@@ -68,4 +68,4 @@ class CatalogError(HubError):
 
 
 class DatabaseError(HubError):
-    pass
+    """hub.db cannot be used; the message says why and what to do."""

@@ -239,7 +239,7 @@ class Relay:
             case Channel.EVENTS:
                 self._on_event(parsed.device_id, msg.payload)
             case Channel.CMD:
-                pass
+                return  # not subscribed; commands are ours to send, not to read
 
     def _on_status(self, device_id: str, payload: bytes) -> None:
         if not payload:  # a cleared retained status: the device was removed

@@ -43,7 +43,7 @@ def proc_rss_mib(pid: int) -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     except OSError:
-        pass
+        return math.nan  # the process is gone
     return math.nan
 
 

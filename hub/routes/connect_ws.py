@@ -36,6 +36,8 @@ logger = logging.getLogger(__name__)
 router = APIRouter()
 MAX_IN_FLIGHT = 64
 MAX_REPLIES = 1000
+#: How often an open session checks that its token was not revoked.
+TOKEN_RECHECK_S = 30.0
 
 
 def devices_message(ctx: HubContext) -> dict[str, Any]:
@@ -83,9 +85,9 @@ class Outbox:
 async def connect_ws(ws: WebSocket) -> None:
     ctx: HubContext = ws.app.state.ctx
     token = ws.query_params.get("access_token") or bearer_token(ws.headers.get("authorization"))
-    user = await run_in_threadpool(accounts.user_for_token, ctx.db, token or "")
+    session = await run_in_threadpool(accounts.token_session, ctx.db, token or "")
     await ws.accept()
-    if user is None:
+    if session is None:
         await ws.send_json({"type": "error", **error_body(401, "Invalid or missing access token")})
         await ws.close(code=4401)
         return
@@ -96,6 +98,7 @@ async def connect_ws(ws: WebSocket) -> None:
         outbox.changed("state", device_id)
     unsubscribe = ctx.relay.add_listener(outbox.changed)
     sender = asyncio.create_task(_send_loop(ws, ctx, outbox, base_url))
+    guard = asyncio.create_task(_end_with_token(ws, ctx, token or "", session[1]))
     in_flight: set[asyncio.Task[None]] = set()
     try:
         while True:
@@ -127,9 +130,24 @@ async def connect_ws(ws: WebSocket) -> None:
     finally:
         unsubscribe()
         sender.cancel()
+        guard.cancel()
         for task in in_flight:
             task.cancel()
-        await asyncio.gather(sender, *in_flight, return_exceptions=True)
+        await asyncio.gather(sender, guard, *in_flight, return_exceptions=True)
+
+
+async def _end_with_token(ws: WebSocket, ctx: HubContext, token: str, expires_ms: int) -> None:
+    """Close the session when its token expires, or within a check of its revocation."""
+    while True:
+        await asyncio.sleep(max(0.0, min(TOKEN_RECHECK_S, (expires_ms - now_ms()) / 1000)))
+        still_valid = now_ms() < expires_ms and (
+            await run_in_threadpool(accounts.token_session, ctx.db, token) is not None
+        )
+        if still_valid:
+            continue
+        await ws.send_json({"type": "error", **error_body(401, "The access token expired")})
+        await ws.close(code=4401)
+        return
 
 
 async def _send_loop(ws: WebSocket, ctx: HubContext, outbox: Outbox, base_url: str) -> None:
