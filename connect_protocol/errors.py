@@ -5,7 +5,8 @@ Codes travel in acks and in the hub's HTTP errors, so they are strings in an
 
     ConnectError                 root of everything this package raises
     └── TransportError           the broker or socket failed (local side)
-        └── NotConnectedError    a publish while the transport is down
+        ├── NotConnectedError    a publish while the transport is down
+        └── PayloadTooLargeError a message over MAX_MESSAGE_BYTES, refused unsent
 
 Refusals by the other side are not exceptions here: they arrive as ``Ack``
 values with an ``ErrorCode``.
@@ -42,3 +43,7 @@ class TransportError(ConnectError):
 
 class NotConnectedError(TransportError):
     """Publishing while the broker connection is down."""
+
+
+class PayloadTooLargeError(TransportError):
+    """A message over the protocol's size cap: refused before it is sent."""

@@ -582,13 +582,18 @@ class Browser:
 
 
 async def find_one(
-    kind: Kind, *, timeout_s: float = 5.0, zc: AsyncZeroconf | None = None
+    kind: Kind,
+    *,
+    timeout_s: float = 5.0,
+    where: Callable[[ServiceRecord], bool] | None = None,
+    zc: AsyncZeroconf | None = None,
 ) -> ServiceRecord | None:
-    """The first valid speaker or hub seen within ``timeout_s`` seconds, else ``None``."""
+    """The first valid speaker or hub (matching ``where``) seen within ``timeout_s``, else None."""
     found: asyncio.Future[ServiceRecord] = asyncio.get_running_loop().create_future()
 
     def on_change(change: Change, record: ServiceRecord) -> None:
-        if change != "removed" and not found.done():
+        wanted = where is None or where(record)
+        if change != "removed" and wanted and not found.done():
             found.set_result(record)
 
     browser = Browser(kind, on_change, zc=zc)

@@ -24,7 +24,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from connect_protocol.backoff import Backoff
-from connect_protocol.errors import NotConnectedError, TransportError
+from connect_protocol.errors import NotConnectedError, PayloadTooLargeError, TransportError
 from connect_protocol.messages import MAX_MESSAGE_BYTES
 
 logger = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ class Received:
     retain: bool
 
 
-def _no_delay(_client: paho.Client, _userdata: Any, sock: Any) -> None:
+def no_delay(_client: paho.Client, _userdata: Any, sock: Any) -> None:
     """Send small packets at once.
 
     MQTT control messages are tiny; with Nagle's algorithm on, each waits for
@@ -123,7 +123,7 @@ class MqttTransport:
             self._client.username_pw_set(address.username, address.password)
         if will is not None:
             self._client.will_set(will.topic, will.payload, qos=1, retain=will.retain)
-        self._client.on_socket_open = _no_delay
+        self._client.on_socket_open = no_delay
         self._client.on_connect = self._handle_connect
         self._client.on_connect_fail = self._handle_connect_fail
         self._client.on_disconnect = self._handle_disconnect
@@ -163,7 +163,9 @@ class MqttTransport:
     def publish(self, topic: str, payload: bytes, *, retain: bool = False, qos: int = 1) -> None:
         """Queue a publish; raises ``NotConnectedError`` while the broker is away."""
         if len(payload) > MAX_MESSAGE_BYTES:
-            raise TransportError(f"payload of {len(payload)} bytes exceeds {MAX_MESSAGE_BYTES}")
+            raise PayloadTooLargeError(
+                f"payload of {len(payload)} bytes exceeds {MAX_MESSAGE_BYTES}"
+            )
         if not self._connected.is_set():
             raise NotConnectedError(f"not connected to {self._address.host}:{self._address.port}")
         info = self._client.publish(topic, payload, qos=qos, retain=retain)

@@ -11,12 +11,12 @@ import hashlib
 import secrets
 import sqlite3
 import threading
-import time
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from hub.clock import now_ms
 from hub.db import Database
 from hub.errors import AccountError
 
@@ -44,10 +44,6 @@ class IssuedToken:
     expires_in_s: int
     scope: str
     user: User
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def _hash(password: str) -> str:

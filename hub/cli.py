@@ -22,6 +22,7 @@ from connect_protocol import logs
 from hub import accounts, catalog, provisioning
 from hub.broker import BrokerError, write_mosquitto_config
 from hub.errors import AccountError, DatabaseError, ProvisioningError
+from hub.files import write_private
 from hub.server import Hub, ServeOptions, open_database, run_until_signalled, spawn_speaker
 
 logger = logging.getLogger("legato.hub")
@@ -230,7 +231,7 @@ def _demo_account(data: Path) -> tuple[str, str]:
         accounts.add_user(db, DEMO_USER, password, admin=True)
     except AccountError:
         accounts.set_password(db, DEMO_USER, password)
-    provisioning.write_private(path, f"{DEMO_USER}: {password}\n")
+    write_private(path, f"{DEMO_USER}: {password}\n")
     return DEMO_USER, password
 
 

@@ -38,8 +38,9 @@ from connect_protocol.messages import (
 )
 from connect_protocol.reducer import position_at
 from hub import catalog
+from hub.clock import now_ms
 from hub.errors import CatalogError, DeviceNotFound, RelayError, RequestError
-from hub.relay import Relay, now_ms
+from hub.relay import Relay
 
 logger = logging.getLogger(__name__)
 

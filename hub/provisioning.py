@@ -18,10 +18,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from connect_protocol.topics import HUB_USERNAME, is_valid_device_id
-from hub.accounts import now_ms
 from hub.broker import BrokerUser, Role, hash_secret, new_secret
+from hub.clock import now_ms
 from hub.db import Database
 from hub.errors import ProvisioningError
+from hub.files import write_private
 
 
 def keys_dir(data_dir: Path) -> Path:
@@ -29,19 +30,6 @@ def keys_dir(data_dir: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     os.chmod(path, 0o700)
     return path
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write a secret file atomically with mode 0600 from the start."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.unlink(missing_ok=True)  # a leftover could carry other modes, or be a link
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    os.fchmod(fd, 0o600)  # whatever the umask
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def _upsert_user(db: Database, username: str, role: Role, secret: str) -> None:

@@ -25,11 +25,12 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from connect_protocol.codec import DecodeError, decode, encode
-from connect_protocol.errors import ConnectError, ErrorCode, TransportError
+from connect_protocol.errors import ConnectError, ErrorCode, PayloadTooLargeError
 from connect_protocol.messages import Ack, Command, DeviceInfo, Event, PlayerState
 from connect_protocol.mqtt import AsyncMqtt, BrokerAddress, Received
 from connect_protocol.topics import HUB_USERNAME, Channel, all_devices_filter, device_topic
 from connect_protocol.topics import parse_device_topic as parse_topic
+from hub.clock import now_ms
 from hub.db import Database
 from hub.errors import (
     BrokerUnavailable,
@@ -59,10 +60,6 @@ class CommandRefused(RelayError):  # noqa: N818 - named for what the client sees
         self.ack = ack
         self.code = ack.error
         self.status, self.reason = REFUSALS.get(ack.error, (400, None))
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass(slots=True)
@@ -130,7 +127,7 @@ class Relay:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        self._fail_all_pending(BrokerUnavailable("the hub is shutting down"))
+        self._fail_pending(BrokerUnavailable("the hub is shutting down"))
         if self._mqtt is not None:
             await self._mqtt.stop()
         self._writer.submit(self._flush)
@@ -173,10 +170,8 @@ class Relay:
             raise CommandTimeout(
                 f"{device.info.name} did not answer within {self.ack_timeout_s:g} s"
             ) from None
-        except TransportError as exc:
-            if "exceeds" in str(exc):
-                raise PayloadTooLarge(f"The command is too large to send: {exc}") from exc
-            raise BrokerUnavailable(f"could not reach the broker: {exc}") from exc
+        except PayloadTooLargeError as exc:
+            raise PayloadTooLarge(f"The command is too large to send: {exc}") from exc
         except ConnectError as exc:
             raise BrokerUnavailable(f"could not reach the broker: {exc}") from exc
         finally:
@@ -212,7 +207,7 @@ class Relay:
         self._notify("devices", "")
 
     def _on_broker_lost(self) -> None:
-        self._fail_all_pending(BrokerUnavailable("The hub lost its broker; try again shortly"))
+        self._fail_pending(BrokerUnavailable("The hub lost its broker; try again shortly"))
 
     # --- inbound -------------------------------------------------------------------
 
@@ -255,7 +250,7 @@ class Relay:
             device = self.devices[device_id] = Device(info, info.online, now_ms())
         device.info, device.online, device.last_seen_ms = info, info.online, now_ms()
         if not info.online:
-            self._fail_pending(device_id, DeviceNotFound(f"{info.name} went offline"))
+            self._fail_pending(DeviceNotFound(f"{info.name} went offline"), device_id=device_id)
             if self.active_device_id == device_id:
                 self.active_device_id = None
         self._record(info, device.last_seen_ms)
@@ -299,14 +294,10 @@ class Relay:
             return
         device.recent_events = [*device.recent_events[-(MAX_RECENT_EVENTS - 1) :], event]
 
-    def _fail_pending(self, device_id: str, error: RelayError) -> None:
+    def _fail_pending(self, error: RelayError, *, device_id: str | None = None) -> None:
+        """Fail the commands waiting on ``device_id`` (on every device when None)."""
         for dev, fut in self._pending.values():
-            if dev == device_id and not fut.done():
-                fut.set_exception(error)
-
-    def _fail_all_pending(self, error: RelayError) -> None:
-        for _dev, fut in self._pending.values():
-            if not fut.done():
+            if (device_id is None or dev == device_id) and not fut.done():
                 fut.set_exception(error)
 
     def _notify(self, change: Change, device_id: str) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,15 +23,10 @@ import httpx
 from hub import accounts, provisioning
 from hub.broker import MosquittoProcess, write_mosquitto_config
 from hub.server import open_database
+from tests.brokers import free_port
 
 T = TypeVar("T")
 PASSWORD = "listener-password"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for(

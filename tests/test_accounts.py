@@ -86,7 +86,7 @@ def test_broker_user_cache_expires_on_its_clock(tmp_path: Path) -> None:
 def test_secret_files_are_written_private_even_over_a_planted_temp_file(tmp_path: Path) -> None:
     import os
 
-    from hub.provisioning import write_private
+    from hub.files import write_private
 
     target = tmp_path / "k.secret"
     planted = tmp_path / ".k.secret.tmp"

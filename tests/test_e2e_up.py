@@ -21,7 +21,8 @@ import pytest
 from connect_protocol import mdns
 from hub import provisioning
 from hub.server import open_database
-from tests.system import child_env, free_port, spawn, wait_for
+from tests.brokers import free_port
+from tests.system import child_env, spawn, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -104,7 +105,7 @@ def test_up_runs_a_whole_system_and_stops_cleanly(tmp_path: Path) -> None:
         assert player["device"]["name"] == "Local speaker"
 
         # The hub is on mDNS with its broker port; a speaker with no hub URL finds it.
-        hub = asyncio.run(_find_hub(port))
+        hub = asyncio.run(mdns.find_one("hub", timeout_s=10, where=lambda r: r.port == port))
         assert hub is not None, "our hub is not on mDNS"
         assert hub.extra["mqtt"] == str(mqtt_port)
         secret = provisioning.add_broker_user(open_database(data), "porch", "speaker")
@@ -134,21 +135,6 @@ def test_up_runs_a_whole_system_and_stops_cleanly(tmp_path: Path) -> None:
     assert "stopped." in rest
     assert "Traceback" not in rest, rest
     assert processes_mentioning(str(data / "speaker")) == []
-
-
-async def _find_hub(api_port: int) -> mdns.ServiceRecord | None:
-    """Our hub's record (another hub may be advertised on this machine too)."""
-    found: asyncio.Future[mdns.ServiceRecord] = asyncio.get_running_loop().create_future()
-
-    def on_change(change: str, record: mdns.ServiceRecord) -> None:
-        if change != "removed" and record.port == api_port and not found.done():
-            found.set_result(record)
-
-    async with mdns.Browser("hub", on_change):
-        try:
-            return await asyncio.wait_for(found, 10)
-        except TimeoutError:
-            return None
 
 
 def test_up_explains_a_port_in_use(tmp_path: Path) -> None:

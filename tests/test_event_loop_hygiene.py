@@ -22,7 +22,7 @@ from device.config import SpeakerConfig
 from device.service import SpeakerService
 from hub import accounts, catalog, provisioning
 from hub.server import Hub, ServeOptions
-from tests.system import free_port
+from tests.brokers import free_port
 
 pytestmark = pytest.mark.integration
 SLOW_S = 0.1

@@ -15,7 +15,8 @@ from websockets.sync.client import connect
 from websockets.typing import Origin
 
 from connect_protocol import mdns
-from tests.system import free_port, spawn, wait_for
+from tests.brokers import free_port
+from tests.system import spawn, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -78,24 +79,12 @@ def test_unpaired_speaker_serves_info_and_local_control(tmp_path: Path) -> None:
         assert refused.value.response.status_code == 403
 
         # And it is on mDNS with its port, for the hub to adopt.
-        record = asyncio.run(_find("patio"))
+        record = asyncio.run(
+            mdns.find_one("speaker", timeout_s=10, where=lambda r: r.id == "patio")
+        )
         assert record is not None
         assert record.port == port
         assert record.name == "Patio"
     finally:
         assert proc.stop() == 0
     assert not re.search(r"Traceback", proc.log.read_text())
-
-
-async def _find(device_id: str) -> mdns.ServiceRecord | None:
-    found: asyncio.Future[mdns.ServiceRecord] = asyncio.get_running_loop().create_future()
-
-    def on_change(change: str, record: mdns.ServiceRecord) -> None:
-        if change != "removed" and record.id == device_id and not found.done():
-            found.set_result(record)
-
-    async with mdns.Browser("speaker", on_change):
-        try:
-            return await asyncio.wait_for(found, 10)
-        except TimeoutError:
-            return None

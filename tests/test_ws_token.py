@@ -12,8 +12,9 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from hub import accounts
+from hub.clock import now_ms
 from hub.server import Hub, ServeOptions
-from tests.system import free_port
+from tests.brokers import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -23,7 +24,7 @@ async def scenario(tmp_path: Path) -> tuple[list[dict[str, object]], float, int 
     hub = Hub(ServeOptions(data_dir=tmp_path, port=port, mqtt_port=free_port(), advertise=False))
     user = await asyncio.to_thread(accounts.add_user, hub.db, "ada", "long enough password")
     # A token issued long ago: about a second of life left.
-    issued_at = accounts.now_ms() - accounts.TOKEN_TTL_MS + 1000
+    issued_at = now_ms() - accounts.TOKEN_TTL_MS + 1000
     token = await asyncio.to_thread(accounts.issue_token, hub.db, user, now=issued_at)
     await hub.start()
     try:

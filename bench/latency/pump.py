@@ -9,20 +9,15 @@ and probe send small packets at once, like the real ones.
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
+from connect_protocol.mqtt import no_delay
+
 KEEPALIVE_S = 30
-
-
-def _no_delay(_client: paho.Client, _userdata: Any, sock: Any) -> None:
-    """As the product's MQTT transport: no Nagle, so no ~40 ms wait for a delayed ACK."""
-    if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def new_client(username: str, secret: str) -> paho.Client:
@@ -34,7 +29,7 @@ def new_client(username: str, secret: str) -> paho.Client:
         clean_session=True,
     )
     client.username_pw_set(username, secret)
-    client.on_socket_open = _no_delay
+    client.on_socket_open = no_delay
     return client
 
 

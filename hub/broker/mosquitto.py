@@ -41,6 +41,7 @@ from typing import IO, Self
 from connect_protocol.topics import ROOT, acl_patterns_for_speaker
 from hub.broker import BrokerError
 from hub.broker.credentials import BrokerUser
+from hub.files import write_private
 
 logger = logging.getLogger(__name__)
 
@@ -73,8 +74,8 @@ def write_mosquitto_config(
     user_list = _unique_users(users)
 
     passwd = "".join(f"{u.username}:{u.secret_hash}\n" for u in user_list)
-    _write_private(directory / PASSWD_NAME, passwd)
-    _write_private(directory / ACL_NAME, render_acl(user_list))
+    write_private(directory / PASSWD_NAME, passwd)
+    write_private(directory / ACL_NAME, render_acl(user_list))
 
     lines = [
         "# Written by hub.broker.mosquitto: changes are overwritten.",
@@ -107,7 +108,7 @@ def write_mosquitto_config(
         "max_inflight_messages 100",
     ]
     config_path = directory / CONFIG_NAME
-    _write_private(config_path, "\n".join(lines) + "\n")
+    write_private(config_path, "\n".join(lines) + "\n")
     return config_path
 
 
@@ -145,16 +146,6 @@ def _unique_users(users: Iterable[BrokerUser]) -> list[BrokerUser]:
             raise ValueError(f"duplicate broker user {user.username!r}")
         seen.add(user.username)
     return user_list
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` with mode 0600, atomically."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.chmod(tmp, 0o600)  # in case tmp already existed with other bits
-    os.replace(tmp, path)
 
 
 def _port_open(host: str, port: int) -> bool:

@@ -26,9 +26,10 @@ from fastapi.concurrency import run_in_threadpool
 from connect_protocol.codec import to_json_obj
 from connect_protocol.messages import MAX_MESSAGE_BYTES
 from hub import accounts
+from hub.clock import now_ms
 from hub.context import HubContext
 from hub.errors import HubError, RequestError
-from hub.relay import Change, now_ms
+from hub.relay import Change
 from hub.routes.deps import bearer_token
 from hub.shapes import device_object, error_body, player_object
 

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from hub.accounts import now_ms
+from hub.clock import now_ms
 from hub.player import PlayerRequestError
 from hub.routes.deps import ContextDep, UserDep
 from hub.shapes import device_object, player_object
