@@ -17,6 +17,7 @@ from enum import Enum
 from typing import Any, TypeVar, Union
 
 from connect_protocol.errors import ErrorCode
+from connect_protocol.media import Manifest
 from connect_protocol.messages import (
     COMMAND_TYPES,
     MAX_ARTISTS,
@@ -33,10 +34,14 @@ from connect_protocol.messages import (
     PlayerState,
 )
 
+#: Segments of the longest track a manifest may describe (~8 hours at 6 s).
+MAX_SEGMENTS = 5000
+
 M = TypeVar("M")
 
 _TYPE_NAMES: dict[type[Any], str] = {cls: name for name, cls in COMMAND_TYPES.items()}
 _TYPE_NAMES.update({Ack: "ack", Event: "event", DeviceInfo: "device", PlayerState: "state"})
+_TYPE_NAMES[Manifest] = "manifest"
 
 MAX_STRING = 4096
 _SEQUENCE_CAPS = {
@@ -44,6 +49,8 @@ _SEQUENCE_CAPS = {
     "order": MAX_TRACKS,
     "queue": MAX_QUEUE,
     "artists": MAX_ARTISTS,
+    "segments": MAX_SEGMENTS,
+    "boundaries": MAX_SEGMENTS + 1,
 }
 _BOUNDED_STRINGS = {
     "id": MAX_ID_LEN,
@@ -225,6 +232,11 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
         if not -(2**53) <= value <= 2**53:
             raise _InvalidError(ErrorCode.INVALID_VALUE, f"{path} is out of range", path)
         return value
+    if tp is float:
+        # JSON has one number type; Infinity and NaN never reach here (parse_json refuses them)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise _InvalidError(ErrorCode.WRONG_TYPE, f"{path} must be a number", path)
+        return float(value)
     if tp is str:
         if not isinstance(value, str):
             raise _InvalidError(ErrorCode.WRONG_TYPE, f"{path} must be a string", path)

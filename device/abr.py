@@ -19,28 +19,10 @@ tested directly and with hypothesis:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import IntEnum
 
+from connect_protocol.media import BITRATES_BPS, Quality
 
-class Quality(IntEnum):
-    """The ladder, in order; values index ``BITRATES_BPS``."""
-
-    LOW = 0
-    NORMAL = 1
-    HIGH = 2
-    VERY_HIGH = 3
-
-    @classmethod
-    def parse(cls, name: str) -> Quality:
-        return cls[name.upper()]
-
-    @property
-    def label(self) -> str:
-        return self.name.lower()
-
-
-#: Nominal bitrates of the ingest ladder (ARCHITECTURE.md: ~24, 96, 160, 320 kbps).
-BITRATES_BPS: tuple[int, ...] = (24_000, 96_000, 160_000, 320_000)
+__all__ = ["BITRATES_BPS", "AbrInput", "AbrPolicy", "Quality", "carried", "choose"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -60,6 +60,21 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX tracks_album ON tracks(album_id, track_number);
     """,
+    # 2: ingested audio (hub/media/store.py) and album art
+    """
+    CREATE TABLE media (
+        track_id TEXT PRIMARY KEY REFERENCES tracks(id) ON DELETE CASCADE,
+        content_hash TEXT NOT NULL UNIQUE,
+        source_path TEXT NOT NULL,
+        manifest_json TEXT NOT NULL,
+        ingested_ms INTEGER NOT NULL
+    );
+    CREATE TABLE album_art (
+        album_id TEXT PRIMARY KEY,
+        mime TEXT NOT NULL,
+        path TEXT NOT NULL
+    );
+    """,
 ]
 
 
