@@ -29,7 +29,7 @@ system-deps:
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt -e '.[hub,dev]'
+	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt -e '.[hub,speaker,dev]'
 	@touch $(STAMP)
 
 # Re-pin every dependency to what is installed now (run after changing pyproject.toml).
