@@ -261,3 +261,5 @@ class PlayerState:
     shuffle: bool = False
     repeat: RepeatMode = RepeatMode.OFF
     shuffle_seed: int = 0
+    #: Output stalled waiting for audio (network too slow): position is not advancing.
+    buffering: bool = False

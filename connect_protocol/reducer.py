@@ -60,6 +60,19 @@ class TrackEnded:
     uri: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EngineReport:
+    """Where the audio really is: sets the position from frames heard.
+
+    Sent when output starts, stalls (``buffering``) or resumes, so remotes
+    extrapolate from what the speaker plays, not from when a command arrived.
+    """
+
+    uri: str
+    position_ms: int
+    buffering: bool
+
+
 # --- effects for the engine ----------------------------------------------------
 
 
@@ -115,7 +128,7 @@ def position_at(state: PlayerState, now_ms: int) -> int:
     if state.current is None:
         return 0
     pos = state.position_ms
-    if state.is_playing:
+    if state.is_playing and not state.buffering:
         pos += max(0, now_ms - state.timestamp_ms)
     return max(0, min(pos, state.current.duration_ms))
 
@@ -169,10 +182,14 @@ def _at_index(
 # --- the reducer ---------------------------------------------------------------
 
 
-def reduce(state: PlayerState, cmd: Command | TrackEnded, now_ms: int) -> Transition:
+def reduce(
+    state: PlayerState, cmd: Command | TrackEnded | EngineReport, now_ms: int
+) -> Transition:
     """Apply one command (or engine report) to ``state`` at wall-clock ``now_ms``."""
     if isinstance(cmd, TrackEnded):
         return _track_ended(state, cmd, now_ms)
+    if isinstance(cmd, EngineReport):
+        return _engine_report(state, cmd, now_ms)
     if cmd.expected_revision is not None and cmd.expected_revision != state.revision:
         return _refuse(
             state,
@@ -421,3 +438,19 @@ def _track_ended(state: PlayerState, ended: TrackEnded, now_ms: int) -> Transiti
     settled = dataclasses.replace(state, position_ms=state.current.duration_ms, timestamp_ms=now_ms)
     new, effects = _advance(settled, now_ms, skipped=False, user=False)
     return Transition(dataclasses.replace(new, revision=state.revision + 1), tuple(effects))
+
+
+def _engine_report(state: PlayerState, report: EngineReport, now_ms: int) -> Transition:
+    if state.current is None or state.current.uri != report.uri:
+        return Transition(state)  # about a track already replaced
+    position = _clamp(report.position_ms, state.current)
+    if state.buffering == report.buffering and abs(position_at(state, now_ms) - position) < 50:
+        return Transition(state)  # nothing a remote would notice
+    new = dataclasses.replace(
+        state,
+        position_ms=position,
+        timestamp_ms=now_ms,
+        buffering=report.buffering,
+        revision=state.revision + 1,
+    )
+    return Transition(new)

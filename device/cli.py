@@ -44,9 +44,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--engine",
         choices=config_mod.ENGINES,
-        help="playback engine; 'clock' until the audio engine lands",
+        help="playback engine: native (PyAV + ALSA), mpv (libmpv) or clock (silence)",
     )
-    p.add_argument("--quality", choices=config_mod.QUALITIES, help="stream quality cap")
+    p.add_argument(
+        "--quality",
+        choices=config_mod.QUALITIES,
+        help="auto adapts to the network; a level pins it (default: auto)",
+    )
+    p.add_argument(
+        "--sample-rate", type=int, help="the sink's sample rate (default 44100; others resampled)"
+    )
+    p.add_argument(
+        "--normalisation",
+        choices=config_mod.NORMALISATIONS,
+        help="loudness normalisation to -14 LUFS per track or per album, or off",
+    )
+    p.add_argument(
+        "--as-fast-as-possible",
+        action="store_true",
+        help="file and null sinks do not keep real time (benchmarks only)",
+    )
     p.add_argument("--cache", type=Path, help="offline cache directory")
     p.add_argument("--port", type=int, help="port for /info and /control (0 = any)")
     p.add_argument("--discover-timeout", type=float, default=10.0, help="seconds to look for a hub")
@@ -87,7 +104,7 @@ async def resolve_broker(cfg: SpeakerConfig, timeout_s: float) -> tuple[SpeakerC
     return cfg, await asyncio.to_thread(broker_from_hub, cfg.hub_url)
 
 
-async def run(cfg: SpeakerConfig, discover_timeout_s: float) -> int:
+async def run(cfg: SpeakerConfig, discover_timeout_s: float, *, fast_sink: bool = False) -> int:
     broker: BrokerAddress | None = None
     if cfg.password:
         cfg, url = await resolve_broker(cfg, discover_timeout_s)
@@ -99,7 +116,7 @@ async def run(cfg: SpeakerConfig, discover_timeout_s: float) -> int:
             cfg.id,
             cfg.id,
         )
-    service = SpeakerService(cfg, broker)
+    service = SpeakerService(cfg, broker, fast_sink=fast_sink)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -133,15 +150,13 @@ def main(argv: list[str] | None = None) -> int:
             sink=args.sink,
             engine=args.engine,
             quality=args.quality,
+            sample_rate=args.sample_rate,
+            normalisation=args.normalisation,
             cache_dir=args.cache,
             http_port=args.port,
         )
-        if cfg.engine != "clock":
-            raise ConfigError(
-                f"engine {cfg.engine!r} is not available yet in this release; use --engine clock"
-            )
         with contextlib.suppress(KeyboardInterrupt):
-            return asyncio.run(run(cfg, args.discover_timeout))
+            return asyncio.run(run(cfg, args.discover_timeout, fast_sink=args.as_fast_as_possible))
         return 0
     except ConfigError as exc:
         print(f"legato-speaker: {exc}", file=sys.stderr)

@@ -20,7 +20,12 @@ password_file = "broker.secret" # relative to this file; mode 0600
 [audio]
 engine = "clock"        # clock | native | mpv
 sink = "null"           # alsa[:PCM] | file:PATH | null
-quality = "auto"
+quality = "auto"        # auto | low | normal | high | very_high (a level pins it)
+sample_rate = 44100     # the sink's rate; other rates are resampled (soxr)
+normalisation = "track" # track | album | off: loudness to target_lufs, with a limiter
+target_lufs = -14.0
+crossfade_s = 0         # 0-12; never between consecutive tracks of one album
+mixer = ""              # ALSA hardware mixer control, when the board has one
 ```
 
 Command-line flags override the file.
@@ -40,6 +45,7 @@ from connect_protocol.topics import is_valid_device_id
 
 ENGINES = ("clock", "native", "mpv")
 QUALITIES = ("auto", "low", "normal", "high", "very_high")
+NORMALISATIONS = ("track", "album", "off")
 FIRMWARE_VERSION = "0.1.0"
 
 
@@ -62,6 +68,11 @@ class SpeakerConfig:
     engine: str = "clock"
     sink: str = "null"
     quality: str = "auto"
+    sample_rate: int = 44100
+    normalisation: str = "track"
+    target_lufs: float = -14.0
+    crossfade_s: float = 0.0
+    mixer: str = ""
     cache_dir: Path | None = None
 
     def validated(self) -> SpeakerConfig:
@@ -77,6 +88,14 @@ class SpeakerConfig:
             raise ConfigError(f"audio.quality must be one of {', '.join(QUALITIES)}")
         if not (self.sink in ("null", "alsa") or self.sink.startswith(("alsa:", "file:"))):
             raise ConfigError("audio.sink must be alsa[:PCM], file:PATH or null")
+        if self.sample_rate not in (44100, 48000, 88200, 96000):
+            raise ConfigError("audio.sample_rate must be 44100, 48000, 88200 or 96000")
+        if self.normalisation not in NORMALISATIONS:
+            raise ConfigError(f"audio.normalisation must be one of {', '.join(NORMALISATIONS)}")
+        if not -30.0 <= self.target_lufs <= -5.0:
+            raise ConfigError("audio.target_lufs must be between -30 and -5")
+        if not 0 <= self.crossfade_s <= 12:
+            raise ConfigError("audio.crossfade_s must be between 0 and 12 seconds")
         return self
 
 
@@ -89,6 +108,8 @@ def _section(doc: dict[str, Any], name: str) -> dict[str, Any]:
 
 def _get(table: dict[str, Any], section: str, key: str, kind: type, default: Any) -> Any:
     value = table.get(key, default)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise ConfigError(f"{section}.{key} must be a {kind.__name__}")
     return value
@@ -170,6 +191,11 @@ def load(path: Path | None) -> SpeakerConfig:
         engine=_get(audio, "audio", "engine", str, "clock"),
         sink=_get(audio, "audio", "sink", str, "null"),
         quality=_get(audio, "audio", "quality", str, "auto"),
+        sample_rate=_get(audio, "audio", "sample_rate", int, 44100),
+        normalisation=_get(audio, "audio", "normalisation", str, "track"),
+        target_lufs=float(_get(audio, "audio", "target_lufs", float, -14.0)),
+        crossfade_s=float(_get(audio, "audio", "crossfade_s", float, 0.0)),
+        mixer=_get(audio, "audio", "mixer", str, ""),
         cache_dir=Path(cache) if cache else None,
     ).validated()
 

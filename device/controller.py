@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from connect_protocol.codec import DecodeError, decode_command
 from connect_protocol.dedupe import RecentCommands
 from connect_protocol.errors import ErrorCode
-from connect_protocol.messages import Ack, Command, Event, PlayerState
+from connect_protocol.messages import Ack, Command, Event, PlayerState, TrackRef
 from connect_protocol.reducer import (
     ApplyVolume,
     Effect,
     EmitEvent,
+    EngineReport,
     LoadTrack,
     SeekTo,
     SetPlaying,
@@ -110,6 +111,7 @@ class Controller:
         changed = transition.state is not self.state
         self.state = transition.state
         events = self._run(transition.effects, now)
+        self._plan_next(now)
         return Outcome(ack=transition.ack, state=self.state if changed else None, events=events)
 
     def track_ended(self, uri: str) -> Outcome:
@@ -118,7 +120,37 @@ class Controller:
         if transition.state is self.state:
             return Outcome()
         self.state = transition.state
-        return Outcome(state=self.state, events=self._run(transition.effects, now))
+        events = self._run(transition.effects, now)
+        self._plan_next(now)
+        return Outcome(state=self.state, events=events)
+
+    def engine_report(self, uri: str, position_ms: int, buffering: bool) -> Outcome:
+        """The engine says where the audio really is (output started, stalled, resumed)."""
+        now = self._now_ms()
+        report = EngineReport(uri=uri, position_ms=position_ms, buffering=buffering)
+        transition = reduce(self.state, report, now)
+        if transition.state is self.state:
+            return Outcome()
+        self.state = transition.state
+        return Outcome(state=self.state)
+
+    def upcoming(self, now: int) -> TrackRef | None:
+        """What plays when the current track ends, asked of the reducer itself.
+
+        The engine fetches and decodes it ahead so the join is gapless; asking
+        the reducer keeps shuffle, repeat and the queue in one place.
+        """
+        current = self.state.current
+        if current is None or not self.state.is_playing:
+            return None
+        transition = reduce(self.state, TrackEnded(uri=current.uri), now)
+        for effect in transition.effects:
+            if isinstance(effect, LoadTrack) and effect.playing and effect.position_ms == 0:
+                return effect.track
+        return None
+
+    def _plan_next(self, now: int) -> None:
+        self.engine.set_next(self.upcoming(now))
 
     def _run(self, effects: tuple[Effect, ...], now: int) -> list[Event]:
         events: list[Event] = []

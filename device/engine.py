@@ -23,6 +23,7 @@ class Engine(Protocol):
     """What a playback engine must do; every call returns at once."""
 
     def load(self, track: TrackRef, position_ms: int, playing: bool) -> None: ...
+    def set_next(self, track: TrackRef | None) -> None: ...
     def set_playing(self, playing: bool) -> None: ...
     def seek(self, position_ms: int) -> None: ...
     def set_volume(self, volume_percent: int) -> None: ...
@@ -55,6 +56,9 @@ class ClockEngine:
         self._base_ms = max(0, min(position_ms, track.duration_ms))
         self._started_at = self._clock() if playing else None
         self._reschedule()
+
+    def set_next(self, track: TrackRef | None) -> None:
+        """Nothing to prepare: silence needs no prefetching."""
 
     def set_playing(self, playing: bool) -> None:
         if self._track is None or playing == (self._started_at is not None):

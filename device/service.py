@@ -18,20 +18,23 @@ from typing import Any
 from connect_protocol import mdns
 from connect_protocol.codec import encode
 from connect_protocol.errors import ConnectError, NotConnectedError
-from connect_protocol.messages import Ack, DeviceInfo, Event, PlayerState
+from connect_protocol.messages import Ack, DeviceInfo, Event, EventKind, PlayerState
 from connect_protocol.mqtt import AsyncMqtt, BrokerAddress, Will
 from connect_protocol.topics import Channel, device_topic
 from device.config import SpeakerConfig
-from device.controller import Controller, Outcome
-from device.engine import ClockEngine
+from device.controller import Controller, Outcome, wall_ms
+from device.engines import build_engine
 from device.local_api import LocalApi, info_document
 
 logger = logging.getLogger(__name__)
 
 
 class SpeakerService:
-    def __init__(self, config: SpeakerConfig, broker: BrokerAddress | None) -> None:
+    def __init__(
+        self, config: SpeakerConfig, broker: BrokerAddress | None, *, fast_sink: bool = False
+    ) -> None:
         self.config = config
+        self._fast_sink = fast_sink
         self.broker = broker
         self.info = DeviceInfo(id=config.id, name=config.name, model=config.model, fw=config.fw)
         self.controller: Controller | None = None
@@ -45,7 +48,14 @@ class SpeakerService:
         return device_topic(self.config.id, channel)
 
     async def start(self) -> None:
-        engine = ClockEngine(self._on_track_ended)
+        engine = build_engine(
+            self.config,
+            on_track_ended=self._on_track_ended,
+            on_event=self._on_engine_event,
+            on_report=self._on_engine_report,
+            loop=asyncio.get_running_loop(),
+            fast=self._fast_sink,
+        )
         engine.set_volume(50)
         # A fresh session per start: the hub then knows revisions begin again.
         self.controller = Controller(engine, state=PlayerState(session=secrets.token_hex(8)))
@@ -132,6 +142,15 @@ class SpeakerService:
 
     def _on_track_ended(self, uri: str) -> None:
         self._emit(self._controller.track_ended(uri))
+
+    def _on_engine_report(self, uri: str, position_ms: int, buffering: bool) -> None:
+        self._emit(self._controller.engine_report(uri, position_ms, buffering))
+
+    def _on_engine_event(self, kind: EventKind, uri: str | None, message: str) -> None:
+        if kind in (EventKind.ERROR, EventKind.UNDERRUN):
+            logger.warning("%s: %s (%s)", kind.value, message, uri or "-")
+        event = Event(kind=kind, timestamp_ms=wall_ms(), track_uri=uri, message=message)
+        self._publish_event(event)
 
     def _on_connected(self) -> None:
         self._publish(Channel.STATUS, encode(self.info), retain=True)

@@ -1,0 +1,76 @@
+"""Choose and build the playback engine a speaker's config names.
+
+``clock`` advances position over silence (no hub media needed); ``native``
+is the PyAV/ALSA engine; ``mpv`` drives libmpv.  Heavy imports happen only
+for the engine chosen, so a clock speaker starts light.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from connect_protocol.messages import EventKind
+from device.config import ConfigError, SpeakerConfig
+from device.engine import ClockEngine, Engine
+
+EventCallback = Callable[[EventKind, str | None, str], None]
+ReportCallback = Callable[[str, int, bool], None]
+
+
+def build_engine(
+    config: SpeakerConfig,
+    *,
+    on_track_ended: Callable[[str], None],
+    on_event: EventCallback,
+    on_report: ReportCallback,
+    loop: asyncio.AbstractEventLoop,
+    fast: bool = False,
+) -> Engine:
+    if config.engine == "clock":
+        return ClockEngine(on_track_ended, loop=loop)
+    if not config.hub_url:
+        raise ConfigError(f"the {config.engine} engine needs the hub's URL (--hub or mDNS)")
+    from device.audio.source import HubMedia
+
+    source = HubMedia(config.hub_url, config.id, config.password)
+    if config.engine == "native":
+        from device.audio.native import EngineOptions, NativeEngine
+        from device.audio.sinks import SinkError, open_sink
+
+        try:
+            sink = open_sink(
+                config.sink,
+                rate=config.sample_rate,
+                fast=fast,
+                mixer=config.mixer or None,
+                open_now=False,  # a missing or busy device is retried, not fatal
+            )
+        except SinkError as exc:
+            raise ConfigError(str(exc)) from exc
+        options = EngineOptions(
+            quality=config.quality,
+            normalisation=config.normalisation,
+            target_lufs=config.target_lufs,
+            crossfade_s=config.crossfade_s,
+        )
+        return NativeEngine(
+            on_track_ended,
+            source=source,
+            sink=sink,
+            options=options,
+            on_event=on_event,
+            on_report=on_report,
+            loop=loop,
+        )
+    from device.audio.mpv_engine import MpvEngine
+
+    return MpvEngine(
+        on_track_ended,
+        source=source,
+        config=config,
+        on_event=on_event,
+        on_report=on_report,
+        loop=loop,
+        fast=fast,
+    )
