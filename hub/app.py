@@ -13,14 +13,20 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hub.context import HubContext
 from hub.errors import HubError
-from hub.routes import auth, connect_ws, health, player
+from hub.routes import audio, auth, connect_ws, health, player
+from hub.routes.audio import AudioAccess
 from hub.shapes import error_body
 
 logger = logging.getLogger(__name__)
 
 
-def create_app(ctx: HubContext, *, manage_relay: bool = True) -> FastAPI:
-    """Build the app; with ``manage_relay`` the relay starts and stops with it."""
+def create_app(
+    ctx: HubContext, *, manage_relay: bool = True, audio_access: AudioAccess | None = None
+) -> FastAPI:
+    """Build the app; with ``manage_relay`` the relay starts and stops with it.
+
+    ``audio_access`` (signing keys, speakers' logins) defaults to the data dir's own.
+    """
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -43,7 +49,8 @@ def create_app(ctx: HubContext, *, manage_relay: bool = True) -> FastAPI:
         redoc_url=None,
     )
     app.state.ctx = ctx
-    for module in (auth, health, player, connect_ws):
+    app.state.audio = audio_access or AudioAccess.for_context(ctx)
+    for module in (auth, health, player, connect_ws, audio):
         app.include_router(module.router)
 
     @app.exception_handler(HubError)

@@ -1,8 +1,9 @@
 """``legato-hub``: run and administer a hub.
 
 Subcommands: ``up`` (everything on one machine, for a first try), ``serve``,
-``user add``, ``device add``, ``broker-config`` and ``ingest``.  Every one takes
-``--data DIR`` (default ``$LEGATO_DATA``, else the per-user data directory).
+``user add``, ``device add``, ``broker-config``, ``ingest`` and ``keys rotate``.
+Every one takes ``--data DIR`` (default ``$LEGATO_DATA``, else the per-user data
+directory).
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from pathlib import Path
 from connect_protocol import logs
 from hub import accounts, catalog, provisioning
 from hub.broker import BrokerError, write_mosquitto_config
+from hub.clock import now_ms
 from hub.errors import AccountError, DatabaseError, ProvisioningError
 from hub.files import write_private
+from hub.media import signing
 from hub.server import Hub, ServeOptions, open_database, run_until_signalled, spawn_speaker
 
 logger = logging.getLogger("legato.hub")
@@ -168,6 +171,15 @@ def build_parser() -> argparse.ArgumentParser:
     ingest = sub.add_parser("ingest", parents=[common], help="add audio files to the catalog")
     ingest.add_argument("paths", nargs="+", type=Path)
     ingest.add_argument("--json", action="store_true")
+
+    keys = sub.add_parser("keys", help="manage the keys that sign audio URLs")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    keys_sub.add_parser(
+        "rotate",
+        parents=[common],
+        help="start signing with a new key; delete keys retired for longer than "
+        f"{(signing.URL_TTL_S + signing.MARGIN_S) // 3600} hours (a running hub notices)",
+    )
     return parser
 
 
@@ -300,6 +312,18 @@ async def _serve(args: argparse.Namespace, data: Path, *, up: bool) -> int:
     return 0
 
 
+def cmd_keys_rotate(_args: argparse.Namespace, data: Path) -> int:
+    try:
+        data.mkdir(mode=0o700, parents=True, exist_ok=True)
+        rotation = signing.rotate(data, now_ms=now_ms())
+    except OSError as exc:
+        raise CliError(f"cannot rotate the keys in {data / 'keys'}: {exc.strerror}") from exc
+    print(f"audio URLs are now signed with key {rotation.new}")
+    if rotation.pruned:
+        print(f"removed retired keys: {', '.join(rotation.pruned)}")
+    return 0
+
+
 def cmd_ingest(_args: argparse.Namespace, _data: Path) -> int:
     raise CliError("ingest is not available yet in this release (it lands with the audio engine)")
 
@@ -322,6 +346,8 @@ def main(argv: list[str] | None = None) -> int:
                 return cmd_broker_config(args, data)
             case "ingest":
                 return cmd_ingest(args, data)
+            case "keys":
+                return cmd_keys_rotate(args, data)
     except (
         CliError,
         AccountError,

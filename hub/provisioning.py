@@ -136,6 +136,7 @@ def write_speaker_config(
     broker_url: str = "",
     http_host: str = "0.0.0.0",
     sink: str = "null",
+    engine: str = "native",
 ) -> None:
     """A config ``legato-speaker --config`` reads, next to its 0600 secret file."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -147,5 +148,5 @@ def write_speaker_config(
         f"[speaker]\nid = {q(device_id)}\nname = {q(name)}\nhttp_host = {q(http_host)}\n\n"
         f"[hub]\nurl = {q(hub_url)}\nbroker = {q(broker_url)}\n\n"
         f"[broker]\nusername = {q(device_id)}\npassword_file = {q(secret_path.name)}\n\n"
-        f'[audio]\nengine = "clock"\nsink = {q(sink)}\n'
+        f"[audio]\nengine = {q(engine)}\nsink = {q(sink)}\n"
     )

@@ -28,7 +28,9 @@ from hub.app import create_app
 from hub.broker import BrokerError, EmbeddedBroker
 from hub.context import HubContext
 from hub.db import Database
+from hub.media.signing import URL_TTL_S, KeyRing
 from hub.relay import Relay
+from hub.routes.audio import AudioAccess
 
 logger = logging.getLogger(__name__)
 FIRMWARE = "0.1.0"
@@ -43,6 +45,7 @@ class ServeOptions:
     broker_url: str | None = None  # external broker; None = embedded
     ack_timeout_s: float = 5.0
     advertise: bool = True
+    audio_url_ttl_s: int = URL_TTL_S  # how long signed segment URLs work
 
 
 def open_database(data_dir: Path) -> Database:
@@ -97,6 +100,7 @@ class Hub:
             )
         self.public_host = mdns.reachable_address(opts.host)
         self.broker_users = provisioning.BrokerUserCache(self.db)
+        self.audio_keys = KeyRing.open(opts.data_dir, url_ttl_s=opts.audio_url_ttl_s)
         self.relay = Relay(self.db, self.address, ack_timeout_s=opts.ack_timeout_s)
         self.ctx = HubContext(
             data_dir=opts.data_dir,
@@ -122,7 +126,8 @@ class Hub:
             await asyncio.to_thread(self.broker.start)
             logger.info("embedded MQTT broker on %s:%d", self.opts.host, self.broker.port)
         await self.relay.start(wait_s=15)
-        app = create_app(self.ctx, manage_relay=False)
+        audio = AudioAccess(keys=self.audio_keys, speakers=self.broker_users)
+        app = create_app(self.ctx, manage_relay=False, audio_access=audio)
         config = uvicorn.Config(
             app,
             host=self.opts.host,

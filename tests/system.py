@@ -106,7 +106,7 @@ class System:
     def logs(self) -> list[Path]:
         return sorted(self.root.glob("*.log"))
 
-    def provision(self, device_id: str, name: str | None = None) -> Path:
+    def provision(self, device_id: str, name: str | None = None, engine: str = "clock") -> Path:
         secret = provisioning.add_broker_user(self.db, device_id, "speaker")
         path = self.root / f"{device_id}.toml"
         provisioning.write_speaker_config(
@@ -117,6 +117,7 @@ class System:
             hub_url=self.url,
             broker_url=f"mqtt://127.0.0.1:{self.mqtt_port}",
             http_host="127.0.0.1",
+            engine=engine,
         )
         self.configs[device_id] = path
         return path
@@ -160,11 +161,15 @@ class System:
         except httpx.HTTPError:
             return False
 
-    def start_speaker(self, device_id: str) -> Process:
+    def start_speaker(self, device_id: str, *extra: str) -> Process:
         config = self.configs.get(device_id) or self.provision(device_id)
         proc = spawn(
             device_id,
-            [sys.executable, "-m", "device", "--config", str(config), "--log-level", "INFO"],
+            [
+                sys.executable,
+                *("-m", "device", "--config", str(config), "--log-level", "INFO"),
+                *extra,
+            ],
             self.root / f"{device_id}.log",
         )
         self.speakers[device_id] = proc
