@@ -122,6 +122,7 @@ class NativeEngine:
         self._gen = 0
         self._epoch = 0  # bumped when queued audio must be discarded (load, seek, unload)
         self._playing = False
+        self._volume_percent = 50
         self._volume = dsp.volume_gain(50)
         self._absorb: str | None = None  # the uri a gapless join already started
         self._closed = False
@@ -193,7 +194,19 @@ class NativeEngine:
 
     def set_volume(self, volume_percent: int) -> None:
         with self._lock:
-            self._volume = dsp.volume_gain(volume_percent)
+            self._volume_percent = volume_percent
+            self._apply_volume()
+
+    def _apply_volume(self) -> None:
+        """On the board's hardware mixer when it has one (full resolution), else in software."""
+        if self._sink_open and getattr(self._sink, "hardware_volume", False):
+            try:
+                self._sink.set_volume(self._volume_percent)  # type: ignore[attr-defined]
+                self._volume = 1.0
+                return
+            except SinkError as exc:
+                logger.warning("hardware volume failed (%s); using software volume", exc)
+        self._volume = dsp.volume_gain(self._volume_percent)
 
     def unload(self) -> None:
         with self._lock:
@@ -633,6 +646,8 @@ class NativeEngine:
             self._sink_failed(str(exc))
             return False
         self._sink_open = True
+        with self._lock:
+            self._apply_volume()
         if self._sink_error is not None:
             logger.info("audio output %s is back", self._sink.name)
             self._sink_error = None

@@ -246,6 +246,7 @@ class FileSink(_PacedSink):
         assert self._file is not None
         try:
             self._file.write(pcm.data)
+            self._file.flush()  # what was "played" is in the file, for whoever reads it now
         except OSError as exc:
             raise SinkError(f"cannot write audio to {self.path}: {exc.strerror}") from exc
 
