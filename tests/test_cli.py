@@ -183,13 +183,10 @@ def test_speaker_with_a_bad_config_says_why(tmp_path: Path) -> None:
     assert "invalid choice: 'loud'" in out.stderr
 
 
-def test_flash_and_ingest_say_they_are_not_available_yet(tmp_path: Path) -> None:
+def test_flash_says_it_is_not_available_yet() -> None:
     flash = run(str(BIN / "legato-flash"))
     assert flash.returncode == 2
     assert "not available yet" in flash.stderr
-    ingest = run(str(BIN / "legato-hub"), "ingest", str(tmp_path), "--data", str(tmp_path))
-    assert ingest.returncode == 2
-    assert "not available yet" in ingest.stderr
 
 
 def test_bad_flags_are_refused_before_anything_starts(tmp_path: Path) -> None:

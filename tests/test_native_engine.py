@@ -262,7 +262,9 @@ def test_a_corrupt_segment_is_fetched_again_then_skipped_never_played(tmp_path: 
     out = read_raw(rig.out)
     seg = track.manifest.boundaries
     assert out.shape[0] == signal.shape[0] - (seg[2] - seg[1])
-    assert source.fetches.count(("c" * 22, "normal", 1)) == 2
+    # fetched twice, then skipped (after the end the first track is loaded again, paused)
+    first_pass = source.fetches[: source.fetches.index(("c" * 22, "normal", 2))]
+    assert first_pass.count(("c" * 22, "normal", 1)) == 2
     errors = [e for e in rig.events if e[0] is EventKind.ERROR]
     assert len(errors) == 1
     assert "segment 1" in errors[0][2]
