@@ -64,6 +64,16 @@ def positive_seconds(text: str) -> float:
     return value
 
 
+def positive_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
 def default_speaker_sink() -> str:
     """ALSA's default device when this machine has a sound card, else the null sink."""
     cards = Path("/proc/asound/cards")
@@ -168,9 +178,39 @@ def build_parser() -> argparse.ArgumentParser:
     broker.add_argument("--port", type=port_number, default=1883)
     broker.add_argument("--host", default="127.0.0.1")
 
-    ingest = sub.add_parser("ingest", parents=[common], help="add audio files to the catalog")
-    ingest.add_argument("paths", nargs="+", type=Path)
-    ingest.add_argument("--json", action="store_true")
+    ingest = sub.add_parser(
+        "ingest",
+        parents=[common],
+        help="add audio files to the catalog",
+        description="Add FLAC, WAV, MP3 and Ogg files to the catalog: read their tags and "
+        "cover art, measure loudness (EBU R128), and encode each into the Ogg Vorbis "
+        "ladder (low ~24, normal ~96, high ~160, very_high ~320 kbps) the speakers stream. "
+        "Content already in the catalog (same bytes) is skipped, so running it again is "
+        "safe. A file that cannot be read is reported and skipped; nothing of it reaches "
+        "the catalog.",
+        epilog="Exit status: 0 when every file was added or already present, 1 when any "
+        "file failed, 2 for a usage error (such as a path that does not exist).",
+    )
+    ingest.add_argument(
+        "paths",
+        nargs="+",
+        type=Path,
+        metavar="PATH",
+        help="an audio file, or a folder searched recursively for .flac .wav .mp3 .ogg",
+    )
+    ingest.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object per file on stdout (status added|present|failed, id, "
+        "uri, name, frames, sample_rate, duration_ms, loudness, error)",
+    )
+    ingest.add_argument(
+        "--jobs",
+        type=positive_count,
+        default=None,
+        metavar="N",
+        help="files encoded at once, one process each (default: the number of CPUs)",
+    )
 
     keys = sub.add_parser("keys", help="manage the keys that sign audio URLs")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
@@ -324,8 +364,38 @@ def cmd_keys_rotate(_args: argparse.Namespace, data: Path) -> int:
     return 0
 
 
-def cmd_ingest(_args: argparse.Namespace, _data: Path) -> int:
-    raise CliError("ingest is not available yet in this release (it lands with the audio engine)")
+def cmd_ingest(args: argparse.Namespace, data: Path) -> int:
+    # Imported here: numpy, PyAV and scipy are heavy and only ingest needs them.
+    from hub.ingest import IngestError, ingest_paths
+    from hub.ingest.progress import Reporter, summary
+
+    missing = [str(p) for p in args.paths if not p.exists()]
+    if missing:
+        raise CliError(f"no such file or directory: {', '.join(missing)}")
+    db = open_database(data)
+    reporter = Reporter(
+        stdout=sys.stdout, stderr=sys.stderr, json_lines=args.json, interactive=sys.stderr.isatty()
+    )
+    try:
+        with reporter:
+            results = ingest_paths(
+                db,
+                data,
+                args.paths,
+                jobs=args.jobs,
+                on_progress=reporter.progress,
+                on_result=reporter.result,
+            )
+    except IngestError as exc:
+        raise CliError(str(exc)) from exc
+    except KeyboardInterrupt:
+        print("interrupted: the tracks reported as added are in the catalog", file=sys.stderr)
+        return 130
+    if not results:
+        found = " ".join(map(str, args.paths))
+        raise CliError(f"no .flac, .wav, .mp3 or .ogg files found in {found}")
+    print(summary(results), file=sys.stderr)
+    return 1 if any(r.status == "failed" for r in results) else 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,254 @@
+"""An ingest run: find files, scan them, encode the new ones in parallel, commit.
+
+1. Scan (threads: hashing and tag reading mostly wait on the disk): content
+   hash, tags, length.  Content the catalog has is "present"; content that
+   appears twice in the run is encoded once and the copy follows its fate.
+2. Encode in worker processes (``encode_file``): decode, loudness, the ladder.
+3. Commit per album: album loudness gates all the album's blocks from this
+   run together, so an album's tracks are committed once all of them are
+   encoded (or failed), each track in its own transaction.
+
+Results come back one per file, in the order the files were found;
+``on_result`` sees each as it is settled, ``on_progress`` follows each stage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import multiprocessing
+import os
+import shutil
+import signal
+import threading
+from collections import Counter, defaultdict
+from collections.abc import Callable, Generator, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+from connect_protocol.media import Loudness
+from hub.db import Database
+from hub.ingest import loudness
+from hub.ingest.commit import album_id_for, commit_track, describe
+from hub.ingest.model import Encoded, Failed, IngestResult, Progress, Scanned, Status
+from hub.ingest.sources import find_audio
+from hub.ingest.tags import TrackInfo, track_info
+from hub.ingest.worker import encode_file, ignore_interrupts, scan_file, track_id_for
+from hub.media import store
+
+logger = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[Progress], None]
+ResultCallback = Callable[[IngestResult], None]
+
+
+def default_jobs() -> int:
+    return os.cpu_count() or 1
+
+
+def _scan_all(
+    files: list[Path], jobs: int, on_progress: ProgressCallback | None
+) -> list[Scanned | Failed]:
+    out: list[Scanned | Failed] = []
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="ingest-scan") as pool:
+        for done, item in enumerate(pool.map(scan_file, files), start=1):
+            out.append(item)
+            if on_progress:
+                on_progress(
+                    Progress(
+                        stage="scan",
+                        done=done,
+                        total=len(files),
+                        done_seconds=0.0,
+                        total_seconds=0.0,
+                        path=item.path,
+                    )
+                )
+    return out
+
+
+@contextlib.contextmanager
+def _children_ignore_interrupts() -> Iterator[None]:
+    """Spawn workers with SIGINT ignored from their first instruction.
+
+    The initializer runs only after a worker's imports; a Ctrl-C before that
+    would print each worker's traceback.  (Only the main thread may do this.)
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _encode_all(
+    jobs: list[Scanned], data_dir: Path, workers: int
+) -> Generator[Encoded | Failed, None, None]:
+    """Outcomes in completion order; in this process when one worker would do."""
+    if workers <= 1 or len(jobs) <= 1:
+        for job in jobs:
+            yield encode_file(job.path, job.content_hash, data_dir)
+        return
+    pool = ProcessPoolExecutor(
+        max_workers=min(workers, len(jobs)),
+        mp_context=multiprocessing.get_context("spawn"),  # fork is unsafe beside threads
+        initializer=ignore_interrupts,
+    )
+    try:
+        with _children_ignore_interrupts():
+            futures: list[Future[Encoded | Failed]] = [
+                pool.submit(encode_file, job.path, job.content_hash, data_dir) for job in jobs
+            ]
+        for future in as_completed(futures):
+            yield future.result()
+    except BaseException:  # Ctrl-C, or the caller stopped early: stop the workers now
+        _terminate(pool)
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _terminate(pool: ProcessPoolExecutor) -> None:
+    """Kill the pool's workers (``ProcessPoolExecutor.terminate_workers`` is 3.14+)."""
+    for process in list(getattr(pool, "_processes", {}).values()):
+        process.terminate()
+
+
+class _Run:
+    """The parent's bookkeeping: albums waiting for their last track, results so far."""
+
+    def __init__(self, db: Database, data_dir: Path, on_result: ResultCallback | None) -> None:
+        self.db, self.data_dir, self.on_result = db, data_dir, on_result
+        self.results: dict[Path, IngestResult] = {}
+        self.infos: dict[Path, TrackInfo] = {}
+        self.album_of: dict[Path, str] = {}
+        self.copies: defaultdict[Path, list[Path]] = defaultdict(list)
+        self.outstanding: Counter[str] = Counter()
+        self.waiting: defaultdict[str, list[Encoded]] = defaultdict(list)
+
+    def settle(self, result: IngestResult) -> None:
+        self.results[result.path] = result
+        if self.on_result:
+            self.on_result(result)
+        for copy in self.copies.pop(result.path, []):
+            same: Status = "failed" if result.status == "failed" else "present"
+            self.settle(dataclasses.replace(result, path=copy, status=same))
+
+    def expect(self, scanned: Scanned) -> None:
+        info = track_info(scanned.info.tags, scanned.path)
+        self.infos[scanned.path] = info
+        self.album_of[scanned.path] = album = album_id_for(info)
+        self.outstanding[album] += 1
+
+    def finished(self, outcome: Encoded | Failed) -> None:
+        album = self.album_of[outcome.path]
+        if isinstance(outcome, Failed):
+            self.settle(IngestResult(path=outcome.path, status="failed", error=outcome.error))
+        else:
+            self.waiting[album].append(outcome)
+        self.outstanding[album] -= 1
+        if self.outstanding[album] == 0:
+            self.commit_album(self.waiting.pop(album, []))
+
+    def encode(
+        self,
+        outcomes: Iterator[Encoded | Failed],
+        on_progress: ProgressCallback | None,
+        seconds: dict[Path, float],
+    ) -> None:
+        total_seconds, done_seconds = sum(seconds.values()), 0.0
+
+        def report(done: int, path: Path | None) -> None:
+            if on_progress and seconds:
+                on_progress(
+                    Progress(
+                        stage="encode",
+                        done=done,
+                        total=len(seconds),
+                        done_seconds=done_seconds,
+                        total_seconds=total_seconds,
+                        path=path,
+                    )
+                )
+
+        report(0, None)  # the stage starts now (for the ETA), not at its first file
+        for done, outcome in enumerate(outcomes, start=1):
+            self.finished(outcome)
+            done_seconds += seconds[outcome.path]
+            report(done, outcome.path)
+
+    def discard_uncommitted(self, todo: list[Scanned]) -> None:
+        """After an interruption: remove the segments of tracks that never made it in."""
+        for item in todo:
+            result = self.results.get(item.path)
+            added = result is not None and result.status == "added"
+            if not added and store.track_for_hash(self.db, item.content_hash) is None:
+                track_dir = store.track_dir(self.data_dir, track_id_for(item.content_hash))
+                shutil.rmtree(track_dir, ignore_errors=True)
+
+    def commit_album(self, tracks: list[Encoded]) -> None:
+        album_lufs, album_peak = loudness.album([t.loudness for t in tracks])
+        for track in tracks:
+            loud = Loudness(
+                track_lufs=track.loudness.lufs,
+                track_peak_dbtp=track.loudness.peak_dbtp,
+                album_lufs=album_lufs,
+                album_peak_dbtp=album_peak,
+            )
+            try:
+                result = commit_track(self.db, self.data_dir, track, self.infos[track.path], loud)
+            except Exception as exc:  # a catalog failure is this track's; the run goes on
+                logger.debug("commit of %s failed", track.path, exc_info=True)
+                if store.track_for_hash(self.db, track.content_hash) is None:
+                    shutil.rmtree(
+                        store.track_dir(self.data_dir, track.track_id), ignore_errors=True
+                    )
+                result = IngestResult(
+                    path=track.path, status="failed", error=f"cannot add to the catalog: {exc}"
+                )
+            self.settle(result)
+
+
+def ingest_paths(
+    db: Database,
+    data_dir: Path,
+    paths: Sequence[Path],
+    *,
+    jobs: int | None = None,
+    on_progress: ProgressCallback | None = None,
+    on_result: ResultCallback | None = None,
+) -> list[IngestResult]:
+    """Ingest files and folders (recursively); one result per file, in the order found.
+
+    Raises ``IngestError`` only for a path that does not exist; any problem with
+    a file is that file's "failed" result.  ``db`` must be migrated.
+    """
+    workers = jobs or default_jobs()
+    files = find_audio(paths)
+    run = _Run(db, data_dir, on_result)
+    todo: list[Scanned] = []
+    first_with: dict[str, Path] = {}
+    for item in _scan_all(files, workers, on_progress):
+        if isinstance(item, Failed):
+            run.settle(IngestResult(path=item.path, status="failed", error=item.error))
+        elif (known := store.track_for_hash(db, item.content_hash)) is not None:
+            run.settle(describe(db, item.path, known))
+        elif item.content_hash in first_with:
+            run.copies[first_with[item.content_hash]].append(item.path)
+        else:
+            first_with[item.content_hash] = item.path
+            run.expect(item)
+            todo.append(item)
+    seconds = {item.path: max(item.info.seconds, 1.0) for item in todo}
+    # closing(): on Ctrl-C the pool goes now, not when the traceback is freed
+    try:
+        with contextlib.closing(_encode_all(todo, data_dir, workers)) as outcomes:
+            run.encode(outcomes, on_progress, seconds)
+    except BaseException:
+        run.discard_uncommitted(todo)
+        raise
+    return [run.results[path] for path in files]
