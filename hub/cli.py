@@ -23,6 +23,7 @@ from connect_protocol import logs
 from hub import accounts, catalog, provisioning
 from hub.broker import BrokerError, write_mosquitto_config
 from hub.clock import now_ms
+from hub.db import Database
 from hub.errors import AccountError, DatabaseError, ProvisioningError
 from hub.files import write_private
 from hub.media import signing
@@ -142,6 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: ALSA when there is a sound card, else null)",
     )
     up.add_argument("--no-speaker", action="store_true", help="do not start the local speaker")
+    up.add_argument(
+        "--demo-seconds",
+        type=float,
+        default=None,
+        help="length of each generated demo track (default: 38-56 s, 10 minutes in all)",
+    )
     serve = sub.add_parser("serve", parents=[common], help="run the hub")
     server_flags(serve)
 
@@ -301,9 +308,7 @@ async def _serve(args: argparse.Namespace, data: Path, *, up: bool) -> int:
     children = []
     if up:
         user, password = _demo_account(data)
-        added = catalog.seed_demo(hub.db)
-        if added:
-            logger.info("added %d demo tracks to the catalog", added)
+        await asyncio.to_thread(_demo_catalog, hub.db, data, args.demo_seconds)
     try:
         await hub.start()
     except BaseException:  # Ctrl-C or a failure half-way: stop what did start
@@ -362,6 +367,33 @@ def cmd_keys_rotate(_args: argparse.Namespace, data: Path) -> int:
     if rotation.pruned:
         print(f"removed retired keys: {', '.join(rotation.pruned)}")
     return 0
+
+
+def _demo_catalog(db: Database, data: Path, seconds: float | None) -> None:
+    """Generate the demo albums (once) and put them through the real ingest.
+
+    The files are rendered deterministically, so a second ``up`` finds every
+    track already present by content hash and starts in a moment.
+    """
+    from hub.demo_music import render_demo_library
+    from hub.ingest import ingest_paths
+    from hub.ingest.progress import Reporter, summary
+
+    folder = data / "demo-music" if seconds is None else data / f"demo-music-{seconds:g}s"
+    paths = render_demo_library(folder, seconds_per_track=seconds)
+    reporter = Reporter(
+        stdout=sys.stdout, stderr=sys.stderr, json_lines=False, interactive=sys.stderr.isatty()
+    )
+    with reporter:
+        results = ingest_paths(
+            db, data, paths, on_progress=reporter.progress, on_result=reporter.result
+        )
+    added = [r for r in results if r.status == "added"]
+    if added:
+        logger.info("demo catalog: %s", summary(results))
+    failed = [r for r in results if r.status == "failed"]
+    if failed:
+        logger.error("demo catalog: %d tracks failed to ingest", len(failed))
 
 
 def cmd_ingest(args: argparse.Namespace, data: Path) -> int:

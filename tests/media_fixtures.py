@@ -31,6 +31,7 @@ from connect_protocol.media import (
 )
 from connect_protocol.messages import TrackRef
 from device.audio.source import SourceError, Throughput
+from hub.ingest.oggpages import split_single_page
 
 COMPRESSION = {Quality.LOW: 1.0, Quality.NORMAL: 0.73, Quality.HIGH: 0.45, Quality.VERY_HIGH: 0.09}
 
@@ -71,7 +72,7 @@ def encode_segment(pcm: NDArray[np.float32], rate: int, quality: Quality) -> byt
         compression_level=COMPRESSION[quality],
     ) as f:
         f.write(pcm)
-    return buf.getvalue()
+    return split_single_page(buf.getvalue())  # as ingest does: every decoder trims it
 
 
 @dataclass

@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-import soundfile as sf
 from numpy.typing import NDArray
 
 from device.audio.dsp import resampled_length
 from hub.ingest.pipeline import ingest_paths
+from tests.audio_files import FileTags, write_audio
 from tests.media_fixtures import sweep_span
 from tests.system import Api, System, retained_state, wait_for
 from tests.throttle_proxy import ThrottleProxy
@@ -40,20 +40,10 @@ def write_album(folder: Path) -> list[tuple[int, int]]:
     for i, (seconds, rate) in enumerate(PIECES):
         frames = round(seconds * rate)
         pcm = sweep_span(at, frames, rate, f0=110, f1=880, total_s=TOTAL_S)
-        path = folder / f"{i + 1:02d}.flac"
-        sf.write(path, pcm, rate, subtype="PCM_24")
-        from mutagen.flac import FLAC
-
-        tags = FLAC(path)
-        tags.update(
-            {
-                "title": f"Sweep {i + 1}",
-                "artist": "Test Signals",
-                "album": "Continuous Sweep",
-                "tracknumber": str(i + 1),
-            }
+        tags = FileTags(
+            title=f"Sweep {i + 1}", artist="Test Signals", album="Continuous Sweep", track=i + 1
         )
-        tags.save()
+        write_audio(folder / f"{i + 1:02d}.flac", pcm, rate, tags)
         out.append((frames, rate))
         at += frames / rate
     return out
@@ -64,7 +54,8 @@ def expected_frames(pieces: list[tuple[int, int]]) -> list[int]:
 
 
 def read_raw(path: Path) -> NDArray[np.float32]:
-    return np.fromfile(path, dtype="<i2").reshape(-1, 2).astype(np.float32) / 32768
+    pcm: NDArray[np.float32] = np.fromfile(path, dtype="<i2").reshape(-1, 2).astype(np.float32)
+    return pcm / np.float32(32768)
 
 
 @pytest.fixture

@@ -57,6 +57,8 @@ def test_up_runs_a_whole_system_and_stops_cleanly(tmp_path: Path) -> None:
             str(mqtt_port),
             "--log-level",
             "WARNING",
+            "--demo-seconds",  # the real demo albums, generated and ingested, but short
+            "3",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

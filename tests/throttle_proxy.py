@@ -115,7 +115,7 @@ class ThrottleProxy:
                     with contextlib.suppress(OSError):
                         writer.write_eof()
                     return
-                while self.link.stalled and not self.link.failing:
+                while self.link.stalled and not self.link.failing:  # noqa: ASYNC110 - polled flag
                     await asyncio.sleep(0.02)
                 if shaped:
                     await self._spend(len(data))
