@@ -182,9 +182,7 @@ def _at_index(
 # --- the reducer ---------------------------------------------------------------
 
 
-def reduce(
-    state: PlayerState, cmd: Command | TrackEnded | EngineReport, now_ms: int
-) -> Transition:
+def reduce(state: PlayerState, cmd: Command | TrackEnded | EngineReport, now_ms: int) -> Transition:
     """Apply one command (or engine report) to ``state`` at wall-clock ``now_ms``."""
     if isinstance(cmd, TrackEnded):
         return _track_ended(state, cmd, now_ms)
