@@ -149,6 +149,8 @@ class SpeakerService:
     def _on_engine_event(self, kind: EventKind, uri: str | None, message: str) -> None:
         if kind in (EventKind.ERROR, EventKind.UNDERRUN):
             logger.warning("%s: %s (%s)", kind.value, message, uri or "-")
+        elif kind is EventKind.QUALITY_CHANGE:
+            logger.info("quality %s (%s)", message, uri or "-")
         event = Event(kind=kind, timestamp_ms=wall_ms(), track_uri=uri, message=message)
         self._publish_event(event)
 

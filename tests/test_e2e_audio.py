@@ -86,17 +86,18 @@ def play_album(api: Api, device: str) -> None:
 
 
 def finished(system: System, device: str) -> bool:
+    """Back at the album's start, paused: the reducer's end of a context."""
     state: dict[str, Any] = retained_state(system, device)
-    return not state["is_playing"] and state["revision"] > 1
+    return not state["is_playing"] and state["revision"] > 1 and state["index"] == 0
 
 
-def check_continuous(out: NDArray[np.float32], lengths: list[int]) -> None:
+def check_continuous(out: NDArray[np.float32], lengths: list[int], slack: float = 1.5) -> None:
     assert out.shape[0] == sum(lengths)  # every frame of every track, nothing inserted
     steps = np.abs(np.diff(out[:, 0]))
     typical = float(np.percentile(steps, 99.9))
     joins = np.cumsum(lengths)[:-1]
     for join in joins:
-        assert steps[join - 64 : join + 64].max() <= typical * 1.5, f"click at {join}"
+        assert steps[join - 64 : join + 64].max() <= typical * slack, f"click at {join}"
 
 
 def test_an_album_plays_gapless_and_sample_exact_through_the_file_sink(
@@ -168,3 +169,38 @@ def test_a_failing_network_is_retried_and_playback_starts_when_it_returns(
     finally:
         proxy.stop()
     check_continuous(read_raw(out), expected_frames(pieces))
+
+
+def test_a_slow_and_stalling_link_changes_quality_but_never_the_audio(
+    audio_system: tuple[System, list[tuple[int, int]]], tmp_path: Path
+) -> None:
+    """Through a 120 kbit/s link that also stalls for a while, with the quality left to
+    the ABR: whatever quality each segment arrives in, every frame is played once."""
+    system, pieces = audio_system
+    out = tmp_path / "out.raw"
+    proxy = ThrottleProxy("127.0.0.1", system.hub_port).start()
+    try:
+        proxy.throttle(120_000)  # carries low (~30 kbit/s) but not normal with margin
+        system.start_speaker(
+            "den",
+            *("--hub", proxy.url, "--sink", f"file:{out}", "--quality", "auto"),
+            *("--normalisation", "off", "--as-fast-as-possible"),
+        )
+        api = Api(system)
+        try:
+            api.wait_online("den")
+            play_album(api, "den")
+            wait_for(lambda: out.exists() and out.stat().st_size > 0, 20, "first audio")
+            proxy.stall(True)
+            log = system.root / "den.log"
+            wait_for(lambda: "underrun" in log.read_text(), 20, "an underrun", system.logs)
+            proxy.stall(False)
+            wait_for(lambda: finished(system, "den"), 90, "the album to finish", system.logs)
+        finally:
+            api.close()
+    finally:
+        proxy.stop()
+    assert "quality normal -> low" in log.read_text()  # the ABR dropped on the slow link
+    # exact in length; at the joins of low-rate renditions each track's resampler starts
+    # and ends on its own, which leaves a small edge (far from the jump of a gap)
+    check_continuous(read_raw(out), expected_frames(pieces), slack=4.0)

@@ -135,6 +135,7 @@ class NativeEngine:
         self.first_audio_ns: int | None = None  # monotonic time of the latest first frame
         cap = Quality.VERY_HIGH if options.quality == "auto" else Quality.parse(options.quality)
         self._cap, self._pinned = cap, options.quality != "auto"
+        self._quality: Quality | None = None  # the ABR's last choice (producer thread)
         self._carry: _Carry | None = None  # a track's withheld tail, to fade into the next
         self._producer = threading.Thread(target=self._produce, name="audio-producer", daemon=True)
         self._writer = threading.Thread(target=self._write, name="audio-sink", daemon=True)
@@ -361,11 +362,13 @@ class NativeEngine:
             self._lock.wait_for(lambda: self._closed or epoch != self._epoch, timeout=seconds)
 
     def _choose(self, cursor: _Cursor) -> Quality:
+        """The ABR's pick for the next segment; its memory spans tracks, like the network's."""
         with self._lock:
             stalled, self._stalled = self._stalled, False
+        previous = self._quality
         quality = abr.choose(
             abr.AbrInput(
-                current=cursor.quality,
+                current=previous,
                 buffer_s=self._queue.frames / self._rate,
                 throughput_bps=self._source.throughput_bps(),
                 stalled=stalled,
@@ -377,12 +380,13 @@ class NativeEngine:
                 high_watermark_s=self._opts.high_watermark_s,
             ),
         )
-        if cursor.quality is not None and quality != cursor.quality:
+        if previous is not None and quality != previous:
             self._emit(
                 EventKind.QUALITY_CHANGE,
                 cursor.item.track.uri,
-                f"{cursor.quality.label} -> {quality.label}",
+                f"{previous.label} -> {quality.label}",
             )
+        self._quality = quality
         return quality
 
     def _step(self, cursor: _Cursor, epoch: int) -> None:
@@ -612,12 +616,15 @@ class NativeEngine:
         if queued > 0:
             return True
         # nothing queued while playing: an underrun, unless the track is simply over
-        if not current.produced and current.gen in self._started:
+        # (not while a load or seek first fills the buffer: nothing has played since)
+        if not current.produced and self._started:
             self._buffering = True
             self._stalled = True
             # where the sound will stop: the last frame written, once the device drains
             found = self._timeline.heard(self._timeline.written)
-            position = found[1] * 1000 // self._rate if found else self._position_locked()
+            position = 0  # a stall at a track join: the next one has not begun
+            if found is not None and found[0].gen == current.gen:
+                position = found[1] * 1000 // self._rate
             self._emit(EventKind.UNDERRUN, current.track.uri, "buffer ran dry; waiting for audio")
             self._report(current.track.uri, position, True)
         return False
