@@ -397,3 +397,35 @@ def test_quality_cap_and_pin(tmp_path: Path, kind: str) -> None:
     assert {q for _, q, _ in source.fetches} == {"low"}
     out = read_raw(rig.out)
     assert out.shape[0] == RATE * 9
+
+
+def test_a_missing_alsa_device_is_reported_and_retried_not_fatal(tmp_path: Path) -> None:
+    from device.audio.sinks import open_sink
+
+    source = MemorySource()
+    track = source.add(make_track("m" * 22, sweep(RATE * 3, RATE), RATE))
+    events: list[tuple[EventKind, str | None, str]] = []
+
+    async def go() -> None:
+        sink = open_sink("alsa:hw:7", rate=RATE, open_now=False)
+        engine = NativeEngine(
+            lambda uri: None,
+            source=source,
+            sink=sink,
+            options=EngineOptions(quality="normal"),
+            on_event=lambda kind, uri, msg: events.append((kind, uri, msg)),
+            loop=asyncio.get_running_loop(),
+        )
+        try:
+            engine.load(track.ref, 0, True)
+            await until(lambda: any(e[0] is EventKind.ERROR for e in events), 10)
+            await asyncio.sleep(1.5)  # it keeps trying, without repeating itself
+            assert engine.position_ms() == 0
+        finally:
+            engine.close()
+
+    run(go)
+    errors = [e for e in events if e[0] is EventKind.ERROR]
+    assert len(errors) == 1
+    assert "hw:7" in errors[0][2]
+    assert errors[0][1] == track.ref.uri
