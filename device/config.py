@@ -18,7 +18,7 @@ username = "kitchen-1"
 password_file = "broker.secret" # relative to this file; mode 0600
 
 [audio]
-engine = "clock"        # clock | native | mpv
+engine = "native"       # native | mpv | clock (silence on a clock; no audio fetched)
 sink = "null"           # alsa[:PCM] | file:PATH | null
 quality = "auto"        # auto | low | normal | high | very_high (a level pins it)
 sample_rate = 44100     # the sink's rate; other rates are resampled (soxr)
@@ -65,7 +65,7 @@ class SpeakerConfig:
     broker_url: str = ""
     username: str = ""
     password: str = ""
-    engine: str = "clock"
+    engine: str = "native"
     sink: str = "null"
     quality: str = "auto"
     sample_rate: int = 44100
@@ -188,7 +188,7 @@ def load(path: Path | None) -> SpeakerConfig:
         broker_url=_get(hub, "hub", "broker", str, ""),
         username=_get(broker, "broker", "username", str, "") or device_id,
         password=password,
-        engine=_get(audio, "audio", "engine", str, "clock"),
+        engine=_get(audio, "audio", "engine", str, "native"),
         sink=_get(audio, "audio", "sink", str, "null"),
         quality=_get(audio, "audio", "quality", str, "auto"),
         sample_rate=_get(audio, "audio", "sample_rate", int, 44100),

@@ -8,11 +8,14 @@ for the engine chosen, so a clock speaker starts light.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 
 from connect_protocol.messages import EventKind
 from device.config import ConfigError, SpeakerConfig
 from device.engine import ClockEngine, Engine
+
+logger = logging.getLogger(__name__)
 
 EventCallback = Callable[[EventKind, str | None, str], None]
 ReportCallback = Callable[[str, int, bool], None]
@@ -29,8 +32,16 @@ def build_engine(
 ) -> Engine:
     if config.engine == "clock":
         return ClockEngine(on_track_ended, loop=loop)
-    if not config.hub_url:
-        raise ConfigError(f"the {config.engine} engine needs the hub's URL (--hub or mDNS)")
+    if not config.hub_url or not config.password:
+        # an unpaired speaker has no credentials to fetch audio with: it still
+        # answers local control, keeping time over silence
+        logger.warning(
+            "speaker %s is not paired with a hub: the %s engine needs one to fetch audio; "
+            "keeping time over silence",
+            config.id,
+            config.engine,
+        )
+        return ClockEngine(on_track_ended, loop=loop)
     from device.audio.source import HubMedia
 
     source = HubMedia(config.hub_url, config.id, config.password)
