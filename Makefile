@@ -15,12 +15,13 @@ test: install
 
 bench: install
 	$(BIN)/python bench/control_latency.py $(BENCH_ARGS)
+	$(BIN)/python bench/audio_engine.py $(AUDIO_BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/mypy --strict bench/control_latency.py bench/latency
+	$(BIN)/mypy --strict bench/control_latency.py bench/latency bench/audio_engine.py bench/audio
 
 install: system-deps $(STAMP)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
 import json
 import logging
 import signal
@@ -138,7 +139,18 @@ async def run(cfg: SpeakerConfig, discover_timeout_s: float, *, fast_sink: bool 
     return 0
 
 
+def limit_malloc_arenas(arenas: int = 2) -> None:
+    """Cap glibc's per-thread malloc arenas: the audio threads would each grow one.
+
+    A speaker has a handful of threads and a small RAM; the default (8 per
+    core) lets freed decode buffers sit in separate arenas.  A no-op off glibc.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").mallopt(-8, arenas)  # M_ARENA_MAX
+
+
 def main(argv: list[str] | None = None) -> int:
+    limit_malloc_arenas()
     args = build_parser().parse_args(argv)
     logs.configure(args.log_level)
     try:

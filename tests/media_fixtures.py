@@ -168,7 +168,9 @@ class MemorySource:
             raise SourceError(f"unknown track {track_id}", retryable=False)
         return self.tracks[track_id].manifest
 
-    def segment(self, manifest: Manifest, quality: Quality, n: int) -> bytes:
+    def segment(
+        self, manifest: Manifest, quality: Quality, n: int, *, deadline_s: float | None = None
+    ) -> bytes:
         self._wait_if_stalled()
         started = time.perf_counter()
         self.fetches.append((manifest.track_id, quality.label, n))

@@ -131,11 +131,13 @@ class GatedSource:
     def manifest(self, track_id: str) -> Manifest:
         return self.inner.manifest(track_id)
 
-    def segment(self, manifest: Manifest, quality: Quality, n: int) -> bytes:
+    def segment(
+        self, manifest: Manifest, quality: Quality, n: int, *, deadline_s: float | None = None
+    ) -> bytes:
         if manifest.track_id == self.track_id and n > 0 and not self.open:
             time.sleep(0.02)
             raise SourceError("network down (test)", retryable=True)
-        return self.inner.segment(manifest, quality, n)
+        return self.inner.segment(manifest, quality, n, deadline_s=deadline_s)
 
     def throughput_bps(self) -> float | None:
         return self.inner.throughput_bps()

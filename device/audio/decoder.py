@@ -28,8 +28,7 @@ def decode_segment(data: bytes, frames: int, channels: int) -> Pcm:
     A stream may decode a few frames long when it fits one Ogg page (libav
     does not trim its end); the surplus is past the true end, so it is cut.
     """
-    parts: list[NDArray[np.float32]] = []
-    got = 0
+    fifo = av.AudioFifo()  # gathers the frames in C; one conversion at the end
     try:
         with av.open(io.BytesIO(data), mode="r", format="ogg") as container:
             stream = container.streams.audio[0]
@@ -38,21 +37,20 @@ def decode_segment(data: bytes, frames: int, channels: int) -> Pcm:
                     f"segment has {stream.channels} channels, the manifest says {channels}"
                 )
             for frame in container.decode(stream):
-                raw = frame.to_ndarray()
-                if raw.dtype != np.float32:
+                if frame.format.name != "fltp":
                     raise DecodeFailedError(f"unexpected sample format {frame.format.name}")
-                arr: NDArray[np.float32] = raw.astype(np.float32, copy=False)
-                if not frame.format.is_planar:
-                    arr = arr.reshape(-1, channels).T
-                parts.append(arr)
-                got += arr.shape[1]
-                if got >= frames:
+                frame.pts = None  # the fifo checks continuity of pts; segments start at 0
+                fifo.write(frame)
+                if fifo.samples >= frames:
                     break
+            got = fifo.samples
+            whole = fifo.read() if got else None
     except (av.FFmpegError, IndexError, ValueError) as exc:
         raise DecodeFailedError(f"cannot decode segment: {exc}") from exc
-    if got < frames:
+    if got < frames or whole is None:
         raise DecodeFailedError(f"segment decoded to {got} frames, expected {frames}")
-    pcm = np.concatenate(parts, axis=1)[:, :frames].T
+    planar = whole.to_ndarray()
+    pcm: Pcm = np.ascontiguousarray(planar[:, :frames].T, dtype=np.float32)
     if not np.isfinite(pcm).all():
         raise DecodeFailedError("segment decoded to non-finite samples")
-    return np.ascontiguousarray(pcm, dtype=np.float32)
+    return pcm

@@ -250,7 +250,8 @@ def to_s16(x: Audio) -> NDArray[np.int16]:
     than a crash.  Mono is duplicated to both channels.
     """
     y = np.multiply(to_stereo(x), np.float32(32768.0), dtype=np.float32)
-    np.nan_to_num(y, copy=False, nan=0.0)
+    if not np.isfinite(y.sum()):  # one cheap test; the full scan only when something is off
+        np.nan_to_num(y, copy=False, nan=0.0)
     np.rint(y, out=y)
     np.clip(y, -32768.0, 32767.0, out=y)
     return np.ascontiguousarray(y.astype(np.int16))

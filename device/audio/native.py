@@ -35,10 +35,12 @@ from device.audio import dsp
 from device.audio.decoder import DecodeFailedError, decode_segment
 from device.audio.pcm_queue import Chunk, PcmQueue
 from device.audio.sinks import Sink, SinkError
-from device.audio.source import SegmentSource, SourceError
+from device.audio.source import SegmentSource, SourceError, TooSlowError
 from device.audio.timeline import Timeline
 
 logger = logging.getLogger(__name__)
+
+LIMITER_CEILING_DBFS = -1.0
 
 EventCallback = Callable[[EventKind, str | None, str], None]
 ReportCallback = Callable[[str, int, bool], None]  # uri, position_ms, buffering
@@ -53,7 +55,7 @@ class EngineOptions:
     target_s: float = 20.0  # refill when the buffer falls below this
     high_watermark_s: float = 30.0
     resume_s: float = 2.0  # after an underrun, buffer this much before playing on
-    block_frames: int = 1024  # what the sink thread writes at a time
+    block_frames: int = 2048  # what the sink thread writes at a time (46 ms: pause latency)
     retry_max_s: float = 2.0  # longest wait between retries of a failed fetch
     crossfade_s: float = 0.0  # 0-12; never between consecutive tracks of one album
 
@@ -65,6 +67,7 @@ class _Item:
     start_ms: int
     gen: int
     produced: bool = False  # all its PCM is queued (or it failed)
+    begun: bool = False  # the producer has started on it
 
 
 @dataclass(slots=True)
@@ -311,7 +314,7 @@ class NativeEngine:
         """Fill up to one segment past the high watermark (where the ABR may rise);
         start on the next track once the rest of this one is under the target."""
         buffered = self._queue.frames / self._rate
-        if item is not self._plan[0] and buffered >= self._opts.target_s:
+        if item is not self._plan[0] and not item.begun and buffered >= self._opts.target_s:
             return False
         return buffered < self._opts.high_watermark_s + SEGMENT_S
 
@@ -321,18 +324,23 @@ class NativeEngine:
                 raise _Superseded
 
     def _open(self, item: _Item, epoch: int) -> _Cursor | None:
+        item.begun = True
         manifest = self._retrying(item, epoch, lambda: self._source.manifest(item.track_id))
         if manifest is None:
             return None
         src_frame = min(item.start_ms * manifest.sample_rate // 1000, manifest.frames - 1)
         n = manifest.segment_at(max(0, src_frame))
         skip = max(0, src_frame) - manifest.boundaries[n]
-        gain = 1.0
+        gain, gain_db = 1.0, 0.0
         if self._opts.normalisation != "off":
             gain_db = dsp.normalisation_gain_db(
                 manifest.loudness, self._opts.normalisation, self._opts.target_lufs
             )
             gain = float(10 ** (gain_db / 20))
+        # the limiter only where the gain could push the track's true peak past its ceiling
+        # (with a crossfade, two tracks add up: keep it then too)
+        peak = manifest.loudness.track_peak_dbtp + gain_db
+        needs_limiter = peak > LIMITER_CEILING_DBFS - 0.5 or self._opts.crossfade_s > 0
         return _Cursor(
             item=item,
             manifest=manifest,
@@ -340,7 +348,7 @@ class NativeEngine:
             skip_src=skip,
             start_sink=sink_frames(max(0, src_frame), manifest.sample_rate, self._rate),
             gain=gain,
-            limiter=dsp.Limiter(self._rate),
+            limiter=dsp.Limiter(self._rate, LIMITER_CEILING_DBFS) if needs_limiter else None,
         )
 
     def _retrying(self, item: _Item, epoch: int, fetch: Callable[[], Manifest]) -> Manifest | None:
@@ -401,7 +409,15 @@ class NativeEngine:
         while fetched is None:
             self._still(epoch, item)
             try:
-                fetched = self._source.segment(manifest, quality, n)
+                fetched = self._source.segment(
+                    manifest, quality, n, deadline_s=self._fetch_deadline(quality)
+                )
+            except TooSlowError as exc:
+                # the link collapsed under a big segment: treat it as a stall, choose again
+                logger.info("segment %d of %s: %s; choosing again", n, item.track_id, exc)
+                with self._lock:
+                    self._stalled = True
+                return
             except SourceError as exc:
                 if not exc.retryable:
                     self._fail_item(item, epoch, str(exc))
@@ -454,6 +470,13 @@ class NativeEngine:
         if nxt is None or (item.track.album and nxt.track.album == item.track.album):
             return 0  # an album plays as mastered, its transitions intact
         return int(self._opts.crossfade_s * self._rate)
+
+    def _fetch_deadline(self, quality: Quality) -> float | None:
+        """How long a fetch may take: most of the audio still queued (none at the bottom rung,
+        nothing lower to fall back to)."""
+        if quality is Quality.LOW or self._pinned:
+            return None
+        return max(1.0, 0.8 * self._queue.frames / self._rate)
 
     def _item_length(self, manifest: Manifest) -> int:
         """The track's length at the sink rate: the resampler's output length for it."""
@@ -577,10 +600,12 @@ class NativeEngine:
             pcm = chunk.pcm
             if epoch != last_epoch:  # a fresh start: no ramp from the old volume
                 volume_now, last_epoch = target_volume, epoch
-            if volume_now != 1.0 or target_volume != 1.0:
+            if volume_now != target_volume:  # ramp over the block: a change never clicks
                 ramp = np.linspace(volume_now, target_volume, pcm.shape[0], dtype=np.float32)
-                pcm = np.clip(np.rint(pcm * ramp[:, None]), -32768, 32767).astype(np.int16)
+                pcm = np.rint(pcm * ramp[:, None]).astype(np.int16)
                 volume_now = target_volume
+            elif volume_now != 1.0:  # gains are <= 1: nothing to clip
+                pcm = (pcm * np.float32(volume_now)).astype(np.int16)
             with self._lock:
                 if epoch != self._epoch:
                     continue  # a seek or load arrived: this audio is stale

@@ -34,35 +34,51 @@ class SourceError(Exception):
         self.retryable = retryable
 
 
+class TooSlowError(SourceError):
+    """A fetch would not finish before the buffer runs dry; it was abandoned."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=True)
+
+
 class SegmentSource(Protocol):
     def manifest(self, track_id: str) -> Manifest: ...
-    def segment(self, manifest: Manifest, quality: Quality, n: int) -> bytes: ...
+
+    def segment(
+        self, manifest: Manifest, quality: Quality, n: int, *, deadline_s: float | None = None
+    ) -> bytes:
+        """The segment's bytes; raise ``TooSlowError`` rather than take over ``deadline_s``."""
+        ...
+
     def throughput_bps(self) -> float | None: ...
     def close(self) -> None: ...
 
 
 class Throughput:
-    """Exponentially weighted throughput over recent fetches (bits per second).
+    """Recent throughput (bits per second): the lower of a fast and a slow average.
 
-    Tiny fetches are dominated by latency, so each sample is weighted by its
-    size: a 2 KB segment barely moves the estimate, a 200 KB one does.
+    Samples are weighted by how long they took, so a slow trickle counts for
+    what it cost in time; taking the lower average drops at once when the
+    link collapses and rises only once it has held up for a while.
     """
 
-    def __init__(self, half_life_bytes: float = 256_000) -> None:
-        self._half_life = half_life_bytes
-        self._bps: float | None = None
+    def __init__(self, fast_half_life_s: float = 1.5, slow_half_life_s: float = 8.0) -> None:
+        self._half_lives = (fast_half_life_s, slow_half_life_s)
+        self._averages: list[float] | None = None
 
     def add(self, nbytes: int, seconds: float) -> None:
-        sample = nbytes * 8 / max(seconds, 1e-4)
-        if self._bps is None:
-            self._bps = sample
+        seconds = max(seconds, 1e-4)
+        sample = nbytes * 8 / seconds
+        if self._averages is None:
+            self._averages = [sample, sample]
             return
-        alpha = 1 - 0.5 ** (nbytes / self._half_life)
-        self._bps += alpha * (sample - self._bps)
+        for i, half_life in enumerate(self._half_lives):
+            alpha = 1 - 0.5 ** (seconds / half_life)
+            self._averages[i] += alpha * (sample - self._averages[i])
 
     @property
     def bps(self) -> float | None:
-        return self._bps
+        return None if self._averages is None else min(self._averages)
 
 
 class HubMedia:
@@ -102,10 +118,40 @@ class HubMedia:
             self._manifests[track_id] = manifest
         return manifest
 
-    def segment(self, manifest: Manifest, quality: Quality, n: int) -> bytes:
+    def segment(
+        self, manifest: Manifest, quality: Quality, n: int, *, deadline_s: float | None = None
+    ) -> bytes:
+        """Stream one segment, measuring as it comes, and give up when it cannot be in time.
+
+        Without abandonment one big segment started on a good link can take
+        longer than the whole buffer once the link collapses; the partial
+        measurement then tells the ABR how bad the link has become.
+        """
         seg = manifest.rendition(quality).segments[n]
         started = time.perf_counter()
-        body = self._get(seg.url)
+        parts: list[bytes] = []
+        got = 0
+        try:
+            with self._http.stream("GET", seg.url) as response:
+                if response.status_code != 200:
+                    raise self._refused(response.status_code, seg.url)
+                for chunk in response.iter_bytes(16384):
+                    parts.append(chunk)
+                    got += len(chunk)
+                    elapsed = time.perf_counter() - started
+                    if deadline_s is not None and elapsed > 0.25 and got < seg.bytes:
+                        projected = elapsed * seg.bytes / max(got, 1)
+                        if projected > deadline_s:
+                            self._throughput.add(got, elapsed)
+                            raise TooSlowError(
+                                f"segment {n} at {quality.label} would take {projected:.1f} s,"
+                                f" {deadline_s:.1f} s of audio left"
+                            )
+        except httpx.HTTPError as exc:
+            if got:
+                self._throughput.add(got, time.perf_counter() - started)
+            raise SourceError(f"hub unreachable: {exc}", retryable=True) from exc
+        body = b"".join(parts)
         self._throughput.add(len(body), time.perf_counter() - started)
         return body
 
@@ -127,8 +173,9 @@ class HubMedia:
             raise SourceError(f"hub unreachable: {exc}", retryable=True) from exc
         if response.status_code == 200:
             return response.content
-        retryable = response.status_code >= 500 or response.status_code in (403, 408, 429)
-        raise SourceError(
-            f"hub answered {response.status_code} for {url.split('?', 1)[0]}",
-            retryable=retryable,
-        )
+        raise self._refused(response.status_code, url)
+
+    @staticmethod
+    def _refused(status: int, url: str) -> SourceError:
+        retryable = status >= 500 or status in (403, 408, 429)
+        return SourceError(f"hub answered {status} for {url.split('?', 1)[0]}", retryable=retryable)

@@ -1,0 +1,272 @@
+"""Time to first audio: a play command sent to the hub -> the first frame at the sink.
+
+The speaker is the real one (``SpeakerService``: MQTT, controller, reducer) running in
+this process so the bench can read its engine's ``first_audio_ns``; its engine is a
+``NativeEngine`` fetching from the hub process over HTTP (``HubMedia``, through a
+``Recorder`` that also makes every manifest fetch cold) and writing to a real-time
+``NullSink``.  Each play is ``PUT /v1/me/player/play`` with the track's URI, sent by a
+listener's HTTP client with a bearer token on a kept-alive connection.
+
+The baseline, in the same run and alternating with our plays, is mpv (libmpv through
+python-mpv, ``ao=null``): ``loadfile`` of the track's first segment's signed URL (from
+``GET /v1/audio/{id}/manifest`` with the listener's token, in the quality our engine
+started with) to mpv's ``playback-restart`` event, when its audio output starts.  That
+baseline has no command path and no manifest fetch in it; the manifest fetch is timed
+too and shown as a second baseline, "mpv + manifest".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from connect_protocol.media import Quality
+from device.audio.native import EngineOptions, NativeEngine
+from device.audio.sinks import NullSink
+from device.audio.source import HubMedia
+from device.service import SpeakerService
+
+from .common import BenchError, LatencyStats, Options, Progress, wait_until
+from .material import Track
+from .rig import Rig
+from .sources import Recorder
+
+WARMUP_PLAYS = 2  # not counted: the first plays load codecs and open connections
+IDLE_MS = 150  # the engine has fetched nothing for this long: its buffer is full
+FIRST_AUDIO_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Play:
+    """One play through the hub, with where its time went (nanoseconds)."""
+
+    track_id: str
+    quality: Quality  # of the first segment
+    total_ns: int  # PUT sent -> first frame written to the sink
+    to_manifest_ns: int  # PUT sent -> the engine starts fetching the manifest
+    manifest_ns: int
+    segment_ns: int  # the first segment's fetch
+    after_ns: int  # segment fetched -> first frame written (decode, DSP, queue, write)
+
+
+class InProcessSpeaker:
+    """``SpeakerService`` in this process, its engine a ``NativeEngine`` the bench can see.
+
+    The service is started with the clock engine (so it builds no audio engine of its
+    own), then its controller is handed a ``NativeEngine`` wired to the service's own
+    callbacks, exactly as ``device.engines.build_engine`` wires one.
+    """
+
+    def __init__(self, rig: Rig, device_id: str, options: EngineOptions) -> None:
+        self.rig = rig
+        self.device_id = device_id
+        self.options = options
+        self.service: SpeakerService | None = None
+        self.engine: NativeEngine | None = None
+        self.recorder: Recorder | None = None
+
+    async def start(self) -> None:
+        os.environ.setdefault("LEGATO_MDNS_INTERFACES", "127.0.0.1")  # as the harness sets
+        cfg = self.rig.login(self.device_id)
+        service = self.service = SpeakerService(
+            dataclasses.replace(cfg, engine="clock", http_port=0), self.rig.broker(cfg)
+        )
+        await service.start()
+        assert service.controller is not None
+        self.recorder = Recorder(HubMedia(self.rig.system.url, cfg.id, cfg.password), cold=True)
+        engine = self.engine = NativeEngine(
+            service._on_track_ended,
+            source=self.recorder,
+            sink=NullSink(cfg.sample_rate),
+            options=self.options,
+            on_event=service._on_engine_event,
+            on_report=service._on_engine_report,
+            loop=asyncio.get_running_loop(),
+        )
+        engine.set_volume(service.controller.state.volume_percent)
+        clock, service.controller.engine = service.controller.engine, engine
+        clock.close()
+        await self.rig.wait_online(self.device_id)
+
+    async def stop(self) -> None:
+        if self.service is not None:
+            await self.service.stop()  # closes the engine, its source and its sink
+        elif self.engine is not None:
+            await asyncio.to_thread(self.engine.close)
+
+    async def wait_idle(self) -> None:
+        """Until the engine has fetched nothing for ``IDLE_MS`` (its buffer is full)."""
+        recorder = self.recorder
+        assert recorder is not None
+        await wait_until(lambda: recorder.idle_for_ns() >= IDLE_MS * 1_000_000, 60, "idle")
+
+    async def play(self, track: Track) -> Play:
+        engine, recorder = self.engine, self.recorder
+        assert engine is not None
+        assert recorder is not None
+        await self.wait_idle()
+        before = engine.first_audio_ns
+        mark = len(recorder.fetches)
+        t0 = time.monotonic_ns()
+        await self.rig.command("PUT", "play", self.device_id, {"uris": [track.uri]})
+
+        def started() -> bool:
+            first = engine.first_audio_ns
+            return first is not None and first != before and first > t0
+
+        await wait_until(started, FIRST_AUDIO_TIMEOUT_S, f"first audio of {track.name}")
+        first = engine.first_audio_ns
+        assert first is not None
+        fetched = recorder.fetches[mark:]
+        manifest = next((f for f in fetched if f.kind == "manifest"), None)
+        segment = next((f for f in fetched if f.kind == "segment"), None)
+        if manifest is None or segment is None or segment.quality is None:
+            raise BenchError(f"play of {track.name}: no manifest or segment fetch was seen")
+        return Play(
+            track_id=track.id,
+            quality=segment.quality,
+            total_ns=first - t0,
+            to_manifest_ns=manifest.started_ns - t0,
+            manifest_ns=manifest.ended_ns - manifest.started_ns,
+            segment_ns=segment.ended_ns - segment.started_ns,
+            after_ns=first - segment.ended_ns,
+        )
+
+
+class Mpv:
+    """libmpv with the null audio output; times ``loadfile`` to ``playback-restart``."""
+
+    def __init__(self) -> None:
+        import mpv
+
+        self.version = ""
+        self._restarted = threading.Event()
+        self._restart_ns = 0
+        self.player = mpv.MPV(
+            ao="null",
+            vo="null",
+            video=False,
+            ytdl=False,
+            idle=True,
+            config=False,
+            terminal=False,
+            input_default_bindings=False,
+        )
+        self.version = str(self.player.mpv_version)
+        self.player.event_callback("playback-restart")(self._on_restart)
+
+    def _on_restart(self, _event: object) -> None:
+        self._restart_ns = time.monotonic_ns()
+        self._restarted.set()
+
+    def play(self, url: str, timeout_s: float = FIRST_AUDIO_TIMEOUT_S) -> int:
+        """Nanoseconds from ``loadfile`` to audio output starting; the file is then stopped."""
+        self._restarted.clear()
+        t0 = time.monotonic_ns()
+        self.player.loadfile(url)
+        if not self._restarted.wait(timeout_s):
+            raise BenchError(f"mpv did not start playing {url.split('?')[0]} in {timeout_s} s")
+        took = self._restart_ns - t0
+        self.player.command("stop")
+        return took
+
+    def close(self) -> None:
+        self.player.terminate()
+
+
+async def _mpv_play(rig: Rig, player: Mpv, track: Track, quality: Quality) -> tuple[int, int]:
+    """(manifest fetch ns, loadfile -> audio ns) for mpv playing the track's first segment."""
+    t0 = time.monotonic_ns()
+    r = await rig.http.get(f"/v1/audio/{track.id}/manifest")
+    manifest_ns = time.monotonic_ns() - t0
+    if r.status_code != 200:
+        raise BenchError(f"GET manifest of {track.name}: {r.status_code}")
+    rendition = next(x for x in r.json()["renditions"] if x["quality"] == quality.label)
+    url = rig.system.url + rendition["segments"][0]["url"]
+    return manifest_ns, await asyncio.to_thread(player.play, url)
+
+
+async def measure(rig: Rig, opts: Options, progress: Progress) -> dict[str, Any]:
+    tracks = rig.library.tracks
+    speaker = InProcessSpeaker(rig, "bench-ttfa", EngineOptions())
+    player: Mpv | None = None
+    ours: list[Play] = []
+    mpv_ns: list[int] = []
+    mpv_manifest_ns: list[int] = []
+    try:
+        await speaker.start()
+        player = await asyncio.to_thread(Mpv)
+        for k in range(WARMUP_PLAYS + opts.plays):
+            track = tracks[k % len(tracks)]
+            play = await speaker.play(track)
+            await speaker.wait_idle()
+            await rig.command("PUT", "pause", speaker.device_id)
+            manifest_ns, loaded_ns = await _mpv_play(rig, player, track, play.quality)
+            if k >= WARMUP_PLAYS:
+                ours.append(play)
+                mpv_ns.append(loaded_ns)
+                mpv_manifest_ns.append(manifest_ns)
+            progress.show(
+                f"time to first audio: {len(ours)}/{opts.plays} plays (and as many by mpv)"
+            )
+        progress.finish(f"time to first audio: {len(ours)} plays, {len(mpv_ns)} by mpv")
+    finally:
+        if player is not None:
+            await asyncio.to_thread(player.close)
+        await speaker.stop()
+    qualities = sorted({p.quality.label for p in ours})
+    slowest = sorted(ours, key=lambda p: p.total_ns, reverse=True)[:3]
+    return {
+        "plays": len(ours),
+        "warmup_plays": WARMUP_PLAYS,
+        "distinct_tracks": min(len(tracks), opts.plays),
+        "first_segment_quality": qualities,
+        "ours": LatencyStats.of([p.total_ns for p in ours]),
+        "mpv": LatencyStats.of(mpv_ns),
+        "mpv_with_manifest": LatencyStats.of(
+            [a + b for a, b in zip(mpv_ns, mpv_manifest_ns, strict=True)]
+        ),
+        "mpv_manifest": LatencyStats.of(mpv_manifest_ns),
+        "mpv_version": player.version if player is not None else "",
+        "breakdown_p50_ms": {
+            "command to engine (HTTP, hub, MQTT, controller)": _p50(
+                [p.to_manifest_ns for p in ours]
+            ),
+            "manifest fetch": _p50([p.manifest_ns for p in ours]),
+            "first segment fetch": _p50([p.segment_ns for p in ours]),
+            "decode, DSP, queue, first write": _p50([p.after_ns for p in ours]),
+        },
+        "ours_ms": [round(p.total_ns / 1e6, 2) for p in ours],
+        "mpv_ms": [round(ns / 1e6, 2) for ns in mpv_ns],
+        "slowest_ms": [
+            {
+                "total": round(p.total_ns / 1e6, 1),
+                "command": round(p.to_manifest_ns / 1e6, 1),
+                "manifest": round(p.manifest_ns / 1e6, 1),
+                "segment": round(p.segment_ns / 1e6, 1),
+                "after": round(p.after_ns / 1e6, 1),
+            }
+            for p in slowest
+        ],
+        "breakdown_p99_ms": {
+            "command to engine (HTTP, hub, MQTT, controller)": _p99(
+                [p.to_manifest_ns for p in ours]
+            ),
+            "manifest fetch": _p99([p.manifest_ns for p in ours]),
+            "first segment fetch": _p99([p.segment_ns for p in ours]),
+            "decode, DSP, queue, first write": _p99([p.after_ns for p in ours]),
+        },
+    }
+
+
+def _p50(ns: list[int]) -> float:
+    return round(LatencyStats.of(ns).p50, 2)
+
+
+def _p99(ns: list[int]) -> float:
+    return round(LatencyStats.of(ns).p99, 2)
