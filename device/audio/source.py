@@ -76,6 +76,14 @@ class Throughput:
             alpha = 1 - 0.5 ** (seconds / half_life)
             self._averages[i] += alpha * (sample - self._averages[i])
 
+    def collapse(self, nbytes: int, seconds: float) -> None:
+        """A fetch had to be abandoned: its rate is the news, whatever came before."""
+        sample = nbytes * 8 / max(seconds, 1e-4)
+        if self._averages is None:
+            self._averages = [sample, sample]
+        else:
+            self._averages = [min(a, sample) for a in self._averages]
+
     @property
     def bps(self) -> float | None:
         return None if self._averages is None else min(self._averages)
@@ -142,7 +150,7 @@ class HubMedia:
                     if deadline_s is not None and elapsed > 0.25 and got < seg.bytes:
                         projected = elapsed * seg.bytes / max(got, 1)
                         if projected > deadline_s:
-                            self._throughput.add(got, elapsed)
+                            self._throughput.collapse(got, elapsed)
                             raise TooSlowError(
                                 f"segment {n} at {quality.label} would take {projected:.1f} s,"
                                 f" {deadline_s:.1f} s of audio left"
