@@ -126,15 +126,20 @@ class ThrottleProxy:
             writer.transport.abort()
 
     async def _spend(self, nbytes: int) -> None:
-        """Token bucket (one shared link): wait until ``nbytes`` may pass."""
+        """Token bucket (one link): pass ``nbytes`` once earlier sends are paid for.
+
+        The balance may go into debt by one chunk; the next chunk waits until the
+        debt is repaid at the link's rate, so the average is exactly the rate.
+        """
         while True:
             rate = self.link.rate_bps
             if rate is None:
                 return
             now = time.monotonic()
-            self._bucket = min(rate / 8 * 0.05, self._bucket + (now - self._bucket_time) * rate / 8)
+            burst = rate / 8 * 0.05  # at most 50 ms of credit saved up
+            self._bucket = min(burst, self._bucket + (now - self._bucket_time) * rate / 8)
             self._bucket_time = now
-            if self._bucket >= nbytes or self._bucket >= rate / 8 * 0.05:
+            if self._bucket >= 0:
                 self._bucket -= nbytes
                 return
-            await asyncio.sleep(max(0.005, (nbytes - self._bucket) / (rate / 8)))
+            await asyncio.sleep(max(0.002, -self._bucket / (rate / 8)))
