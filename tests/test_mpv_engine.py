@@ -245,7 +245,9 @@ def test_pause_holds_the_position_and_resume_carries_on() -> None:
             assert run.engine.position_ms() == held
             run.engine.set_playing(True)
             await asyncio.sleep(0.6)
-            assert held + 300 <= run.engine.position_ms() <= held + 900
+            # mpv opens the next segment's playlist entry before its output has played the
+            # last one out, so across a segment boundary time-pos may lead by its buffer
+            assert held + 300 <= run.engine.position_ms() <= held + 1300
             assert await run.next_end(10) == a.ref.uri
             elapsed = time.monotonic() - started
             assert a.ref.duration_ms / 1000 + 0.6 <= elapsed <= a.ref.duration_ms / 1000 + 2.5
