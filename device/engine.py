@@ -14,9 +14,13 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from connect_protocol.messages import TrackRef
+from connect_protocol.messages import EventKind, TrackRef
 
 TrackEndedCallback = Callable[[str], None]
+#: kind, track uri, message: what the engine tells the listener (underrun, error...)
+EventCallback = Callable[[EventKind, str | None, str], None]
+#: track uri, position_ms, buffering: where the audio really is
+ReportCallback = Callable[[str, int, bool], None]
 
 
 class Engine(Protocol):

@@ -11,14 +11,10 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from connect_protocol.messages import EventKind
 from device.config import ConfigError, SpeakerConfig
-from device.engine import ClockEngine, Engine
+from device.engine import ClockEngine, Engine, EventCallback, ReportCallback
 
 logger = logging.getLogger(__name__)
-
-EventCallback = Callable[[EventKind, str | None, str], None]
-ReportCallback = Callable[[str, int, bool], None]
 
 
 def build_engine(

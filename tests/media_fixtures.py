@@ -9,31 +9,23 @@ and end-to-end tests) and can stall, fail or corrupt on request.
 
 from __future__ import annotations
 
-import io
+import dataclasses
 import threading
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
-import soundfile as sf
 from numpy.typing import NDArray
 
 from connect_protocol.media import (
     Loudness,
     Manifest,
     Quality,
-    Rendition,
-    Segment,
-    rendition_channels,
-    rendition_rate,
-    scaled_boundaries,
     segment_boundaries,
 )
 from connect_protocol.messages import TrackRef
 from device.audio.source import SourceError, Throughput
-from hub.ingest.oggpages import split_single_page
-
-COMPRESSION = {Quality.LOW: 1.0, Quality.NORMAL: 0.73, Quality.HIGH: 0.45, Quality.VERY_HIGH: 0.09}
+from hub.ingest.encode import encode_rendition
 
 
 def sweep(frames: int, rate: int, *, f0: float = 110.0, f1: float = 1760.0) -> NDArray[np.float32]:
@@ -60,21 +52,6 @@ def sweep_span(
     return np.stack([mono, mono], axis=1).astype(np.float32)
 
 
-def encode_segment(pcm: NDArray[np.float32], rate: int, quality: Quality) -> bytes:
-    buf = io.BytesIO()
-    with sf.SoundFile(
-        buf,
-        "w",
-        samplerate=rate,
-        channels=pcm.shape[1],
-        format="OGG",
-        subtype="VORBIS",
-        compression_level=COMPRESSION[quality],
-    ) as f:
-        f.write(pcm)
-    return split_single_page(buf.getvalue())  # as ingest does: every decoder trims it
-
-
 @dataclass
 class Track:
     manifest: Manifest
@@ -91,40 +68,21 @@ def make_track(
     album: str = "Album",
     lufs: float = -14.0,
 ) -> Track:
-    """Encode ``pcm`` (frames, 2) into the given qualities, segment by segment."""
-    import soxr
-
+    """Encode ``pcm`` (frames, 2) into the given qualities with ingest's own encoder."""
     frames = pcm.shape[0]
     bounds = segment_boundaries(frames, rate)
     renditions = []
     blobs: dict[tuple[Quality, int], bytes] = {}
-    for q in Quality:
-        if q not in qualities:
-            continue
-        r_rate = rendition_rate(q, rate)
-        channels = rendition_channels(q, 2)
-        data = pcm if channels == 2 else pcm.mean(axis=1, keepdims=True).astype(np.float32)
-        if r_rate != rate:
-            data = soxr.resample(data, rate, r_rate).astype(np.float32)
-        r_bounds = scaled_boundaries(bounds, rate, r_rate, data.shape[0])
-        segments = []
-        for n in range(len(r_bounds) - 1):
-            blob = encode_segment(data[r_bounds[n] : r_bounds[n + 1]], r_rate, q)
+    for q in sorted(qualities):
+
+        def keep(n: int, blob: bytes, q: Quality = q) -> None:
             blobs[(q, n)] = blob
-            segments.append(
-                Segment(frames=r_bounds[n + 1] - r_bounds[n], bytes=len(blob), url=f"{q.label}/{n}")
-            )
-        total_bytes = sum(s.bytes for s in segments)
-        renditions.append(
-            Rendition(
-                quality=q.label,
-                sample_rate=r_rate,
-                channels=channels,
-                bitrate=int(total_bytes * 8 / (frames / rate)),
-                frames=data.shape[0],
-                segments=tuple(segments),
-            )
+
+        rendition = encode_rendition(pcm, rate, bounds, q, keep)
+        segments = tuple(
+            dataclasses.replace(s, url=f"{q.label}/{n}") for n, s in enumerate(rendition.segments)
         )
+        renditions.append(dataclasses.replace(rendition, segments=segments))
     duration_ms = frames * 1000 // rate
     manifest = Manifest(
         track_id=track_id,

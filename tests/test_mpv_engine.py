@@ -27,14 +27,9 @@ from numpy.typing import NDArray
 
 from connect_protocol.media import Manifest, Quality
 from connect_protocol.messages import EventKind, TrackRef
+from connect_protocol.ogg import BadSegmentError, check_segment, ogg_crc
 from device.audio import dsp
-from device.audio.mpv_engine import (
-    BadSegmentError,
-    MpvEngine,
-    check_segment,
-    mpv_volume,
-    ogg_crc,
-)
+from device.audio.mpv_engine import MpvEngine, mpv_volume
 from device.audio.source import SourceError
 from device.config import SpeakerConfig
 from tests.media_fixtures import MemorySource, Track, make_track, sweep

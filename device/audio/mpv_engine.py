@@ -75,10 +75,8 @@ import contextlib
 import logging
 import math
 import re
-import struct
 import threading
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,18 +84,18 @@ from typing import Any
 
 import mpv
 
-from connect_protocol.media import Manifest, Quality, Rendition
+from connect_protocol.media import Manifest, Quality
 from connect_protocol.messages import EventKind, TrackRef
+from connect_protocol.ogg import BadSegmentError, check_segment
 from device import abr
 from device.audio import dsp
 from device.audio.sinks import SinkError
 from device.audio.source import SegmentSource, SourceError
 from device.config import SpeakerConfig
+from device.engine import EventCallback, ReportCallback
 
 logger = logging.getLogger(__name__)
 
-EventCallback = Callable[[EventKind, str | None, str], None]
-ReportCallback = Callable[[str, int, bool], None]  # uri, position_ms, buffering
 
 SCHEME = "legato"
 LOW_WATERMARK_S = 5.0
@@ -146,68 +144,6 @@ def output_options(sink: str, rate: int, fast: bool) -> dict[str, Any]:
         pcm = sink[len("alsa:") :] if sink.startswith("alsa:") else "default"
         return {"ao": "alsa", "audio_device": f"alsa/{pcm}", **common}
     raise ValueError(f"unknown audio sink {sink!r}; expected alsa[:PCM], file:PATH or null")
-
-
-# --- segment checks ------------------------------------------------------------------
-
-_BIT_REVERSED = bytes(int(f"{i:08b}"[::-1], 2) for i in range(256))
-
-
-class BadSegmentError(Exception):
-    """The bytes are not the segment the manifest describes."""
-
-
-def ogg_crc(page: bytes) -> int:
-    """Ogg's CRC-32 (poly 0x04C11DB7, MSB first, no reflection, init 0, no xor-out).
-
-    zlib's CRC-32 is the bit-reflected twin, so reflecting every input byte and
-    the result gives Ogg's, at C speed.  zlib's start value 0xFFFFFFFF undoes
-    its own pre-inversion (init 0) and the final xor undoes its post-inversion.
-    """
-    reflected = zlib.crc32(page.translate(_BIT_REVERSED), 0xFFFFFFFF) ^ 0xFFFFFFFF
-    return int(f"{reflected:032b}"[::-1], 2)
-
-
-def check_segment(data: bytes, frames: int, rendition: Rendition) -> None:
-    """Raise ``BadSegmentError`` unless ``data`` is one whole Ogg Vorbis stream of
-    ``frames`` frames in the rendition's format: every page complete with a good
-    CRC, a Vorbis identification header, and an end-of-stream granule of ``frames``.
-    """
-    pos, last_granule, pages, eos = 0, -1, 0, False
-    while pos < len(data):
-        if eos:
-            raise BadSegmentError("data after the end of the stream")
-        if len(data) - pos < 27 or data[pos : pos + 4] != b"OggS":
-            raise BadSegmentError(f"no Ogg page at byte {pos}")
-        flags, granule = data[pos + 5], struct.unpack_from("<q", data, pos + 6)[0]
-        stored_crc = struct.unpack_from("<I", data, pos + 22)[0]
-        nseg = data[pos + 26]
-        body = sum(data[pos + 27 : pos + 27 + nseg])
-        end = pos + 27 + nseg + body
-        if end > len(data):
-            raise BadSegmentError(f"page at byte {pos} is cut short")
-        page = data[pos:end]
-        if ogg_crc(page[:22] + b"\0\0\0\0" + page[26:]) != stored_crc:
-            raise BadSegmentError(f"page at byte {pos} fails its CRC")
-        if pages == 0:
-            head = page[27 + nseg :]
-            if not flags & 0x02 or head[:7] != b"\x01vorbis" or len(head) < 16:
-                raise BadSegmentError("not an Ogg Vorbis stream")
-            channels, rate = head[11], struct.unpack_from("<I", head, 12)[0]
-            if (channels, rate) != (rendition.channels, rendition.sample_rate):
-                raise BadSegmentError(
-                    f"segment is {channels} ch {rate} Hz, the manifest says "
-                    f"{rendition.channels} ch {rendition.sample_rate} Hz"
-                )
-        if granule != -1:
-            last_granule = granule
-        eos = bool(flags & 0x04)
-        pages += 1
-        pos = end
-    if not eos:
-        raise BadSegmentError("the stream has no end")
-    if last_granule != frames:
-        raise BadSegmentError(f"segment holds {last_granule} frames, expected {frames}")
 
 
 # --- what mpv reads ------------------------------------------------------------------

@@ -23,13 +23,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
 from connect_protocol.media import SEGMENT_S, Manifest, Quality
 from connect_protocol.messages import EventKind, TrackRef
+from connect_protocol.ogg import BadSegmentError, check_segment
 from device import abr
 from device.audio import dsp
 from device.audio.decoder import DecodeFailedError, decode_segment
@@ -37,13 +38,11 @@ from device.audio.pcm_queue import Chunk, PcmQueue
 from device.audio.sinks import Sink, SinkError
 from device.audio.source import SegmentSource, SourceError, TooSlowError
 from device.audio.timeline import Timeline
+from device.engine import EventCallback, ReportCallback
 
 logger = logging.getLogger(__name__)
 
 LIMITER_CEILING_DBFS = -1.0
-
-EventCallback = Callable[[EventKind, str | None, str], None]
-ReportCallback = Callable[[str, int, bool], None]  # uri, position_ms, buffering
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -86,7 +85,6 @@ class _Cursor:
     limiter: dsp.Limiter | None = None
     gain: float = 1.0
     retried_decode: bool = False
-    pending: list[NDArray[np.float32]] = field(default_factory=list)
 
 
 def track_id_of(uri: str) -> str:
@@ -426,8 +424,9 @@ class NativeEngine:
                 self._sleep(epoch, wait)
                 wait = min(wait * 2, self._opts.retry_max_s)
         try:
+            check_segment(fetched, segment.frames, rendition)  # page CRCs, format, length
             pcm = decode_segment(fetched, segment.frames, rendition.channels)
-        except DecodeFailedError as exc:
+        except (BadSegmentError, DecodeFailedError) as exc:
             if not cursor.retried_decode:
                 cursor.retried_decode = True
                 logger.warning("segment %d of %s: %s; fetching it again", n, item.track_id, exc)
@@ -552,9 +551,7 @@ class NativeEngine:
             last=last,
         )
         with self._lock:
-            if epoch is not None and (epoch != self._epoch or cursor.item not in self._plan):
-                raise _Superseded
-            if cursor.item not in self._plan:
+            if cursor.item not in self._plan or epoch not in (None, self._epoch):
                 raise _Superseded
             self._queue.put(chunk)
             cursor.emitted += chunk.frames
@@ -590,12 +587,12 @@ class NativeEngine:
                     continue
                 epoch = self._epoch
                 target_volume = self._volume
-            chunk = self._queue.take(self._opts.block_frames)
-            if chunk is None:
-                continue
-            if not self._ensure_sink():
+            if not self._ensure_sink():  # before taking audio, so none is lost while it is away
                 with self._lock:
                     self._lock.wait(1.0)
+                continue
+            chunk = self._queue.take(self._opts.block_frames)
+            if chunk is None:
                 continue
             pcm = chunk.pcm
             if epoch != last_epoch:  # a fresh start: no ramp from the old volume

@@ -63,10 +63,6 @@ class PcmQueue:
             self.cond.notify_all()
             return piece
 
-    def frames_of(self, gen: int) -> int:
-        with self.cond:
-            return sum(c.frames for c in self._chunks if c.gen == gen)
-
     def has_end_of(self, gen: int) -> bool:
         with self.cond:
             return any(c.gen == gen and c.last for c in self._chunks)

@@ -30,8 +30,9 @@ from connect_protocol.media import (
     rendition_rate,
     scaled_boundaries,
 )
+from connect_protocol.ogg import OggError
 from hub.ingest.errors import IngestError
-from hub.ingest.oggpages import OggError, split_single_page
+from hub.ingest.oggpages import split_single_page
 
 #: libsndfile's compression level per quality (Vorbis quality ~ 1 - 1.1 * level).
 #: Chosen from libvorbis' nominal bitrates: q-0.1 mono 22.05 kHz ~24 kbps, q2

@@ -12,90 +12,7 @@ identification header and the modes at the end of the setup header.
 
 from __future__ import annotations
 
-import struct
-from dataclasses import dataclass
-
-_HEADER = struct.Struct("<4sBBqIII B")  # capture, version, flags, granule, serial, seq, crc, nseg
-_EOS = 0x04
-_CONTINUED = 0x01
-
-
-class OggError(ValueError):
-    """Bytes that are not the simple Ogg Vorbis stream libsndfile writes."""
-
-
-def _crc_table() -> tuple[int, ...]:
-    table = []
-    for i in range(256):
-        r = i << 24
-        for _ in range(8):
-            r = ((r << 1) ^ 0x04C11DB7) if r & 0x80000000 else (r << 1)
-            r &= 0xFFFFFFFF
-        table.append(r)
-    return tuple(table)
-
-
-_CRC = _crc_table()
-
-
-def ogg_crc(data: bytes) -> int:
-    """Ogg's CRC-32 (polynomial 0x04C11DB7, not reflected: not zlib's)."""
-    crc = 0
-    for byte in data:
-        crc = ((crc << 8) & 0xFFFFFFFF) ^ _CRC[(crc >> 24) ^ byte]
-    return crc
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    flags: int
-    granule: int
-    serial: int
-    seq: int
-    lacing: bytes
-    body: bytes
-    raw: bytes
-
-    def packets(self) -> list[bytes]:
-        """Whole packets in this page (libsndfile never splits one across pages)."""
-        out, pos, size = [], 0, 0
-        for value in self.lacing:
-            size += value
-            if value < 255:
-                out.append(self.body[pos : pos + size])
-                pos, size = pos + size, 0
-        if size or self.flags & _CONTINUED:
-            raise OggError("a packet spans pages")
-        return out
-
-
-def parse_pages(data: bytes) -> list[Page]:
-    pages, off = [], 0
-    while off < len(data):
-        if len(data) - off < _HEADER.size:
-            raise OggError("truncated page header")
-        capture, _v, flags, granule, serial, seq, _crc, nseg = _HEADER.unpack_from(data, off)
-        if capture != b"OggS":
-            raise OggError(f"no page at byte {off}")
-        lacing = data[off + _HEADER.size : off + _HEADER.size + nseg]
-        end = off + _HEADER.size + nseg + sum(lacing)
-        if end > len(data):
-            raise OggError("truncated page")
-        body = data[off + _HEADER.size + nseg : end]
-        pages.append(Page(flags, granule, serial, seq, lacing, body, data[off:end]))
-        off = end
-    return pages
-
-
-def build_page(*, flags: int, granule: int, serial: int, seq: int, packets: list[bytes]) -> bytes:
-    lacing = bytearray()
-    for packet in packets:
-        lacing += b"\xff" * (len(packet) // 255) + bytes([len(packet) % 255])
-    if len(lacing) > 255:
-        raise OggError("too many packets for one page")
-    header = _HEADER.pack(b"OggS", 0, flags, granule, serial, seq, 0, len(lacing))
-    page = header + bytes(lacing) + b"".join(packets)
-    return page[:22] + struct.pack("<I", ogg_crc(page)) + page[26:]
+from connect_protocol.ogg import EOS, OggError, build_page, parse_pages
 
 
 def _mode_blockflags(setup: bytes) -> list[int]:
@@ -152,7 +69,7 @@ def split_single_page(data: bytes) -> bytes:
     return (
         head
         + build_page(
-            flags=page.flags & ~_EOS,
+            flags=page.flags & ~EOS,
             granule=granule,
             serial=page.serial,
             seq=page.seq,
