@@ -27,19 +27,15 @@ goes missing); a missed target is reported, not fatal.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import shutil
-import signal
-import sys
 import tempfile
-import traceback
 from pathlib import Path
 from typing import Any
 
-from audio.common import PHASES, BenchError, Options
+from audio.common import PHASES, Options
 from audio.report import machine, report
 from audio.run import run
+from latency.driver import drive
 
 
 def parse_args(argv: list[str] | None = None) -> Options:
@@ -102,38 +98,15 @@ def main(argv: list[str] | None = None) -> int:
     opts = parse_args(argv)
     info = machine()
     root = Path(tempfile.mkdtemp(prefix="legato-audio-bench-"))
-    code = 1
 
-    async def guarded() -> dict[str, Any]:
-        task = asyncio.current_task()
-        assert task is not None
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-        return await run(opts, root)
-
-    try:
-        res = asyncio.run(guarded())
+    def finish(res: dict[str, Any]) -> int:
         figures = report(opts, res, info)
         if opts.json_path is not None:
             opts.json_path.write_text(json.dumps(figures, indent=2) + "\n")
             print(f"\nwrote {opts.json_path}")
-        code = 0
-    except BenchError as exc:
-        print(f"\naudio_engine: FAILED: {exc}", file=sys.stderr)
-        print(f"  logs: {root} (kept)", file=sys.stderr)
-        opts.keep = True
-    except Exception:  # a bug or a part that would not start: say so, keep the logs
-        traceback.print_exc()
-        print(f"\naudio_engine: FAILED; logs kept in {root}", file=sys.stderr)
-        opts.keep = True
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        print("\naudio_engine: interrupted; everything it started is stopped", file=sys.stderr)
-        code = 130
-    finally:
-        if opts.keep:
-            print(f"  temporary files kept in {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
-    return code
+        return 0
+
+    return drive("audio_engine", root, lambda: run(opts, root), finish, keep=opts.keep)
 
 
 if __name__ == "__main__":

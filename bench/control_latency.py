@@ -21,17 +21,15 @@ not fatal.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import shutil
-import signal
 import sys
 import tempfile
-import traceback
 from pathlib import Path
 from typing import Any
 
-from latency.common import BenchError, Options
+from latency.common import Options
+from latency.driver import drive
 from latency.report import machine, report
 from latency.run import run
 from latency.system import raise_fd_limit
@@ -119,16 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     raise_fd_limit(opts.speakers + 1024)
     info = machine()
     root = Path(tempfile.mkdtemp(prefix="legato-bench-"))
-    code = 1
 
-    async def guarded() -> dict[str, Any]:
-        task = asyncio.current_task()
-        assert task is not None
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-        return await run(opts, root)
-
-    try:
-        res = asyncio.run(guarded())
+    def finish(res: dict[str, Any]) -> int:
         figures = report(opts, res, info)
         if opts.json_path is not None:
             opts.json_path.write_text(json.dumps(figures, indent=2) + "\n")
@@ -139,23 +129,9 @@ def main(argv: list[str] | None = None) -> int:
             for failure in res["failures"]:
                 print(f"control_latency: FAILED: {failure}", file=sys.stderr)
             code = 1
-    except BenchError as exc:
-        print(f"\ncontrol_latency: FAILED: {exc}", file=sys.stderr)
-        print(f"  logs: {root} (kept)", file=sys.stderr)
-        opts.keep = True
-    except Exception:  # a bug or a part that would not start: say so, keep the logs
-        traceback.print_exc()
-        print(f"\ncontrol_latency: FAILED; logs kept in {root}", file=sys.stderr)
-        opts.keep = True
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        print("\ncontrol_latency: interrupted; everything it started is stopped", file=sys.stderr)
-        code = 130
-    finally:
-        if opts.keep:
-            print(f"  temporary files kept in {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
-    return code
+        return code
+
+    return drive("control_latency", root, lambda: run(opts, root), finish, keep=opts.keep)
 
 
 if __name__ == "__main__":
