@@ -1,56 +1,87 @@
 """Ogg Vorbis segment bytes to float PCM, exactly as long as the manifest says.
 
-PyAV (libavcodec's Vorbis decoder) is the fastest binding measured here and
-reads from memory.  Each segment is an independent stream whose decoded
-length the manifest states; the decoder holds it to that length, so a broken
-segment is an error, never noise: too few frames, an undecodable packet or
-non-finite samples all raise ``DecodeFailed``.
+Each segment is an independent stream whose decoded length the manifest
+states; the decoder holds it to that length, so a broken segment is an error,
+never noise: too few frames, an undecodable packet or non-finite samples all
+raise ``DecodeFailedError``.  ``SegmentDecoder`` hands the audio out a block
+at a time (the engine keeps only a few seconds decoded and the rest
+compressed); ``decode_segment`` is the whole segment at once.
 """
 
 from __future__ import annotations
 
-import io
-
-import av
 import numpy as np
-from numpy.typing import NDArray
 
-Pcm = NDArray[np.float32]  # shape (frames, channels)
+from device.audio.vorbis import Pcm, VorbisError, VorbisStream
+
+__all__ = ["DecodeFailedError", "Pcm", "SegmentDecoder", "decode_segment"]
 
 
 class DecodeFailedError(Exception):
     """The segment is not what the manifest promised; fetch it again or skip it."""
 
 
-def decode_segment(data: bytes, frames: int, channels: int) -> Pcm:
-    """Decode one segment to ``(frames, channels)`` float32.
+class SegmentDecoder:
+    """Blocks of one segment's ``(frames, channels)`` float32, ``frames`` in all, exactly."""
 
-    A stream may decode a few frames long when it fits one Ogg page (libav
-    does not trim its end); the surplus is past the true end, so it is cut.
-    """
-    fifo = av.AudioFifo()  # gathers the frames in C; one conversion at the end
-    try:
-        with av.open(io.BytesIO(data), mode="r", format="ogg") as container:
-            stream = container.streams.audio[0]
-            if stream.channels != channels:
-                raise DecodeFailedError(
-                    f"segment has {stream.channels} channels, the manifest says {channels}"
-                )
-            for frame in container.decode(stream):
-                if frame.format.name != "fltp":
-                    raise DecodeFailedError(f"unexpected sample format {frame.format.name}")
-                frame.pts = None  # the fifo checks continuity of pts; segments start at 0
-                fifo.write(frame)
-                if fifo.samples >= frames:
-                    break
-            got = fifo.samples
-            whole = fifo.read() if got else None
-    except (av.FFmpegError, IndexError, ValueError) as exc:
-        raise DecodeFailedError(f"cannot decode segment: {exc}") from exc
-    if got < frames or whole is None:
-        raise DecodeFailedError(f"segment decoded to {got} frames, expected {frames}")
-    planar = whole.to_ndarray()
-    pcm: Pcm = np.ascontiguousarray(planar[:, :frames].T, dtype=np.float32)
-    if not np.isfinite(pcm).all():
-        raise DecodeFailedError("segment decoded to non-finite samples")
-    return pcm
+    def __init__(self, data: bytes, frames: int, channels: int) -> None:
+        self.frames = frames
+        self.done = 0  # frames handed out so far
+        try:
+            self._stream: VorbisStream | None = VorbisStream(data)
+        except VorbisError as exc:
+            raise DecodeFailedError(f"cannot decode segment: {exc}") from exc
+        if self._stream.channels != channels:
+            got = self._stream.channels
+            self.close()
+            raise DecodeFailedError(f"segment has {got} channels, the manifest says {channels}")
+
+    @property
+    def finished(self) -> bool:
+        return self.done >= self.frames
+
+    def read(self, max_frames: int) -> Pcm:
+        """The next block (at most ``max_frames``); empty once all ``frames`` are out."""
+        want = min(max_frames, self.frames - self.done)
+        stream = self._stream
+        if want <= 0 or stream is None:
+            self.close()
+            return np.zeros((0, 0 if stream is None else stream.channels), np.float32)
+        try:
+            block = stream.read(want)
+        except VorbisError as exc:
+            self.close()
+            raise DecodeFailedError(f"cannot decode segment: {exc}") from exc
+        got = int(block.shape[0])
+        if got < want and stream.ended:
+            self.close()
+            raise DecodeFailedError(
+                f"segment decoded to {self.done + got} frames, expected {self.frames}"
+            )
+        if not np.isfinite(
+            block.sum()
+        ):  # any NaN or inf makes the sum so; audio cannot overflow it
+            self.close()
+            raise DecodeFailedError("segment decoded to non-finite samples")
+        self.done += got
+        if self.finished:
+            self.close()
+        return block
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+
+    def __enter__(self) -> SegmentDecoder:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+def decode_segment(data: bytes, frames: int, channels: int) -> Pcm:
+    """Decode one whole segment to ``(frames, channels)`` float32."""
+    with SegmentDecoder(data, frames, channels) as decoder:
+        block = decoder.read(frames)
+    return np.ascontiguousarray(block)
