@@ -102,3 +102,82 @@ def test_throughput_takes_the_lower_of_a_fast_and_a_slow_average() -> None:
     recovered = t.bps
     assert recovered is not None
     assert dropped < recovered < 2_000_000  # rises only as the slow average allows
+
+
+class _CountingHandler(http.server.BaseHTTPRequestHandler):
+    """Keeps connections alive (HTTP/1.1) and counts them; ``close_every`` closes some."""
+
+    protocol_version = "HTTP/1.1"
+    connections = 0
+    requests = 0
+    close_every = 0
+    silent = False  # close without saying so (as a server timing out an idle connection)
+
+    def setup(self) -> None:
+        super().setup()
+        type(self).connections += 1
+
+    def do_GET(self) -> None:
+        cls = type(self)
+        cls.requests += 1
+        closing = bool(cls.close_every) and cls.requests % cls.close_every == 0
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(BLOB)))
+        if closing and not cls.silent:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(BLOB)
+        if closing:
+            self.close_connection = True
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def counting() -> Iterator[tuple[http.server.ThreadingHTTPServer, type[_CountingHandler]]]:
+    handler = type("Handler", (_CountingHandler,), {})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield httpd, handler
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(5)
+
+
+def test_segments_are_fetched_over_one_kept_alive_connection(
+    counting: tuple[http.server.ThreadingHTTPServer, type[_CountingHandler]],
+) -> None:
+    httpd, handler = counting
+    source = HubMedia(f"http://127.0.0.1:{httpd.server_address[1]}", "speaker", "secret")
+    try:
+        for _ in range(5):
+            assert source.segment(manifest(), Quality.VERY_HIGH, 0) == BLOB
+    finally:
+        source.close()
+    assert handler.requests == 5
+    assert handler.connections == 1
+
+
+@pytest.mark.parametrize("silent", [False, True], ids=["announced", "silent"])
+def test_a_connection_the_hub_closed_is_replaced_without_an_error(
+    counting: tuple[http.server.ThreadingHTTPServer, type[_CountingHandler]], silent: bool
+) -> None:
+    """Servers close idle keep-alive connections (uvicorn after 5 s): the next fetch
+    opens a new one instead of failing."""
+    httpd, handler = counting
+    handler.close_every = 2
+    handler.silent = silent
+    source = HubMedia(f"http://127.0.0.1:{httpd.server_address[1]}", "speaker", "secret")
+    try:
+        for _ in range(6):
+            assert source.segment(manifest(), Quality.VERY_HIGH, 0) == BLOB
+            time.sleep(0.02)  # let a silent close reach the client first
+    finally:
+        source.close()
+    assert handler.requests == 6
+    assert handler.connections == 3

@@ -9,13 +9,14 @@ expire, and measures throughput for the ABR from every segment it fetches.
 
 from __future__ import annotations
 
+import base64
+import http.client
 import logging
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from typing import Protocol
-
-import httpx
 
 from connect_protocol import codec
 from connect_protocol.media import Manifest, Quality
@@ -90,6 +91,14 @@ class Throughput:
 
 
 class HubMedia:
+    """The hub's manifests and segments over one kept-alive HTTP connection.
+
+    Plain ``http.client`` rather than a client library: a speaker fetches a
+    few URLs from one host, and every MiB of resident memory counts there.
+    One lock serialises requests (the engine's fetcher and, rarely, a
+    re-fetch after a failed decode share the connection).
+    """
+
     def __init__(
         self,
         hub_url: str,
@@ -100,12 +109,18 @@ class HubMedia:
         clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
     ) -> None:
         self._base = hub_url.rstrip("/")
-        self._http = httpx.Client(
-            base_url=self._base,
-            auth=httpx.BasicAuth(device_id, secret),
-            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 3.0)),
-            headers={"User-Agent": "legato-speaker"},
-        )
+        parts = urllib.parse.urlsplit(self._base)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"hub URL must be http(s)://host[:port], not {hub_url!r}")
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname
+        self._port = parts.port
+        self._prefix = parts.path.rstrip("/")
+        self._timeout_s = timeout_s
+        token = base64.b64encode(f"{device_id}:{secret}".encode()).decode()
+        self._headers = {"Authorization": f"Basic {token}", "User-Agent": "legato-speaker"}
+        self._conn: http.client.HTTPConnection | None = None
+        self._http_lock = threading.Lock()
         self._clock_ms = clock_ms
         self._manifests: dict[str, Manifest] = {}
         self._lock = threading.Lock()
@@ -136,32 +151,37 @@ class HubMedia:
         measurement then tells the ABR how bad the link has become.
         """
         seg = manifest.rendition(quality).segments[n]
-        started = time.perf_counter()
-        parts: list[bytes] = []
-        got = 0
-        try:
-            with self._http.stream("GET", seg.url) as response:
-                if response.status_code != 200:
-                    raise self._refused(response.status_code, seg.url)
-                for chunk in response.iter_bytes(16384):
-                    parts.append(chunk)
-                    got += len(chunk)
+        with self._http_lock:
+            started = time.perf_counter()
+            response = self._request(seg.url)
+            if response.status != 200:
+                self._drain(response)
+                raise self._refused(response.status, seg.url)
+            body = bytearray()
+            try:
+                while response.length != 0 and (chunk := response.read1(16384)):
+                    body += chunk
+                    got = len(body)
                     elapsed = time.perf_counter() - started
                     if deadline_s is not None and elapsed > 0.25 and got < seg.bytes:
                         projected = elapsed * seg.bytes / max(got, 1)
                         if projected > deadline_s:
                             self._throughput.collapse(got, elapsed)
+                            self._drop()  # the rest of the body is not wanted
                             raise TooSlowError(
                                 f"segment {n} at {quality.label} would take {projected:.1f} s,"
                                 f" {deadline_s:.1f} s of audio left"
                             )
-        except httpx.HTTPError as exc:
-            if got:
-                self._throughput.add(got, time.perf_counter() - started)
-            raise SourceError(f"hub unreachable: {exc}", retryable=True) from exc
-        body = b"".join(parts)
-        self._throughput.add(len(body), time.perf_counter() - started)
-        return body
+            except (OSError, http.client.HTTPException) as exc:
+                self._drop()
+                if body:
+                    self._throughput.add(len(body), time.perf_counter() - started)
+                raise SourceError(f"hub unreachable: {exc}", retryable=True) from exc
+            response.close()  # read to its end: the connection is free for the next request
+            if response.will_close:
+                self._drop()
+            self._throughput.add(len(body), time.perf_counter() - started)
+        return bytes(body)
 
     def throughput_bps(self) -> float | None:
         return self._throughput.bps
@@ -172,16 +192,56 @@ class HubMedia:
             self._manifests.pop(track_id, None)
 
     def close(self) -> None:
-        self._http.close()
+        with self._http_lock:
+            self._drop()
+
+    # --- HTTP (hold self._http_lock) ------------------------------------------------
+
+    def _connection(self) -> http.client.HTTPConnection:
+        if self._conn is None:
+            cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+            self._conn = cls(self._host, self._port, timeout=self._timeout_s)
+        return self._conn
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _request(self, url: str) -> http.client.HTTPResponse:
+        """Send a GET; once more on a fresh connection if a kept-alive one was closed."""
+        for attempt in (0, 1):
+            reused = self._conn is not None
+            try:
+                conn = self._connection()
+                conn.request("GET", self._prefix + url, headers=self._headers)
+                return conn.getresponse()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
+                self._drop()  # the hub closed an idle connection: not a failure
+                if not reused or attempt:
+                    raise SourceError(f"hub unreachable: {exc}", retryable=True) from exc
+            except (OSError, http.client.HTTPException) as exc:
+                self._drop()
+                raise SourceError(f"hub unreachable: {exc}", retryable=True) from exc
+        raise AssertionError("unreachable")
+
+    def _drain(self, response: http.client.HTTPResponse) -> None:
+        try:
+            response.read()
+        except (OSError, http.client.HTTPException):
+            self._drop()
 
     def _get(self, url: str) -> bytes:
-        try:
-            response = self._http.get(url)
-        except httpx.HTTPError as exc:
-            raise SourceError(f"hub unreachable: {exc}", retryable=True) from exc
-        if response.status_code == 200:
-            return response.content
-        raise self._refused(response.status_code, url)
+        with self._http_lock:
+            response = self._request(url)
+            try:
+                body = response.read()
+            except (OSError, http.client.HTTPException) as exc:
+                self._drop()
+                raise SourceError(f"hub unreachable: {exc}", retryable=True) from exc
+        if response.status == 200:
+            return body
+        raise self._refused(response.status, url)
 
     @staticmethod
     def _refused(status: int, url: str) -> SourceError:
