@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--engine",
         choices=config_mod.ENGINES,
-        help="playback engine: native (PyAV + ALSA), mpv (libmpv) or clock (silence)",
+        help="playback engine: native (libvorbisfile + ALSA), mpv (libmpv) or clock (silence)",
     )
     p.add_argument(
         "--quality",

@@ -1,7 +1,7 @@
 """Choose and build the playback engine a speaker's config names.
 
 ``clock`` advances position over silence (no hub media needed); ``native``
-is the PyAV/ALSA engine; ``mpv`` drives libmpv.  Heavy imports happen only
+is the libvorbisfile/ALSA engine; ``mpv`` drives libmpv.  Heavy imports happen only
 for the engine chosen, so a clock speaker starts light.
 """
 

@@ -1,12 +1,18 @@
-"""The native engine: manifest + segments -> PyAV -> DSP -> PCM queue -> sink.
+"""The native engine: manifest + segments -> libvorbisfile -> DSP -> PCM queue -> sink.
 
-Two threads do the work so the event loop never waits on audio:
+Three threads do the work so the event loop never waits on audio:
 
-- the *producer* fetches segments (ABR choosing each one's quality), decodes
-  them, resamples to the sink's rate, applies loudness normalisation and the
-  limiter, and queues PCM tagged with its item and track position.  It runs
-  ahead of playback up to the high watermark, straight on into the next
-  track, so track joins are sample-exact and never wait on the network;
+- the *fetcher* fetches segments (ABR choosing each one's quality), checks
+  their pages and keeps them compressed, running ahead of playback up to the
+  high watermark and straight on into the next track, so track joins never
+  wait on the network;
+- the *decoder* keeps only a few seconds decoded ahead of the sink: it decodes
+  the compressed segments a block at a time, resamples to the sink's rate,
+  applies loudness normalisation and the limiter, and queues PCM tagged with
+  its item and track position.  Thirty seconds of buffer cost ~1.4 MB
+  compressed against 6 MB as PCM, which a small speaker notices; and the
+  first block of a track is out after its first packets, not its first
+  segment;
 - the *sink thread* takes PCM in period-sized pieces, applies the volume
   (ramped, so a change never clicks) and writes it to the sink.  What it has
   written, minus the device's delay, is the position it reports.
@@ -22,6 +28,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -33,7 +40,7 @@ from connect_protocol.messages import EventKind, TrackRef
 from connect_protocol.ogg import BadSegmentError, check_segment
 from device import abr
 from device.audio import dsp
-from device.audio.decoder import DecodeFailedError, decode_segment
+from device.audio.decoder import DecodeFailedError, SegmentDecoder
 from device.audio.pcm_queue import Chunk, PcmQueue
 from device.audio.sinks import Sink, SinkError
 from device.audio.source import SegmentSource, SourceError, TooSlowError
@@ -55,6 +62,8 @@ class EngineOptions:
     high_watermark_s: float = 30.0
     resume_s: float = 2.0  # after an underrun, buffer this much before playing on
     block_frames: int = 2048  # what the sink thread writes at a time (46 ms: pause latency)
+    decoded_ahead_s: float = 3.0  # PCM kept decoded (the rest of the buffer stays compressed)
+    decode_block_frames: int = 8192  # what the decoder decodes at a time after a first block
     retry_max_s: float = 2.0  # longest wait between retries of a failed fetch
     crossfade_s: float = 0.0  # 0-12; never between consecutive tracks of one album
 
@@ -66,25 +75,57 @@ class _Item:
     start_ms: int
     gen: int
     produced: bool = False  # all its PCM is queued (or it failed)
-    begun: bool = False  # the producer has started on it
+    fetched: bool = False  # all its segments are fetched (or it failed)
+    begun: bool = False  # the fetcher has started on it
 
 
 @dataclass(slots=True)
 class _Cursor:
-    """Where the producer is within one item."""
+    """One item's progress: ``segment`` and ``retried_check`` belong to the fetcher,
+    everything below them to the decoder."""
 
     item: _Item
     manifest: Manifest
-    segment: int
-    skip_src: int  # source frames to drop at the start of ``segment`` (a seek)
+    segment: int  # the next segment to fetch
+    skip_src: int  # source frames to drop at the start of the first segment (a seek)
     start_sink: int  # the item's first frame at the sink rate
+    retried_check: bool = False
     emitted: int = 0  # sink frames queued for the item
-    quality: Quality | None = None
+    quality: Quality | None = None  # of the last segment decoded
     resampler: dsp.StreamResampler | None = None
     resampler_rate: int = 0
     limiter: dsp.Limiter | None = None
     gain: float = 1.0
-    retried_decode: bool = False
+    held: NDArray[np.float32] | None = None  # the track's end, held back for a crossfade
+
+
+@dataclass(slots=True)
+class _Fetched:
+    """A checked segment waiting to be decoded (``data`` None: skip it; ``cursor``
+    None: the item failed and ends here)."""
+
+    item: _Item
+    cursor: _Cursor | None
+    n: int
+    quality: Quality | None
+    data: bytes | None
+    frames: int  # its length at the sink rate
+    last: bool
+    retried: bool = False  # fetched once more after failing to decode
+
+
+@dataclass(slots=True)
+class _Active:
+    """The segment the decoder is working through."""
+
+    fetched: _Fetched
+    decoder: SegmentDecoder | None  # None once given up on
+    skip: int  # frames still to drop from its start (a seek, or a resumed decode)
+    rate: int
+
+    @property
+    def finished(self) -> bool:
+        return self.decoder is None or self.decoder.finished
 
 
 def track_id_of(uri: str) -> str:
@@ -116,8 +157,21 @@ class NativeEngine:
         self._sink = sink
         self._opts = options
         self._rate = sink.rate
-        self._lock = threading.Condition()  # guards the plan, playing, volume, epoch
+        # one lock guards the plan, playing, volume, epoch and both queues; each thread
+        # waits on its own condition of it, so a block of audio wakes only its consumer
+        mutex = threading.RLock()
+        self._lock = threading.Condition(mutex)
+        self._fetch_wake = threading.Condition(mutex)
+        self._decode_wake = threading.Condition(mutex)
+        self._sink_wake = threading.Condition(mutex)
         self._queue = PcmQueue()
+        self._compressed: deque[_Fetched] = deque()  # fetched, not yet decoded
+        self._pending_frames = 0  # their length at the sink rate
+        self._active_frames = 0  # what the decoder has yet to decode of its segment
+        # a sink that runs as fast as it can has no pause latency to keep short
+        fast = bool(getattr(sink, "fast", False))
+        self._write_frames = options.block_frames * (8 if fast else 1)
+        self._decoded_ahead = int(max(options.decoded_ahead_s, options.resume_s + 1.0) * self._rate)
         self._timeline = Timeline()
         self._plan: list[_Item] = []
         self._gen = 0
@@ -138,10 +192,13 @@ class NativeEngine:
         self._cap, self._pinned = cap, options.quality != "auto"
         self._quality: Quality | None = None  # the ABR's last choice (producer thread)
         self._carry: _Carry | None = None  # a track's withheld tail, to fade into the next
-        self._producer = threading.Thread(target=self._produce, name="audio-producer", daemon=True)
-        self._writer = threading.Thread(target=self._write, name="audio-sink", daemon=True)
-        self._producer.start()
-        self._writer.start()
+        self._threads = [
+            threading.Thread(target=self._fetch_loop, name="audio-fetcher", daemon=True),
+            threading.Thread(target=self._decode_loop, name="audio-decoder", daemon=True),
+            threading.Thread(target=self._write, name="audio-sink", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
 
     # --- the Engine interface (called on the event loop; never blocks) -----------
 
@@ -150,7 +207,7 @@ class NativeEngine:
             if self._absorb == track.uri and position_ms == 0 and self._plan:
                 self._absorb = None  # the gapless join already did this
                 self._playing = playing
-                self._lock.notify_all()
+                self._wake_all()
                 return
             self._absorb = None
             self._gen += 1
@@ -174,7 +231,9 @@ class NativeEngine:
                 self._gen += 1
                 self._plan.append(_Item(track, track_id_of(track.uri), 0, self._gen))
             self._queue.drop(keep={current.gen})
-            self._lock.notify_all()
+            self._compressed = deque(f for f in self._compressed if f.item is current)
+            self._pending_frames = sum(f.frames for f in self._compressed)
+            self._wake_all()
 
     def set_playing(self, playing: bool) -> None:
         with self._lock:
@@ -182,7 +241,7 @@ class NativeEngine:
             self._playing = playing
             if not playing:
                 self._held_position_ms = self._position_locked()
-            self._lock.notify_all()
+            self._wake_all()
 
     def seek(self, position_ms: int) -> None:
         with self._lock:
@@ -225,25 +284,32 @@ class NativeEngine:
         with self._lock:
             self._closed = True
             self._plan = []
-            self._lock.notify_all()
+            self._wake_all()
         with self._queue.cond:
             self._queue.cond.notify_all()
-        self._producer.join(timeout=5)
-        self._writer.join(timeout=5)
+        for thread in self._threads:
+            thread.join(timeout=5)
         self._source.close()
         if self._sink_open:
             self._sink.close()
 
     # --- shared helpers (hold self._lock) ---------------------------------------
 
+    def _wake_all(self) -> None:
+        """The plan changed: every thread looks again."""
+        for condition in (self._lock, self._fetch_wake, self._decode_wake, self._sink_wake):
+            condition.notify_all()
+
     def _discard(self, position_ms: int) -> None:
         self._epoch += 1
         self._queue.drop()
+        self._compressed.clear()
+        self._pending_frames = 0
         self._timeline.reset()
         self._started.clear()
         self._buffering = False
         self._held_position_ms = position_ms
-        self._lock.notify_all()
+        self._wake_all()
         with self._queue.cond:
             self._queue.cond.notify_all()
 
@@ -268,9 +334,13 @@ class NativeEngine:
         if self._on_report is not None:
             self._loop.call_soon_threadsafe(self._on_report, uri, position_ms, buffering)
 
-    # --- producer thread ----------------------------------------------------------
+    # --- fetcher thread -------------------------------------------------------------
 
-    def _produce(self) -> None:
+    def _buffered_frames(self) -> int:
+        """Audio ahead of the sink, decoded or not, at the sink rate (the ABR's buffer)."""
+        return self._queue.frames + self._pending_frames + self._active_frames
+
+    def _fetch_loop(self) -> None:
         cursor: _Cursor | None = None
         epoch = -1
         while True:
@@ -280,38 +350,37 @@ class NativeEngine:
                         return
                     if epoch != self._epoch:
                         cursor, epoch = None, self._epoch
-                        self._carry = None
                     if cursor is not None and cursor.item not in self._plan:
                         cursor = None  # its item was withdrawn (a new next track)
                     item = cursor.item if cursor else self._work()
                     if item is not None and self._wants_more(item):
                         break
-                    self._lock.wait(0.25)
+                    self._fetch_wake.wait(0.25)
             try:
                 if cursor is None:
                     cursor = self._open(item, epoch)
                     if cursor is None:
                         continue
-                self._step(cursor, epoch)
-                if cursor.item.produced:
+                self._fetch_step(cursor, epoch)
+                if cursor.item.fetched:
                     cursor = None
             except _Superseded:
                 cursor = None
             except Exception:  # a bug must not silence the speaker for good
-                logger.exception("audio producer failed on %s", item.track.uri)
+                logger.exception("audio fetcher failed on %s", item.track.uri)
                 self._fail_item(item, epoch, "internal error while preparing audio")
                 cursor = None
 
     def _work(self) -> _Item | None:
         for item in self._plan:
-            if not item.produced:
+            if not item.fetched:
                 return item
         return None
 
     def _wants_more(self, item: _Item) -> bool:
         """Fill up to one segment past the high watermark (where the ABR may rise);
         start on the next track once the rest of this one is under the target."""
-        buffered = self._queue.frames / self._rate
+        buffered = self._buffered_frames() / self._rate
         if item is not self._plan[0] and not item.begun and buffered >= self._opts.target_s:
             return False
         return buffered < self._opts.high_watermark_s + SEGMENT_S
@@ -365,17 +434,18 @@ class NativeEngine:
 
     def _sleep(self, epoch: int, seconds: float) -> None:
         with self._lock:
-            self._lock.wait_for(lambda: self._closed or epoch != self._epoch, timeout=seconds)
+            self._fetch_wake.wait_for(lambda: self._closed or epoch != self._epoch, timeout=seconds)
 
     def _choose(self, cursor: _Cursor) -> Quality:
         """The ABR's pick for the next segment; its memory spans tracks, like the network's."""
         with self._lock:
             stalled, self._stalled = self._stalled, False
+            buffered = self._buffered_frames()
         previous = self._quality
         quality = abr.choose(
             abr.AbrInput(
                 current=previous,
-                buffer_s=self._queue.frames / self._rate,
+                buffer_s=buffered / self._rate,
                 throughput_bps=self._source.throughput_bps(),
                 stalled=stalled,
                 cap=self._cap,
@@ -395,8 +465,8 @@ class NativeEngine:
         self._quality = quality
         return quality
 
-    def _step(self, cursor: _Cursor, epoch: int) -> None:
-        """Fetch, decode and queue one segment of the cursor's item."""
+    def _fetch_step(self, cursor: _Cursor, epoch: int) -> None:
+        """Fetch and check one segment of the cursor's item and hand it to the decoder."""
         item, manifest = cursor.item, cursor.manifest
         quality = self._choose(cursor)
         rendition = manifest.rendition(quality)
@@ -423,41 +493,240 @@ class NativeEngine:
                 logger.info("segment %d of %s: %s; retrying", n, item.track_id, exc)
                 self._sleep(epoch, wait)
                 wait = min(wait * 2, self._opts.retry_max_s)
+        data: bytes | None = fetched
         try:
             check_segment(fetched, segment.frames, rendition)  # page CRCs, format, length
-            pcm = decode_segment(fetched, segment.frames, rendition.channels)
-        except (BadSegmentError, DecodeFailedError) as exc:
-            if not cursor.retried_decode:
-                cursor.retried_decode = True
+        except BadSegmentError as exc:
+            if not cursor.retried_check:
+                cursor.retried_check = True
                 logger.warning("segment %d of %s: %s; fetching it again", n, item.track_id, exc)
                 return  # the same segment again on the next step
-            cursor.retried_decode = False
             self._emit(EventKind.ERROR, item.track.uri, f"skipped segment {n}: {exc}")
-            self._skip_segment(cursor, rendition.sample_rate)
+            data = None
+        cursor.retried_check = False
+        last = n == len(rendition.segments) - 1
+        frames = sink_frames(
+            manifest.boundaries[n + 1], manifest.sample_rate, self._rate
+        ) - sink_frames(manifest.boundaries[n], manifest.sample_rate, self._rate)
+        with self._lock:
+            if self._closed or epoch != self._epoch or item not in self._plan:
+                raise _Superseded
+            self._compressed.append(_Fetched(item, cursor, n, quality, data, frames, last))
+            self._pending_frames += frames
+            cursor.segment += 1
+            if last:
+                item.fetched = True
+            self._decode_wake.notify_all()
+
+    def _fetch_deadline(self, quality: Quality) -> float | None:
+        """How long a fetch may take: most of the audio still queued (none at the bottom rung,
+        nothing lower to fall back to)."""
+        if quality is Quality.LOW or self._pinned:
+            return None
+        return max(1.0, 0.8 * self._buffered_frames() / self._rate)
+
+    def _fail_item(self, item: _Item, epoch: int, message: str) -> None:
+        """The track cannot play: say why, and let it end (after what was fetched of it)."""
+        self._emit(EventKind.ERROR, item.track.uri, message)
+        with self._lock:
+            if epoch != self._epoch or item not in self._plan:
+                return
+            item.fetched = True
+            self._compressed.append(_Fetched(item, None, -1, None, None, 0, True))
+            self._decode_wake.notify_all()
+
+    # --- decoder thread -------------------------------------------------------------
+
+    def _decode_loop(self) -> None:
+        active: _Active | None = None
+        epoch = -1
+        while True:
+            with self._lock:
+                while True:
+                    if self._closed:
+                        self._drop_active(active)
+                        return
+                    if epoch != self._epoch:
+                        self._drop_active(active)
+                        active = None
+                        epoch = self._epoch
+                        self._carry = None
+                    if active is not None and active.fetched.item not in self._plan:
+                        self._drop_active(active)
+                        active = None
+                    want = self._queue.frames < self._decoded_ahead
+                    if want and (active is not None or self._compressed):
+                        break
+                    self._decode_wake.wait(0.05)
+                if active is None:
+                    fetched = self._compressed.popleft()
+                    self._pending_frames -= fetched.frames
+                    self._active_frames = fetched.frames
+            try:
+                if active is None:
+                    active = self._begin(fetched, epoch)
+                if active is not None:
+                    self._decode_block(active, epoch)
+                    if active.finished:
+                        self._drop_active(active)
+                        active = None
+            except _Superseded:
+                self._drop_active(active)
+                active = None
+            except Exception:  # a bug must not silence the speaker for good
+                item = active.fetched.item if active is not None else fetched.item
+                logger.exception("audio decoder failed on %s", item.track.uri)
+                self._emit(EventKind.ERROR, item.track.uri, "internal error while decoding audio")
+                self._drop_active(active)
+                active = None
+                self._end_item(item, epoch)
+
+    def _drop_active(self, active: _Active | None) -> None:
+        if active is not None and active.decoder is not None:
+            active.decoder.close()
+        self._active_frames = 0
+
+    def _end_item(self, item: _Item, epoch: int) -> None:
+        """Nothing more of this item will play: an empty last chunk ends it."""
+        with self._lock:
+            if epoch != self._epoch or item not in self._plan:
+                return
+            item.fetched = True
+            self._compressed = deque(f for f in self._compressed if f.item is not item)
+            self._pending_frames = sum(f.frames for f in self._compressed)
+            item.produced = True
+            self._queue.put(
+                Chunk(item.gen, item.track.uri, 0, np.zeros((0, 2), np.int16), last=True)
+            )
+            self._sink_wake.notify_all()
+
+    def _begin(self, fetched: _Fetched, epoch: int) -> _Active | None:
+        """Start on a fetched segment: the marker of a failed item, a skipped segment,
+        or audio to decode."""
+        cursor = fetched.cursor
+        if cursor is None:  # the item failed: it ends after what was queued of it
+            self._end_item(fetched.item, epoch)
+            self._active_frames = 0
+            return None
+        if fetched.data is None:
+            self._skip_segment(cursor, fetched.n, epoch)
+            self._active_frames = 0
+            return None
+        return self._start_decoder(fetched, fetched.data, epoch)
+
+    def _start_decoder(self, fetched: _Fetched, data: bytes, epoch: int) -> _Active | None:
+        cursor = fetched.cursor
+        assert cursor is not None
+        assert fetched.quality is not None
+        manifest = cursor.manifest
+        rate = manifest.rendition(fetched.quality).sample_rate
+        self._switch_rate(cursor, fetched.n, fetched.quality, rate)
+        skip = cursor.skip_src * rate // manifest.sample_rate  # a seek into this segment
+        cursor.skip_src = 0
+        try:
+            return self._open_decoder(fetched, data, skip)
+        except DecodeFailedError as exc:
+            return self._decode_failed(fetched, skip, exc, epoch)
+
+    @staticmethod
+    def _open_decoder(fetched: _Fetched, data: bytes, skip: int) -> _Active:
+        assert fetched.cursor is not None
+        assert fetched.quality is not None
+        rendition = fetched.cursor.manifest.rendition(fetched.quality)
+        frames = rendition.segments[fetched.n].frames
+        decoder = SegmentDecoder(data, frames, rendition.channels)
+        return _Active(fetched, decoder, skip, rendition.sample_rate)
+
+    def _decode_block(self, active: _Active, epoch: int) -> None:
+        """Decode, resample, normalise and queue the next block of the active segment."""
+        fetched, decoder = active.fetched, active.decoder
+        cursor = fetched.cursor
+        assert cursor is not None
+        assert decoder is not None
+        # small first blocks so the first audio goes out at once; bigger ones after
+        size = self._opts.block_frames if cursor.emitted == 0 else self._opts.decode_block_frames
+        try:
+            pcm = decoder.read(size + active.skip)
+        except DecodeFailedError as exc:
+            replaced = self._decode_failed(fetched, decoder.done + active.skip, exc, epoch)
+            active.decoder = None if replaced is None else replaced.decoder
+            active.skip = 0 if replaced is None else replaced.skip
             return
-        cursor.retried_decode = False
-        self._switch_rate(cursor, quality, rendition.sample_rate)
-        if cursor.skip_src:
-            skip = cursor.skip_src * rendition.sample_rate // manifest.sample_rate
-            pcm = pcm[skip:]
-            cursor.skip_src = 0
+        if active.skip:
+            dropped = min(active.skip, int(pcm.shape[0]))
+            pcm, active.skip = pcm[dropped:], active.skip - dropped
         out = dsp.to_stereo(pcm)
         if cursor.resampler is not None:
             out = cursor.resampler.process(out)
-        last = n == len(rendition.segments) - 1
-        carry: NDArray[np.float32] | None = None
-        if last:
-            if cursor.resampler is not None:
-                out = np.concatenate([out, cursor.resampler.flush()])
-            expected = self._item_length(manifest) - cursor.start_sink
-            out = _fit(out, expected - cursor.emitted)
-            withhold = min(self._crossfade_frames(item), out.shape[0])
+        with self._lock:
+            self._active_frames = sink_frames(
+                decoder.frames - decoder.done, active.rate, self._rate
+            )
+        self._queue_tail(cursor, fetched, out, done=decoder.finished, epoch=epoch)
+
+    def _decode_failed(
+        self, fetched: _Fetched, skip: int, exc: DecodeFailedError, epoch: int
+    ) -> _Active | None:
+        """Fetch the segment once more and go on from the frame that failed (``skip``
+        frames in); failing again, leave the rest of it out."""
+        cursor = fetched.cursor
+        assert cursor is not None
+        assert fetched.quality is not None
+        item, n = fetched.item, fetched.n
+        if not fetched.retried:
+            fetched.retried = True
+            logger.warning("segment %d of %s: %s; fetching it again", n, item.track_id, exc)
+            try:
+                data = self._source.segment(cursor.manifest, fetched.quality, n)
+            except SourceError as again:
+                exc = DecodeFailedError(f"{exc}; fetching it again failed: {again}")
+            else:
+                self._still(epoch, item)
+                try:
+                    return self._open_decoder(fetched, data, skip)
+                except DecodeFailedError as second:
+                    exc = second
+        self._emit(EventKind.ERROR, item.track.uri, f"skipped segment {n}: {exc}")
+        self._skip_segment(cursor, n, epoch)
+        with self._lock:
+            self._active_frames = 0
+        return None
+
+    def _queue_tail(
+        self,
+        cursor: _Cursor,
+        fetched: _Fetched,
+        out: NDArray[np.float32],
+        *,
+        done: bool,
+        epoch: int,
+    ) -> None:
+        """Queue a block; at the track's end make it exactly as long as the track and keep
+        back what crossfades into the next one."""
+        if not fetched.last:
+            self._queue_pcm(cursor, out, False, epoch)
+            return
+        if done and cursor.resampler is not None:
+            out = np.concatenate([out, cursor.resampler.flush()])
+        remaining = self._item_length(cursor.manifest) - cursor.start_sink - cursor.emitted
+        if cursor.held is not None:
+            out = np.concatenate([cursor.held, out])
+            cursor.held = None
+        out = _fit(out, remaining) if done else out[: max(0, remaining)]
+        withhold = min(self._crossfade_frames(cursor.item), remaining)
+        if not done:
             if withhold:
-                out, carry = out[:-withhold], self._process(cursor, out[-withhold:])
-        self._queue_pcm(cursor, out, last, epoch)
+                keep = min(withhold, int(out.shape[0]))
+                out, cursor.held = out[: out.shape[0] - keep], out[out.shape[0] - keep :]
+            if out.shape[0]:
+                self._queue_pcm(cursor, out, False, epoch)
+            return
+        carry: NDArray[np.float32] | None = None
+        if withhold:
+            out, carry = out[:-withhold], self._process(cursor, out[-withhold:])
+        self._queue_pcm(cursor, out, True, epoch)
         if carry is not None:
             self._carry = _Carry(carry)
-        cursor.segment += 1
 
     def _crossfade_frames(self, item: _Item) -> int:
         """How much of this track's end to fade into the next one (0: a plain gapless join)."""
@@ -470,29 +739,20 @@ class NativeEngine:
             return 0  # an album plays as mastered, its transitions intact
         return int(self._opts.crossfade_s * self._rate)
 
-    def _fetch_deadline(self, quality: Quality) -> float | None:
-        """How long a fetch may take: most of the audio still queued (none at the bottom rung,
-        nothing lower to fall back to)."""
-        if quality is Quality.LOW or self._pinned:
-            return None
-        return max(1.0, 0.8 * self._queue.frames / self._rate)
-
     def _item_length(self, manifest: Manifest) -> int:
         """The track's length at the sink rate: the resampler's output length for it."""
         if manifest.sample_rate == self._rate:
             return manifest.frames
         return dsp.resampled_length(manifest.frames, manifest.sample_rate, self._rate)
 
-    def _switch_rate(self, cursor: _Cursor, quality: Quality, rate: int) -> None:
+    def _switch_rate(self, cursor: _Cursor, n: int, quality: Quality, rate: int) -> None:
         """Start (or change) the resampler when the chosen quality's rate differs."""
         if cursor.quality is not None and rate != cursor.resampler_rate and cursor.emitted:
             # a quality switch across rates: close the old stream and line the
             # output up with the segment boundary so position stays exact
             tail = cursor.resampler.flush() if cursor.resampler is not None else None
             boundary = sink_frames(
-                cursor.manifest.boundaries[cursor.segment],
-                cursor.manifest.sample_rate,
-                self._rate,
+                cursor.manifest.boundaries[n], cursor.manifest.sample_rate, self._rate
             )
             need = boundary - cursor.start_sink - cursor.emitted
             fill = _fit(tail if tail is not None else np.zeros((0, 2), np.float32), need)
@@ -505,16 +765,15 @@ class NativeEngine:
             cursor.resampler_rate = rate
         cursor.quality = quality
 
-    def _skip_segment(self, cursor: _Cursor, rate: int) -> None:
-        """Leave a segment out; the next one starts a new span at its true position."""
+    def _skip_segment(self, cursor: _Cursor, n: int, epoch: int) -> None:
+        """Leave (the rest of) a segment out; the next starts a new span at its true position."""
         manifest = cursor.manifest
-        n = cursor.segment
-        cursor.segment += 1
         cursor.skip_src = 0
+        cursor.held = None
         if cursor.resampler is not None:
             cursor.resampler = dsp.StreamResampler(cursor.resampler_rate, self._rate, 2)
-        if cursor.segment >= len(manifest.boundaries) - 1:
-            self._queue_pcm(cursor, np.zeros((0, 2), np.float32), True, None)
+        if n + 1 >= len(manifest.boundaries) - 1:
+            self._queue_pcm(cursor, np.zeros((0, 2), np.float32), True, epoch)
             return
         cursor.emitted = (
             sink_frames(manifest.boundaries[n + 1], manifest.sample_rate, self._rate)
@@ -557,19 +816,7 @@ class NativeEngine:
             cursor.emitted += chunk.frames
             if last:
                 cursor.item.produced = True
-            self._lock.notify_all()
-
-    def _fail_item(self, item: _Item, epoch: int, message: str) -> None:
-        """The track cannot play: say why, and let it end so playback moves on."""
-        self._emit(EventKind.ERROR, item.track.uri, message)
-        with self._lock:
-            if epoch != self._epoch or item not in self._plan:
-                return
-            item.produced = True
-            self._queue.put(
-                Chunk(item.gen, item.track.uri, 0, np.zeros((0, 2), np.int16), last=True)
-            )
-            self._lock.notify_all()
+            self._sink_wake.notify_all()
 
     # --- sink thread --------------------------------------------------------------
 
@@ -583,15 +830,15 @@ class NativeEngine:
                 self._check_ends()
                 ready = self._ready_to_write()
                 if not ready:
-                    self._lock.wait(0.01 if self._timeline.ends or self._playing else 0.1)
+                    self._sink_wake.wait(0.01 if self._timeline.ends or self._playing else 0.1)
                     continue
                 epoch = self._epoch
                 target_volume = self._volume
             if not self._ensure_sink():  # before taking audio, so none is lost while it is away
                 with self._lock:
-                    self._lock.wait(1.0)
+                    self._sink_wake.wait(1.0)
                 continue
-            chunk = self._queue.take(self._opts.block_frames)
+            chunk = self._queue.take(self._write_frames)
             if chunk is None:
                 continue
             pcm = chunk.pcm
@@ -616,6 +863,8 @@ class NativeEngine:
                 if epoch != self._epoch:
                     continue
                 self._timeline.wrote(chunk.gen, chunk.uri, chunk.start, chunk.frames, chunk.last)
+                if self._queue.frames < self._decoded_ahead:
+                    self._decode_wake.notify()
                 if chunk.frames and chunk.gen not in self._started:
                     self._started.add(chunk.gen)
                     if self._plan and self._plan[0].gen == chunk.gen:  # not a gapless preload
@@ -638,8 +887,10 @@ class NativeEngine:
         if queued > 0:
             return True
         # nothing queued while playing: an underrun, unless the track is simply over
-        # (not while a load or seek first fills the buffer: nothing has played since)
-        if not current.produced and self._started:
+        # (not while a load or seek first fills the buffer: nothing has played since),
+        # or the device still holds audio, or the decoder has audio coming for a sink
+        # that runs faster than real time
+        if not current.produced and self._started and not self._still_sounding():
             self._buffering = True
             self._stalled = True
             # where the sound will stop: the last frame written, once the device drains
@@ -650,6 +901,13 @@ class NativeEngine:
             self._emit(EventKind.UNDERRUN, current.track.uri, "buffer ran dry; waiting for audio")
             self._report(current.track.uri, position, True)
         return False
+
+    def _still_sounding(self) -> bool:
+        """Whether an empty queue is not (yet) a gap a listener hears."""
+        if self._sink_open and self._sink.delay_frames() > 0:
+            return True  # the device is still playing what it was given
+        decoding = self._pending_frames + self._active_frames > 0
+        return decoding and bool(getattr(self._sink, "fast", False))
 
     def _check_ends(self) -> None:
         if not self._timeline.ends:
@@ -665,6 +923,7 @@ class NativeEngine:
             else:
                 self._held_position_ms = finished.track.duration_ms
             self._loop.call_soon_threadsafe(self._on_track_ended, finished.track.uri)
+            self._fetch_wake.notify()  # the next track may start filling now
 
     def _ensure_sink(self) -> bool:
         if self._sink_open:
