@@ -13,8 +13,10 @@ process meanwhile; the hub's CPU (serving the segments) is shown on its own.
 The baseline, in the same run: ``oggdec -Q -R -o /dev/null`` (vorbis-tools, libvorbis)
 decoding the same ``very_high`` segment files, in the same order, to 16-bit PCM; its CPU
 is the child's user + system time (``getrusage(RUSAGE_CHILDREN)``).  ``-R`` (raw) is what
-lets oggdec take many inputs with one ``-o``.  Also, to tell decode from the rest: PyAV
-alone (``device.audio.decoder.decode_segment``) on the same segments, from memory.
+lets oggdec take many inputs with one ``-o``.  Also, to tell decode from the rest: the
+engine's decoder alone (``device.audio.decoder.decode_segment``: libvorbisfile through
+ctypes) on the same segments, from memory; and PyAV (libavcodec's Vorbis decoder, which
+the engine used before and gave up for its 17 MiB of resident memory) on them too.
 
 A third engine run reads the files with the engine's two threads confined to one CPU: the
 difference from the unconfined run is what the threads lose handing the GIL to each other
@@ -28,6 +30,7 @@ reported (with all of them): on a shared machine, other work only ever adds CPU 
 from __future__ import annotations
 
 import asyncio
+import io
 import itertools
 import os
 import resource
@@ -167,8 +170,8 @@ def oggdec(files: list[Path]) -> dict[str, Any]:
     return {"cpu_s": round(cpu, 3), "wall_s": round(wall, 2)}
 
 
-def pyav_only(plan: list[Track], files: list[Path]) -> dict[str, Any]:
-    """PyAV's decode of the same segments from memory: the floor under the engine's figure."""
+def decoder_only(plan: list[Track], files: list[Path]) -> dict[str, Any]:
+    """The engine's decoder on the same segments from memory: the floor under its figure."""
     blobs = [f.read_bytes() for f in files]
     shapes = [
         (seg.frames, t.manifest.rendition(QUALITY).channels)
@@ -181,6 +184,19 @@ def pyav_only(plan: list[Track], files: list[Path]) -> dict[str, Any]:
     return {"cpu_s": round(time.process_time() - cpu0, 3)}
 
 
+def pyav_only(files: list[Path]) -> dict[str, Any]:
+    """libavcodec's Vorbis decoder (PyAV) on the same segments, for comparison."""
+    import av
+
+    blobs = [f.read_bytes() for f in files]
+    cpu0 = time.process_time()
+    for blob in blobs:
+        with av.open(io.BytesIO(blob), mode="r", format="ogg") as container:
+            for _frame in container.decode(audio=0):
+                pass
+    return {"cpu_s": round(time.process_time() - cpu0, 3)}
+
+
 async def measure(rig: Rig, opts: Options, progress: Progress) -> dict[str, Any]:
     plan = playlist(rig.library.tracks, opts.minutes)
     files = segment_files(rig.data, plan)
@@ -189,6 +205,7 @@ async def measure(rig: Rig, opts: Options, progress: Progress) -> dict[str, Any]
     manifests = {t.id: t.manifest for t in rig.library.tracks}
     runs: dict[str, list[dict[str, Any]]] = {
         "oggdec": [],
+        "decoder": [],
         "pyav": [],
         "http": [],
         "local": [],
@@ -197,7 +214,8 @@ async def measure(rig: Rig, opts: Options, progress: Progress) -> dict[str, Any]
     for k in range(REPEATS):  # interleaved, so a burst of load elsewhere hits all alike
         progress.show(f"CPU: oggdec on {len(files)} segments ({k + 1}/{REPEATS})", force=True)
         runs["oggdec"].append(await asyncio.to_thread(oggdec, files))
-        runs["pyav"].append(await asyncio.to_thread(pyav_only, plan, files))
+        runs["decoder"].append(await asyncio.to_thread(decoder_only, plan, files))
+        runs["pyav"].append(await asyncio.to_thread(pyav_only, files))
         source = HubMedia(rig.system.url, cfg.id, cfg.password)
         runs["http"].append(
             await engine_run(rig, f"HTTP {k + 1}/{REPEATS}", plan, source, progress)
@@ -219,6 +237,7 @@ async def measure(rig: Rig, opts: Options, progress: Progress) -> dict[str, Any]
         "segments": len(files),
         "repeats": REPEATS,
         "oggdec": best["oggdec"],
+        "decoder_only": best["decoder"],
         "pyav_decode_only": best["pyav"],
         "engine_http": best["http"],
         "engine_local": best["local"],

@@ -7,12 +7,17 @@ this process so the bench can read its engine's ``first_audio_ns``; its engine i
 ``NullSink``.  Each play is ``PUT /v1/me/player/play`` with the track's URI, sent by a
 listener's HTTP client with a bearer token on a kept-alive connection.
 
-The baseline, in the same run and alternating with our plays, is mpv (libmpv through
-python-mpv, ``ao=null``): ``loadfile`` of the track's first segment's signed URL (from
-``GET /v1/audio/{id}/manifest`` with the listener's token, in the quality our engine
-started with) to mpv's ``playback-restart`` event, when its audio output starts.  That
-baseline has no command path and no manifest fetch in it; the manifest fetch is timed
-too and shown as a second baseline, "mpv + manifest".
+The baseline the target is set against, in the same run and alternating with our
+plays, is the ``mpv`` program playing the same track from the hub as a user of mpv
+would, cold: ``mpv --no-config --ao=pcm URL`` of the track's first segment's signed URL
+(from ``GET /v1/audio/{id}/manifest`` with the listener's token, in the quality our
+engine started with; the fetch is not counted), timed from starting the process to the
+first byte of audio it writes (raw PCM, into a FIFO the bench reads).
+
+A second, stricter reference is shown beside it: libmpv already running in this
+process (python-mpv, ``ao=null``), ``loadfile`` of the same URL to its
+``playback-restart`` event.  It has no process start, no command path and no
+manifest fetch in it: the floor of what any player built on mpv could do.
 """
 
 from __future__ import annotations
@@ -20,9 +25,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import select
+import shutil
+import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from connect_protocol.media import Quality
@@ -179,24 +189,82 @@ class Mpv:
         self.player.terminate()
 
 
-async def _mpv_play(rig: Rig, player: Mpv, track: Track, quality: Quality) -> tuple[int, int]:
-    """(manifest fetch ns, loadfile -> audio ns) for mpv playing the track's first segment."""
+class MpvCommand:
+    """The ``mpv`` program, started afresh for each play; times it to its first audio byte."""
+
+    def __init__(self, workdir: Path) -> None:
+        exe = shutil.which("mpv")
+        if exe is None:
+            raise BenchError("the mpv program is not installed (apt install mpv)")
+        self.exe = exe
+        self.workdir = workdir
+        first = subprocess.run([exe, "--version"], capture_output=True, text=True, check=False)
+        self.version = (first.stdout.splitlines() or ["mpv"])[0]
+        self._plays = 0
+
+    def play(self, url: str, timeout_s: float = FIRST_AUDIO_TIMEOUT_S) -> int:
+        """Nanoseconds from starting ``mpv URL`` to the first byte of audio it writes."""
+        self._plays += 1
+        fifo = self.workdir / f"mpv-{self._plays}.pcm"
+        os.mkfifo(fifo)
+        fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # never blocks on a writer
+        args = [self.exe, "--no-config", "--really-quiet", "--no-video", "--vo=null"]
+        args += ["--ao=pcm", "--ao-pcm-waveheader=no", f"--ao-pcm-file={fifo}", url]
+        try:
+            t0 = time.monotonic_ns()
+            proc = subprocess.Popen(
+                args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            )
+            try:
+                first = self._first_byte(fd, proc, t0 + int(timeout_s * 1e9))
+            finally:
+                proc.kill()
+                _, err = proc.communicate(timeout=10)
+            if first is None:
+                tail = err.decode(errors="replace").strip()[-300:]
+                raise BenchError(f"mpv wrote no audio for {url.split('?')[0]}: {tail}")
+            return first - t0
+        finally:
+            os.close(fd)
+            fifo.unlink()
+
+    @staticmethod
+    def _first_byte(fd: int, proc: subprocess.Popen[bytes], deadline_ns: int) -> int | None:
+        while time.monotonic_ns() < deadline_ns:
+            ready, _, _ = select.select([fd], [], [], 0.005)
+            if ready:
+                try:
+                    data = os.read(fd, 65536)
+                except BlockingIOError:
+                    data = b""
+                if data:
+                    return time.monotonic_ns()
+            if proc.poll() is not None:
+                return None
+            if ready:  # no writer yet (EOF): do not spin
+                time.sleep(0.0005)
+        return None
+
+
+async def _first_segment_url(rig: Rig, track: Track, quality: Quality) -> tuple[int, str]:
+    """(manifest fetch ns, the track's first segment's signed URL at ``quality``)."""
     t0 = time.monotonic_ns()
     r = await rig.http.get(f"/v1/audio/{track.id}/manifest")
     manifest_ns = time.monotonic_ns() - t0
     if r.status_code != 200:
         raise BenchError(f"GET manifest of {track.name}: {r.status_code}")
     rendition = next(x for x in r.json()["renditions"] if x["quality"] == quality.label)
-    url = rig.system.url + rendition["segments"][0]["url"]
-    return manifest_ns, await asyncio.to_thread(player.play, url)
+    return manifest_ns, rig.system.url + rendition["segments"][0]["url"]
 
 
 async def measure(rig: Rig, opts: Options, progress: Progress) -> dict[str, Any]:
     tracks = rig.library.tracks
     speaker = InProcessSpeaker(rig, "bench-ttfa", EngineOptions())
     player: Mpv | None = None
+    command = MpvCommand(Path(tempfile.mkdtemp(prefix="ttfa-mpv-", dir=rig.root)))
     ours: list[Play] = []
     mpv_ns: list[int] = []
+    mpv_cold_ns: list[int] = []
     mpv_manifest_ns: list[int] = []
     try:
         await speaker.start()
@@ -206,10 +274,13 @@ async def measure(rig: Rig, opts: Options, progress: Progress) -> dict[str, Any]
             play = await speaker.play(track)
             await speaker.wait_idle()
             await rig.command("PUT", "pause", speaker.device_id)
-            manifest_ns, loaded_ns = await _mpv_play(rig, player, track, play.quality)
+            manifest_ns, url = await _first_segment_url(rig, track, play.quality)
+            loaded_ns = await asyncio.to_thread(player.play, url)
+            cold_ns = await asyncio.to_thread(command.play, url)
             if k >= WARMUP_PLAYS:
                 ours.append(play)
                 mpv_ns.append(loaded_ns)
+                mpv_cold_ns.append(cold_ns)
                 mpv_manifest_ns.append(manifest_ns)
             progress.show(
                 f"time to first audio: {len(ours)}/{opts.plays} plays (and as many by mpv)"
@@ -227,6 +298,8 @@ async def measure(rig: Rig, opts: Options, progress: Progress) -> dict[str, Any]
         "distinct_tracks": min(len(tracks), opts.plays),
         "first_segment_quality": qualities,
         "ours": LatencyStats.of([p.total_ns for p in ours]),
+        "mpv_command": LatencyStats.of(mpv_cold_ns),
+        "mpv_command_version": command.version,
         "mpv": LatencyStats.of(mpv_ns),
         "mpv_with_manifest": LatencyStats.of(
             [a + b for a, b in zip(mpv_ns, mpv_manifest_ns, strict=True)]
@@ -243,6 +316,7 @@ async def measure(rig: Rig, opts: Options, progress: Progress) -> dict[str, Any]
         },
         "ours_ms": [round(p.total_ns / 1e6, 2) for p in ours],
         "mpv_ms": [round(ns / 1e6, 2) for ns in mpv_ns],
+        "mpv_command_ms": [round(ns / 1e6, 2) for ns in mpv_cold_ns],
         "slowest_ms": [
             {
                 "total": round(p.total_ns / 1e6, 1),
