@@ -150,6 +150,18 @@ def run(coro: Callable[[], Awaitable[None]]) -> None:
     asyncio.run(asyncio.wait_for(coro(), 60))
 
 
+def play_through(rig: Rig, tracks: list[Track], *, position_ms: int = 0) -> None:
+    """Start the rig, play ``tracks`` until each has ended, close it."""
+
+    async def go() -> None:
+        rig.start()
+        rig.play(tracks, position_ms=position_ms)
+        await until(lambda: len(rig.ended) == len(tracks))
+        rig.close()
+
+    run(go)
+
+
 def engine_rig(tmp_path: Path, source: MemorySource, kind: str, **opts: object) -> Rig:
     options = EngineOptions(quality="normal", normalisation="off", **opts)  # type: ignore[arg-type]
     return Rig(source, tmp_path / "out.raw", options, kind)
@@ -171,13 +183,7 @@ def test_back_to_back_tracks_join_sample_exactly(tmp_path: Path, kind: str) -> N
         at += n
     rig = engine_rig(tmp_path, source, kind)
 
-    async def go() -> None:
-        rig.start()
-        rig.play(tracks)
-        await until(lambda: len(rig.ended) == 3)
-        rig.close()
-
-    run(go)
+    play_through(rig, tracks)
     out = read_raw(rig.out)
     assert out.shape[0] == sum(lengths)  # nothing inserted, nothing dropped
     assert rig.ended == [t.ref.uri for t in tracks]
@@ -203,13 +209,7 @@ def test_a_48k_track_among_44k_ones_is_resampled_without_a_click(tmp_path: Path,
     ]
     rig = engine_rig(tmp_path, source, kind)
 
-    async def go() -> None:
-        rig.start()
-        rig.play(tracks)
-        await until(lambda: len(rig.ended) == 3)
-        rig.close()
-
-    run(go)
+    play_through(rig, tracks)
     out = read_raw(rig.out)
     from device.audio.dsp import resampled_length
 
@@ -229,13 +229,7 @@ def test_seek_lands_on_the_frame(tmp_path: Path, kind: str) -> None:
     rig = engine_rig(tmp_path, source, kind)
     target_ms = 13_457  # in the third segment, not on a boundary
 
-    async def go() -> None:
-        rig.start()
-        rig.play([track], position_ms=target_ms)
-        await until(lambda: len(rig.ended) == 1)
-        rig.close()
-
-    run(go)
+    play_through(rig, [track], position_ms=target_ms)
     out = read_raw(rig.out)
     start = target_ms * RATE // 1000
     assert out.shape[0] == signal.shape[0] - start
@@ -303,13 +297,7 @@ def test_a_corrupt_segment_is_fetched_again_then_skipped_never_played(
     source.corrupt.add(("c" * 22, 1))  # the 2 s - 8 s segment
     rig = engine_rig(tmp_path, source, kind)
 
-    async def go() -> None:
-        rig.start()
-        rig.play([track])
-        await until(lambda: len(rig.ended) == 1)
-        rig.close()
-
-    run(go)
+    play_through(rig, [track])
     out = read_raw(rig.out)
     seg = track.manifest.boundaries
     assert out.shape[0] == signal.shape[0] - (seg[2] - seg[1])
@@ -390,13 +378,7 @@ def test_quality_cap_and_pin(tmp_path: Path, kind: str) -> None:
     rig = engine_rig(tmp_path, source, kind)
     rig.options = EngineOptions(quality="low", normalisation="off")
 
-    async def go() -> None:
-        rig.start()
-        rig.play([track])
-        await until(lambda: len(rig.ended) == 1)
-        rig.close()
-
-    run(go)
+    play_through(rig, [track])
     assert {q for _, q, _ in source.fetches} == {"low"}
     out = read_raw(rig.out)
     assert out.shape[0] == RATE * 9
@@ -446,13 +428,7 @@ def test_crossfade_overlaps_tracks_of_different_albums_only(
     b = source.add(make_track("y" * 22, b_pcm, RATE, album="First" if same_album else "Second"))
     rig = engine_rig(tmp_path, source, kind, crossfade_s=1.0)
 
-    async def go() -> None:
-        rig.start()
-        rig.play([a, b])
-        await until(lambda: len(rig.ended) == 2)
-        rig.close()
-
-    run(go)
+    play_through(rig, [a, b])
     out = read_raw(rig.out)
     if same_album:  # an album plays as mastered: a plain gapless join
         assert out.shape[0] == a_pcm.shape[0] + b_pcm.shape[0]

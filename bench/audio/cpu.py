@@ -170,9 +170,8 @@ def oggdec(files: list[Path]) -> dict[str, Any]:
     return {"cpu_s": round(cpu, 3), "wall_s": round(wall, 2)}
 
 
-def decoder_only(plan: list[Track], files: list[Path]) -> dict[str, Any]:
+def decoder_only(plan: list[Track], blobs: list[bytes]) -> dict[str, Any]:
     """The engine's decoder on the same segments from memory: the floor under its figure."""
-    blobs = [f.read_bytes() for f in files]
     shapes = [
         (seg.frames, t.manifest.rendition(QUALITY).channels)
         for t in plan
@@ -184,11 +183,10 @@ def decoder_only(plan: list[Track], files: list[Path]) -> dict[str, Any]:
     return {"cpu_s": round(time.process_time() - cpu0, 3)}
 
 
-def pyav_only(files: list[Path]) -> dict[str, Any]:
+def pyav_only(blobs: list[bytes]) -> dict[str, Any]:
     """libavcodec's Vorbis decoder (PyAV) on the same segments, for comparison."""
     import av
 
-    blobs = [f.read_bytes() for f in files]
     cpu0 = time.process_time()
     for blob in blobs:
         with av.open(io.BytesIO(blob), mode="r", format="ogg") as container:
@@ -200,6 +198,7 @@ def pyav_only(files: list[Path]) -> dict[str, Any]:
 async def measure(rig: Rig, opts: Options, progress: Progress) -> dict[str, Any]:
     plan = playlist(rig.library.tracks, opts.minutes)
     files = segment_files(rig.data, plan)
+    blobs = [f.read_bytes() for f in files]  # the decoders alone read from memory
     audio_s = sum(t.duration_ms for t in plan) / 1000
     cfg = rig.login("bench-cpu")
     manifests = {t.id: t.manifest for t in rig.library.tracks}
@@ -214,8 +213,8 @@ async def measure(rig: Rig, opts: Options, progress: Progress) -> dict[str, Any]
     for k in range(REPEATS):  # interleaved, so a burst of load elsewhere hits all alike
         progress.show(f"CPU: oggdec on {len(files)} segments ({k + 1}/{REPEATS})", force=True)
         runs["oggdec"].append(await asyncio.to_thread(oggdec, files))
-        runs["decoder"].append(await asyncio.to_thread(decoder_only, plan, files))
-        runs["pyav"].append(await asyncio.to_thread(pyav_only, files))
+        runs["decoder"].append(await asyncio.to_thread(decoder_only, plan, blobs))
+        runs["pyav"].append(await asyncio.to_thread(pyav_only, blobs))
         source = HubMedia(rig.system.url, cfg.id, cfg.password)
         runs["http"].append(
             await engine_run(rig, f"HTTP {k + 1}/{REPEATS}", plan, source, progress)

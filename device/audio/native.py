@@ -112,6 +112,7 @@ class _Fetched:
     frames: int  # its length at the sink rate
     last: bool
     retried: bool = False  # fetched once more after failing to decode
+    decoded: int = 0  # how much of ``frames`` the decoder has done (it owns this field)
 
 
 @dataclass(slots=True)
@@ -165,12 +166,10 @@ class NativeEngine:
         self._decode_wake = threading.Condition(mutex)
         self._sink_wake = threading.Condition(mutex)
         self._queue = PcmQueue()
-        self._compressed: deque[_Fetched] = deque()  # fetched, not yet decoded
-        self._pending_frames = 0  # their length at the sink rate
-        self._active_frames = 0  # what the decoder has yet to decode of its segment
+        # fetched and not yet fully decoded; the head is the one the decoder is on
+        self._compressed: deque[_Fetched] = deque()
         # a sink that runs as fast as it can has no pause latency to keep short
-        fast = bool(getattr(sink, "fast", False))
-        self._write_frames = options.block_frames * (8 if fast else 1)
+        self._write_frames = options.block_frames * (8 if sink.fast else 1)
         self._decoded_ahead = int(max(options.decoded_ahead_s, options.resume_s + 1.0) * self._rate)
         self._timeline = Timeline()
         self._plan: list[_Item] = []
@@ -232,7 +231,6 @@ class NativeEngine:
                 self._plan.append(_Item(track, track_id_of(track.uri), 0, self._gen))
             self._queue.drop(keep={current.gen})
             self._compressed = deque(f for f in self._compressed if f.item is current)
-            self._pending_frames = sum(f.frames for f in self._compressed)
             self._wake_all()
 
     def set_playing(self, playing: bool) -> None:
@@ -304,7 +302,6 @@ class NativeEngine:
         self._epoch += 1
         self._queue.drop()
         self._compressed.clear()
-        self._pending_frames = 0
         self._timeline.reset()
         self._started.clear()
         self._buffering = False
@@ -338,7 +335,7 @@ class NativeEngine:
 
     def _buffered_frames(self) -> int:
         """Audio ahead of the sink, decoded or not, at the sink rate (the ABR's buffer)."""
-        return self._queue.frames + self._pending_frames + self._active_frames
+        return self._queue.frames + sum(f.frames - f.decoded for f in self._compressed)
 
     def _fetch_loop(self) -> None:
         cursor: _Cursor | None = None
@@ -512,7 +509,6 @@ class NativeEngine:
             if self._closed or epoch != self._epoch or item not in self._plan:
                 raise _Superseded
             self._compressed.append(_Fetched(item, cursor, n, quality, data, frames, last))
-            self._pending_frames += frames
             cursor.segment += 1
             if last:
                 item.fetched = True
@@ -544,47 +540,43 @@ class NativeEngine:
             with self._lock:
                 while True:
                     if self._closed:
-                        self._drop_active(active)
+                        _close(active)
                         return
                     if epoch != self._epoch:
-                        self._drop_active(active)
-                        active = None
-                        epoch = self._epoch
+                        _close(active)
+                        active, epoch = None, self._epoch
                         self._carry = None
                     if active is not None and active.fetched.item not in self._plan:
-                        self._drop_active(active)
+                        _close(active)
                         active = None
                     want = self._queue.frames < self._decoded_ahead
                     if want and (active is not None or self._compressed):
                         break
-                    self._decode_wake.wait(0.05)
-                if active is None:
-                    fetched = self._compressed.popleft()
-                    self._pending_frames -= fetched.frames
-                    self._active_frames = fetched.frames
+                    self._decode_wake.wait(0.25)  # the sink thread wakes it as it drains
+                fetched = active.fetched if active is not None else self._compressed[0]
             try:
                 if active is None:
                     active = self._begin(fetched, epoch)
                 if active is not None:
                     self._decode_block(active, epoch)
-                    if active.finished:
-                        self._drop_active(active)
-                        active = None
             except _Superseded:
-                self._drop_active(active)
+                _close(active)
                 active = None
+                continue
             except Exception:  # a bug must not silence the speaker for good
-                item = active.fetched.item if active is not None else fetched.item
-                logger.exception("audio decoder failed on %s", item.track.uri)
-                self._emit(EventKind.ERROR, item.track.uri, "internal error while decoding audio")
-                self._drop_active(active)
+                logger.exception("audio decoder failed on %s", fetched.item.track.uri)
+                uri = fetched.item.track.uri
+                self._emit(EventKind.ERROR, uri, "internal error while decoding audio")
+                _close(active)
                 active = None
-                self._end_item(item, epoch)
-
-    def _drop_active(self, active: _Active | None) -> None:
-        if active is not None and active.decoder is not None:
-            active.decoder.close()
-        self._active_frames = 0
+                self._end_item(fetched.item, epoch)
+                continue
+            if active is None or active.finished:
+                _close(active)
+                active = None
+                with self._lock:  # done with it (unless a plan change already took it out)
+                    if self._compressed and self._compressed[0] is fetched:
+                        self._compressed.popleft()
 
     def _end_item(self, item: _Item, epoch: int) -> None:
         """Nothing more of this item will play: an empty last chunk ends it."""
@@ -593,7 +585,6 @@ class NativeEngine:
                 return
             item.fetched = True
             self._compressed = deque(f for f in self._compressed if f.item is not item)
-            self._pending_frames = sum(f.frames for f in self._compressed)
             item.produced = True
             self._queue.put(
                 Chunk(item.gen, item.track.uri, 0, np.zeros((0, 2), np.int16), last=True)
@@ -606,11 +597,9 @@ class NativeEngine:
         cursor = fetched.cursor
         if cursor is None:  # the item failed: it ends after what was queued of it
             self._end_item(fetched.item, epoch)
-            self._active_frames = 0
             return None
         if fetched.data is None:
             self._skip_segment(cursor, fetched.n, epoch)
-            self._active_frames = 0
             return None
         return self._start_decoder(fetched, fetched.data, epoch)
 
@@ -658,10 +647,7 @@ class NativeEngine:
         out = dsp.to_stereo(pcm)
         if cursor.resampler is not None:
             out = cursor.resampler.process(out)
-        with self._lock:
-            self._active_frames = sink_frames(
-                decoder.frames - decoder.done, active.rate, self._rate
-            )
+        fetched.decoded = min(fetched.frames, sink_frames(decoder.done, active.rate, self._rate))
         self._queue_tail(cursor, fetched, out, done=decoder.finished, epoch=epoch)
 
     def _decode_failed(
@@ -688,8 +674,6 @@ class NativeEngine:
                     exc = second
         self._emit(EventKind.ERROR, item.track.uri, f"skipped segment {n}: {exc}")
         self._skip_segment(cursor, n, epoch)
-        with self._lock:
-            self._active_frames = 0
         return None
 
     def _queue_tail(
@@ -906,8 +890,7 @@ class NativeEngine:
         """Whether an empty queue is not (yet) a gap a listener hears."""
         if self._sink_open and self._sink.delay_frames() > 0:
             return True  # the device is still playing what it was given
-        decoding = self._pending_frames + self._active_frames > 0
-        return decoding and bool(getattr(self._sink, "fast", False))
+        return self._sink.fast and self._buffered_frames() > 0  # still to decode
 
     def _check_ends(self) -> None:
         if not self._timeline.ends:
@@ -974,6 +957,11 @@ class _Carry:
         )
         self.offset += n
         return mixed
+
+
+def _close(active: _Active | None) -> None:
+    if active is not None and active.decoder is not None:
+        active.decoder.close()
 
 
 class _Superseded(Exception):  # noqa: N818 - control flow, not an error

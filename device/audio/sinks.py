@@ -45,6 +45,7 @@ class Sink(Protocol):
     rate: int
     channels: int  # always 2
     name: str
+    fast: bool  # runs as fast as it is fed (benchmarks), not at the device's pace
     frames_written: int  # since open()
 
     def open(self) -> None:

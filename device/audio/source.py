@@ -108,8 +108,7 @@ class HubMedia:
         timeout_s: float = 5.0,
         clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
     ) -> None:
-        self._base = hub_url.rstrip("/")
-        parts = urllib.parse.urlsplit(self._base)
+        parts = urllib.parse.urlsplit(hub_url.rstrip("/"))
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"hub URL must be http(s)://host[:port], not {hub_url!r}")
         self._https = parts.scheme == "https"

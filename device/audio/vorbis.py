@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import threading
+import functools
 from typing import Any
 
 import numpy as np
@@ -103,25 +103,10 @@ class _Lib:
         self.ov_clear.restype = ctypes.c_int
 
 
-_lib: _Lib | None = None
-_lib_lock = threading.Lock()
-
-
+@functools.cache
 def _library() -> _Lib:
-    global _lib
-    with _lib_lock:
-        if _lib is None:
-            _lib = _Lib()
-        return _lib
-
-
-def available() -> bool:
-    """Whether libvorbisfile can be loaded here."""
-    try:
-        _library()
-    except VorbisError:
-        return False
-    return True
+    """Loaded on first use, once (a lost race only loads the same library twice)."""
+    return _Lib()
 
 
 _ERRORS = {
