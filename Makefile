@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint install system-deps clean lock
+.PHONY: demo test bench lint install system-deps clean lock native
 
 demo: install
 	$(BIN)/legato-hub up
@@ -23,7 +23,19 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/mypy --strict bench/control_latency.py bench/latency bench/audio_engine.py bench/audio
 
-install: system-deps $(STAMP)
+install: system-deps $(STAMP) native
+
+# The engine's per-sample loops in C (device/audio/pcm_native.c, loaded with ctypes),
+# built for this machine's CPU (a speaker builds its own).
+# Without a C compiler the speaker falls back to numpy, slower but the same sound.
+NATIVE := device/audio/libpcm_native.so
+CC ?= cc
+native: $(NATIVE)
+$(NATIVE): device/audio/pcm_native.c
+	@if command -v $(CC) >/dev/null; then \
+	  flags="-O3 -fno-trapping-math -Wall -Wextra -Werror -shared -fPIC"; \
+	  $(CC) $$flags -march=native -o $@ $< -lm 2>/dev/null || $(CC) $$flags -o $@ $< -lm; \
+	else echo "no C compiler ($(CC)): the speaker uses its numpy path for PCM"; fi
 
 system-deps:
 	@scripts/install-system-deps.sh
@@ -38,4 +50,4 @@ lock:
 	$(BIN)/pip freeze --exclude-editable | grep -v '^-e' > constraints.txt
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+	rm -rf $(NATIVE) $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -18,7 +18,11 @@ engine's decoder alone (``device.audio.decoder.decode_segment``: libvorbisfile t
 ctypes) on the same segments, from memory; and PyAV (libavcodec's Vorbis decoder, which
 the engine used before and gave up for its 17 MiB of resident memory) on them too.
 
-A third engine run reads the files with the engine's two threads confined to one CPU: the
+The engine's per-sample loops run in C (``device/audio/pcm_native.c``, built by ``make``);
+another engine run reads the files with them in numpy instead, as a speaker built
+without a C compiler would, to show what the C library is worth.
+
+A further engine run reads the files with the engine's two threads confined to one CPU: the
 difference from the unconfined run is what the threads lose handing the GIL to each other
 across cores (not a target; it says where the time goes).
 
@@ -41,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from connect_protocol.media import Quality
-from device.audio import dsp
+from device.audio import dsp, pcm_native
 from device.audio.decoder import decode_segment
 from device.audio.native import EngineOptions
 from device.audio.sinks import NullSink
@@ -102,12 +106,21 @@ async def engine_run(
     progress: Progress,
     *,
     one_cpu: bool = False,
+    numpy_path: bool = False,
 ) -> dict[str, Any]:
     """Play ``plan`` through a fresh engine as fast as it goes; its CPU and the hub's.
 
     ``one_cpu`` confines the engine's threads to one CPU (they inherit the affinity this
     thread has when it starts them), so they never wait for the GIL on another core.
+    ``numpy_path`` runs it without the C library (``pcm_native``), as a speaker built
+    with no C compiler would.
     """
+    if numpy_path:
+        os.environ[pcm_native.DISABLE_ENV] = "0"
+        try:
+            return await engine_run(rig, label, plan, source, progress, one_cpu=one_cpu)
+        finally:
+            del os.environ[pcm_native.DISABLE_ENV]
     sink = NullSink(RATE, fast=True)
     affinity = os.sched_getaffinity(0)
     if one_cpu:
@@ -209,6 +222,7 @@ async def measure(rig: Rig, opts: Options, progress: Progress) -> dict[str, Any]
         "http": [],
         "local": [],
         "local_one_cpu": [],
+        "local_numpy": [],
     }
     for k in range(REPEATS):  # interleaved, so a burst of load elsewhere hits all alike
         progress.show(f"CPU: oggdec on {len(files)} segments ({k + 1}/{REPEATS})", force=True)
@@ -223,6 +237,12 @@ async def measure(rig: Rig, opts: Options, progress: Progress) -> dict[str, Any]
         runs["local"].append(
             await engine_run(rig, f"files {k + 1}/{REPEATS}", plan, local, progress)
         )
+        if pcm_native.native() is not None:
+            local = StoreFiles(rig.data, manifests)
+            label = f"files, numpy path {k + 1}/{REPEATS}"
+            runs["local_numpy"].append(
+                await engine_run(rig, label, plan, local, progress, numpy_path=True)
+            )
         if len(os.sched_getaffinity(0)) > 1:
             local = StoreFiles(rig.data, manifests)
             label = f"files, 1 CPU {k + 1}/{REPEATS}"
@@ -241,6 +261,8 @@ async def measure(rig: Rig, opts: Options, progress: Progress) -> dict[str, Any]
         "engine_http": best["http"],
         "engine_local": best["local"],
         "engine_local_one_cpu": best.get("local_one_cpu"),
+        "engine_local_numpy": best.get("local_numpy"),
+        "native_pcm": pcm_native.native() is not None,
         "ratio_http": round(best["http"]["cpu_s"] / best["oggdec"]["cpu_s"], 2),
         "ratio_local": round(best["local"]["cpu_s"] / best["oggdec"]["cpu_s"], 2),
     }

@@ -261,7 +261,12 @@ def _cpu_details(c: dict[str, Any]) -> None:
     print(
         f"  CPU, s: {c['audio_s'] / 60:.1f} min of very_high audio ({c['tracks']} tracks, "
         f"{c['segments']} segments), normalisation on, NullSink(fast=True); the least of "
-        f"{c['repeats']} interleaved runs each (all runs in brackets)"
+        f"{c['repeats']} interleaved runs each (all runs in brackets); per-sample loops "
+        + (
+            "in C (device/audio/libpcm_native.so)"
+            if c.get("native_pcm")
+            else "in numpy (C library not built)"
+        )
     )
 
     def runs(r: dict[str, Any]) -> str:
@@ -275,8 +280,9 @@ def _cpu_details(c: dict[str, Any]) -> None:
         ("http", "engine, HTTP from the hub:"),
         ("local", "engine, store files:"),
         ("local_one_cpu", "engine, store files, 1 CPU:"),
+        ("local_numpy", "engine, store files, numpy path:"),
     ):
-        run = c[f"engine_{key}"]
+        run = c.get(f"engine_{key}")
         if run is None:
             continue
         threads = ", ".join(f"{k} {v:.2f}" for k, v in run["threads_cpu_s"].items())

@@ -16,6 +16,7 @@ import soxr
 from numpy.typing import NDArray
 
 from connect_protocol.media import Loudness
+from device.audio import pcm_native
 
 Audio = NDArray[np.float32]
 
@@ -172,6 +173,13 @@ class Limiter:
         if carried < 2.0**-25 and float(np.abs(x).max()) <= self.ceiling:
             self._reduction = carried * math.exp(-(n - 1) / self._tau)
             return x
+        fast = pcm_native.native()
+        if fast is not None:
+            y = np.array(x, dtype=np.float32, order="C")  # limited in place: a copy
+            self._reduction, _over = fast.limit(
+                y, self._ceiling32, math.exp(-1.0 / self._tau), self._reduction
+            )
+            return y
         peak = np.abs(x[:, 0])
         for c in range(1, x.shape[1]):  # a column loop: numpy's max(axis=1) is slow here
             np.maximum(peak, np.abs(x[:, c]), out=peak)
@@ -204,6 +212,25 @@ def volume_gain(percent: int) -> float:
     if p == 0:
         return 0.0
     return float(10.0 ** (VOLUME_RANGE_DB * (p - 100) / 100 / 20.0))
+
+
+def apply_volume(pcm: NDArray[np.int16], gain: float) -> NDArray[np.int16]:
+    """Software volume on the sink's int16 frames (``gain`` <= 1: nothing clips)."""
+    fast = pcm_native.native()
+    if fast is not None:
+        return fast.scale_s16(pcm, gain)
+    out: NDArray[np.int16] = np.rint(pcm * np.float32(gain)).astype(np.int16)
+    return out
+
+
+def ramp_volume(pcm: NDArray[np.int16], start: float, end: float) -> NDArray[np.int16]:
+    """Volume moving linearly from ``start`` to ``end`` over a block: a change never clicks."""
+    fast = pcm_native.native()
+    if fast is not None:
+        return fast.ramp_s16(pcm, start, end)
+    ramp = np.linspace(start, end, pcm.shape[0], dtype=np.float32)
+    out: NDArray[np.int16] = np.rint(pcm * ramp[:, None]).astype(np.int16)
+    return out
 
 
 def equal_power_fade(n: int) -> tuple[Audio, Audio]:
@@ -249,9 +276,13 @@ def to_s16(x: Audio) -> NDArray[np.int16]:
     scale clips to -32768 / 32767, and NaN (a DSP bug) becomes silence rather
     than a crash.  Mono is duplicated to both channels.
     """
-    y = np.multiply(to_stereo(x), np.float32(32768.0), dtype=np.float32)
-    if not np.isfinite(y.sum()):  # one cheap test; the full scan only when something is off
-        np.nan_to_num(y, copy=False, nan=0.0)
+    fast = pcm_native.native()
+    if fast is not None:
+        return fast.to_s16(np.ascontiguousarray(to_stereo(x), dtype=np.float32))
+    with np.errstate(over="ignore", invalid="ignore"):  # clipped and zeroed below
+        y = np.multiply(to_stereo(x), np.float32(32768.0), dtype=np.float32)
+        if not np.isfinite(y.sum()):  # one cheap test; the full scan only when something is off
+            np.nan_to_num(y, copy=False, nan=0.0)
     np.rint(y, out=y)
     np.clip(y, -32768.0, 32767.0, out=y)
     return np.ascontiguousarray(y.astype(np.int16))

@@ -63,7 +63,7 @@ class EngineOptions:
     resume_s: float = 2.0  # after an underrun, buffer this much before playing on
     block_frames: int = 2048  # what the sink thread writes at a time (46 ms: pause latency)
     decoded_ahead_s: float = 3.0  # PCM kept decoded (the rest of the buffer stays compressed)
-    decode_block_frames: int = 8192  # what the decoder decodes at a time after a first block
+    decode_block_frames: int = 32768  # what the decoder decodes at a time after a first block
     retry_max_s: float = 2.0  # longest wait between retries of a failed fetch
     crossfade_s: float = 0.0  # 0-12; never between consecutive tracks of one album
 
@@ -829,11 +829,10 @@ class NativeEngine:
             if epoch != last_epoch:  # a fresh start: no ramp from the old volume
                 volume_now, last_epoch = target_volume, epoch
             if volume_now != target_volume:  # ramp over the block: a change never clicks
-                ramp = np.linspace(volume_now, target_volume, pcm.shape[0], dtype=np.float32)
-                pcm = np.rint(pcm * ramp[:, None]).astype(np.int16)
+                pcm = dsp.ramp_volume(pcm, volume_now, target_volume)
                 volume_now = target_volume
-            elif volume_now != 1.0:  # gains are <= 1: nothing to clip
-                pcm = (pcm * np.float32(volume_now)).astype(np.int16)
+            elif volume_now != 1.0:
+                pcm = dsp.apply_volume(pcm, volume_now)
             with self._lock:
                 if epoch != self._epoch:
                     continue  # a seek or load arrived: this audio is stale

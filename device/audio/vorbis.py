@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from device.audio import pcm_native
+
 Pcm = NDArray[np.float32]  # shape (frames, channels)
 
 _OV_FILE_BYTES = 4096  # sizeof(OggVorbis_File) is ~950 on 64-bit targets; room to spare
@@ -98,6 +100,7 @@ class _Lib:
             ctypes.POINTER(ctypes.c_int),
         ]
         self.ov_read_float.restype = ctypes.c_long
+        self.ov_read_float_address = ctypes.cast(vf.ov_read_float, ctypes.c_void_p).value
         self.ov_clear = vf.ov_clear
         self.ov_clear.argtypes = [ctypes.c_void_p]
         self.ov_clear.restype = ctypes.c_int
@@ -165,9 +168,15 @@ class VorbisStream:
         self.ended = False
 
     def read(self, max_frames: int) -> Pcm:
-        """Up to ``max_frames`` more frames; an empty array at the end of the stream."""
+        """Up to ``max_frames`` more frames; an empty array at the end of the stream.
+
+        Raises ``VorbisError`` for a packet that does not decode and for NaN or
+        infinite samples (a broken stream; never handed on as audio)."""
         if self._vf is None:
             raise VorbisError("stream is closed")
+        fast = pcm_native.native()
+        if fast is not None:
+            return self._read_native(fast, max_frames)
         channels = self.channels
         out = np.empty((channels, max_frames), np.float32)
         base = out.ctypes.data
@@ -185,8 +194,30 @@ class VorbisStream:
             for ch in range(channels):
                 memmove(base + ch * stride + got * 4, pcm[ch], n * 4)
             got += n
+        block = np.ascontiguousarray(out[:, :got].T)
+        with np.errstate(invalid="ignore"):  # inf - inf: NaN, caught all the same
+            finite = np.isfinite(block.sum())  # any NaN or inf makes the sum so
+        if not finite:
+            raise VorbisError("decoded to non-finite samples")
         self.frames_read += got
-        return np.ascontiguousarray(out[:, :got].T)
+        return block
+
+    def _read_native(self, fast: pcm_native.Native, max_frames: int) -> Pcm:
+        """``read`` with the packet loop and the interleaving in C."""
+        if self.ended:
+            return np.empty((0, self.channels), np.float32)
+        out = np.empty((max_frames, self.channels), np.float32)
+        code, ended, nonfinite = fast.read_interleaved(
+            self._lib.ov_read_float_address, self._vf, out
+        )
+        if code < 0:
+            raise VorbisError(f"cannot decode: {_error(code)}")
+        if nonfinite:
+            raise VorbisError("decoded to non-finite samples")
+        got = code
+        self.ended = ended
+        self.frames_read += got
+        return out if got == max_frames else out[:got]
 
     def close(self) -> None:
         if self._vf is not None:
