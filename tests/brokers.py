@@ -13,6 +13,7 @@ them: ``from tests.brokers import ...``.
 from __future__ import annotations
 
 import contextlib
+import random
 import shutil
 import socket
 import threading
@@ -41,12 +42,38 @@ BrokerKind = Literal["mosquitto", "embedded"]
 BROKER_KINDS: tuple[BrokerKind, ...] = ("mosquitto", "embedded")
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_EPHEMERAL_LOW = _ephemeral_low()
+_handed_out: set[int] = set()
+_ports_lock = threading.Lock()
+
+
 def free_port() -> int:
-    """A TCP port that was free on 127.0.0.1 a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((LOOPBACK, 0))
-        port: int = s.getsockname()[1]
-        return port
+    """A TCP port that was free on 127.0.0.1 a moment ago, for a server started later.
+
+    Taken below the kernel's ephemeral range (``bind(0)`` would give one inside it), so
+    the outgoing connections of the test's other processes cannot take it in the
+    meantime; never the same port twice in one test run.
+    """
+    with _ports_lock:
+        for _ in range(1000):
+            port = random.randrange(10000, max(10001, _EPHEMERAL_LOW))
+            if port in _handed_out:
+                continue
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                try:
+                    s.bind((LOOPBACK, port))
+                except OSError:
+                    continue
+            _handed_out.add(port)
+            return port
+    raise RuntimeError("no free loopback port below the ephemeral range")
 
 
 def have_mosquitto() -> bool:
