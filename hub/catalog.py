@@ -8,13 +8,16 @@ module resolves ``legato:track:ID`` and ``legato:album:ID`` — and the
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 from dataclasses import dataclass
 
 from connect_protocol.messages import TrackRef
+from hub import catalog_write
 from hub.db import Database
 from hub.errors import CatalogError
+from hub.ids import base62_id
+
+__all__ = ["base62_id", "first_album_uri", "parse_uri", "resolve_context", "resolve_tracks"]
 
 URI_SCHEMES = ("legato", "spotify")
 
@@ -87,17 +90,6 @@ def first_album_uri(db: Database) -> str | None:
     return f"legato:album:{row[0]}" if row else None
 
 
-def base62_id(seed: str) -> str:
-    """A stable 22-character base62 id, like Spotify's."""
-    alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-    n = int.from_bytes(hashlib.sha256(seed.encode()).digest()[:17], "big")
-    out = []
-    for _ in range(22):
-        n, r = divmod(n, 62)
-        out.append(alphabet[r])
-    return "".join(out)
-
-
 DEMO_ALBUMS: list[tuple[str, str, list[tuple[str, int]]]] = [
     (
         "Harbour Lights",
@@ -137,17 +129,13 @@ def seed_demo(db: Database) -> int:
         for album, artist, tracks in DEMO_ALBUMS:
             album_id = base62_id(f"album:{artist}:{album}")
             for number, (name, duration) in enumerate(tracks, start=1):
+                catalog_write.ensure_album(conn, album_id, album, artist)
+                track_id = base62_id(f"track:{album_id}:{name}")
                 conn.execute(
-                    "INSERT INTO tracks VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        base62_id(f"track:{album_id}:{name}"),
-                        name,
-                        artist,
-                        album,
-                        album_id,
-                        number,
-                        duration,
-                    ),
+                    "INSERT INTO tracks (id, name, artist, album, album_id, track_number,"
+                    " duration_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (track_id, name, artist, album, album_id, number, duration),
                 )
+                catalog_write.credit_track(conn, track_id, artist)
                 added += 1
     return added

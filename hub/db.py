@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from hub.errors import DatabaseError
+from hub.ids import artist_id
 
 MIGRATIONS: list[str] = [
     # 1: accounts, tokens, device registry, broker users, a minimal catalog
@@ -75,6 +76,113 @@ MIGRATIONS: list[str] = [
         path TEXT NOT NULL
     );
     """,
+    # 3: the full catalog (issue 4): artists, albums, ordered credits, audio features,
+    # markets; playlists, saved tracks, plays; refresh tokens.  ``tracks.artist`` and
+    # ``tracks.album`` stay as display names (what the speaker shows); the credits
+    # tables are the truth for the Web API.  Markets: space-separated ISO 3166-1
+    # alpha-2 codes, '' = available everywhere.
+    """
+    CREATE TABLE artists (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        popularity INTEGER NOT NULL DEFAULT 0 CHECK (popularity BETWEEN 0 AND 100),
+        followers INTEGER NOT NULL DEFAULT 0,
+        genres TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE albums (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        album_type TEXT NOT NULL DEFAULT 'album'
+            CHECK (album_type IN ('album', 'single', 'compilation')),
+        release_date TEXT NOT NULL DEFAULT '',
+        release_year INTEGER,
+        popularity INTEGER NOT NULL DEFAULT 0 CHECK (popularity BETWEEN 0 AND 100),
+        label TEXT NOT NULL DEFAULT '',
+        markets TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX albums_year ON albums(release_year);
+    CREATE TABLE album_artists (
+        album_id TEXT NOT NULL REFERENCES albums(id) ON DELETE CASCADE,
+        artist_id TEXT NOT NULL REFERENCES artists(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        PRIMARY KEY (album_id, position)
+    );
+    CREATE INDEX album_artists_artist ON album_artists(artist_id);
+    ALTER TABLE tracks ADD COLUMN disc_number INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE tracks ADD COLUMN isrc TEXT;
+    ALTER TABLE tracks ADD COLUMN explicit INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE tracks ADD COLUMN popularity INTEGER NOT NULL DEFAULT 0
+        CHECK (popularity BETWEEN 0 AND 100);
+    ALTER TABLE tracks ADD COLUMN markets TEXT NOT NULL DEFAULT '';
+    CREATE INDEX tracks_popularity ON tracks(popularity DESC);
+    CREATE TABLE track_artists (
+        track_id TEXT NOT NULL REFERENCES tracks(id) ON DELETE CASCADE,
+        artist_id TEXT NOT NULL REFERENCES artists(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        PRIMARY KEY (track_id, position)
+    );
+    CREATE INDEX track_artists_artist ON track_artists(artist_id);
+    CREATE TABLE audio_features (
+        track_id TEXT PRIMARY KEY REFERENCES tracks(id) ON DELETE CASCADE,
+        danceability REAL NOT NULL,
+        energy REAL NOT NULL,
+        valence REAL NOT NULL,
+        acousticness REAL NOT NULL,
+        instrumentalness REAL NOT NULL,
+        speechiness REAL NOT NULL,
+        liveness REAL NOT NULL,
+        loudness REAL NOT NULL,
+        tempo REAL NOT NULL,
+        key INTEGER NOT NULL,
+        mode INTEGER NOT NULL,
+        time_signature INTEGER NOT NULL
+    );
+    CREATE TABLE playlists (
+        id TEXT PRIMARY KEY,
+        owner_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        description TEXT NOT NULL DEFAULT '',
+        public INTEGER NOT NULL DEFAULT 1,
+        collaborative INTEGER NOT NULL DEFAULT 0,
+        version INTEGER NOT NULL DEFAULT 1,
+        created_ms INTEGER NOT NULL
+    );
+    CREATE INDEX playlists_owner ON playlists(owner_id);
+    CREATE TABLE playlist_items (
+        playlist_id TEXT NOT NULL REFERENCES playlists(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        track_id TEXT NOT NULL REFERENCES tracks(id) ON DELETE CASCADE,
+        added_ms INTEGER NOT NULL,
+        added_by INTEGER REFERENCES users(id) ON DELETE SET NULL,
+        PRIMARY KEY (playlist_id, position)
+    );
+    CREATE TABLE saved_tracks (
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        track_id TEXT NOT NULL REFERENCES tracks(id) ON DELETE CASCADE,
+        added_ms INTEGER NOT NULL,
+        PRIMARY KEY (user_id, track_id)
+    );
+    CREATE INDEX saved_tracks_recent ON saved_tracks(user_id, added_ms DESC);
+    CREATE TABLE plays (
+        id INTEGER PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        track_id TEXT NOT NULL REFERENCES tracks(id) ON DELETE CASCADE,
+        played_ms INTEGER NOT NULL,
+        context_uri TEXT
+    );
+    CREATE INDEX plays_recent ON plays(user_id, played_ms DESC);
+    ALTER TABLE tokens ADD COLUMN kind TEXT NOT NULL DEFAULT 'access'
+        CHECK (kind IN ('access', 'refresh'));
+    -- credits for the tracks already here: one artist per display name
+    INSERT OR IGNORE INTO artists (id, name)
+        SELECT DISTINCT legato_artist_id(artist), artist FROM tracks;
+    INSERT OR IGNORE INTO albums (id, name)
+        SELECT album_id, MIN(album) FROM tracks GROUP BY album_id;
+    INSERT OR IGNORE INTO album_artists (album_id, artist_id, position)
+        SELECT album_id, legato_artist_id(MIN(artist)), 0 FROM tracks GROUP BY album_id;
+    INSERT OR IGNORE INTO track_artists (track_id, artist_id, position)
+        SELECT id, legato_artist_id(artist), 0 FROM tracks;
+    """,
 ]
 
 
@@ -88,6 +196,8 @@ class Database:
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA busy_timeout = 10000")
         conn.execute("PRAGMA synchronous = NORMAL")  # safe under WAL; no fsync per commit
+        # the catalog's id rule, for SQL (migrations backfill credits with it)
+        conn.create_function("legato_artist_id", 1, artist_id, deterministic=True)
         return conn
 
     @contextmanager

@@ -118,7 +118,8 @@ def make_track(db: Database, data: Path, seed: str, segments: int = 2) -> Track:
     )
     with db.transaction() as conn:
         conn.execute(
-            "INSERT INTO tracks VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO tracks (id, name, artist, album, album_id, track_number, duration_ms)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
             (track_id, seed, "Fixture", "Fixtures", manifest.album_id, 1, manifest.duration_ms),
         )
         store.save_manifest(conn, manifest, f"hash:{seed}", "fixture", now_ms())

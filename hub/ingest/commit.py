@@ -11,7 +11,7 @@ import sqlite3
 from pathlib import Path
 
 from connect_protocol.media import Loudness, Manifest
-from hub import catalog
+from hub import catalog, catalog_write
 from hub.clock import now_ms
 from hub.db import Database
 from hub.ingest.files import write_atomic
@@ -80,9 +80,12 @@ def commit_track(
 def _insert(
     conn: sqlite3.Connection, data_dir: Path, track: Encoded, info: TrackInfo, manifest: Manifest
 ) -> None:
+    catalog_write.ensure_album(
+        conn, manifest.album_id, info.album, info.album_artist, year=info.year
+    )
     conn.execute(
-        "INSERT INTO tracks (id, name, artist, album, album_id, track_number, duration_ms)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO tracks (id, name, artist, album, album_id, track_number, duration_ms,"
+        " disc_number, isrc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             track.track_id,
             info.name,
@@ -91,8 +94,11 @@ def _insert(
             manifest.album_id,
             info.track_number,
             manifest.duration_ms,
+            info.disc_number or 1,
+            info.isrc,
         ),
     )
+    catalog_write.credit_track(conn, track.track_id, info.artist)
     source = str(track.path.resolve())
     store.save_manifest(conn, manifest, track.content_hash, source, now_ms())
     _store_art(conn, data_dir, manifest.album_id, track.path)

@@ -1,0 +1,71 @@
+"""The catalog schema (migration 3) and the one place that turns credits into rows."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hub import catalog, catalog_write
+from hub.db import MIGRATIONS, Database
+from hub.ids import artist_id, is_base62_id
+
+
+def test_credits_split_into_names_in_order() -> None:
+    assert catalog_write.split_artists("Mira Okafor") == ["Mira Okafor"]
+    assert catalog_write.split_artists("A, B & C") == ["A", "B", "C"]
+    assert catalog_write.split_artists("Lead feat. Guest") == ["Lead", "Guest"]
+    assert catalog_write.split_artists("Lead ft Guest; Lead") == ["Lead", "Guest"]
+    assert catalog_write.split_artists("  ") == ["Unknown artist"]
+
+
+@given(st.text(max_size=60))
+def test_a_credit_always_names_someone_once(credit: str) -> None:
+    names = catalog_write.split_artists(credit)
+    assert names
+    assert len(names) == len(set(names))
+    assert all(n and n == n.strip() for n in names)
+
+
+def test_a_version_2_catalog_gains_artists_albums_and_credits(tmp_path: Path) -> None:
+    path = tmp_path / "hub.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    for number, script in enumerate(MIGRATIONS[:2], start=1):
+        conn.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
+    conn.executemany(
+        "INSERT INTO tracks VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            ("t1" * 11, "One", "Mira Okafor", "Night Bus", "a1" * 11, 1, 1000),
+            ("t2" * 11, "Two", "Mira Okafor", "Night Bus", "a1" * 11, 2, 1000),
+            ("t3" * 11, "Three", "Quay", "Harbour", "a2" * 11, 1, 1000),
+        ],
+    )
+    conn.close()
+    db = Database(path)
+    assert db.migrate() == len(MIGRATIONS)
+    with db.reading() as c:
+        artists = {r["name"]: r["id"] for r in c.execute("SELECT * FROM artists")}
+        assert artists == {"Mira Okafor": artist_id("Mira Okafor"), "Quay": artist_id("Quay")}
+        albums = c.execute(
+            "SELECT a.name, aa.artist_id FROM albums a JOIN album_artists aa ON aa.album_id = a.id"
+            " ORDER BY a.name"
+        ).fetchall()
+        assert [tuple(r) for r in albums] == [
+            ("Harbour", artist_id("Quay")),
+            ("Night Bus", artist_id("Mira Okafor")),
+        ]
+        credits = c.execute("SELECT COUNT(*) FROM track_artists").fetchone()[0]
+        assert credits == 3
+
+
+def test_the_demo_catalog_is_credited(tmp_path: Path) -> None:
+    db = Database(tmp_path / "hub.db")
+    db.migrate()
+    added = catalog.seed_demo(db)
+    with db.reading() as c:
+        assert c.execute("SELECT COUNT(*) FROM track_artists").fetchone()[0] == added
+        ids = [r[0] for r in c.execute("SELECT id FROM artists")]
+    assert ids
+    assert all(is_base62_id(i) for i in ids)
