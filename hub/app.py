@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -13,19 +13,26 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hub.context import HubContext
 from hub.errors import HubError
-from hub.routes import audio, auth, connect_ws, health, player
+from hub.ratelimit import DEFAULT_LIMITS, Category, Limit, RateLimiter
+from hub.routes import audio, auth, catalog_api, connect_ws, health, library_api, player
 from hub.routes.audio import AudioAccess
+from hub.routes.deps import install_rate_limits
 from hub.shapes import error_body
 
 logger = logging.getLogger(__name__)
 
 
 def create_app(
-    ctx: HubContext, *, manage_relay: bool = True, audio_access: AudioAccess | None = None
+    ctx: HubContext,
+    *,
+    manage_relay: bool = True,
+    audio_access: AudioAccess | None = None,
+    rate_limits: Mapping[Category, Limit] | None = DEFAULT_LIMITS,
 ) -> FastAPI:
     """Build the app; with ``manage_relay`` the relay starts and stops with it.
 
-    ``audio_access`` (signing keys, speakers' logins) defaults to the data dir's own.
+    ``audio_access`` (signing keys, speakers' logins) defaults to the data dir's own;
+    ``rate_limits`` None turns the per-user limits off.
     """
 
     @asynccontextmanager
@@ -50,7 +57,8 @@ def create_app(
     )
     app.state.ctx = ctx
     app.state.audio = audio_access or AudioAccess.for_context(ctx)
-    for module in (auth, health, player, connect_ws, audio):
+    install_rate_limits(app, RateLimiter(rate_limits))  # app.state.rate_limiter, 429 handler
+    for module in (auth, health, player, connect_ws, audio, catalog_api, library_api):
         app.include_router(module.router)
 
     @app.exception_handler(HubError)

@@ -27,6 +27,7 @@ from hub.db import Database
 from hub.errors import AccountError, DatabaseError, ProvisioningError
 from hub.files import write_private
 from hub.media import signing
+from hub.ratelimit import parse_limits
 from hub.server import Hub, ServeOptions, open_database, run_until_signalled, spawn_speaker
 
 logger = logging.getLogger("legato.hub")
@@ -53,6 +54,15 @@ def port_number(text: str) -> int:
     if not 1 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"{value} is not a port (1-65535)")
     return value
+
+
+def rate_limits(text: str) -> str:
+    """Checked here so a typo is a usage error, not a hub that fails to start."""
+    try:
+        parse_limits(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def positive_seconds(text: str) -> float:
@@ -125,6 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
             help="use an external broker (mqtt://host:port) instead of the embedded one",
         )
         p.add_argument("--no-mdns", action="store_true", help="do not advertise over mDNS")
+        p.add_argument(
+            "--rate-limits",
+            default="default",
+            type=rate_limits,
+            help="Web API requests per user per 30 s: default (standard 100, search 30, "
+            "player 50, playlist-changes 25), off, or overrides like search=60,player=200",
+        )
         p.add_argument(
             "--command-timeout",
             type=positive_seconds,
@@ -303,6 +320,7 @@ async def _serve(args: argparse.Namespace, data: Path, *, up: bool) -> int:
         broker_url=args.broker_url,
         advertise=not args.no_mdns,
         ack_timeout_s=args.command_timeout,
+        rate_limits=args.rate_limits,
     )
     hub = Hub(opts)
     children = []

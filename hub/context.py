@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from connect_protocol.messages import Event, EventKind
 from hub.db import Database
 from hub.player import PlayerService
 from hub.relay import Relay
@@ -23,3 +24,18 @@ class HubContext:
 
     def __post_init__(self) -> None:
         self.player = PlayerService(self.relay)
+        self.relay.event_hooks.append(self._record_play)
+
+    def _record_play(self, device_id: str, event: Event) -> None:
+        """A track that started on a speaker joins its listener's recently played."""
+        user_id = self.player.listeners.get(device_id)
+        if event.kind is not EventKind.STARTED or not event.track_uri or user_id is None:
+            return
+        track_id = event.track_uri.rsplit(":", 1)[-1]
+        device = self.relay.devices.get(device_id)
+        context = device.state.context_uri if device is not None else None
+        self.relay.write_later(
+            "INSERT INTO plays (user_id, track_id, played_ms, context_uri)"
+            " SELECT ?, id, ?, ? FROM tracks WHERE id = ?",
+            (user_id, event.timestamp_ms, context, track_id),
+        )

@@ -67,5 +67,13 @@ class CatalogError(HubError):
     status = 400
 
 
+class NotFound(CatalogError):  # noqa: N818 - named for the HTTP status
+    status = 404
+
+
+class Forbidden(CatalogError):  # noqa: N818 - named for the HTTP status
+    status = 403
+
+
 class DatabaseError(HubError):
     """hub.db cannot be used; the message says why and what to do."""

@@ -111,6 +111,9 @@ def _optional_str(params: Mapping[str, Any], key: str) -> str | None:
 class PlayerService:
     def __init__(self, relay: Relay) -> None:
         self.relay = relay
+        #: device id -> the user who last started or moved playback there: whose
+        #: "recently played" the device's plays go to
+        self.listeners: dict[str, int] = {}
 
     def target_device(self, device_id: str | None) -> str:
         """The device a request is for: the named one, the active one, or the only one."""
@@ -126,18 +129,24 @@ class PlayerService:
             "Player command failed: No active device found", reason="NO_ACTIVE_DEVICE"
         )
 
-    async def execute(self, action: str, params: Mapping[str, Any]) -> None:
+    async def execute(
+        self, action: str, params: Mapping[str, Any], *, user_id: int | None = None
+    ) -> None:
         if action not in ACTIONS:
             raise PlayerRequestError(f"Unknown player action {action[:40]!r}")
         device_id = _optional_str(params, "device_id")
         if action == "transfer":
             await self._transfer(params)
+            if user_id is not None and self.relay.active_device_id:
+                self.listeners[self.relay.active_device_id] = user_id
             return
         command = await self._command(action, params)
         target = self.target_device(device_id)
         await self.relay.send(target, command)
         if type(command) in MAKES_ACTIVE:
             self.relay.active_device_id = target
+            if user_id is not None:
+                self.listeners[target] = user_id
 
     async def _command(self, action: str, params: Mapping[str, Any]) -> Command:
         cid = self.relay.new_command_id()

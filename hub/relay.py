@@ -96,6 +96,8 @@ class Relay:
         self._pending: dict[str, tuple[str, asyncio.Future[Ack]]] = {}
         self._state_waiters: list[tuple[str, int, asyncio.Future[None]]] = []
         self._listeners: list[Listener] = []
+        #: called with (device id, event) for every event a device publishes
+        self.event_hooks: list[Callable[[str, Event], None]] = []
         self._task: asyncio.Task[None] | None = None
         self._seq = 0
         # One writer thread keeps registry writes in order and off the event loop;
@@ -293,6 +295,11 @@ class Relay:
         if isinstance(event, DecodeError) or device is None:
             return
         device.recent_events = [*device.recent_events[-(MAX_RECENT_EVENTS - 1) :], event]
+        for hook in list(self.event_hooks):
+            try:
+                hook(device_id, event)
+            except Exception:
+                logger.exception("relay event hook failed")
 
     def _fail_pending(self, error: RelayError, *, device_id: str | None = None) -> None:
         """Fail the commands waiting on ``device_id`` (on every device when None)."""
@@ -355,6 +362,19 @@ class Relay:
                 raise
         except sqlite3.Error:
             logger.exception("could not record %d device(s) in the registry", len(rows))
+
+    def write_later(self, sql: str, params: tuple[object, ...]) -> None:
+        """One statement on the writer thread, in order with the registry's writes
+        (for what the event loop must record but must not wait for: plays)."""
+        self._writer.submit(self._write_one, sql, params)
+
+    def _write_one(self, sql: str, params: tuple[object, ...]) -> None:
+        try:
+            if self._writer_conn is None:
+                self._writer_conn = self.db.connect()
+            self._writer_conn.execute(sql, params)  # autocommit: one statement
+        except sqlite3.Error:
+            logger.exception("could not write to the database")
 
     def _close_writer_conn(self) -> None:
         if self._writer_conn is not None:

@@ -29,6 +29,7 @@ from hub.broker import BrokerError, EmbeddedBroker
 from hub.context import HubContext
 from hub.db import Database
 from hub.media.signing import URL_TTL_S, KeyRing
+from hub.ratelimit import parse_limits
 from hub.relay import Relay
 from hub.routes.audio import AudioAccess
 
@@ -46,6 +47,7 @@ class ServeOptions:
     ack_timeout_s: float = 5.0
     advertise: bool = True
     audio_url_ttl_s: int = URL_TTL_S  # how long signed segment URLs work
+    rate_limits: str = "default"  # ratelimit.parse_limits: default, off, or overrides
 
 
 def open_database(data_dir: Path) -> Database:
@@ -127,7 +129,12 @@ class Hub:
             logger.info("embedded MQTT broker on %s:%d", self.opts.host, self.broker.port)
         await self.relay.start(wait_s=15)
         audio = AudioAccess(keys=self.audio_keys, speakers=self.broker_users)
-        app = create_app(self.ctx, manage_relay=False, audio_access=audio)
+        app = create_app(
+            self.ctx,
+            manage_relay=False,
+            audio_access=audio,
+            rate_limits=parse_limits(self.opts.rate_limits),
+        )
         config = uvicorn.Config(
             app,
             host=self.opts.host,

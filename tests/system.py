@@ -85,6 +85,9 @@ class System:
     mqtt_port: int = field(default_factory=free_port)
     embedded: bool = False
     command_timeout_s: float = 3.0
+    #: the harness polls the Web API every 50 ms while it waits, which no listener does;
+    #: the limits themselves are tested in test_ratelimit.py and test_auth_api.py
+    rate_limits: str = "off"
     broker: MosquittoProcess | None = None
     hub: Process | None = None
     speakers: dict[str, Process] = field(default_factory=dict)
@@ -146,6 +149,8 @@ class System:
             "--no-mdns",
             "--command-timeout",
             str(self.command_timeout_s),
+            "--rate-limits",
+            self.rate_limits,
             *extra,
         ]
         if self.embedded:

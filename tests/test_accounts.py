@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hub import accounts
+from hub import accounts, scopes
 from hub.errors import AccountError
 from hub.server import open_database
 
@@ -95,3 +95,79 @@ def test_secret_files_are_written_private_even_over_a_planted_temp_file(tmp_path
     write_private(target, "s3cret\n")
     assert target.read_text() == "s3cret\n"
     assert os.stat(target).st_mode & 0o777 == 0o600
+
+
+def test_revoke_all_ends_every_session_of_that_user_only(tmp_path: Path) -> None:
+    db = open_database(tmp_path)
+    ada = accounts.add_user(db, "ada", "long enough password")
+    bob = accounts.add_user(db, "bob", "long enough password")
+    phone = accounts.issue_token(db, ada, refresh=True)
+    laptop = accounts.issue_token(db, ada)
+    other = accounts.issue_token(db, bob, refresh=True)
+    assert accounts.revoke_all(db, ada.id) == 3
+    assert accounts.user_for_token(db, phone.access_token) is None
+    assert accounts.user_for_token(db, laptop.access_token) is None
+    assert phone.refresh_token is not None
+    with pytest.raises(accounts.GrantRefused):
+        accounts.refresh(db, phone.refresh_token)
+    assert accounts.user_for_token(db, other.access_token) == bob
+
+
+def test_a_family_revocation_touches_no_other_family(tmp_path: Path) -> None:
+    db = open_database(tmp_path)
+    ada = accounts.add_user(db, "ada", "long enough password")
+    families = [accounts.issue_token(db, ada, refresh=True) for _ in range(20)]
+    victim = families[7]
+    assert victim.refresh_token is not None
+    assert accounts.revoke_token(db, victim.refresh_token)
+    alive = [accounts.user_for_token(db, f.access_token) is not None for f in families]
+    assert alive == [i != 7 for i in range(20)]
+
+
+def test_expired_and_unknown_tokens_are_told_apart(tmp_path: Path) -> None:
+    db = open_database(tmp_path)
+    ada = accounts.add_user(db, "ada", "long enough password")
+    issued = accounts.issue_token(db, ada, scope="user-library-read", now=0)
+    session = accounts.access_session(db, issued.access_token, now=1)
+    assert session.scopes == {"user-library-read"}
+    assert session.expires_ms == accounts.TOKEN_TTL_MS
+    with pytest.raises(accounts.TokenRejected, match="expired"):
+        accounts.access_session(db, issued.access_token, now=accounts.TOKEN_TTL_MS)
+    for bogus in ("", "x" * 300, "nope", issued.access_token + "x"):
+        with pytest.raises(accounts.TokenRejected, match="Invalid access token"):
+            accounts.access_session(db, bogus, now=1)
+
+
+def test_tokens_from_before_families_still_work(tmp_path: Path) -> None:
+    import hashlib
+
+    db = open_database(tmp_path)
+    ada = accounts.add_user(db, "ada", "long enough password")
+    old = "AbC-dEf_123" * 4  # token_urlsafe's alphabet, no family prefix
+    with db.transaction() as conn:
+        conn.execute(
+            "INSERT INTO tokens (token_hash, user_id, scope, expires_ms) VALUES (?, ?, ?, ?)",
+            (hashlib.sha256(old.encode()).hexdigest(), ada.id, "player", 10_000),
+        )
+    session = accounts.access_session(db, old, now=1)
+    assert session.user == ada
+    assert session.scopes == scopes.ALIASES["player"]
+    assert accounts.revoke_token(db, old)
+    assert accounts.token_session(db, old, now=1) is None
+
+
+def test_scope_requests() -> None:
+    assert scopes.parse(None) == scopes.parse("  ") == scopes.DEFAULT == scopes.ALL
+    assert len(scopes.ALL) == 11
+    assert scopes.parse("player user-read-email") == scopes.ALIASES["player"] | {"user-read-email"}
+    with pytest.raises(scopes.InvalidScope, match="streaming"):
+        scopes.parse("user-read-email streaming")
+    assert scopes.from_stored("player streaming") == scopes.ALIASES["player"]
+    assert scopes.format_scopes({"b", "a"}) == "a b"
+
+
+def test_issued_tokens_keep_their_secrets_out_of_repr(tmp_path: Path) -> None:
+    db = open_database(tmp_path)
+    issued = accounts.issue_token(db, accounts.add_user(db, "ada", "long enough password"))
+    assert issued.access_token not in repr(issued)
+    assert issued.access_token not in str(issued)

@@ -123,7 +123,7 @@ async def connect_ws(ws: WebSocket) -> None:
             if len(in_flight) >= MAX_IN_FLIGHT:
                 outbox.reply({"type": "error", **error_body(429, "too many commands in flight")})
                 continue
-            task = asyncio.create_task(_handle(ctx, raw, outbox))
+            task = asyncio.create_task(_handle(ctx, raw, outbox, session[0].id))
             in_flight.add(task)
             task.add_done_callback(in_flight.discard)
     except WebSocketDisconnect:
@@ -180,7 +180,7 @@ def _result(request_id: Any, error: HubError | None = None) -> dict[str, Any]:
     return {"type": "result", "request_id": request_id, "ok": False, **body}
 
 
-async def _handle(ctx: HubContext, text: str, outbox: Outbox) -> None:
+async def _handle(ctx: HubContext, text: str, outbox: Outbox, user_id: int) -> None:
     try:
         message = json.loads(text)
     except (ValueError, RecursionError):
@@ -196,7 +196,7 @@ async def _handle(ctx: HubContext, text: str, outbox: Outbox) -> None:
         return
     params = {k: v for k, v in message.items() if k not in ("type", "request_id", "action")}
     try:
-        await ctx.player.execute(action, params)
+        await ctx.player.execute(action, params, user_id=user_id)
     except HubError as exc:
         outbox.reply(_result(request_id, exc))
         return

@@ -7,9 +7,10 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from hub.accounts import User
 from hub.clock import now_ms
 from hub.player import PlayerRequestError
-from hub.routes.deps import ContextDep, UserDep
+from hub.routes.deps import ContextDep, PlaybackController, PlaybackReader
 from hub.shapes import device_object, player_object
 
 router = APIRouter(prefix="/v1/me/player", tags=["player"])
@@ -28,16 +29,24 @@ async def _body(request: Request) -> dict[str, Any]:
     return body
 
 
-async def _run(ctx: ContextDep, action: str, request: Request, with_body: bool = False) -> Response:
+async def _run(
+    ctx: ContextDep,
+    action: str,
+    request: Request,
+    with_body: bool = False,
+    user: User | None = None,
+) -> Response:
+    """Relay the command; ``user`` (on play and transfer) becomes the device's listener,
+    whose recently played its plays join."""
     params: dict[str, Any] = dict(request.query_params)
     if with_body:
         params.update(await _body(request))
-    await ctx.player.execute(action, params)
+    await ctx.player.execute(action, params, user_id=user.id if user else None)
     return Response(status_code=204)
 
 
 @router.get("/devices", summary="Get available devices")
-async def devices(ctx: ContextDep, _user: UserDep) -> dict[str, Any]:
+async def devices(ctx: ContextDep, _user: PlaybackReader) -> dict[str, Any]:
     active = ctx.relay.active_device_id
     return {
         "devices": [
@@ -48,7 +57,7 @@ async def devices(ctx: ContextDep, _user: UserDep) -> dict[str, Any]:
 
 
 @router.get("", summary="Get playback state", response_model=None)
-async def playback_state(ctx: ContextDep, _user: UserDep, request: Request) -> Response:
+async def playback_state(ctx: ContextDep, _user: PlaybackReader, request: Request) -> Response:
     active = ctx.relay.active_device_id
     device = ctx.relay.devices.get(active) if active else None
     if device is None:
@@ -58,50 +67,50 @@ async def playback_state(ctx: ContextDep, _user: UserDep, request: Request) -> R
 
 
 @router.put("", status_code=204, summary="Transfer playback to another device")
-async def transfer(ctx: ContextDep, _user: UserDep, request: Request) -> Response:
-    return await _run(ctx, "transfer", request, with_body=True)
+async def transfer(ctx: ContextDep, user: PlaybackController, request: Request) -> Response:
+    return await _run(ctx, "transfer", request, with_body=True, user=user)
 
 
 @router.put("/play", status_code=204, summary="Start or resume playback")
-async def play(ctx: ContextDep, _user: UserDep, request: Request) -> Response:
-    return await _run(ctx, "play", request, with_body=True)
+async def play(ctx: ContextDep, user: PlaybackController, request: Request) -> Response:
+    return await _run(ctx, "play", request, with_body=True, user=user)
 
 
 @router.put("/pause", status_code=204, summary="Pause playback")
-async def pause(ctx: ContextDep, _user: UserDep, request: Request) -> Response:
+async def pause(ctx: ContextDep, _user: PlaybackController, request: Request) -> Response:
     return await _run(ctx, "pause", request)
 
 
 @router.post("/next", status_code=204, summary="Skip to next")
-async def next_track(ctx: ContextDep, _user: UserDep, request: Request) -> Response:
+async def next_track(ctx: ContextDep, _user: PlaybackController, request: Request) -> Response:
     return await _run(ctx, "next", request)
 
 
 @router.post("/previous", status_code=204, summary="Skip to previous")
-async def previous_track(ctx: ContextDep, _user: UserDep, request: Request) -> Response:
+async def previous_track(ctx: ContextDep, _user: PlaybackController, request: Request) -> Response:
     return await _run(ctx, "previous", request)
 
 
 @router.put("/seek", status_code=204, summary="Seek to position (query position_ms)")
-async def seek(ctx: ContextDep, _user: UserDep, request: Request) -> Response:
+async def seek(ctx: ContextDep, _user: PlaybackController, request: Request) -> Response:
     return await _run(ctx, "seek", request)
 
 
 @router.put("/volume", status_code=204, summary="Set volume (query volume_percent)")
-async def volume(ctx: ContextDep, _user: UserDep, request: Request) -> Response:
+async def volume(ctx: ContextDep, _user: PlaybackController, request: Request) -> Response:
     return await _run(ctx, "volume", request)
 
 
 @router.put("/shuffle", status_code=204, summary="Toggle shuffle (query state)")
-async def shuffle(ctx: ContextDep, _user: UserDep, request: Request) -> Response:
+async def shuffle(ctx: ContextDep, _user: PlaybackController, request: Request) -> Response:
     return await _run(ctx, "shuffle", request)
 
 
 @router.put("/repeat", status_code=204, summary="Set repeat mode (query state)")
-async def repeat(ctx: ContextDep, _user: UserDep, request: Request) -> Response:
+async def repeat(ctx: ContextDep, _user: PlaybackController, request: Request) -> Response:
     return await _run(ctx, "repeat", request)
 
 
 @router.post("/queue", status_code=204, summary="Add item to the queue (query uri)")
-async def queue(ctx: ContextDep, _user: UserDep, request: Request) -> Response:
+async def queue(ctx: ContextDep, _user: PlaybackController, request: Request) -> Response:
     return await _run(ctx, "queue", request)
