@@ -393,7 +393,7 @@ def _demo_catalog(db: Database, data: Path, seconds: float | None) -> None:
     The files are rendered deterministically, so a second ``up`` finds every
     track already present by content hash and starts in a moment.
     """
-    from hub.demo_music import render_demo_library
+    from hub.demo_music import catalog_extras, render_demo_library
     from hub.ingest import ingest_paths
     from hub.ingest.progress import Reporter, summary
 
@@ -406,6 +406,8 @@ def _demo_catalog(db: Database, data: Path, seconds: float | None) -> None:
         results = ingest_paths(
             db, data, paths, on_progress=reporter.progress, on_result=reporter.result
         )
+    with db.transaction() as conn:
+        catalog_extras.apply(conn)  # features and popularity: the demo composed them
     added = [r for r in results if r.status == "added"]
     if added:
         logger.info("demo catalog: %s", summary(results))

@@ -364,6 +364,29 @@ def test_player_routes_count_against_the_player_limit(stage: Stage) -> None:
         assert c.get("/v1/me/player/devices").status_code == 200
 
 
+def test_web_api_routes_need_their_scopes_and_count_in_their_category(stage: Stage) -> None:
+    """Playlists: playlist-modify scopes and the playlist-changes limit (25 per 30 s);
+    saved tracks: the library scopes; the profile: only a valid token."""
+    narrow = stage.login(scope="user-library-read")["access_token"]
+    with stage.client(Authorization=f"Bearer {narrow}") as c:
+        assert c.get("/v1/me").json()["id"] == "ada"
+        assert c.get("/v1/me/tracks").status_code == 200
+        spotify_error(
+            c.post("/v1/me/playlists", json={"name": "x"}), 403, "Insufficient client scope"
+        )
+        spotify_error(c.put("/v1/me/tracks?ids=" + "0" * 22), 403, "Insufficient client scope")
+    token = stage.login()["access_token"]
+    with stage.client(Authorization=f"Bearer {token}") as c:
+        for n in range(25):
+            assert c.post("/v1/me/playlists", json={"name": f"list {n}"}).status_code == 201
+        r = c.post("/v1/me/playlists", json={"name": "one too many"})
+        spotify_error(r, 429, "API rate limit exceeded")
+        assert int(r.headers["retry-after"]) == 30
+        assert c.get("/v1/me/playlists?limit=50").json()["total"] == 25  # nothing half-made
+        stage.clock.ms += 30_000
+        assert c.post("/v1/me/playlists", json={"name": "later"}).status_code == 201
+
+
 # --- the 4xx a client can meet --------------------------------------------------------
 
 

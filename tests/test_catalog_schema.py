@@ -69,3 +69,29 @@ def test_the_demo_catalog_is_credited(tmp_path: Path) -> None:
         ids = [r[0] for r in c.execute("SELECT id FROM artists")]
     assert ids
     assert all(is_base62_id(i) for i in ids)
+
+
+def test_the_demo_catalog_gets_features_and_popularity(tmp_path: Path) -> None:
+    from hub import recommend
+    from hub.demo_music import catalog_extras
+
+    db = Database(tmp_path / "hub.db")
+    db.migrate()
+    catalog.seed_demo(db)  # the same album and track names the rendered demo is tagged with
+    with db.transaction() as conn:
+        assert catalog_extras.apply(conn) == 12
+    with db.reading() as conn:
+        rows = conn.execute(
+            "SELECT t.name, t.popularity, f.tempo, f.mode FROM tracks t"
+            " JOIN audio_features f ON f.track_id = t.id"
+        ).fetchall()
+        waltz = conn.execute("SELECT id FROM tracks WHERE name = 'Lanterns'").fetchone()[0]
+        picked, _ = recommend.recommend(conn, [waltz], [], [], 5)
+        genres = {r[0] for r in conn.execute("SELECT genres FROM artists")}
+    assert len(rows) == 12
+    assert all(20 <= r["popularity"] <= 80 for r in rows)
+    assert {r["name"]: r["tempo"] for r in rows}["Last Stop"] == 124
+    assert {r["name"]: r["mode"] for r in rows}["Window Seat"] == 0  # E minor
+    assert len(set(picked)) == 5
+    assert waltz not in picked
+    assert genres == {"ambient", "electronic", "jazz"}
