@@ -32,11 +32,11 @@ def system(tmp_path: Any) -> Iterator[System]:
     catalog.seed_demo(sysm.db)
     sysm.provision("kitchen")
     sysm.provision("bedroom")
-    sysm.start_broker()
-    sysm.start_hub()
-    sysm.start_speaker("kitchen")
-    sysm.start_speaker("bedroom")
-    try:
+    try:  # started inside, so a start that fails still stops what did start
+        sysm.start_broker()
+        sysm.start_hub()
+        sysm.start_speaker("kitchen")
+        sysm.start_speaker("bedroom")
         yield sysm
     finally:
         sysm.stop()

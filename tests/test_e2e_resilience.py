@@ -26,10 +26,10 @@ def system(tmp_path: Any) -> Iterator[System]:
     sysm = System(tmp_path)
     catalog.seed_demo(sysm.db)
     sysm.provision("kitchen")
-    sysm.start_broker()
-    sysm.start_hub()
-    sysm.start_speaker("kitchen")
-    try:
+    try:  # started inside, so a start that fails still stops what did start
+        sysm.start_broker()
+        sysm.start_hub()
+        sysm.start_speaker("kitchen")
         yield sysm
     finally:
         sysm.stop()

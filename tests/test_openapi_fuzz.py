@@ -31,10 +31,10 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     catalog.seed_demo(sysm.db)
     populate(sysm.db)
     sysm.provision("kitchen")
-    sysm.start_broker()
-    sysm.start_hub()
-    sysm.start_speaker("kitchen")
-    try:
+    try:  # started inside, so a start that fails still stops what did start
+        sysm.start_broker()
+        sysm.start_hub()
+        sysm.start_speaker("kitchen")
         yield sysm
     finally:
         sysm.stop()
