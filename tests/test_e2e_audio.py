@@ -66,9 +66,9 @@ def audio_system(tmp_path: Path) -> Iterator[tuple[System, list[tuple[int, int]]
     assert all(r.status == "added" for r in results), results
     for device in ("den", "a", "b"):
         sysm.provision(device, engine="native")
-    sysm.start_broker()
-    sysm.start_hub()
-    try:
+    try:  # started inside, so a start that fails still stops what did start
+        sysm.start_broker()
+        sysm.start_hub()
         yield sysm, pieces
     finally:
         sysm.stop()
