@@ -16,12 +16,14 @@ test: install
 bench: install
 	$(BIN)/python bench/control_latency.py $(BENCH_ARGS)
 	$(BIN)/python bench/audio_engine.py $(AUDIO_BENCH_ARGS)
+	$(BIN)/python bench/search_catalog.py $(SEARCH_BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/mypy --strict bench/control_latency.py bench/latency bench/audio_engine.py bench/audio
+	$(BIN)/mypy --strict bench/control_latency.py bench/latency bench/audio_engine.py bench/audio \
+	  bench/search_catalog.py bench/search
 
 install: system-deps $(STAMP) native
 

@@ -14,7 +14,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from hub.context import HubContext
 from hub.errors import HubError
 from hub.ratelimit import DEFAULT_LIMITS, Category, Limit, RateLimiter
-from hub.routes import audio, auth, catalog_api, connect_ws, health, library_api, player
+from hub.routes import (
+    audio,
+    auth,
+    catalog_api,
+    connect_ws,
+    health,
+    library_api,
+    player,
+    search,
+)
 from hub.routes.audio import AudioAccess
 from hub.routes.deps import install_rate_limits
 from hub.shapes import error_body
@@ -58,7 +67,7 @@ def create_app(
     app.state.ctx = ctx
     app.state.audio = audio_access or AudioAccess.for_context(ctx)
     install_rate_limits(app, RateLimiter(rate_limits))  # app.state.rate_limiter, 429 handler
-    for module in (auth, health, player, connect_ws, audio, catalog_api, library_api):
+    for module in (auth, health, player, connect_ws, audio, catalog_api, library_api, search):
         app.include_router(module.router)
 
     @app.exception_handler(HubError)

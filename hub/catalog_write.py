@@ -3,7 +3,8 @@
 One place decides how a track's tags become rows, so ingest, the demo catalog and the
 benchmark's generated catalog agree: artists are named by name (``hub.ids.artist_id``),
 an artist string with several names ("A, B & C", "A feat. B") credits each in order,
-and the display strings stay on the track row for the speaker.
+and the display strings stay on the track row for the speaker.  Each function also
+brings the search index up to date for what it wrote (``hub.search.index``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import re
 import sqlite3
 
 from hub.ids import artist_id
+from hub.search import index as search_index
 
 _SPLIT = re.compile(r"\s*(?:,|;|&|\bfeat\.?|\bft\.?|\bfeaturing\b)\s*", re.IGNORECASE)
 
@@ -31,7 +33,11 @@ def ensure_artists(conn: sqlite3.Connection, credit: str) -> list[str]:
     ids = []
     for name in split_artists(credit):
         aid = artist_id(name)
-        conn.execute("INSERT OR IGNORE INTO artists (id, name) VALUES (?, ?)", (aid, name))
+        added = conn.execute(
+            "INSERT OR IGNORE INTO artists (id, name) VALUES (?, ?)", (aid, name)
+        ).rowcount
+        if added:
+            search_index.index_artist(conn, aid)
         ids.append(aid)
     return ids
 
@@ -56,6 +62,7 @@ def ensure_album(
             "INSERT INTO album_artists (album_id, artist_id, position) VALUES (?, ?, ?)",
             (album_id, aid, position),
         )
+    search_index.index_album(conn, album_id)
 
 
 def credit_track(conn: sqlite3.Connection, track_id: str, credit: str) -> None:
@@ -66,3 +73,4 @@ def credit_track(conn: sqlite3.Connection, track_id: str, credit: str) -> None:
             "INSERT INTO track_artists (track_id, artist_id, position) VALUES (?, ?, ?)",
             (track_id, aid, position),
         )
+    search_index.index_track(conn, track_id)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from hub.errors import DatabaseError
 from hub.ids import artist_id
+from hub.search.query import search_text
 
 MIGRATIONS: list[str] = [
     # 1: accounts, tokens, device registry, broker users, a minimal catalog
@@ -183,6 +184,122 @@ MIGRATIONS: list[str] = [
     INSERT OR IGNORE INTO track_artists (track_id, artist_id, position)
         SELECT id, legato_artist_id(artist), 0 FROM tracks;
     """,
+    # 4: catalog search (issue 4, hub/search/).  Per kind, a document table is the
+    # external content of an FTS5 table whose rowid, ``doc``, is
+    # (100 - popularity) * 2**32 + the item's rowid: matches come most popular first.
+    # ``year`` holds year, decade, century, millennium tokens (y1999 d199 c19 k1), each
+    # behind U+E000 (private use: a token character no typed word starts with, so
+    # "y*" typed by a listener does not walk every document's year).
+    # Names are stored as legato_search_text makes them (folded tokens).
+    # ``search_terms`` is the vocabulary that typo correction scans.  The backfill
+    # builds the same documents as hub/search/kinds.py (kept frozen here).
+    """
+    CREATE TABLE search_track_docs (
+        doc INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL, artists TEXT NOT NULL, album TEXT NOT NULL, year TEXT NOT NULL
+    );
+    CREATE VIRTUAL TABLE search_tracks USING fts5(
+        name, artists, album, year, content='search_track_docs', content_rowid='doc',
+        tokenize='unicode61 remove_diacritics 2', prefix='1 2 3 4'
+    );
+    CREATE TABLE search_album_docs (
+        doc INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL, artists TEXT NOT NULL, year TEXT NOT NULL
+    );
+    CREATE VIRTUAL TABLE search_albums USING fts5(
+        name, artists, year, content='search_album_docs', content_rowid='doc',
+        tokenize='unicode61 remove_diacritics 2', prefix='1 2 3 4'
+    );
+    CREATE TABLE search_artist_docs (
+        doc INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, name TEXT NOT NULL, year TEXT NOT NULL
+    );
+    CREATE VIRTUAL TABLE search_artists USING fts5(
+        name, year, content='search_artist_docs', content_rowid='doc',
+        tokenize='unicode61 remove_diacritics 2', prefix='1 2 3 4'
+    );
+    CREATE TABLE search_playlist_docs (
+        doc INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL, description TEXT NOT NULL
+    );
+    CREATE VIRTUAL TABLE search_playlists USING fts5(
+        name, description, content='search_playlist_docs', content_rowid='doc',
+        tokenize='unicode61 remove_diacritics 2', prefix='1 2 3 4'
+    );
+    CREATE VIRTUAL TABLE search_tracks_vocab USING fts5vocab(search_tracks, col);
+    CREATE VIRTUAL TABLE search_albums_vocab USING fts5vocab(search_albums, col);
+    CREATE VIRTUAL TABLE search_artists_vocab USING fts5vocab(search_artists, col);
+    CREATE VIRTUAL TABLE search_playlists_vocab USING fts5vocab(search_playlists, col);
+    CREATE TABLE search_terms (term TEXT PRIMARY KEY, docs INTEGER NOT NULL) WITHOUT ROWID;
+    -- a deleted item leaves the index with its document
+    CREATE TRIGGER search_track_gone AFTER DELETE ON tracks BEGIN
+        INSERT INTO search_tracks (search_tracks, rowid, name, artists, album, year)
+            SELECT 'delete', doc, name, artists, album, year
+            FROM search_track_docs WHERE id = old.id;
+        DELETE FROM search_track_docs WHERE id = old.id;
+    END;
+    CREATE TRIGGER search_album_gone AFTER DELETE ON albums BEGIN
+        INSERT INTO search_albums (search_albums, rowid, name, artists, year)
+            SELECT 'delete', doc, name, artists, year FROM search_album_docs WHERE id = old.id;
+        DELETE FROM search_album_docs WHERE id = old.id;
+    END;
+    CREATE TRIGGER search_artist_gone AFTER DELETE ON artists BEGIN
+        INSERT INTO search_artists (search_artists, rowid, name, year)
+            SELECT 'delete', doc, name, year FROM search_artist_docs WHERE id = old.id;
+        DELETE FROM search_artist_docs WHERE id = old.id;
+    END;
+    CREATE TRIGGER search_playlist_gone AFTER DELETE ON playlists BEGIN
+        INSERT INTO search_playlists (search_playlists, rowid, name, description)
+            SELECT 'delete', doc, name, description FROM search_playlist_docs WHERE id = old.id;
+        DELETE FROM search_playlist_docs WHERE id = old.id;
+    END;
+    -- the catalog already here
+    INSERT INTO search_track_docs (doc, id, name, artists, album, year)
+        SELECT (100 - t.popularity) * 4294967296 + t.rowid, t.id, legato_search_text(t.name),
+            legato_search_text(coalesce((SELECT group_concat(name, ', ') FROM (SELECT a.name
+                AS name FROM track_artists c JOIN artists a ON a.id = c.artist_id
+                WHERE c.track_id = t.id ORDER BY c.position)), t.artist)),
+            legato_search_text(coalesce(al.name, t.album)),
+            coalesce(CASE WHEN al.release_year BETWEEN 0 AND 9999 THEN
+                '\ue000y' || al.release_year || ' \ue000d' || (al.release_year / 10)
+                || ' \ue000c' || (al.release_year / 100)
+                || ' \ue000k' || (al.release_year / 1000) ELSE '' END, '')
+        FROM tracks t LEFT JOIN albums al ON al.id = t.album_id;
+    INSERT INTO search_album_docs (doc, id, name, artists, year)
+        SELECT (100 - al.popularity) * 4294967296 + al.rowid, al.id, legato_search_text(al.name),
+            legato_search_text(coalesce((SELECT group_concat(name, ', ') FROM (SELECT a.name
+                AS name FROM album_artists c JOIN artists a ON a.id = c.artist_id
+                WHERE c.album_id = al.id ORDER BY c.position)), '')),
+            coalesce(CASE WHEN al.release_year BETWEEN 0 AND 9999 THEN
+                '\ue000y' || al.release_year || ' \ue000d' || (al.release_year / 10)
+                || ' \ue000c' || (al.release_year / 100)
+                || ' \ue000k' || (al.release_year / 1000) ELSE '' END, '')
+        FROM albums al;
+    INSERT INTO search_artist_docs (doc, id, name, year)
+        SELECT (100 - a.popularity) * 4294967296 + a.rowid, a.id, legato_search_text(a.name),
+            coalesce((SELECT group_concat('\ue000y' || y || ' \ue000d' || (y / 10)
+                || ' \ue000c' || (y / 100) || ' \ue000k' || (y / 1000), ' ')
+                FROM (SELECT DISTINCT al.release_year AS y
+                FROM album_artists aa JOIN albums al ON al.id = aa.album_id
+                WHERE aa.artist_id = a.id AND al.release_year BETWEEN 0 AND 9999)), '')
+        FROM artists a;
+    INSERT INTO search_playlist_docs (doc, id, name, description)
+        SELECT 100 * 4294967296 + p.rowid, p.id, legato_search_text(p.name),
+            legato_search_text(p.description) FROM playlists p;
+    INSERT INTO search_tracks (search_tracks) VALUES ('rebuild');
+    INSERT INTO search_albums (search_albums) VALUES ('rebuild');
+    INSERT INTO search_artists (search_artists) VALUES ('rebuild');
+    INSERT INTO search_playlists (search_playlists) VALUES ('rebuild');
+    INSERT INTO search_terms (term, docs)
+        SELECT term, sum(doc) FROM (
+            SELECT term, doc FROM search_tracks_vocab WHERE col IN ('name', 'artists', 'album')
+            UNION ALL
+            SELECT term, doc FROM search_albums_vocab WHERE col IN ('name', 'artists')
+            UNION ALL
+            SELECT term, doc FROM search_artists_vocab WHERE col = 'name'
+            UNION ALL
+            SELECT term, doc FROM search_playlists_vocab
+        ) GROUP BY term;
+    """,
 ]
 
 
@@ -198,6 +315,8 @@ class Database:
         conn.execute("PRAGMA synchronous = NORMAL")  # safe under WAL; no fsync per commit
         # the catalog's id rule, for SQL (migrations backfill credits with it)
         conn.create_function("legato_artist_id", 1, artist_id, deterministic=True)
+        # a name as the search index stores it (migration 4 backfills with it)
+        conn.create_function("legato_search_text", 1, search_text, deterministic=True)
         return conn
 
     @contextmanager

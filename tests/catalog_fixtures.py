@@ -8,7 +8,7 @@ import io
 import random
 from pathlib import Path
 
-from hub import catalog_write
+from hub import catalog_write, search
 from hub.db import Database
 from hub.ids import base62_id
 
@@ -122,4 +122,5 @@ def populate(db: Database, seed: int = 7, art_dir: Path | None = None) -> dict[s
             "UPDATE artists SET popularity = (SELECT MAX(t.popularity) FROM track_artists c"
             " JOIN tracks t ON t.id = c.track_id WHERE c.artist_id = artists.id)"
         )
+        search.rebuild(conn)  # popularity, set after the rows, orders the index
     return ids

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 
+from hub import search
 from hub.demo_music.library import DEMO_LIBRARY
 from hub.ids import base62_id
 
@@ -36,6 +37,7 @@ def apply(conn: sqlite3.Connection) -> int:
     done = 0
     for album in DEMO_LIBRARY:
         album_id = base62_id(f"album:{album.artist}:{album.title}")
+        indexed: list[str] = []
         for track in album.tracks:
             row = conn.execute(
                 "SELECT id FROM tracks WHERE album_id = ? AND name = ?", (album_id, track.title)
@@ -62,6 +64,7 @@ def apply(conn: sqlite3.Connection) -> int:
                 "UPDATE tracks SET popularity = ? WHERE id = ?",
                 (_popularity(f"{album.title}/{track.title}"), row[0]),
             )
+            indexed.append(row[0])
             done += 1
         conn.execute(
             "UPDATE albums SET popularity = (SELECT COALESCE(MAX(popularity), 0) FROM tracks"
@@ -75,4 +78,8 @@ def apply(conn: sqlite3.Connection) -> int:
             " (SELECT artist_id FROM album_artists WHERE album_id = ?)",
             (album.genre.lower(), album_id),
         )
+        # popularity orders the search index, and years are in it: index again
+        for track_id in indexed:
+            search.index_track(conn, track_id)
+        search.index_album(conn, album_id)  # and its artists
     return done

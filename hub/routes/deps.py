@@ -151,7 +151,7 @@ async def _too_many_requests(_request: Request, exc: Exception) -> Response:
 
 def install_rate_limits(app: FastAPI, limiter: RateLimiter | None = None) -> RateLimiter:
     """Give ``app`` its limiter (``app.state.rate_limiter``) and the 429 handler."""
-    installed = limiter or RateLimiter()
+    installed = limiter if limiter is not None else RateLimiter()  # an empty one is falsy
     app.state.rate_limiter = installed
     app.add_exception_handler(RateLimited, _too_many_requests)
     return installed

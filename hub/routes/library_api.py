@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from hub import api_models as m
-from hub import library, objects
+from hub import library, objects, search
 from hub.accounts import User
 from hub.clock import now_ms
 from hub.errors import CatalogError, Forbidden, NotFound
@@ -168,6 +168,7 @@ async def _create(ctx: ContextDep, user_id: int, request: Request) -> Response:
             collaborative=bool(_opt_bool(body, "collaborative")),
             now_ms=now_ms(),
         )
+        search.index_playlist(conn, playlist_id)
         created = objects.playlists_simplified(conn, [playlist_id], base(request))[0]
         created["tracks"] = objects.paging(created["tracks"]["href"], [], 100, 0, 0)
     return _json(created, 201)
@@ -236,6 +237,7 @@ async def change_details(
             public=_opt_bool(body, "public"),
             collaborative=_opt_bool(body, "collaborative"),
         )
+        search.index_playlist(conn, playlist_id)  # name, description or visibility changed
     return Response(status_code=200)
 
 
