@@ -105,9 +105,15 @@ def _family_range(family: str) -> tuple[str, str]:
     return f"{family}:", f"{family};"
 
 
+#: A user's name is their Web API id, which clients put in URL paths (/v1/users/{id}).
+NAME_FORBIDDEN = set("/?#%\\:")
+
+
 def _validate_name(name: str) -> None:
     if not 0 < len(name) <= MAX_NAME or not name.isprintable() or name != name.strip():
         raise AccountError(f"user name must be 1-{MAX_NAME} printable characters")
+    if NAME_FORBIDDEN & set(name):
+        raise AccountError("user name cannot contain / ? # % \\ or : (it is used in URLs)")
 
 
 def add_user(db: Database, name: str, password: str, *, admin: bool = False) -> User:

@@ -74,7 +74,8 @@ def resolve_context(db: Database, uri: str) -> list[TrackRef]:
         raise CatalogError(f"Unsupported context {uri!r}: only albums for now")
     with db.reading() as conn:
         rows = conn.execute(
-            "SELECT * FROM tracks WHERE album_id = ? ORDER BY track_number", (parsed.id,)
+            "SELECT * FROM tracks WHERE album_id = ? ORDER BY disc_number, track_number, id",
+            (parsed.id,),
         ).fetchall()
     if not rows:
         raise CatalogError(f"Unknown context {uri!r}")

@@ -121,9 +121,14 @@ def get_playlist(conn: sqlite3.Connection, playlist_id: str, viewer_id: int) -> 
     )
 
 
-def editable(conn: sqlite3.Connection, playlist_id: str, user_id: int) -> Playlist:
+def editable(
+    conn: sqlite3.Connection, playlist_id: str, user_id: int, *, adding: bool = False
+) -> Playlist:
+    """The playlist if the user may change it: the owner always; anyone who has a
+    collaborative playlist's id may add to it (there is no list of collaborators to
+    trust with removing or reordering others' items)."""
     playlist = get_playlist(conn, playlist_id, user_id)
-    if playlist.owner_id != user_id and not playlist.collaborative:
+    if playlist.owner_id != user_id and not (playlist.collaborative and adding):
         raise Forbidden("You cannot change a playlist you do not own")
     return playlist
 
@@ -254,11 +259,14 @@ def reorder(
 
 
 def moved(items: list[T], start: int, length: int, before: int) -> list[T]:
-    """Spotify's reorder rule: the block lands before the item that was at ``before``."""
+    """Spotify's reorder rule: the block lands before the item that was at ``before``
+    (at the end for ``before == len(items)``); a ``before`` inside the block, or just
+    after it, leaves the order as it is."""
+    if start <= before <= start + length:
+        return list(items)
     block = items[start : start + length]
     rest = items[:start] + items[start + length :]
-    at = before if before <= start else before - length
-    at = max(0, min(at, len(rest)))
+    at = before if before < start else before - length
     return rest[:at] + block + rest[at:]
 
 

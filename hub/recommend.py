@@ -113,11 +113,18 @@ def recommend(
         picked = rank(target, points, exclude, limit)
     if len(picked) < limit and artists:  # no features: the artists' most popular tracks
         rows = conn.execute(
-            "SELECT DISTINCT t.id FROM track_artists c JOIN tracks t ON t.id = c.track_id"
+            "SELECT DISTINCT t.id, t.markets, t.popularity FROM track_artists c"
+            " JOIN tracks t ON t.id = c.track_id"
             f" WHERE c.artist_id IN ({_in(len(artists))}) ORDER BY t.popularity DESC LIMIT ?",
-            (*artists, limit * 2),
+            (*artists, limit * 4),
         ).fetchall()
-        picked += [r[0] for r in rows if r[0] not in exclude and r[0] not in picked]
+        picked += [
+            r[0]
+            for r in rows
+            if r[0] not in exclude
+            and r[0] not in picked
+            and (not market or not r[1] or market.upper() in r[1].split())
+        ]
     picked = picked[:limit]
     seeds = [
         {

@@ -435,3 +435,65 @@ def test_openapi_describes_the_token_endpoint_and_scopes(stage: Stage) -> None:
     assert set(flow["scopes"]) == scopes.ALL
     devices = schema["paths"]["/v1/me/player/devices"]["get"]
     assert devices["security"] == [{"OAuth2PasswordBearer": []}]
+
+
+# --- what the review of the Web API found -----------------------------------------------
+
+
+def test_public_and_private_playlists_need_their_own_modify_scope(stage: Stage) -> None:
+    public_only = stage.login(scope="playlist-modify-public")["access_token"]
+    with stage.client(Authorization=f"Bearer {public_only}") as c:
+        assert c.post("/v1/me/playlists", json={"name": "open"}).status_code == 201
+        r = c.post("/v1/me/playlists", json={"name": "hidden", "public": False})
+        assert r.status_code == 403
+        assert "playlist-modify-private" in r.json()["error"]["message"]
+
+
+def test_a_collaborative_playlist_takes_additions_but_only_its_owner_removes(
+    stage: Stage,
+) -> None:
+    from tests.catalog_fixtures import populate
+
+    ids = populate(stage.db)
+    ada, bob = stage.login()["access_token"], stage.login("bob")["access_token"]
+    with stage.client(Authorization=f"Bearer {ada}") as c:
+        created = c.post(
+            "/v1/me/playlists", json={"name": "shared", "public": False, "collaborative": True}
+        ).json()
+    pid = created["id"]
+    uri = f"spotify:track:{ids['Crème']}"
+    with stage.client(Authorization=f"Bearer {bob}") as c:
+        assert c.post(f"/v1/playlists/{pid}/tracks", json={"uris": [uri]}).status_code == 201
+        r = c.request("DELETE", f"/v1/playlists/{pid}/tracks", json={"tracks": [{"uri": uri}]})
+        assert r.status_code == 403
+        assert c.put(f"/v1/playlists/{pid}/tracks", json={"uris": []}).status_code == 403
+    with stage.client(Authorization=f"Bearer {ada}") as c:
+        assert c.get(f"/v1/playlists/{pid}/tracks").json()["total"] == 1
+
+
+def test_hostile_bodies_and_cursors_are_plain_400s(stage: Stage) -> None:
+    token = stage.login()["access_token"]
+    with stage.client(Authorization=f"Bearer {token}") as c:
+        deep = "[" * 150_000 + "]" * 150_000
+        r = c.post("/v1/me/playlists", content=deep, headers={"content-type": "application/json"})
+        spotify_error(r, 400, "The request body is over 256 KiB")
+        r = c.post("/v1/me/playlists", content="[" * 50_000 + "]" * 50_000)
+        spotify_error(r, 400, "Malformed JSON body")
+        r = c.get("/v1/me/player/recently-played", params={"before": "9" * 25})
+        assert r.status_code == 400
+        assert r.json()["error"]["message"].startswith("Invalid request")
+
+
+def test_password_guessing_is_slowed_per_account(stage: Stage) -> None:
+    with stage.client() as c:
+        for _ in range(20):
+            r = c.post(
+                "/api/token", data={"grant_type": "password", "username": "bob", "password": "x"}
+            )
+            assert r.status_code == 400
+        r = c.post(
+            "/api/token", data={"grant_type": "password", "username": "bob", "password": PASSWORD}
+        )
+        assert r.status_code == 429
+        assert r.json()["error"] == "slow_down"
+        assert int(r.headers["retry-after"]) > 0

@@ -52,9 +52,11 @@ def test_moving_a_block_keeps_every_item_and_lands_it_before_the_target(
     assert sorted(out) == sorted(items)
     at = out.index(block[0])
     assert out[at : at + length] == block
-    if before < n and not start <= before < start + length:
+    if start <= before <= start + length:
+        assert out == items  # inside or just after the block: nothing moves
+    elif before < n:
         assert out.index(items[before]) == at + length  # right before the old target
-    if before == n:
+    else:
         assert out[-length:] == block
 
 

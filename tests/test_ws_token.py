@@ -52,3 +52,49 @@ def test_session_closes_when_the_token_expires(tmp_path: Path) -> None:
         "error": {"status": 401, "message": "The access token expired"},
     }
     assert elapsed < 5
+
+
+async def scoped(tmp_path: Path) -> tuple[int | None, dict[str, object]]:
+    """A token without playback scopes is refused; one that may read but not control
+    gets its commands refused, with the scope named."""
+    port = free_port()
+    hub = Hub(ServeOptions(data_dir=tmp_path, port=port, mqtt_port=free_port(), advertise=False))
+    user = await asyncio.to_thread(accounts.add_user, hub.db, "ada", "long enough password")
+    library = await asyncio.to_thread(
+        lambda: accounts.issue_token(hub.db, user, scope="user-library-read")
+    )
+    reader = await asyncio.to_thread(
+        lambda: accounts.issue_token(hub.db, user, scope="user-read-playback-state")
+    )
+    await hub.start()
+    try:
+        code = None
+        async with connect(
+            f"ws://127.0.0.1:{port}/v1/connect/ws?access_token={library.access_token}"
+        ) as ws:
+            try:
+                async for _ in ws:
+                    pass
+            except ConnectionClosed as closed:
+                code = closed.rcvd.code if closed.rcvd else None
+            code = code or ws.close_code
+        async with connect(
+            f"ws://127.0.0.1:{port}/v1/connect/ws?access_token={reader.access_token}"
+        ) as ws:
+            await ws.send(json.dumps({"type": "command", "request_id": "1", "action": "pause"}))
+            while True:
+                msg = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                if msg.get("type") == "result":
+                    return code, msg
+    finally:
+        await hub.stop()
+
+
+def test_the_socket_honours_playback_scopes(tmp_path: Path) -> None:
+    code, result = asyncio.run(asyncio.wait_for(scoped(tmp_path), 30))
+    assert code == 4403
+    assert result["ok"] is False
+    assert result["error"] == {
+        "status": 403,
+        "message": "Insufficient client scope: this needs user-modify-playback-state",
+    }

@@ -13,7 +13,7 @@ import io
 from pathlib import Path
 
 from fastapi import Request, Response
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from hub.context import HubContext
 from hub.errors import NotFound
@@ -30,11 +30,16 @@ def _sized(ctx: HubContext, album_id: str, size: int) -> tuple[Path, str]:
     original = ctx.data_dir / row["path"]
     ext = "png" if row["mime"] == "image/png" else "jpg"
     target = ctx.data_dir / "art" / "sized" / f"{album_id}-{size}.{ext}"
-    if target.exists() and target.stat().st_mtime >= original.stat().st_mtime:
+    try:
+        fresh = target.exists() and target.stat().st_mtime >= original.stat().st_mtime
+    except OSError:
+        raise NotFound(f"Album {album_id}'s art is missing from the store") from None
+    if fresh:
         return target, row["mime"]
     try:
-        with Image.open(original) as image:
-            image.thumbnail((size, size), Image.Resampling.LANCZOS)
+        with Image.open(original) as source:
+            # the square size the album object promises, centred, up or down
+            image = ImageOps.fit(source, (size, size), Image.Resampling.LANCZOS)
             out = io.BytesIO()
             if ext == "png":
                 image.save(out, "PNG", optimize=True)

@@ -8,13 +8,15 @@ Basic, as spotipy sends) are accepted and ignored.
 
 from __future__ import annotations
 
+import zlib
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Response
+from fastapi import APIRouter, Form, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from hub import accounts, scopes
+from hub.ratelimit import Category, RateLimiter
 from hub.routes.deps import ContextDep
 
 router = APIRouter(tags=["auth"])
@@ -52,6 +54,7 @@ def _granted(issued: accounts.IssuedToken) -> JSONResponse:
 )
 async def token(
     ctx: ContextDep,
+    request: Request,
     grant_type: Annotated[str | None, Form(description="password or refresh_token")] = None,
     username: Annotated[str | None, Form()] = None,
     password: Annotated[str | None, Form()] = None,
@@ -67,6 +70,20 @@ async def token(
             scopes.parse(scope)  # before Argon2: a bad request costs no hashing
         except scopes.InvalidScope as exc:
             return _oauth_error("invalid_scope", str(exc))
+        # Guessing is slowed per account name and per client address, before Argon2.
+        client = request.client.host if request.client else "-"
+        limiter: RateLimiter = request.app.state.login_limiter
+        for key in (f"user:{username.lower()}", f"addr:{client}"):
+            decision = limiter.hit(zlib.crc32(key.encode()), Category.STANDARD)
+            if not decision.allowed:
+                return JSONResponse(
+                    {
+                        "error": "slow_down",
+                        "error_description": "Too many login attempts; retry later",
+                    },
+                    status_code=429,
+                    headers={"Retry-After": str(decision.retry_after_s), **_NO_STORE},
+                )
         # Argon2 takes tens of milliseconds: keep it off the event loop.
         user = await run_in_threadpool(accounts.authenticate, ctx.db, username, password)
         if user is None:

@@ -58,7 +58,7 @@ def _by_ids(items: list[dict[str, Any]], ids: list[str]) -> list[dict[str, Any] 
 
 
 @router.get("/tracks/{track_id}", summary="Get a track", response_model=m.Track)
-async def track(
+def track(
     track_id: str, ctx: ContextDep, _user: CatalogReader, request: Request, market: Market = None
 ) -> dict[str, Any]:
     check_id(track_id, "track")
@@ -67,7 +67,7 @@ async def track(
 
 
 @router.get("/tracks", summary="Get several tracks (up to 50 ids)", response_model=m.SeveralTracks)
-async def several_tracks(
+def several_tracks(
     ctx: ContextDep, _user: CatalogReader, request: Request, ids: str, market: Market = None
 ) -> dict[str, Any]:
     wanted = id_list(ids, "track", 50)
@@ -76,7 +76,7 @@ async def several_tracks(
 
 
 @router.get("/albums/{album_id}", summary="Get an album", response_model=m.Album)
-async def album(
+def album(
     album_id: str, ctx: ContextDep, _user: CatalogReader, request: Request, market: Market = None
 ) -> dict[str, Any]:
     check_id(album_id, "album")
@@ -85,7 +85,7 @@ async def album(
 
 
 @router.get("/albums", summary="Get several albums (up to 20 ids)", response_model=m.SeveralAlbums)
-async def several_albums(
+def several_albums(
     ctx: ContextDep, _user: CatalogReader, request: Request, ids: str, market: Market = None
 ) -> dict[str, Any]:
     wanted = id_list(ids, "album", 20)
@@ -98,7 +98,7 @@ async def several_albums(
     summary="Get an album's tracks",
     response_model=m.Paging[m.SimplifiedTrack],
 )
-async def album_tracks(
+def album_tracks(
     album_id: str,
     ctx: ContextDep,
     _user: CatalogReader,
@@ -118,7 +118,7 @@ async def album_tracks(
 
 
 @router.get("/artists/{artist_id}", summary="Get an artist", response_model=m.Artist)
-async def artist(
+def artist(
     artist_id: str, ctx: ContextDep, _user: CatalogReader, request: Request
 ) -> dict[str, Any]:
     check_id(artist_id, "artist")
@@ -129,7 +129,7 @@ async def artist(
 @router.get(
     "/artists", summary="Get several artists (up to 50 ids)", response_model=m.SeveralArtists
 )
-async def several_artists(
+def several_artists(
     ctx: ContextDep, _user: CatalogReader, request: Request, ids: str
 ) -> dict[str, Any]:
     wanted = id_list(ids, "artist", 50)
@@ -147,7 +147,7 @@ def _artist_known(conn: Any, artist_id: str) -> None:
     summary="An artist's ten most popular tracks",
     response_model=m.ArtistTopTracks,
 )
-async def artist_top_tracks(
+def artist_top_tracks(
     artist_id: str,
     ctx: ContextDep,
     _user: CatalogReader,
@@ -176,7 +176,7 @@ ALBUM_GROUPS = ("album", "single", "compilation", "appears_on")
     summary="An artist's albums",
     response_model=m.Paging[m.SimplifiedAlbum],
 )
-async def artist_albums(
+def artist_albums(
     artist_id: str,
     ctx: ContextDep,
     _user: CatalogReader,
@@ -225,7 +225,7 @@ async def artist_albums(
 @router.get(
     "/audio-features/{track_id}", summary="A track's audio features", response_model=m.AudioFeatures
 )
-async def audio_features(
+def audio_features(
     track_id: str, ctx: ContextDep, _user: CatalogReader, request: Request
 ) -> dict[str, Any]:
     check_id(track_id, "track")
@@ -239,7 +239,7 @@ async def audio_features(
     summary="Audio features of several tracks (up to 100 ids)",
     response_model=m.SeveralAudioFeatures,
 )
-async def several_audio_features(
+def several_audio_features(
     ctx: ContextDep, _user: CatalogReader, request: Request, ids: str
 ) -> dict[str, Any]:
     wanted = id_list(ids, "track", 100)

@@ -25,10 +25,11 @@ from fastapi.concurrency import run_in_threadpool
 
 from connect_protocol.codec import to_json_obj
 from connect_protocol.messages import MAX_MESSAGE_BYTES
-from hub import accounts
+from hub import accounts, scopes
 from hub.clock import now_ms
 from hub.context import HubContext
-from hub.errors import HubError, RequestError
+from hub.errors import Forbidden, HubError, RequestError
+from hub.ratelimit import Category, RateLimited, RateLimiter
 from hub.relay import Change
 from hub.routes.deps import bearer_token
 from hub.shapes import device_object, error_body, player_object
@@ -92,6 +93,13 @@ async def connect_ws(ws: WebSocket) -> None:
         await ws.send_json({"type": "error", **error_body(401, "Invalid or missing access token")})
         await ws.close(code=4401)
         return
+    granted = await run_in_threadpool(_scopes_of, ctx, token or "")
+    if scopes.READ_PLAYBACK not in granted:
+        denied = f"Insufficient client scope: this needs {scopes.READ_PLAYBACK}"
+        await ws.send_json({"type": "error", **error_body(403, denied)})
+        await ws.close(code=4403)
+        return
+    may_control = scopes.MODIFY_PLAYBACK in granted
     base_url = f"{ws.url.scheme.replace('ws', 'http')}://{ws.url.netloc}"
     outbox = Outbox()
     outbox.changed("devices", "")
@@ -123,7 +131,9 @@ async def connect_ws(ws: WebSocket) -> None:
             if len(in_flight) >= MAX_IN_FLIGHT:
                 outbox.reply({"type": "error", **error_body(429, "too many commands in flight")})
                 continue
-            task = asyncio.create_task(_handle(ctx, raw, outbox, session[0].id))
+            task = asyncio.create_task(
+                _handle(ctx, raw, outbox, session[0].id, may_control, ws.app.state.rate_limiter)
+            )
             in_flight.add(task)
             task.add_done_callback(in_flight.discard)
     except WebSocketDisconnect:
@@ -173,6 +183,13 @@ async def _send_loop(ws: WebSocket, ctx: HubContext, outbox: Outbox, base_url: s
             await ws.send_text(json.dumps(message, separators=(",", ":")))
 
 
+def _scopes_of(ctx: HubContext, token: str) -> frozenset[str]:
+    try:
+        return accounts.access_session(ctx.db, token).scopes
+    except accounts.TokenRejected:
+        return frozenset()
+
+
 def _result(request_id: Any, error: HubError | None = None) -> dict[str, Any]:
     if error is None:
         return {"type": "result", "request_id": request_id, "ok": True}
@@ -180,7 +197,14 @@ def _result(request_id: Any, error: HubError | None = None) -> dict[str, Any]:
     return {"type": "result", "request_id": request_id, "ok": False, **body}
 
 
-async def _handle(ctx: HubContext, text: str, outbox: Outbox, user_id: int) -> None:
+async def _handle(
+    ctx: HubContext,
+    text: str,
+    outbox: Outbox,
+    user_id: int,
+    may_control: bool,
+    limiter: RateLimiter,
+) -> None:
     try:
         message = json.loads(text)
     except (ValueError, RecursionError):
@@ -195,6 +219,14 @@ async def _handle(ctx: HubContext, text: str, outbox: Outbox, user_id: int) -> N
         outbox.reply(_result(request_id, RequestError("Missing required field: action")))
         return
     params = {k: v for k, v in message.items() if k not in ("type", "request_id", "action")}
+    if not may_control:
+        denied = f"Insufficient client scope: this needs {scopes.MODIFY_PLAYBACK}"
+        outbox.reply(_result(request_id, Forbidden(denied)))
+        return
+    decision = limiter.hit(user_id, Category.PLAYER)  # the same budget as the Web API's
+    if not decision.allowed:
+        outbox.reply(_result(request_id, RateLimited(decision.retry_after_s)))
+        return
     try:
         await ctx.player.execute(action, params, user_id=user_id)
     except HubError as exc:

@@ -26,7 +26,7 @@ from fastapi.security import OAuth2PasswordBearer
 from hub import accounts, scopes
 from hub.accounts import Session, User
 from hub.context import HubContext
-from hub.ratelimit import Category, RateLimited, RateLimiter
+from hub.ratelimit import Category, Limit, RateLimited, RateLimiter
 from hub.shapes import error_body
 
 INSUFFICIENT_SCOPE = "Insufficient client scope"
@@ -149,10 +149,18 @@ async def _too_many_requests(_request: Request, exc: Exception) -> Response:
     )
 
 
+#: Password attempts per account name and per client address: 20 a minute.
+LOGIN_ATTEMPTS = Limit(20, 60_000)
+
+
 def install_rate_limits(app: FastAPI, limiter: RateLimiter | None = None) -> RateLimiter:
     """Give ``app`` its limiter (``app.state.rate_limiter``) and the 429 handler."""
     installed = limiter if limiter is not None else RateLimiter()  # an empty one is falsy
     app.state.rate_limiter = installed
+    # password attempts, per account name and per client address (keys are hashes)
+    app.state.login_limiter = RateLimiter(
+        {category: LOGIN_ATTEMPTS for category in Category} if installed.enabled else None
+    )
     app.add_exception_handler(RateLimited, _too_many_requests)
     return installed
 

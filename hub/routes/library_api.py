@@ -3,14 +3,16 @@ playlists, saved tracks, recently played and the queue."""
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from hub import api_models as m
-from hub import library, objects, search
-from hub.accounts import User
+from hub import library, objects, scopes, search
+from hub.accounts import Session, User
 from hub.clock import now_ms
 from hub.errors import CatalogError, Forbidden, NotFound
 from hub.routes.catalog_api import Limit, Market, Offset, base, check_id, id_list
@@ -23,8 +25,11 @@ from hub.routes.deps import (
     PlaylistReader,
     ProfileReader,
     QueueReader,
+    SessionDep,
 )
 
+#: 100 URIs of a few dozen bytes, or a playlist's details, fit many times over.
+MAX_BODY_BYTES = 256 * 1024
 router = APIRouter(prefix="/v1", tags=["library"], responses=m.ERROR_RESPONSES)
 Body = dict[str, Any]
 
@@ -33,9 +38,11 @@ async def json_body(request: Request) -> Any:
     raw = await request.body()
     if not raw.strip():
         return {}
+    if len(raw) > MAX_BODY_BYTES:
+        raise CatalogError(f"The request body is over {MAX_BODY_BYTES // 1024} KiB")
     try:
-        return await request.json()
-    except ValueError:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
         raise CatalogError("Malformed JSON body") from None
 
 
@@ -43,6 +50,14 @@ def _object(body: Any) -> Body:
     if not isinstance(body, dict):
         raise CatalogError("The request body must be a JSON object")
     return body
+
+
+def need_playlist_scope(session: Session, *, public: bool) -> None:
+    """Spotify's split: modifying a public playlist needs playlist-modify-public, a
+    private (or collaborative) one playlist-modify-private."""
+    wanted = scopes.MODIFY_PUBLIC_PLAYLISTS if public else scopes.MODIFY_PRIVATE_PLAYLISTS
+    if wanted not in session.scopes:
+        raise Forbidden(f"Insufficient client scope: this needs {wanted}")
 
 
 def _opt_bool(body: Body, key: str) -> bool | None:
@@ -70,7 +85,7 @@ def _opt_int(body: Body, key: str) -> int | None:
 
 
 @router.get("/me", summary="The current user's profile", response_model=m.PrivateUser)
-async def me(user: ProfileReader, request: Request) -> Body:
+def me(user: ProfileReader, request: Request) -> Body:
     return {
         **objects.user(base(request), user.id, user.name),
         "country": "ZZ",
@@ -85,9 +100,7 @@ router.add_api_route("/me/", me, methods=["GET"], include_in_schema=False)  # sp
 
 
 @router.get("/users/{user_id}", summary="A user's public profile", response_model=m.PublicUser)
-async def user_profile(
-    user_id: str, ctx: ContextDep, _user: ProfileReader, request: Request
-) -> Body:
+def user_profile(user_id: str, ctx: ContextDep, _user: ProfileReader, request: Request) -> Body:
     with ctx.db.reading() as conn:
         row = conn.execute("SELECT id, name FROM users WHERE name = ?", (user_id,)).fetchone()
     if row is None:
@@ -99,11 +112,12 @@ async def user_profile(
 
 
 def _playlist_page(
-    ctx: ContextDep, request: Request, owner_id: int, viewer_id: int, limit: int, offset: int
+    ctx: ContextDep, request: Request, owner_id: int, private_too: bool, limit: int, offset: int
 ) -> Body:
+    """A user's playlists; private ones only to their owner holding playlist-read-private."""
     url = base(request)
     with ctx.db.reading() as conn:
-        where = "owner_id = ?" + ("" if owner_id == viewer_id else " AND public = 1")
+        where = "owner_id = ?" + ("" if private_too else " AND public = 1")
         total = conn.execute(f"SELECT COUNT(*) FROM playlists WHERE {where}", (owner_id,))
         total_n = int(total.fetchone()[0])
         ids = [
@@ -123,10 +137,10 @@ def _playlist_page(
     summary="The current user's playlists",
     response_model=m.Paging[m.SimplifiedPlaylist],
 )
-async def my_playlists(
+def my_playlists(
     ctx: ContextDep, user: PlaylistReader, request: Request, limit: Limit = 20, offset: Offset = 0
 ) -> Body:
-    return _playlist_page(ctx, request, user.id, user.id, limit, offset)
+    return _playlist_page(ctx, request, user.id, True, limit, offset)
 
 
 def _user_id(ctx: ContextDep, name: str) -> int:
@@ -142,36 +156,45 @@ def _user_id(ctx: ContextDep, name: str) -> int:
     summary="A user's public playlists",
     response_model=m.Paging[m.SimplifiedPlaylist],
 )
-async def user_playlists(
+def user_playlists(
     user_id: str,
     ctx: ContextDep,
     user: ProfileReader,
+    session: SessionDep,
     request: Request,
     limit: Limit = 20,
     offset: Offset = 0,
 ) -> Body:
-    return _playlist_page(ctx, request, _user_id(ctx, user_id), user.id, limit, offset)
+    owner = _user_id(ctx, user_id)
+    private_too = owner == user.id and scopes.READ_PLAYLISTS in session.scopes
+    return _playlist_page(ctx, request, owner, private_too, limit, offset)
 
 
-async def _create(ctx: ContextDep, user_id: int, request: Request) -> Response:
+async def _create(ctx: ContextDep, session: Session, request: Request) -> Response:
     body = _object(await json_body(request))
     name = _opt_str(body, "name")
     if name is None:
         raise CatalogError("name is required")
-    with ctx.db.transaction() as conn:
-        playlist_id = library.create_playlist(
-            conn,
-            user_id,
-            name,
-            description=_opt_str(body, "description") or "",
-            public=_opt_bool(body, "public") is not False,
-            collaborative=bool(_opt_bool(body, "collaborative")),
-            now_ms=now_ms(),
-        )
-        search.index_playlist(conn, playlist_id)
-        created = objects.playlists_simplified(conn, [playlist_id], base(request))[0]
-        created["tracks"] = objects.paging(created["tracks"]["href"], [], 100, 0, 0)
-    return _json(created, 201)
+    need_playlist_scope(session, public=_opt_bool(body, "public") is not False)
+    user_id = session.user.id
+
+    def work() -> Any:
+        with ctx.db.transaction() as conn:
+            playlist_id = library.create_playlist(
+                conn,
+                user_id,
+                name,
+                description=_opt_str(body, "description") or "",
+                public=_opt_bool(body, "public") is not False,
+                collaborative=bool(_opt_bool(body, "collaborative")),
+                now_ms=now_ms(),
+            )
+            search.index_playlist(conn, playlist_id)
+            created = objects.playlists_simplified(conn, [playlist_id], base(request))[0]
+            created["tracks"] = objects.paging(created["tracks"]["href"], [], 100, 0, 0)
+        return _json(created, 201)
+
+    return await run_in_threadpool(work)
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -186,11 +209,11 @@ def _json(body: Any, status: int = 200) -> Response:
     responses={201: {"model": m.SimplifiedPlaylist}},
 )
 async def create_for_user(
-    user_id: str, ctx: ContextDep, user: PlaylistEditor, request: Request
+    user_id: str, ctx: ContextDep, user: PlaylistEditor, session: SessionDep, request: Request
 ) -> Response:
     if user_id != user.name:
         raise Forbidden("You can only create playlists for yourself")
-    return await _create(ctx, user.id, request)
+    return await _create(ctx, session, request)
 
 
 @router.post(
@@ -200,12 +223,14 @@ async def create_for_user(
     response_model=None,
     responses={201: {"model": m.SimplifiedPlaylist}},
 )
-async def create_for_me(ctx: ContextDep, user: PlaylistEditor, request: Request) -> Response:
-    return await _create(ctx, user.id, request)
+async def create_for_me(
+    ctx: ContextDep, _user: PlaylistEditor, session: SessionDep, request: Request
+) -> Response:
+    return await _create(ctx, session, request)
 
 
 @router.get("/playlists/{playlist_id}", summary="Get a playlist", response_model=m.Playlist)
-async def playlist(
+def playlist(
     playlist_id: str, ctx: ContextDep, user: ProfileReader, request: Request, market: Market = None
 ) -> Body:
     check_id(playlist_id, "playlist")
@@ -221,27 +246,34 @@ async def playlist(
 
 @router.put("/playlists/{playlist_id}", summary="Change a playlist's details")
 async def change_details(
-    playlist_id: str, ctx: ContextDep, user: PlaylistEditor, request: Request
+    playlist_id: str, ctx: ContextDep, user: PlaylistEditor, session: SessionDep, request: Request
 ) -> Response:
     check_id(playlist_id, "playlist")
     body = _object(await json_body(request))
-    with ctx.db.transaction() as conn:
-        found = library.editable(conn, playlist_id, user.id)
-        if found.owner_id != user.id:
-            raise Forbidden("Only the owner can change a playlist's details")
-        library.change_details(
-            conn,
-            found,
-            name=_opt_str(body, "name"),
-            description=_opt_str(body, "description"),
-            public=_opt_bool(body, "public"),
-            collaborative=_opt_bool(body, "collaborative"),
-        )
-        search.index_playlist(conn, playlist_id)  # name, description or visibility changed
-    return Response(status_code=200)
+
+    def work() -> Any:
+        with ctx.db.transaction() as conn:
+            found = library.editable(conn, playlist_id, user.id)
+            if found.owner_id != user.id:
+                raise Forbidden("Only the owner can change a playlist's details")
+            need_playlist_scope(session, public=found.public)
+            if _opt_bool(body, "public") is not None:
+                need_playlist_scope(session, public=bool(_opt_bool(body, "public")))
+            library.change_details(
+                conn,
+                found,
+                name=_opt_str(body, "name"),
+                description=_opt_str(body, "description"),
+                public=_opt_bool(body, "public"),
+                collaborative=_opt_bool(body, "collaborative"),
+            )
+            search.index_playlist(conn, playlist_id)  # name, description or visibility changed
+        return Response(status_code=200)
+
+    return await run_in_threadpool(work)
 
 
-async def _items_page(
+def _items_page(
     playlist_id: str,
     ctx: ContextDep,
     user: User,
@@ -267,7 +299,7 @@ Limit100 = Annotated[int, Query(ge=1, le=100)]
     summary="A playlist's items",
     response_model=m.Paging[m.PlaylistTrack],
 )
-async def playlist_tracks(
+def playlist_tracks(
     playlist_id: str,
     ctx: ContextDep,
     user: ProfileReader,
@@ -276,7 +308,7 @@ async def playlist_tracks(
     limit: Limit100 = 100,
     offset: Offset = 0,
 ) -> Body:
-    return await _items_page(playlist_id, ctx, user, request, market, limit, offset)
+    return _items_page(playlist_id, ctx, user, request, market, limit, offset)
 
 
 @router.get(
@@ -284,7 +316,7 @@ async def playlist_tracks(
     summary="A playlist's items (newer path)",
     response_model=m.Paging[m.PlaylistTrack],
 )
-async def playlist_items(
+def playlist_items(
     playlist_id: str,
     ctx: ContextDep,
     user: ProfileReader,
@@ -293,11 +325,11 @@ async def playlist_items(
     limit: Limit100 = 100,
     offset: Offset = 0,
 ) -> Body:
-    return await _items_page(playlist_id, ctx, user, request, market, limit, offset)
+    return _items_page(playlist_id, ctx, user, request, market, limit, offset)
 
 
 async def _add(
-    playlist_id: str, ctx: ContextDep, user: PlaylistEditor, request: Request
+    playlist_id: str, ctx: ContextDep, user: PlaylistEditor, session: SessionDep, request: Request
 ) -> Response:
     check_id(playlist_id, "playlist")
     body = await json_body(request)
@@ -315,12 +347,17 @@ async def _add(
         uris = raw
         position = _opt_int(body, "position") if "position" in body else position
     ids = library.track_ids_from(uris)
-    with ctx.db.transaction() as conn:
-        found = library.editable(conn, playlist_id, user.id)
-        snap = library.add_items(
-            conn, found, ids, position=position, user_id=user.id, now_ms=now_ms()
-        )
-    return _json({"snapshot_id": snap}, 201)
+
+    def work() -> Any:
+        with ctx.db.transaction() as conn:
+            found = library.editable(conn, playlist_id, user.id, adding=True)
+            need_playlist_scope(session, public=found.public)
+            snap = library.add_items(
+                conn, found, ids, position=position, user_id=user.id, now_ms=now_ms()
+            )
+        return _json({"snapshot_id": snap}, 201)
+
+    return await run_in_threadpool(work)
 
 
 def _query_int(request: Request, key: str) -> int | None:
@@ -334,38 +371,45 @@ def _query_int(request: Request, key: str) -> int | None:
 
 
 async def _change(
-    playlist_id: str, ctx: ContextDep, user: PlaylistEditor, request: Request
+    playlist_id: str, ctx: ContextDep, user: PlaylistEditor, session: SessionDep, request: Request
 ) -> Response:
     """PUT: reorder (range_start/insert_before) or replace the items (uris)."""
     check_id(playlist_id, "playlist")
     body = _object(await json_body(request))
-    with ctx.db.transaction() as conn:
-        found = library.editable(conn, playlist_id, user.id)
-        if "range_start" in body or "insert_before" in body:
-            start, before = _opt_int(body, "range_start"), _opt_int(body, "insert_before")
-            if start is None or before is None:
-                raise CatalogError("range_start and insert_before are both required")
-            snap = library.reorder(
-                conn,
-                found,
-                range_start=start,
-                insert_before=before,
-                range_length=_opt_int(body, "range_length") or 1,
-                snapshot=_opt_str(body, "snapshot_id"),
-            )
-        else:
-            raw = body.get("uris")
-            if raw is None and request.query_params.get("uris"):
-                raw = request.query_params["uris"].split(",")
-            if not isinstance(raw, list):
-                raise CatalogError("Give uris (to replace) or range_start and insert_before")
-            ids = library.track_ids_from(raw)
-            snap = library.replace_items(conn, found, ids, user_id=user.id, now_ms=now_ms())
-    return _json({"snapshot_id": snap})
+
+    def work() -> Any:
+        with ctx.db.transaction() as conn:
+            found = library.editable(conn, playlist_id, user.id)
+            need_playlist_scope(session, public=found.public)
+            if "range_start" in body or "insert_before" in body:
+                start, before = _opt_int(body, "range_start"), _opt_int(body, "insert_before")
+                if start is None or before is None:
+                    raise CatalogError("range_start and insert_before are both required")
+                snap = library.reorder(
+                    conn,
+                    found,
+                    range_start=start,
+                    insert_before=before,
+                    range_length=1
+                    if body.get("range_length") is None
+                    else _opt_int(body, "range_length") or 0,
+                    snapshot=_opt_str(body, "snapshot_id"),
+                )
+            else:
+                raw = body.get("uris")
+                if raw is None and request.query_params.get("uris"):
+                    raw = request.query_params["uris"].split(",")
+                if not isinstance(raw, list):
+                    raise CatalogError("Give uris (to replace) or range_start and insert_before")
+                ids = library.track_ids_from(raw)
+                snap = library.replace_items(conn, found, ids, user_id=user.id, now_ms=now_ms())
+        return _json({"snapshot_id": snap})
+
+    return await run_in_threadpool(work)
 
 
 async def _remove(
-    playlist_id: str, ctx: ContextDep, user: PlaylistEditor, request: Request
+    playlist_id: str, ctx: ContextDep, user: PlaylistEditor, session: SessionDep, request: Request
 ) -> Response:
     check_id(playlist_id, "playlist")
     body = _object(await json_body(request))
@@ -382,10 +426,17 @@ async def _remove(
         ):
             raise CatalogError("positions must be a list of integers")
         removals.append((library.track_ids_from([entry["uri"]])[0], positions))
-    with ctx.db.transaction() as conn:
-        found = library.editable(conn, playlist_id, user.id)
-        snap = library.remove_items(conn, found, removals, snapshot=_opt_str(body, "snapshot_id"))
-    return _json({"snapshot_id": snap})
+
+    def work() -> Any:
+        with ctx.db.transaction() as conn:
+            found = library.editable(conn, playlist_id, user.id)
+            need_playlist_scope(session, public=found.public)
+            snap = library.remove_items(
+                conn, found, removals, snapshot=_opt_str(body, "snapshot_id")
+            )
+        return _json({"snapshot_id": snap})
+
+    return await run_in_threadpool(work)
 
 
 for path in ("/playlists/{playlist_id}/tracks", "/playlists/{playlist_id}/items"):
@@ -437,23 +488,31 @@ async def _ids_from(request: Request, key: str) -> list[str]:
 @router.put("/me/tracks", summary="Save tracks for the current user (ids)")
 async def save_tracks(ctx: ContextDep, user: LibraryEditor, request: Request) -> Response:
     ids = await _ids_from(request, "ids")
-    with ctx.db.transaction() as conn:
-        library.save_tracks(conn, user.id, ids, now_ms())
-    return Response(status_code=200)
+
+    def work() -> Any:
+        with ctx.db.transaction() as conn:
+            library.save_tracks(conn, user.id, ids, now_ms())
+        return Response(status_code=200)
+
+    return await run_in_threadpool(work)
 
 
 @router.delete("/me/tracks", summary="Remove saved tracks (ids)")
 async def unsave_tracks(ctx: ContextDep, user: LibraryEditor, request: Request) -> Response:
     ids = await _ids_from(request, "ids")
-    with ctx.db.transaction() as conn:
-        library.unsave_tracks(conn, user.id, ids)
-    return Response(status_code=200)
+
+    def work() -> Any:
+        with ctx.db.transaction() as conn:
+            library.unsave_tracks(conn, user.id, ids)
+        return Response(status_code=200)
+
+    return await run_in_threadpool(work)
 
 
 @router.get(
     "/me/tracks/contains", summary="Are these tracks saved? (ids)", response_model=list[bool]
 )
-async def saved_contains(ctx: ContextDep, user: LibraryReader, ids: str) -> list[bool]:
+def saved_contains(ctx: ContextDep, user: LibraryReader, ids: str) -> list[bool]:
     wanted = id_list(ids, "track", 50)
     with ctx.db.reading() as conn:
         return library.saved_contains(conn, user.id, wanted)
@@ -462,17 +521,25 @@ async def saved_contains(ctx: ContextDep, user: LibraryReader, ids: str) -> list
 @router.put("/me/library", summary="Save items to the library (uris)")
 async def library_save(ctx: ContextDep, user: LibraryEditor, request: Request) -> Response:
     ids = await _ids_from(request, "uris")
-    with ctx.db.transaction() as conn:
-        library.save_tracks(conn, user.id, ids, now_ms())
-    return Response(status_code=200)
+
+    def work() -> Any:
+        with ctx.db.transaction() as conn:
+            library.save_tracks(conn, user.id, ids, now_ms())
+        return Response(status_code=200)
+
+    return await run_in_threadpool(work)
 
 
 @router.delete("/me/library", summary="Remove items from the library (uris)")
 async def library_remove(ctx: ContextDep, user: LibraryEditor, request: Request) -> Response:
     ids = await _ids_from(request, "uris")
-    with ctx.db.transaction() as conn:
-        library.unsave_tracks(conn, user.id, ids)
-    return Response(status_code=200)
+
+    def work() -> Any:
+        with ctx.db.transaction() as conn:
+            library.unsave_tracks(conn, user.id, ids)
+        return Response(status_code=200)
+
+    return await run_in_threadpool(work)
 
 
 @router.get(
@@ -480,7 +547,7 @@ async def library_remove(ctx: ContextDep, user: LibraryEditor, request: Request)
     summary="Are these items in the library? (uris)",
     response_model=list[bool],
 )
-async def library_contains(ctx: ContextDep, user: LibraryReader, uris: str) -> list[bool]:
+def library_contains(ctx: ContextDep, user: LibraryReader, uris: str) -> list[bool]:
     ids = library.track_ids_from(uris.split(","))
     with ctx.db.reading() as conn:
         return library.saved_contains(conn, user.id, ids)
@@ -491,7 +558,7 @@ async def library_contains(ctx: ContextDep, user: LibraryReader, uris: str) -> l
     summary="The current user's saved tracks, newest first",
     response_model=m.Paging[m.SavedTrack],
 )
-async def saved_tracks(
+def saved_tracks(
     ctx: ContextDep,
     user: LibraryReader,
     request: Request,
@@ -525,13 +592,13 @@ async def saved_tracks(
     summary="Tracks the current user played lately",
     response_model=m.CursorPaging[m.PlayHistory],
 )
-async def recently_played(
+def recently_played(
     ctx: ContextDep,
     user: HistoryReader,
     request: Request,
     limit: Limit = 20,
-    after: Annotated[int | None, Query(ge=0)] = None,
-    before: Annotated[int | None, Query(ge=0)] = None,
+    after: Annotated[int | None, Query(ge=0, le=2**62)] = None,
+    before: Annotated[int | None, Query(ge=0, le=2**62)] = None,
 ) -> Body:
     if after is not None and before is not None:
         raise CatalogError("Give after or before, not both")
@@ -578,7 +645,7 @@ async def recently_played(
 @router.get(
     "/me/player/queue", summary="The playing track and the queue after it", response_model=m.Queue
 )
-async def queue(ctx: ContextDep, _user: QueueReader, request: Request) -> Body:
+def queue(ctx: ContextDep, _user: QueueReader, request: Request) -> Body:
     active = ctx.relay.active_device_id
     device = ctx.relay.devices.get(active) if active else None
     if device is None:
