@@ -300,6 +300,19 @@ MIGRATIONS: list[str] = [
             SELECT term, doc FROM search_playlists_vocab
         ) GROUP BY term;
     """,
+    # 5: typo corrections come from public catalog words only: playlists' names can be
+    # private, so their words leave the vocabulary (hub/search/kinds.py in_vocabulary)
+    """
+    DELETE FROM search_terms;
+    INSERT INTO search_terms (term, docs)
+        SELECT term, sum(doc) FROM (
+            SELECT term, doc FROM search_tracks_vocab WHERE col IN ('name', 'artists', 'album')
+            UNION ALL
+            SELECT term, doc FROM search_albums_vocab WHERE col IN ('name', 'artists')
+            UNION ALL
+            SELECT term, doc FROM search_artists_vocab WHERE col = 'name'
+        ) GROUP BY term;
+    """,
 ]
 
 

@@ -181,3 +181,22 @@ def test_recommendations_from_the_fixture_catalog(db: Database, ids: dict[str, s
     assert len(picked) == 5
     assert seeds[0]["type"] == "TRACK"
     assert len(by_artist) == 3
+
+
+def test_private_playlist_words_never_become_typo_corrections(
+    db: Database, ids: dict[str, str]
+) -> None:
+    """A correction would hint that some private playlist holds the word."""
+    from hub import search
+    from hub.search import vocabulary
+    from hub.search.query import Term
+
+    ann, _ = users(db)
+    with db.transaction() as conn:
+        pid = library.create_playlist(conn, ann, "Zanzibarian nights", public=False, now_ms=1)
+        search.index_playlist(conn, pid)
+        assert not vocabulary.is_known(conn, "zanzibarian")
+        assert vocabulary.corrections(conn, Term(text="zanzibarien")) == ()
+        assert "northern" in vocabulary.corrections(conn, Term(text="northen"))  # catalog words do
+        search.rebuild(conn)
+        assert not vocabulary.is_known(conn, "zanzibarian")

@@ -51,7 +51,8 @@ def unindex(conn: sqlite3.Connection, kind: Kind, item_id: str) -> None:
         (old[0], *old[2:]),
     )
     conn.execute(f"DELETE FROM {kind.docs} WHERE doc = ?", (old[0],))
-    _count_terms(conn, _terms(kind, old), -1)
+    if kind.in_vocabulary:
+        _count_terms(conn, _terms(kind, old), -1)
 
 
 def index(conn: sqlite3.Connection, kind: Kind, item_id: str) -> None:
@@ -66,7 +67,8 @@ def index(conn: sqlite3.Connection, kind: Kind, item_id: str) -> None:
     conn.execute(
         f"INSERT INTO {kind.fts} (rowid, {columns}) VALUES (?, {marks})", (new[0], *new[2:])
     )
-    _count_terms(conn, _terms(kind, new), +1)
+    if kind.in_vocabulary:
+        _count_terms(conn, _terms(kind, new), +1)
 
 
 def index_track(conn: sqlite3.Connection, track_id: str) -> None:
@@ -119,6 +121,7 @@ def rebuild(conn: sqlite3.Connection, *, optimize: bool = True) -> None:
         parts = [
             f"SELECT term, doc FROM {k.vocab} WHERE col IN ({', '.join(map(repr, k.text_columns))})"
             for k in KINDS.values()
+            if k.in_vocabulary
         ]
         conn.execute(
             "INSERT INTO search_terms (term, docs) SELECT term, sum(doc)"

@@ -65,6 +65,12 @@ class Kind:
     def vocab(self) -> str:
         return f"{self.fts}_vocab"
 
+    @property
+    def in_vocabulary(self) -> bool:
+        """Whether its words may become typo corrections: not playlists', whose names
+        can be private (a correction would hint that a private playlist holds a word)."""
+        return self.name != "playlist"
+
 
 TRACK = Kind(
     name="track",
