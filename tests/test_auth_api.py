@@ -497,3 +497,18 @@ def test_password_guessing_is_slowed_per_account(stage: Stage) -> None:
         assert r.status_code == 429
         assert r.json()["error"] == "slow_down"
         assert int(r.headers["retry-after"]) > 0
+
+
+def test_search_shows_ones_private_playlists_only_with_the_scope_to_read_them(
+    stage: Stage,
+) -> None:
+    full = stage.login()["access_token"]
+    narrow = stage.login(scope="user-library-read")["access_token"]
+    with stage.client(Authorization=f"Bearer {full}") as c:
+        made = c.post("/v1/me/playlists", json={"name": "Quietude", "public": False})
+        assert made.status_code == 201
+        found = c.get("/v1/search", params={"q": "quietude", "type": "playlist"}).json()
+        assert [p["name"] for p in found["playlists"]["items"]] == ["Quietude"]
+    with stage.client(Authorization=f"Bearer {narrow}") as c:
+        found = c.get("/v1/search", params={"q": "quietude", "type": "playlist"}).json()
+        assert found["playlists"]["total"] == 0

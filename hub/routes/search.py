@@ -14,11 +14,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 
 from hub import api_models as m
-from hub import objects, search
+from hub import objects, scopes, search
 from hub.accounts import User
 from hub.errors import RequestError
 from hub.routes.catalog_api import Market, base
-from hub.routes.deps import ContextDep, limited_user
+from hub.routes.deps import ContextDep, SessionDep, limited_user
 
 router = APIRouter(prefix="/v1", tags=["search"], responses=m.ERROR_RESPONSES)
 SearchUser = Annotated[User, Depends(limited_user("search"))]
@@ -84,6 +84,7 @@ def search_catalog(
     request: Request,
     ctx: ContextDep,
     user: SearchUser,
+    session: SessionDep,
     q: Annotated[str, Query(min_length=1, description="The search text, with optional filters")],
     kinds: Annotated[
         str,
@@ -107,7 +108,14 @@ def search_catalog(
     answer: dict[str, Any] = {}
     with ctx.db.reading() as conn:
         pages = search.find(
-            conn, q, wanted, limit=limit, offset=offset, market=market, user_id=user.id
+            conn,
+            q,
+            wanted,
+            limit=limit,
+            offset=offset,
+            market=market,
+            # one's own private playlists too, with the scope that reads them
+            user_id=user.id if scopes.READ_PLAYLISTS in session.scopes else None,
         )
         for kind in wanted:
             page = pages[kind]
