@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from connect_protocol.messages import Event, EventKind
+from hub import library
 from hub.db import Database
 from hub.player import PlayerService
 from hub.relay import Relay
@@ -35,7 +36,5 @@ class HubContext:
         device = self.relay.devices.get(device_id)
         context = device.state.context_uri if device is not None else None
         self.relay.write_later(
-            "INSERT INTO plays (user_id, track_id, played_ms, context_uri)"
-            " SELECT ?, id, ?, ? FROM tracks WHERE id = ?",
-            (user_id, event.timestamp_ms, context, track_id),
+            library.INSERT_PLAY, (user_id, event.timestamp_ms, context, track_id)
         )

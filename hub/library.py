@@ -320,10 +320,9 @@ def saved_contains(conn: sqlite3.Connection, user_id: int, ids: Sequence[str]) -
     return [i in have for i in ids]
 
 
-def record_play(
-    conn: sqlite3.Connection, user_id: int, track_id: str, played_ms: int, context_uri: str | None
-) -> None:
-    conn.execute(
-        "INSERT INTO plays (user_id, track_id, played_ms, context_uri) VALUES (?, ?, ?, ?)",
-        (user_id, track_id, played_ms, context_uri),
-    )
+#: One play in a listener's history; the hub writes it on the relay's writer thread,
+#: and only for a track the catalog knows.
+INSERT_PLAY = (
+    "INSERT INTO plays (user_id, track_id, played_ms, context_uri)"
+    " SELECT ?, id, ?, ? FROM tracks WHERE id = ?"
+)

@@ -255,7 +255,7 @@ def artists(conn: sqlite3.Connection, ids: Sequence[str], base_url: str) -> list
     return out
 
 
-def user(base_url: str, user_id: int, name: str) -> Obj:
+def user(base_url: str, name: str) -> Obj:
     """A public user object (Spotify's ids are strings: the user's name is the id)."""
     return {
         "id": name,
@@ -301,7 +301,7 @@ def playlists_simplified(conn: sqlite3.Connection, ids: Sequence[str], base_url:
                 "description": r["description"],
                 "public": bool(r["public"]),
                 "collaborative": bool(r["collaborative"]),
-                "owner": user(base_url, r["owner_id"], r["owner_name"]),
+                "owner": user(base_url, r["owner_name"]),
                 "snapshot_id": snapshot_id(i, r["version"]),
                 "images": art.get(first[1], []) if first is not None else [],
                 "tracks": {"href": f"{base_url}/v1/playlists/{i}/tracks", "total": r["total"]},
@@ -333,7 +333,7 @@ def playlist_items(
     items = [
         {
             "added_at": iso_time(r["added_ms"]),
-            "added_by": user(base_url, r["uid"], r["uname"]) if r["uname"] else None,
+            "added_by": user(base_url, r["uname"]) if r["uname"] else None,
             "is_local": False,
             "track": by_id.get(r["track_id"]),
         }

@@ -13,7 +13,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -187,6 +188,21 @@ class System:
         )
         r.raise_for_status()
         return str(r.json()["access_token"])
+
+    @contextmanager
+    def running(self, *speakers: str) -> Iterator[System]:
+        """Broker, hub and these speakers (provisioned here), stopped on the way out;
+        started inside the ``try``, so a start that fails still stops what did start."""
+        for device_id in speakers:
+            self.provision(device_id)
+        try:
+            self.start_broker()
+            self.start_hub()
+            for device_id in speakers:
+                self.start_speaker(device_id)
+            yield self
+        finally:
+            self.stop()
 
     def stop(self) -> None:
         for proc in self.speakers.values():

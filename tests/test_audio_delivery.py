@@ -14,9 +14,7 @@ import logging
 import re
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -25,25 +23,22 @@ import httpx
 import numpy as np
 import pytest
 import soundfile as sf
-import uvicorn
 from fastapi import FastAPI
 
 from connect_protocol import codec
 from connect_protocol.media import Loudness, Manifest, Quality, Rendition, Segment
-from connect_protocol.mqtt import BrokerAddress
 from hub import accounts, provisioning
 from hub.app import create_app
 from hub.catalog import base62_id
 from hub.clock import now_ms
-from hub.context import HubContext
 from hub.db import Database
 from hub.media import signing, store
 from hub.media.signing import Key, KeyRing, Verdict
-from hub.relay import Relay
 from hub.routes.audio import AudioAccess
 from hub.server import Hub, ServeOptions, open_database
 from tests.brokers import free_port
-from tests.system import child_env, wait_for
+from tests.serving import offline_context, serving
+from tests.system import child_env
 
 pytestmark = pytest.mark.integration
 
@@ -126,23 +121,6 @@ def make_track(db: Database, data: Path, seed: str, segments: int = 2) -> Track:
     return Track(track_id, manifest, files)
 
 
-@contextmanager
-def serving(app: FastAPI) -> Iterator[str]:
-    """The app under uvicorn on a loopback port, in a thread, for the test's duration."""
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="test-uvicorn")
-    thread.start()
-    try:
-        wait_for(lambda: server.started or not thread.is_alive(), 15, "uvicorn to start")
-        assert server.started
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(15)
-
-
 @dataclass
 class Stage:
     url: str
@@ -190,13 +168,7 @@ def stage(tmp_path: Path) -> Iterator[Stage]:
     track = make_track(db, data, "first")
     clock = FakeClock()
     keys = KeyRing.open(data, clock=clock, refresh_interval_s=0.0)
-    ctx = HubContext(
-        data_dir=data,
-        db=db,
-        relay=Relay(db, BrokerAddress(host="127.0.0.1", port=1, username="hub", password="-")),
-        public_mqtt_host="127.0.0.1",
-        public_mqtt_port=1,
-    )
+    ctx = offline_context(db, data)
     access = AudioAccess(keys=keys, speakers=provisioning.BrokerUserCache(db))
     app = create_app(ctx, manage_relay=False, audio_access=access)
     with serving(app) as url:

@@ -9,31 +9,25 @@ from __future__ import annotations
 import base64
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import Depends, FastAPI
 
-from connect_protocol.mqtt import BrokerAddress
 from hub import accounts, scopes
 from hub.accounts import User
 from hub.app import create_app
 from hub.clock import now_ms
-from hub.context import HubContext
 from hub.db import Database
 from hub.ratelimit import RateLimiter
-from hub.relay import Relay
 from hub.routes.deps import AdminDep, limited_user, require_scope
 from hub.server import open_database
-from tests.brokers import free_port
-from tests.system import child_env, wait_for
+from tests.serving import offline_context, serving
+from tests.system import child_env
 
 pytestmark = pytest.mark.integration
 
@@ -49,24 +43,6 @@ class FakeClock:
 
     def __call__(self) -> int:
         return self.ms
-
-
-@contextmanager
-def serving(app: FastAPI) -> Iterator[str]:
-    """The app under uvicorn on a loopback port, in a thread, for the test's duration."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, name="test-uvicorn")
-    thread.start()
-    try:
-        wait_for(lambda: server.started or not thread.is_alive(), 15, "uvicorn to start")
-        assert server.started
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(15)
 
 
 # Stand-ins for the routes the Web API will add, to exercise each dependency; module
@@ -128,13 +104,7 @@ def stage(tmp_path: Path) -> Iterator[Stage]:
     db = open_database(data)
     ada = accounts.add_user(db, "ada", PASSWORD)
     accounts.add_user(db, "bob", PASSWORD)
-    ctx = HubContext(
-        data_dir=data,
-        db=db,
-        relay=Relay(db, BrokerAddress(host="127.0.0.1", port=1, username="hub", password="-")),
-        public_mqtt_host="127.0.0.1",
-        public_mqtt_port=1,
-    )
+    ctx = offline_context(db, data)
     app = create_app(ctx, manage_relay=False)
     clock = FakeClock()
     app.state.rate_limiter = RateLimiter(clock=clock)

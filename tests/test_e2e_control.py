@@ -30,16 +30,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 def system(tmp_path: Any) -> Iterator[System]:
     sysm = System(tmp_path)
     catalog.seed_demo(sysm.db)
-    sysm.provision("kitchen")
-    sysm.provision("bedroom")
-    try:  # started inside, so a start that fails still stops what did start
-        sysm.start_broker()
-        sysm.start_hub()
-        sysm.start_speaker("kitchen")
-        sysm.start_speaker("bedroom")
+    with sysm.running("kitchen", "bedroom"):
         yield sysm
-    finally:
-        sysm.stop()
 
 
 @pytest.fixture

@@ -30,14 +30,8 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     sysm = System(tmp_path_factory.mktemp("fuzz"), embedded=True)
     catalog.seed_demo(sysm.db)
     populate(sysm.db)
-    sysm.provision("kitchen")
-    try:  # started inside, so a start that fails still stops what did start
-        sysm.start_broker()
-        sysm.start_hub()
-        sysm.start_speaker("kitchen")
+    with sysm.running("kitchen"):
         yield sysm
-    finally:
-        sysm.stop()
 
 
 def _counts(system: System) -> dict[str, int]:

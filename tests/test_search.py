@@ -6,32 +6,23 @@ from __future__ import annotations
 
 import sqlite3
 import string
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connect_protocol.mqtt import BrokerAddress
 from hub import accounts, catalog_write
 from hub import search as hub_search
 from hub.app import create_app
-from hub.context import HubContext
 from hub.db import MIGRATIONS, Database
 from hub.ids import base62_id
-from hub.ratelimit import RateLimiter
-from hub.relay import Relay
 from hub.search import engine, index, kinds, query, ranking, vocabulary
 from hub.search.query import Field, Term, YearRange, fold, parse
-from tests.brokers import free_port
-from tests.system import wait_for
+from tests.serving import offline_context, serving
 
 # --- a small catalog written the way ingest writes it --------------------------------
 
@@ -614,23 +605,6 @@ def test_edits_are_exactly_the_strings_one_edit_away(word: str, other: str) -> N
 # --- GET /v1/search on a real server --------------------------------------------------
 
 
-@contextmanager
-def serving(app: FastAPI) -> Iterator[str]:
-    """The app under uvicorn on a loopback port, in a thread, for the test's duration."""
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="test-uvicorn")
-    thread.start()
-    try:
-        wait_for(lambda: server.started or not thread.is_alive(), 15, "uvicorn to start")
-        assert server.started
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(15)
-
-
 @dataclass
 class Server:
     url: str
@@ -647,17 +621,8 @@ def server(cat: Catalog, tmp_path: Path) -> Iterator[Server]:
     many_songs(cat.db, 120)
     user = accounts.add_user(cat.db, "listener", "long enough password")
     token = accounts.issue_token(cat.db, user).access_token
-    ctx = HubContext(
-        data_dir=tmp_path,
-        db=cat.db,
-        relay=Relay(cat.db, BrokerAddress(host="127.0.0.1", port=1, username="hub", password="-")),
-        public_mqtt_host="127.0.0.1",
-        public_mqtt_port=1,
-    )
+    ctx = offline_context(cat.db, tmp_path)
     app = create_app(ctx, manage_relay=False, rate_limits=None)
-    # install_rate_limits replaces an empty (falsy: it has __len__) limiter with a
-    # default one, so rate_limits=None alone does not turn them off
-    app.state.rate_limiter = RateLimiter(None)
     with serving(app) as url:
         yield Server(url, token)
 

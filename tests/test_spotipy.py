@@ -36,16 +36,8 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     sysm = System(tmp_path_factory.mktemp("spotipy"), embedded=True)
     catalog.seed_demo(sysm.db)
     sysm.ids = populate(sysm.db, art_dir=sysm.data)  # type: ignore[attr-defined]
-    sysm.provision("kitchen")
-    sysm.provision("bedroom")
-    try:  # started inside, so a start that fails still stops what did start
-        sysm.start_broker()
-        sysm.start_hub()
-        sysm.start_speaker("kitchen")
-        sysm.start_speaker("bedroom")
+    with sysm.running("kitchen", "bedroom"):
         yield sysm
-    finally:
-        sysm.stop()
 
 
 @pytest.fixture(scope="module")

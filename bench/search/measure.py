@@ -28,7 +28,6 @@ from hub import accounts, search
 from hub.app import create_app
 from hub.context import HubContext
 from hub.db import Database
-from hub.ratelimit import RateLimiter
 from hub.relay import Relay
 from hub.search.query import match_expression, parse
 from hub.search.vocabulary import resolve
@@ -116,9 +115,6 @@ def _serving(db: Database, data_dir: Path) -> Iterator[str]:
         public_mqtt_port=1,
     )
     app = create_app(ctx, manage_relay=False, rate_limits=None)
-    # install_rate_limits replaces an empty (falsy: it has __len__) limiter with a
-    # default one, so rate_limits=None alone does not turn them off
-    app.state.rate_limiter = RateLimiter(None)
     port = _free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")

@@ -4,6 +4,7 @@ playlists, saved tracks, recently played and the queue."""
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -87,7 +88,7 @@ def _opt_int(body: Body, key: str) -> int | None:
 @router.get("/me", summary="The current user's profile", response_model=m.PrivateUser)
 def me(user: ProfileReader, request: Request) -> Body:
     return {
-        **objects.user(base(request), user.id, user.name),
+        **objects.user(base(request), user.name),
         "country": "ZZ",
         "product": "premium",
         "explicit_content": {"filter_enabled": False, "filter_locked": False},
@@ -105,7 +106,7 @@ def user_profile(user_id: str, ctx: ContextDep, _user: ProfileReader, request: R
         row = conn.execute("SELECT id, name FROM users WHERE name = ?", (user_id,)).fetchone()
     if row is None:
         raise NotFound(f"No user {user_id[:64]!r}")
-    return objects.user(base(request), row["id"], row["name"])
+    return objects.user(base(request), row["name"])
 
 
 # --- playlists ----------------------------------------------------------------------
@@ -485,28 +486,38 @@ async def _ids_from(request: Request, key: str) -> list[str]:
     return library.track_ids_from(values)
 
 
-@router.put("/me/tracks", summary="Save tracks for the current user (ids)")
-async def save_tracks(ctx: ContextDep, user: LibraryEditor, request: Request) -> Response:
-    ids = await _ids_from(request, "ids")
+def _library_writer(key: str, *, save: bool) -> Callable[..., Awaitable[Response]]:
+    """PUT (save) or DELETE (remove) of the tracks named by ``key`` (ids or uris)."""
 
-    def work() -> Any:
-        with ctx.db.transaction() as conn:
-            library.save_tracks(conn, user.id, ids, now_ms())
+    async def write(ctx: ContextDep, user: LibraryEditor, request: Request) -> Response:
+        ids = await _ids_from(request, key)
+
+        def work() -> None:
+            with ctx.db.transaction() as conn:
+                if save:
+                    library.save_tracks(conn, user.id, ids, now_ms())
+                else:
+                    library.unsave_tracks(conn, user.id, ids)
+
+        await run_in_threadpool(work)
         return Response(status_code=200)
 
-    return await run_in_threadpool(work)
+    return write
 
 
-@router.delete("/me/tracks", summary="Remove saved tracks (ids)")
-async def unsave_tracks(ctx: ContextDep, user: LibraryEditor, request: Request) -> Response:
-    ids = await _ids_from(request, "ids")
-
-    def work() -> Any:
-        with ctx.db.transaction() as conn:
-            library.unsave_tracks(conn, user.id, ids)
-        return Response(status_code=200)
-
-    return await run_in_threadpool(work)
+for _path, _key in (("/me/tracks", "ids"), ("/me/library", "uris")):
+    router.add_api_route(
+        _path,
+        _library_writer(_key, save=True),
+        methods=["PUT"],
+        summary=f"Save tracks for the current user ({_key})",
+    )
+    router.add_api_route(
+        _path,
+        _library_writer(_key, save=False),
+        methods=["DELETE"],
+        summary=f"Remove saved tracks ({_key})",
+    )
 
 
 @router.get(
@@ -516,30 +527,6 @@ def saved_contains(ctx: ContextDep, user: LibraryReader, ids: str) -> list[bool]
     wanted = id_list(ids, "track", 50)
     with ctx.db.reading() as conn:
         return library.saved_contains(conn, user.id, wanted)
-
-
-@router.put("/me/library", summary="Save items to the library (uris)")
-async def library_save(ctx: ContextDep, user: LibraryEditor, request: Request) -> Response:
-    ids = await _ids_from(request, "uris")
-
-    def work() -> Any:
-        with ctx.db.transaction() as conn:
-            library.save_tracks(conn, user.id, ids, now_ms())
-        return Response(status_code=200)
-
-    return await run_in_threadpool(work)
-
-
-@router.delete("/me/library", summary="Remove items from the library (uris)")
-async def library_remove(ctx: ContextDep, user: LibraryEditor, request: Request) -> Response:
-    ids = await _ids_from(request, "uris")
-
-    def work() -> Any:
-        with ctx.db.transaction() as conn:
-            library.unsave_tracks(conn, user.id, ids)
-        return Response(status_code=200)
-
-    return await run_in_threadpool(work)
 
 
 @router.get(
