@@ -300,18 +300,6 @@ Limit100 = Annotated[int, Query(ge=1, le=100)]
     summary="A playlist's items",
     response_model=m.Paging[m.PlaylistTrack],
 )
-def playlist_tracks(
-    playlist_id: str,
-    ctx: ContextDep,
-    user: ProfileReader,
-    request: Request,
-    market: Market = None,
-    limit: Limit100 = 100,
-    offset: Offset = 0,
-) -> Body:
-    return _items_page(playlist_id, ctx, user, request, market, limit, offset)
-
-
 @router.get(
     "/playlists/{playlist_id}/items",
     summary="A playlist's items (newer path)",
