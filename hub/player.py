@@ -142,11 +142,12 @@ class PlayerService:
             return
         command = await self._command(action, params)
         target = self.target_device(device_id)
+        if type(command) in MAKES_ACTIVE and user_id is not None:
+            # before sending: the speaker's "started" event can arrive before its ack
+            self.listeners[target] = user_id
         await self.relay.send(target, command)
         if type(command) in MAKES_ACTIVE:
             self.relay.active_device_id = target
-            if user_id is not None:
-                self.listeners[target] = user_id
 
     async def _command(self, action: str, params: Mapping[str, Any]) -> Command:
         cid = self.relay.new_command_id()
