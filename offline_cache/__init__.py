@@ -1,7 +1,12 @@
-"""Encrypted offline segment store, licences and eviction policy.
+"""Encrypted offline segment store, licences, the key hierarchy, eviction and download policy.
 
-So far: ``policy`` (download order and eviction, pure functions over values).  The
-store, the index and licences come with the rest of the offline-cache issue; the
-package's place in the dependency graph (``device -> offline_cache``,
+- ``policy``: download order and eviction, pure functions over values.
+- ``licence``: the hub-signed licence (Ed25519) that carries an account's KEK sealed to
+  one device's X25519 key; issuing (hub) and checking (speaker), pure over the time.
+- ``sealing``: AES-256-GCM for segments (per-track content keys) and for wrapped keys.
+- ``device_keys``: the speaker's X25519 and Ed25519 keys (files of mode 0600).
+- ``store``: sealed blobs and their SQLite index, two tiers, atomic writes, repair.
+
+The package's place in the dependency graph (``device -> offline_cache``,
 ``hub -> offline_cache``) is enforced by tests/test_architecture.py.
 """
