@@ -118,8 +118,9 @@ def test_a_download_reads_back_and_is_not_plain_on_disk(
 ) -> None:
     segments = download(store, hub, clock)
     assert [store.get_segment(TRACK, "high", n) for n in range(3)] == segments
-    assert store.track(TRACK) is not None
-    assert store.track(TRACK).complete
+    record = store.track(TRACK)
+    assert record is not None
+    assert record.complete
     for n, data in enumerate(segments):
         on_disk = blob(store, TRACK, n).read_bytes()
         assert data[:16] not in on_disk
