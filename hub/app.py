@@ -19,10 +19,12 @@ from hub.routes import (
     auth,
     catalog_api,
     connect_ws,
+    downloads,
     health,
     library_api,
     player,
     search,
+    speaker_offline,
 )
 from hub.routes.audio import AudioAccess
 from hub.routes.deps import install_rate_limits
@@ -67,7 +69,8 @@ def create_app(
     app.state.ctx = ctx
     app.state.audio = audio_access or AudioAccess.for_context(ctx)
     install_rate_limits(app, RateLimiter(rate_limits))  # app.state.rate_limiter, 429 handler
-    for module in (auth, health, player, connect_ws, audio, catalog_api, library_api, search):
+    routers = (auth, health, player, connect_ws, audio, catalog_api, library_api, search)
+    for module in (*routers, speaker_offline, downloads):
         app.include_router(module.router)
 
     @app.exception_handler(HubError)

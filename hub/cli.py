@@ -1,7 +1,8 @@
 """``legato-hub``: run and administer a hub.
 
 Subcommands: ``up`` (everything on one machine, for a first try), ``serve``,
-``user add``, ``device add``, ``broker-config``, ``ingest`` and ``keys rotate``.
+``user add``, ``device add``, ``broker-config``, ``ingest``, ``keys rotate`` and
+``licences list|revoke``.
 Every one takes ``--data DIR`` (default ``$LEGATO_DATA``, else the per-user data
 directory).
 """
@@ -24,9 +25,10 @@ from hub import accounts, catalog, provisioning
 from hub.broker import BrokerError, write_mosquitto_config
 from hub.clock import now_ms
 from hub.db import Database
-from hub.errors import AccountError, DatabaseError, ProvisioningError
+from hub.errors import AccountError, DatabaseError, OfflineError, ProvisioningError
 from hub.files import write_private
 from hub.media import signing
+from hub.offline import OfflineService
 from hub.ratelimit import parse_limits
 from hub.server import Hub, ServeOptions, open_database, run_until_signalled, spawn_speaker
 
@@ -244,6 +246,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="start signing with a new key; delete keys retired for longer than "
         f"{(signing.URL_TTL_S + signing.MARGIN_S) // 3600} hours (a running hub notices)",
     )
+    licences = sub.add_parser(
+        "licences",
+        help="list or revoke offline licences",
+        description="Offline licences let a speaker play an account's downloads without "
+        "the hub for 30 days (5 speakers per account, 10,000 tracks per speaker).",
+    )
+    lic_sub = licences.add_subparsers(dest="licences_command", required=True, metavar="ACTION")
+    lic_sub.add_parser(
+        "list",
+        parents=[common],
+        help="every licence: speaker, account, expiry, revoked or not",
+    )
+    revoke = lic_sub.add_parser(
+        "revoke",
+        parents=[common],
+        help="revoke an account's licence on a speaker and remove its downloads there",
+        description="Revoke ACCOUNT's offline licence on speaker DEVICE: the speaker shreds "
+        "that account's offline content at its next sync (at once if it is online to a "
+        "running hub; otherwise when it next reaches the hub, and at the latest when the "
+        "licence expires). Downloading again later issues a licence with a new key.",
+    )
+    revoke.add_argument("device", metavar="DEVICE", help="speaker id (see `licences list`)")
+    revoke.add_argument("user", metavar="ACCOUNT", help="account name")
     return parser
 
 
@@ -387,6 +412,40 @@ def cmd_keys_rotate(_args: argparse.Namespace, data: Path) -> int:
     return 0
 
 
+def cmd_licences(args: argparse.Namespace, data: Path) -> int:
+    service = OfflineService(open_database(data), data, None)
+    if args.licences_command == "revoke":
+        try:
+            service.revoke(args.device, service.user_id(args.user))
+        except OfflineError as exc:
+            raise CliError(str(exc)) from exc
+        print(
+            f"revoked {args.user}'s offline licence on {args.device}; the speaker shreds "
+            "that account's downloads at its next sync"
+        )
+        return 0
+    rows = service.licences()
+    if not rows:
+        print("no offline licences yet")
+        return 0
+    print(f"{'SPEAKER':<24} {'ACCOUNT':<16} {'EXPIRES':<22} {'STATE':<9} LICENCE")
+    for row in rows:
+        state = _licence_state(row, now_ms())
+        print(
+            f"{row['device_id']:<24} {row['user']:<16} {row['expires']:<22} {state:<9} {row['id']}"
+        )
+    return 0
+
+
+def _licence_state(row: dict[str, object], now: int) -> str:
+    if row["revoked"]:
+        return "revoked"
+    if not row["current"]:
+        return "renewed"
+    expires = row["expires_ms"]
+    return "expired" if isinstance(expires, int) and expires <= now else "live"
+
+
 def _demo_catalog(db: Database, data: Path, seconds: float | None) -> None:
     """Generate the demo albums (once) and put them through the real ingest.
 
@@ -470,6 +529,8 @@ def main(argv: list[str] | None = None) -> int:
                 return cmd_ingest(args, data)
             case "keys":
                 return cmd_keys_rotate(args, data)
+            case "licences":
+                return cmd_licences(args, data)
     except (
         CliError,
         AccountError,

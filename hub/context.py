@@ -9,6 +9,7 @@ from pathlib import Path
 from connect_protocol.messages import Event, EventKind
 from hub import library
 from hub.db import Database
+from hub.offline import OfflineService
 from hub.player import PlayerService
 from hub.relay import Relay
 
@@ -21,10 +22,12 @@ class HubContext:
     public_mqtt_host: str
     public_mqtt_port: int
     broker_healthy: Callable[[], bool] = field(default=lambda: True)
+    offline: OfflineService = field(init=False)
     player: PlayerService = field(init=False)
 
     def __post_init__(self) -> None:
-        self.player = PlayerService(self.relay)
+        self.offline = OfflineService(self.db, self.data_dir, self.relay)
+        self.player = PlayerService(self.relay, offline=self.offline)
         self.relay.event_hooks.append(self._record_play)
 
     def _record_play(self, device_id: str, event: Event) -> None:

@@ -313,6 +313,54 @@ MIGRATIONS: list[str] = [
             SELECT term, doc FROM search_artists_vocab WHERE col = 'name'
         ) GROUP BY term;
     """,
+    # 6: offline downloads and licences (issue 5, hub/offline.py).  A speaker's X25519
+    # (licences are sealed to it) and Ed25519 (it signs its syncs) public keys, b64url;
+    # re-pairing the speaker deletes its row so a fresh install can register new ones.
+    # A licence row keeps the signed document it sent, to send it again unchanged; its
+    # KEK is derived from the hub's secret, the device, the user and ``epoch`` and is
+    # never stored.  ``downloads`` is what listeners asked for (track, album or
+    # playlist URIs, expanded when the speaker syncs); ``download_progress`` what the
+    # speaker last reported per track.
+    """
+    CREATE TABLE device_keys (
+        device_id TEXT PRIMARY KEY,
+        x25519 TEXT NOT NULL,
+        ed25519 TEXT NOT NULL,
+        registered_ms INTEGER NOT NULL
+    );
+    CREATE TABLE licences (
+        id TEXT PRIMARY KEY,
+        device_id TEXT NOT NULL,
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        epoch INTEGER NOT NULL CHECK (epoch >= 0),
+        device_x25519 TEXT NOT NULL,
+        issued_ms INTEGER NOT NULL,
+        expires_ms INTEGER NOT NULL,
+        revoked_ms INTEGER,
+        signed_json TEXT NOT NULL
+    );
+    CREATE INDEX licences_device_user ON licences(device_id, user_id, issued_ms);
+    CREATE INDEX licences_user ON licences(user_id);
+    CREATE TABLE downloads (
+        device_id TEXT NOT NULL,
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        uri TEXT NOT NULL,
+        name TEXT NOT NULL,
+        requested_ms INTEGER NOT NULL,
+        PRIMARY KEY (device_id, user_id, uri)
+    );
+    CREATE INDEX downloads_user ON downloads(user_id);
+    CREATE TABLE download_progress (
+        device_id TEXT NOT NULL,
+        track_id TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('downloading', 'ready', 'failed')),
+        bytes_done INTEGER NOT NULL DEFAULT 0,
+        bytes_total INTEGER NOT NULL DEFAULT 0,
+        error TEXT NOT NULL DEFAULT '',
+        updated_ms INTEGER NOT NULL,
+        PRIMARY KEY (device_id, track_id)
+    );
+    """,
 ]
 
 

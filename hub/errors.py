@@ -11,6 +11,11 @@
     ├── AccountError               bad account data (CLI and token endpoint)
     ├── ProvisioningError          a device or key could not be provisioned
     ├── CatalogError               a URI that is malformed or names nothing
+    ├── OfflineError               400: an offline download or licence request is wrong
+    │   ├── OfflineUnauthorized    401: a speaker's request is not signed by its key
+    │   ├── OfflineForbidden       403: a limit, or someone else's device or licence
+    │   ├── OfflineNotFound        404: no such speaker or licence
+    │   └── OfflineConflict        409: keys missing, or other keys registered
     ├── DatabaseError              hub.db unusable (newer schema, unreadable)
     └── BrokerError                a broker could not start, stop or reload
 
@@ -73,6 +78,28 @@ class NotFound(CatalogError):  # noqa: N818 - named for the HTTP status
 
 class Forbidden(CatalogError):  # noqa: N818 - named for the HTTP status
     status = 403
+
+
+class OfflineError(HubError):
+    """Offline downloads and licences; the message says what to do."""
+
+    status = 400
+
+
+class OfflineUnauthorized(OfflineError):  # noqa: N818 - named for the HTTP status
+    status = 401
+
+
+class OfflineForbidden(OfflineError):  # noqa: N818 - named for the HTTP status
+    status = 403
+
+
+class OfflineNotFound(OfflineError):  # noqa: N818 - named for the HTTP status
+    status = 404
+
+
+class OfflineConflict(OfflineError):  # noqa: N818 - named for the HTTP status
+    status = 409
 
 
 class DatabaseError(HubError):

@@ -6,6 +6,10 @@ Spotify documents them, resolves URIs through the catalog, decides which device
 a request is for and relays the command.  A bad request is a 400 before any
 device is looked at.
 
+Two Legato actions manage offline downloads rather than playback: ``download`` and
+``remove_download`` (``device_id``, ``uris``) do what ``PUT`` and ``DELETE
+/v1/devices/{id}/downloads`` do, through the same :class:`hub.offline.OfflineService`.
+
 Which device is active follows Spotify: the one last told to play (or given
 playback by a transfer), or one that started playing by itself; adjusting the
 volume of another speaker does not move it.
@@ -40,6 +44,7 @@ from connect_protocol.reducer import position_at
 from hub import catalog
 from hub.clock import now_ms
 from hub.errors import CatalogError, DeviceNotFound, RelayError, RequestError
+from hub.offline import OfflineService
 from hub.relay import Relay
 
 logger = logging.getLogger(__name__)
@@ -55,6 +60,8 @@ ACTIONS = (
     "repeat",
     "queue",
     "transfer",
+    "download",
+    "remove_download",
 )
 #: Actions after which the target becomes the active device.
 MAKES_ACTIVE = frozenset({Play, Resume, Adopt})
@@ -109,8 +116,9 @@ def _optional_str(params: Mapping[str, Any], key: str) -> str | None:
 
 
 class PlayerService:
-    def __init__(self, relay: Relay) -> None:
+    def __init__(self, relay: Relay, *, offline: OfflineService | None = None) -> None:
         self.relay = relay
+        self.offline = offline
         #: device id -> the user who last started or moved playback there: whose
         #: "recently played" the device's plays go to
         self.listeners: dict[str, int] = {}
@@ -135,6 +143,9 @@ class PlayerService:
         if action not in ACTIONS:
             raise PlayerRequestError(f"Unknown player action {action[:40]!r}")
         device_id = _optional_str(params, "device_id")
+        if action in ("download", "remove_download"):
+            await self._downloads(action, device_id, params.get("uris"), user_id)
+            return
         if action == "transfer":
             await self._transfer(params)
             if user_id is not None and self.relay.active_device_id:
@@ -148,6 +159,23 @@ class PlayerService:
         await self.relay.send(target, command)
         if type(command) in MAKES_ACTIVE:
             self.relay.active_device_id = target
+
+    async def _downloads(
+        self, action: str, device_id: str | None, uris: Any, user_id: int | None
+    ) -> None:
+        if self.offline is None or user_id is None:
+            raise PlayerRequestError("downloads need a listener's session")
+        if not device_id:
+            raise PlayerRequestError("Missing required field: device_id")
+        valid = isinstance(uris, list) and uris and all(isinstance(u, str) for u in uris)
+        if action == "download":
+            if not valid:
+                raise PlayerRequestError("uris must be a non-empty list of URIs")
+            await self.offline.download(user_id, device_id, uris)
+        elif uris is None or valid:  # none: every download of this listener there
+            await self.offline.remove_downloads(user_id, device_id, uris)
+        else:
+            raise PlayerRequestError("uris must be a non-empty list of URIs")
 
     async def _command(self, action: str, params: Mapping[str, Any]) -> Command:
         cid = self.relay.new_command_id()

@@ -40,6 +40,9 @@ def _upsert_user(db: Database, username: str, role: Role, secret: str) -> None:
             " secret_hash = excluded.secret_hash",
             (username, role, hash_secret(secret), now_ms()),
         )
+        # Pairing (again) is a fresh install: it registers new offline keys, and the
+        # hub then seals licences to those (hub/offline.py).
+        conn.execute("DELETE FROM device_keys WHERE device_id = ?", (username,))
 
 
 def hub_secret(db: Database, data_dir: Path) -> str:
@@ -61,7 +64,10 @@ def hub_secret(db: Database, data_dir: Path) -> str:
 
 
 def add_broker_user(db: Database, username: str, role: Role) -> str:
-    """Create (or re-key) a broker login; returns its new secret, shown only now."""
+    """Create (or re-key) a broker login; returns its new secret, shown only now.
+
+    Re-keying a speaker also forgets its registered offline keys, so the install that
+    gets the new secret can register its own."""
     if not is_valid_device_id(username) or username == HUB_USERNAME:
         raise ProvisioningError(
             f"device id {username!r} must be 1-64 letters, digits, '-' or '_' "

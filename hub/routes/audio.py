@@ -21,6 +21,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
+from fastapi.security import HTTPBasic, HTTPBasicCredentials
 
 from connect_protocol import codec
 from connect_protocol.media import Quality
@@ -73,12 +74,10 @@ def basic_credentials(header: str) -> tuple[str, str] | None:
     return (user, password) if sep and user and password else None
 
 
-def manifest_reader(request: Request, ctx: ContextDep, audio: AudioDep) -> str:
-    """Who may read manifests: a listener (bearer token) or a speaker (its broker login)."""
-    header = request.headers.get("authorization") or ""
-    if not header.lower().startswith("basic "):
-        return f"user:{current_user(request, ctx).id}"
-    credentials = basic_credentials(header)
+def speaker_login(request: Request, audio: AudioAccess) -> str:
+    """The speaker whose broker login (``Authorization: Basic id:secret``) came with
+    the request: 401 for none or a wrong one, 403 for a login that is not a speaker's."""
+    credentials = basic_credentials(request.headers.get("authorization") or "")
     user = None
     if credentials is not None and is_valid_device_id(credentials[0]):
         found = audio.speakers(credentials[0])
@@ -88,10 +87,38 @@ def manifest_reader(request: Request, ctx: ContextDep, audio: AudioDep) -> str:
         raise HTTPException(status_code=401, detail="Invalid device credentials")
     if user.role != "speaker":
         raise HTTPException(status_code=403, detail="Only speakers may use device credentials")
-    return f"device:{user.username}"
+    return user.username
+
+
+def manifest_reader(request: Request, ctx: ContextDep, audio: AudioDep) -> str:
+    """Who may read manifests: a listener (bearer token) or a speaker (its broker login)."""
+    header = request.headers.get("authorization") or ""
+    if not header.lower().startswith("basic "):
+        return f"user:{current_user(request, ctx).id}"
+    return f"device:{speaker_login(request, audio)}"
 
 
 ReaderDep = Annotated[str, Depends(manifest_reader)]
+
+# Parses nothing itself (speaker_login reads the header): it is here so that
+# /openapi.json says how speakers authenticate.
+_speaker_basic = HTTPBasic(
+    auto_error=False,
+    scheme_name="SpeakerLogin",
+    description="A speaker's broker login: its device id and broker secret.",
+)
+
+
+def authenticated_speaker(
+    request: Request,
+    audio: AudioDep,
+    _documented: Annotated[HTTPBasicCredentials | None, Depends(_speaker_basic)] = None,
+) -> str:
+    """A route dependency: the id of the speaker making the request."""
+    return speaker_login(request, audio)
+
+
+SpeakerDep = Annotated[str, Depends(authenticated_speaker)]
 
 
 @router.get("/v1/audio/{track_id}/manifest", summary="A track's segments, with signed URLs")
