@@ -155,6 +155,16 @@ class Stop:
     expected_revision: int | None = None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SyncDownloads:
+    """The offline downloads for this speaker changed (added, removed, or a licence
+    revoked): fetch the list from the hub now.  Not a player change: the controller
+    hands it to the download manager and the revision stays."""
+
+    id: str
+    expected_revision: int | None = None
+
+
 Command = (
     Play
     | Adopt
@@ -168,6 +178,7 @@ Command = (
     | SetRepeat
     | AddToQueue
     | Stop
+    | SyncDownloads
 )
 
 COMMAND_TYPES: dict[str, type[Command]] = {
@@ -183,6 +194,7 @@ COMMAND_TYPES: dict[str, type[Command]] = {
     "repeat": SetRepeat,
     "queue": AddToQueue,
     "stop": Stop,
+    "sync_downloads": SyncDownloads,
 }
 
 
@@ -207,6 +219,10 @@ class EventKind(StrEnum):
     ERROR = "error"
     UNDERRUN = "underrun"
     QUALITY_CHANGE = "quality_change"
+    #: offline downloads: progress (message: "done/total tracks, bytes"), finished, failed
+    DOWNLOAD = "download"
+    #: an offline licence could not be used (expired, revoked, set-back clock)
+    LICENCE = "licence"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -229,6 +245,20 @@ class DeviceInfo:
     proto: str = PROTOCOL_VERSION
     online: bool = True
     supports_volume: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Downloads:
+    """The speaker's offline downloads at a glance (details: its local ``/offline``)."""
+
+    tracks: int = 0  # wanted offline
+    ready: int = 0
+    failed: int = 0
+    bytes_done: int = 0
+    bytes_total: int = 0
+    #: earliest expiry of the licences held (0: none); playback refuses after it
+    licence_expires_ms: int = 0
+    message: str = ""  # the latest failure or refusal, for a person to read
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -263,3 +293,4 @@ class PlayerState:
     shuffle_seed: int = 0
     #: Output stalled waiting for audio (network too slow): position is not advancing.
     buffering: bool = False
+    downloads: Downloads = Downloads()

@@ -30,6 +30,7 @@ from connect_protocol.messages import (
     AddToQueue,
     Adopt,
     Command,
+    Downloads,
     EventKind,
     Next,
     Pause,
@@ -58,6 +59,13 @@ class TrackEnded:
     """The engine played ``uri`` to its end (stale reports are ignored)."""
 
     uri: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DownloadsReport:
+    """The download manager's progress, carried in the state for remotes to draw."""
+
+    downloads: Downloads
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -182,8 +190,18 @@ def _at_index(
 # --- the reducer ---------------------------------------------------------------
 
 
-def reduce(state: PlayerState, cmd: Command | TrackEnded | EngineReport, now_ms: int) -> Transition:
-    """Apply one command (or engine report) to ``state`` at wall-clock ``now_ms``."""
+def reduce(
+    state: PlayerState,
+    cmd: Command | TrackEnded | EngineReport | DownloadsReport,
+    now_ms: int,
+) -> Transition:
+    """Apply one command (or engine or download report) to ``state`` at wall-clock ``now_ms``."""
+    if isinstance(cmd, DownloadsReport):
+        if cmd.downloads == state.downloads:
+            return Transition(state)
+        return Transition(
+            dataclasses.replace(state, downloads=cmd.downloads, revision=state.revision + 1)
+        )
     if isinstance(cmd, TrackEnded):
         return _track_ended(state, cmd, now_ms)
     if isinstance(cmd, EngineReport):

@@ -26,6 +26,12 @@ normalisation = "track" # track | album | off: loudness to target_lufs, with a l
 target_lufs = -14.0
 crossfade_s = 0         # 0-12; never between consecutive tracks of one album
 mixer = ""              # ALSA hardware mixer control, when the board has one
+
+[offline]
+dir = ""                # the encrypted cache; default $LEGATO_SPEAKER_STATE/<id>/cache
+keys_dir = ""           # the speaker's own keys (0600); default .../<id>/keys
+stream_cache_mb = 1024  # what played is kept (encrypted) up to this size; 0 = off
+quality = "high"        # downloads: low | normal | high | very_high
 ```
 
 Command-line flags override the file.
@@ -74,6 +80,14 @@ class SpeakerConfig:
     crossfade_s: float = 0.0
     mixer: str = ""
     cache_dir: Path | None = None
+    keys_dir: Path | None = None
+    stream_cache_mb: int = 1024
+    download_quality: str = "high"
+
+    def offline_dirs(self) -> tuple[Path, Path]:
+        """Where the cache and the keys live (apart: a copied cache carries no keys)."""
+        base = default_state_dir() / self.id
+        return self.cache_dir or base / "cache", self.keys_dir or base / "keys"
 
     def validated(self) -> SpeakerConfig:
         if not is_valid_device_id(self.id):
@@ -94,6 +108,10 @@ class SpeakerConfig:
             raise ConfigError(f"audio.normalisation must be one of {', '.join(NORMALISATIONS)}")
         if not -30.0 <= self.target_lufs <= -5.0:
             raise ConfigError("audio.target_lufs must be between -30 and -5")
+        if self.download_quality not in QUALITIES[1:]:
+            raise ConfigError(f"offline.quality must be one of {', '.join(QUALITIES[1:])}")
+        if not 0 <= self.stream_cache_mb <= 1_000_000:
+            raise ConfigError("offline.stream_cache_mb must be between 0 and 1000000")
         if not 0 <= self.crossfade_s <= 12:
             raise ConfigError("audio.crossfade_s must be between 0 and 12 seconds")
         return self
@@ -169,6 +187,7 @@ def load(path: Path | None) -> SpeakerConfig:
             raise ConfigError(f"config {path} is not valid TOML: {exc}") from exc
     speaker, hub = _section(doc, "speaker"), _section(doc, "hub")
     broker, audio = _section(doc, "broker"), _section(doc, "audio")
+    offline = _section(doc, "offline")
     device_id = _get(speaker, "speaker", "id", str, "") or stable_device_id(default_state_dir())
     password = _get(broker, "broker", "password", str, "")
     password_file = _get(broker, "broker", "password_file", str, "")
@@ -177,7 +196,8 @@ def load(path: Path | None) -> SpeakerConfig:
         if not secret_path.is_absolute() and path is not None:
             secret_path = path.parent / secret_path
         password = read_secret(secret_path)
-    cache = _get(audio, "audio", "cache_dir", str, "")
+    cache = _get(offline, "offline", "dir", str, "") or _get(audio, "audio", "cache_dir", str, "")
+    keys = _get(offline, "offline", "keys_dir", str, "")
     return SpeakerConfig(
         id=device_id,
         name=_get(speaker, "speaker", "name", str, "") or f"Legato {device_id[-4:]}",
@@ -197,6 +217,9 @@ def load(path: Path | None) -> SpeakerConfig:
         crossfade_s=float(_get(audio, "audio", "crossfade_s", float, 0.0)),
         mixer=_get(audio, "audio", "mixer", str, ""),
         cache_dir=Path(cache) if cache else None,
+        keys_dir=Path(keys) if keys else None,
+        stream_cache_mb=_get(offline, "offline", "stream_cache_mb", int, 1024),
+        download_quality=_get(offline, "offline", "quality", str, "high"),
     ).validated()
 
 

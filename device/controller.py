@@ -16,9 +16,18 @@ from dataclasses import dataclass, field
 from connect_protocol.codec import DecodeError, decode_command
 from connect_protocol.dedupe import RecentCommands
 from connect_protocol.errors import ErrorCode
-from connect_protocol.messages import Ack, Command, Event, PlayerState, TrackRef
+from connect_protocol.messages import (
+    Ack,
+    Command,
+    Downloads,
+    Event,
+    PlayerState,
+    SyncDownloads,
+    TrackRef,
+)
 from connect_protocol.reducer import (
     ApplyVolume,
+    DownloadsReport,
     Effect,
     EmitEvent,
     EngineReport,
@@ -65,8 +74,11 @@ class Controller:
         state: PlayerState | None = None,
         now_ms: Callable[[], int] = wall_ms,
         memory: int = 1024,
+        on_sync_downloads: Callable[[], bool] | None = None,
     ) -> None:
         self.engine = engine
+        #: asks the download manager to sync; False when this speaker keeps no offline cache
+        self.on_sync_downloads = on_sync_downloads
         self.state = state or PlayerState()
         self._now_ms = now_ms
         self._recent = RecentCommands(memory)
@@ -93,6 +105,8 @@ class Controller:
         if seen is not None:
             logger.info("command %s delivered again; repeating its ack", cmd.id)
             return Outcome(ack=seen)
+        if isinstance(cmd, SyncDownloads):
+            return Outcome(ack=self._sync_downloads(cmd))
         now = self._now_ms()
         try:
             transition = reduce(self.state, cmd, now)
@@ -133,6 +147,29 @@ class Controller:
             return Outcome()
         self.state = transition.state
         return Outcome(state=self.state)
+
+    def downloads_report(self, downloads: Downloads) -> Outcome:
+        """The download manager's progress, into the state."""
+        transition = reduce(self.state, DownloadsReport(downloads=downloads), self._now_ms())
+        if transition.state is self.state:
+            return Outcome()
+        self.state = transition.state
+        return Outcome(state=self.state)
+
+    def _sync_downloads(self, cmd: SyncDownloads) -> Ack:
+        """Not a player change: handed to the download manager, acked at the same revision."""
+        if self.on_sync_downloads is None or not self.on_sync_downloads():
+            ack = Ack(
+                id=cmd.id,
+                ok=False,
+                revision=self.state.revision,
+                error=ErrorCode.UNKNOWN_COMMAND,
+                message="this speaker keeps no offline cache (unpaired, or the clock engine)",
+            )
+        else:
+            ack = Ack(id=cmd.id, ok=True, revision=self.state.revision)
+        self._recent.remember(ack)
+        return ack
 
     def upcoming(self, now: int) -> TrackRef | None:
         """What plays when the current track ends, asked of the reducer itself.

@@ -10,9 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
+from connect_protocol.messages import EventKind
 from device.config import ConfigError, SpeakerConfig
 from device.engine import ClockEngine, Engine, EventCallback, ReportCallback
+
+if TYPE_CHECKING:
+    from offline_cache.store import OfflineStore
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +30,7 @@ def build_engine(
     on_report: ReportCallback,
     loop: asyncio.AbstractEventLoop,
     fast: bool = False,
+    store: OfflineStore | None = None,
 ) -> Engine:
     if config.engine == "clock":
         return ClockEngine(on_track_ended, loop=loop)
@@ -38,9 +44,18 @@ def build_engine(
             config.engine,
         )
         return ClockEngine(on_track_ended, loop=loop)
-    from device.audio.source import HubMedia
+    from device.audio.source import HubMedia, SegmentSource
 
-    source = HubMedia(config.hub_url, config.id, config.password)
+    source: SegmentSource = HubMedia(config.hub_url, config.id, config.password)
+    if store is not None:
+        from device.audio.cached_source import CachedMedia
+
+        source = CachedMedia(
+            HubMedia(config.hub_url, config.id, config.password),
+            store,
+            stream_cap_bytes=config.stream_cache_mb * 1024 * 1024,
+            on_problem=lambda uri, message: on_event(EventKind.ERROR, uri, message),
+        )
     if config.engine == "native":
         from device.audio.native import EngineOptions, NativeEngine
         from device.audio.sinks import SinkError, open_sink

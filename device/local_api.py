@@ -1,7 +1,8 @@
 """The speaker's own port: ``GET /info`` and a local control WebSocket.
 
 The hub reads ``/info`` to adopt a speaker it found over mDNS; a phone on the
-same network can steer the speaker through ``/control`` when the hub is away.
+same network can steer the speaker through ``/control`` when the hub is away, and
+``/offline`` lists what is downloaded (and plays with the hub away).
 The WebSocket speaks the same JSON commands as MQTT, answers each with its ack
 and pushes every new state.  One ``websockets`` server serves both.
 """
@@ -32,8 +33,10 @@ class LocalApi:
         info: Callable[[], dict[str, Any]],
         state: Callable[[], PlayerState],
         on_command: Callable[[bytes], Ack | None],
+        offline: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self._info = info
+        self._offline = offline
         self._state = state
         self._on_command = on_command
         self._clients: set[ServerConnection] = set()
@@ -66,10 +69,14 @@ class LocalApi:
                 return _json_response(http.HTTPStatus.FORBIDDEN, "web pages may not connect")
             return None  # go on with the WebSocket handshake
         if request.path == "/info":
-            body = json.dumps(self._info()).encode()
-            headers = Headers({"Content-Type": "application/json", "Cache-Control": "no-store"})
-            return Response(http.HTTPStatus.OK, "OK", headers, body)
-        return _json_response(http.HTTPStatus.NOT_FOUND, "not found: try /info or /control")
+            return _json_ok(self._info())
+        if request.path == "/offline":  # what is downloaded: playable with the hub away
+            if self._offline is None:
+                return _json_response(http.HTTPStatus.NOT_FOUND, "this speaker keeps no cache")
+            return _json_ok(self._offline())
+        return _json_response(
+            http.HTTPStatus.NOT_FOUND, "not found: try /info, /offline or /control"
+        )
 
     async def _session(self, ws: ServerConnection) -> None:
         self._clients.add(ws)
@@ -84,6 +91,12 @@ class LocalApi:
             logger.debug("local control client left")
         finally:
             self._clients.discard(ws)
+
+
+def _json_ok(doc: dict[str, Any]) -> Response:
+    body = json.dumps(doc).encode()
+    headers = Headers({"Content-Type": "application/json", "Cache-Control": "no-store"})
+    return Response(http.HTTPStatus.OK, "OK", headers, body)
 
 
 def _json_response(status: http.HTTPStatus, message: str) -> Response:

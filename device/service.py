@@ -13,18 +13,25 @@ import asyncio
 import dataclasses
 import logging
 import secrets
+import sqlite3
 from typing import Any
 
 from connect_protocol import mdns
 from connect_protocol.codec import encode
 from connect_protocol.errors import ConnectError, NotConnectedError
-from connect_protocol.messages import Ack, DeviceInfo, Event, EventKind, PlayerState
+from connect_protocol.media import Quality
+from connect_protocol.messages import Ack, DeviceInfo, Downloads, Event, EventKind, PlayerState
 from connect_protocol.mqtt import AsyncMqtt, BrokerAddress, Will
 from connect_protocol.topics import Channel, device_topic
-from device.config import SpeakerConfig
+from device.audio.source import HubMedia
+from device.config import ConfigError, SpeakerConfig
 from device.controller import Controller, Outcome, wall_ms
+from device.downloads import DownloadManager
+from device.engine import Engine
 from device.engines import build_engine
 from device.local_api import LocalApi, info_document
+from offline_cache.device_keys import DeviceKeys
+from offline_cache.store import OfflineStore, StoreError
 
 logger = logging.getLogger(__name__)
 
@@ -42,12 +49,16 @@ class SpeakerService:
         self.local_api: LocalApi | None = None
         self._advertiser: mdns.Advertiser | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self.store: OfflineStore | None = None
+        self.downloads: DownloadManager | None = None
         self._pending: list[tuple[str, bytes, bool]] = []  # published once reconnected
 
     def topic(self, channel: Channel) -> str:
         return device_topic(self.config.id, channel)
 
     async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.store = self._open_store()
         engine = build_engine(
             self.config,
             on_track_ended=self._on_track_ended,
@@ -55,14 +66,19 @@ class SpeakerService:
             on_report=self._on_engine_report,
             loop=asyncio.get_running_loop(),
             fast=self._fast_sink,
+            store=self.store,
         )
         engine.set_volume(50)
         # A fresh session per start: the hub then knows revisions begin again.
         self.controller = Controller(engine, state=PlayerState(session=secrets.token_hex(8)))
+        if self.store is not None:
+            self.downloads = self._download_manager(engine, loop)
+            self.controller.on_sync_downloads = self.downloads.request_sync
         self.local_api = LocalApi(
             info=self._info_doc,
             state=lambda: self._controller.state,
             on_command=self._local_command,
+            offline=self.downloads.status if self.downloads is not None else None,
         )
         await self.local_api.start(self.config.http_host, self.config.http_port)
         logger.info("local API on port %d (/info, /control)", self.local_api.port)
@@ -77,7 +93,46 @@ class SpeakerService:
             )
             await self.mqtt.start()
             self._tasks.append(asyncio.create_task(self._consume(), name="speaker-commands"))
+        if self.downloads is not None:
+            self.downloads.start()
         await self._advertise()
+
+    def _open_store(self) -> OfflineStore | None:
+        """The encrypted cache, for a paired speaker that fetches audio (not the clock)."""
+        cfg = self.config
+        if cfg.engine == "clock" or not cfg.hub_url or not cfg.password:
+            return None
+        cache_dir, keys_dir = cfg.offline_dirs()
+        try:
+            keys = DeviceKeys.load_or_create(keys_dir)
+            return OfflineStore(cache_dir, device_id=cfg.id, keys=keys)
+        except (OSError, sqlite3.Error, StoreError) as exc:
+            raise ConfigError(f"cannot open the offline cache in {cache_dir}: {exc}") from exc
+
+    def _download_manager(self, engine: Engine, loop: asyncio.AbstractEventLoop) -> DownloadManager:
+        cfg = self.config
+        assert self.store is not None
+        _, keys_dir = cfg.offline_dirs()
+
+        def report(downloads: Downloads) -> None:
+            loop.call_soon_threadsafe(
+                lambda: self._emit(self._controller.downloads_report(downloads))
+            )
+
+        def event(kind: EventKind, uri: str | None, message: str) -> None:
+            loop.call_soon_threadsafe(self._on_engine_event, kind, uri, message)
+
+        busy = getattr(engine, "needs_network", None)
+        return DownloadManager(
+            store=self.store,
+            hub=HubMedia(cfg.hub_url, cfg.id, cfg.password),
+            device_id=cfg.id,
+            keys=DeviceKeys.load_or_create(keys_dir),
+            quality=Quality.parse(cfg.download_quality),
+            busy=busy if callable(busy) else lambda: False,
+            on_report=report,
+            on_event=event,
+        )
 
     @property
     def _controller(self) -> Controller:
@@ -122,8 +177,12 @@ class SpeakerService:
             await self.mqtt.stop()
         if self.local_api is not None:
             await self.local_api.close()
+        if self.downloads is not None:
+            await asyncio.to_thread(self.downloads.stop)
         if self.controller is not None:
             self.controller.engine.close()
+        if self.store is not None:
+            self.store.close()
 
     # --- inputs ------------------------------------------------------------------
 
@@ -155,6 +214,8 @@ class SpeakerService:
         self._publish_event(event)
 
     def _on_connected(self) -> None:
+        if self.downloads is not None:  # the hub may be back: renew, catch up
+            self.downloads.request_sync()
         self._publish(Channel.STATUS, encode(self.info), retain=True)
         self._publish(Channel.STATE, encode(self._controller.state), retain=True)
         pending, self._pending = self._pending, []

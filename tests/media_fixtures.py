@@ -145,6 +145,9 @@ class MemorySource:
             time.sleep(0.05)
             raise SourceError("network down (test)", retryable=True)
 
+    def held_quality(self, manifest: Manifest) -> Quality | None:
+        return None
+
     def throughput_bps(self) -> float | None:
         return self._throughput.bps
 

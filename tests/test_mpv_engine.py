@@ -134,6 +134,9 @@ class GatedSource:
             raise SourceError("network down (test)", retryable=True)
         return self.inner.segment(manifest, quality, n, deadline_s=deadline_s)
 
+    def held_quality(self, manifest: Manifest) -> Quality | None:
+        return None
+
     def throughput_bps(self) -> float | None:
         return self.inner.throughput_bps()
 

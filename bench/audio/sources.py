@@ -97,6 +97,9 @@ class Recorder:
         finally:
             self._end(fetch)
 
+    def held_quality(self, manifest: Manifest) -> Quality | None:
+        return None
+
     def throughput_bps(self) -> float | None:
         return self.inner.throughput_bps()
 
@@ -122,6 +125,9 @@ class StoreFiles:
         self, manifest: Manifest, quality: Quality, n: int, *, deadline_s: float | None = None
     ) -> bytes:
         return store.segment_path(self._data, manifest.track_id, quality, n).read_bytes()
+
+    def held_quality(self, manifest: Manifest) -> Quality | None:
+        return None
 
     def throughput_bps(self) -> float | None:
         return None

@@ -90,7 +90,7 @@ from connect_protocol.ogg import BadSegmentError, check_segment
 from device import abr
 from device.audio import dsp
 from device.audio.sinks import SinkError
-from device.audio.source import SegmentSource, SourceError
+from device.audio.source import SegmentSource, SourceError, needs_page_check
 from device.config import SpeakerConfig
 from device.engine import EventCallback, ReportCallback
 
@@ -377,6 +377,10 @@ class _Fetcher:
 
     def _choose(self, item: _Item, n: int) -> Quality:
         assert item.manifest is not None
+        held = self._source.held_quality(item.manifest)
+        if held is not None:  # playing from an offline download: its quality
+            item.quality = held
+            return held
         stalled, self._s.stalled = self._s.stalled, False
         chosen = abr.choose(
             abr.AbrInput(
@@ -438,7 +442,8 @@ class _Fetcher:
             self._failed_fetch(item, n, exc)
             return
         try:
-            check_segment(data, rendition.segments[n].frames, rendition)
+            if needs_page_check(data):  # the cache's bytes are proven by their GCM tag
+                check_segment(data, rendition.segments[n].frames, rendition)
             fetched = _Fetched(quality, data)
         except BadSegmentError as exc:
             if key not in self._refetched:

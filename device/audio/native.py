@@ -43,7 +43,7 @@ from device.audio import dsp
 from device.audio.decoder import DecodeFailedError, SegmentDecoder
 from device.audio.pcm_queue import Chunk, PcmQueue
 from device.audio.sinks import Sink, SinkError
-from device.audio.source import SegmentSource, SourceError, TooSlowError
+from device.audio.source import SegmentSource, SourceError, TooSlowError, needs_page_check
 from device.audio.timeline import Timeline
 from device.engine import EventCallback, ReportCallback
 
@@ -368,6 +368,12 @@ class NativeEngine:
                 self._fail_item(item, epoch, "internal error while preparing audio")
                 cursor = None
 
+    def needs_network(self) -> bool:
+        """Playback is fetching (under its high watermark): downloads wait their turn."""
+        with self._lock:
+            item = self._work()
+            return not self._closed and item is not None and self._wants_more(item)
+
     def _work(self) -> _Item | None:
         for item in self._plan:
             if not item.fetched:
@@ -434,7 +440,12 @@ class NativeEngine:
             self._fetch_wake.wait_for(lambda: self._closed or epoch != self._epoch, timeout=seconds)
 
     def _choose(self, cursor: _Cursor) -> Quality:
-        """The ABR's pick for the next segment; its memory spans tracks, like the network's."""
+        """The ABR's pick for the next segment; its memory spans tracks, like the network's.
+
+        A track playing from its offline download plays at the quality downloaded."""
+        held = self._source.held_quality(cursor.manifest)
+        if held is not None:
+            return held
         with self._lock:
             stalled, self._stalled = self._stalled, False
             buffered = self._buffered_frames()
@@ -492,7 +503,8 @@ class NativeEngine:
                 wait = min(wait * 2, self._opts.retry_max_s)
         data: bytes | None = fetched
         try:
-            check_segment(fetched, segment.frames, rendition)  # page CRCs, format, length
+            if needs_page_check(fetched):  # page CRCs, format, length
+                check_segment(fetched, segment.frames, rendition)
         except BadSegmentError as exc:
             if not cursor.retried_check:
                 cursor.retried_check = True
@@ -867,8 +879,8 @@ class NativeEngine:
             self._buffering = False
             self._report(current.track.uri, self._position_locked(), False)
             return True
-        if queued > 0:
-            return True
+        if queued > 0 or self._queue.has_end_of(current.gen):
+            return True  # audio, or the end of a track that failed before any audio
         # nothing queued while playing: an underrun, unless the track is simply over
         # (not while a load or seek first fills the buffer: nothing has played since),
         # or the device still holds audio, or the decoder has audio coming for a sink

@@ -35,6 +35,17 @@ class SourceError(Exception):
         self.retryable = retryable
 
 
+class Authenticated(bytes):
+    """Segment bytes whose integrity is already proven: read from the encrypted cache,
+    where the AES-GCM tag shows they are the very bytes whose Ogg pages were checked
+    before they were sealed.  The engine skips its page check for these."""
+
+
+def needs_page_check(data: bytes) -> bool:
+    """Whether the engine must check a segment's Ogg pages (CRCs, length) itself."""
+    return not isinstance(data, Authenticated)
+
+
 class TooSlowError(SourceError):
     """A fetch would not finish before the buffer runs dry; it was abandoned."""
 
@@ -49,6 +60,11 @@ class SegmentSource(Protocol):
         self, manifest: Manifest, quality: Quality, n: int, *, deadline_s: float | None = None
     ) -> bytes:
         """The segment's bytes; raise ``TooSlowError`` rather than take over ``deadline_s``."""
+        ...
+
+    def held_quality(self, manifest: Manifest) -> Quality | None:
+        """A quality the source holds the whole track at (an offline download): the
+        engine plays that one instead of asking the ABR; ``None`` lets the ABR choose."""
         ...
 
     def throughput_bps(self) -> float | None: ...
@@ -182,6 +198,9 @@ class HubMedia:
             self._throughput.add(len(body), time.perf_counter() - started)
         return bytes(body)
 
+    def held_quality(self, manifest: Manifest) -> Quality | None:
+        return None  # the hub holds every quality: the ABR chooses
+
     def throughput_bps(self) -> float | None:
         return self._throughput.bps
 
@@ -207,13 +226,25 @@ class HubMedia:
             self._conn.close()
             self._conn = None
 
-    def _request(self, url: str) -> http.client.HTTPResponse:
-        """Send a GET; once more on a fresh connection if a kept-alive one was closed."""
+    def _request(
+        self,
+        url: str,
+        *,
+        method: str = "GET",
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> http.client.HTTPResponse:
+        """Send a request; once more on a fresh connection if a kept-alive one was closed."""
         for attempt in (0, 1):
             reused = self._conn is not None
             try:
                 conn = self._connection()
-                conn.request("GET", self._prefix + url, headers=self._headers)
+                conn.request(
+                    method,
+                    self._prefix + url,
+                    body=body,
+                    headers={**self._headers, **(headers or {})},
+                )
                 return conn.getresponse()
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
                 self._drop()  # the hub closed an idle connection: not a failure
@@ -241,6 +272,26 @@ class HubMedia:
         if response.status == 200:
             return body
         raise self._refused(response.status, url)
+
+    def call(
+        self,
+        method: str,
+        url: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, bytes]:
+        """Any request to the hub as this speaker: (status, body); ``SourceError`` when
+        the hub cannot be reached."""
+        with self._http_lock:
+            response = self._request(url, method=method, body=body, headers=headers)
+            try:
+                answer = response.read()
+            except (OSError, http.client.HTTPException) as exc:
+                self._drop()
+                raise SourceError(f"hub unreachable: {exc}", retryable=True) from exc
+            if response.will_close:
+                self._drop()
+        return response.status, answer
 
     @staticmethod
     def _refused(status: int, url: str) -> SourceError:
