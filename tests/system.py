@@ -137,8 +137,10 @@ class System:
         self.broker = MosquittoProcess(conf, port=self.mqtt_port)
         self.broker.start()
 
-    def start_hub(self, *extra: str) -> None:
+    def start_hub(self, *extra: str, wrapper: Sequence[str] = ()) -> None:
+        """``wrapper`` goes before the command (e.g. ``faketime -f +31d``)."""
         args = [
+            *wrapper,
             sys.executable,
             "-m",
             "hub",
@@ -167,11 +169,12 @@ class System:
         except httpx.HTTPError:
             return False
 
-    def start_speaker(self, device_id: str, *extra: str) -> Process:
+    def start_speaker(self, device_id: str, *extra: str, wrapper: Sequence[str] = ()) -> Process:
         config = self.configs.get(device_id) or self.provision(device_id)
         proc = spawn(
             device_id,
             [
+                *wrapper,
                 sys.executable,
                 *("-m", "device", "--config", str(config), "--log-level", "INFO"),
                 *extra,
