@@ -4,7 +4,7 @@ Layout under the cache directory::
 
     index.db                      tracks, segments, licences, meta (WAL)
     cache.key                     the device's key for the streaming tier (0600)
-    blobs/<track>/<quality>/<n>   AES-256-GCM sealed segments
+    blobs/<track>/<quality>/<n>.seg   AES-256-GCM sealed segments
     tmp/                          blobs being written
 
 Two tiers share the blobs: the **streaming** tier (whatever played, content keys
@@ -136,6 +136,7 @@ class OfflineStore:
         self.root = root
         self.device_id = device_id
         self._keys = keys
+        self._x25519_public = keys.x25519_public  # derived once: checked on every read
         self._now_ms = now_ms
         self._blobs = root / "blobs"
         self._tmp = root / "tmp"
@@ -258,7 +259,7 @@ class OfflineStore:
 
     def _check_device(self, licence: lic.Licence) -> None:
         if licence.device_id != self.device_id or lic.unb64(licence.device_x25519) != (
-            self._keys.x25519_public
+            self._x25519_public
         ):
             raise lic.WrongDeviceError(
                 f"the licence was issued to speaker {licence.device_id!r}, not this one "
@@ -315,7 +316,7 @@ class OfflineStore:
         lic.check(
             held[0],
             device_id=self.device_id,
-            device_x25519=self._keys.x25519_public,
+            device_x25519=self._x25519_public,
             now_ms=now,
             latest_seen_ms=self._latest_seen,
         )
