@@ -18,7 +18,7 @@ pipeline and cached under ``bench/out/cache/audio``, held offline here in a fres
 live in the ``offline`` package beside this file; see ``bench/README.md``.
 
 Run: ``make bench`` (after the other benches), or e.g.
-``.venv/bin/python bench/offline_cache.py --rounds 31 --plays 100``.  It exits non-zero
+``.venv/bin/python bench/offline_playback.py --rounds 31 --plays 100``.  It exits non-zero
 only when something fails (a part does not start, a play never sounds, the cache asks
 the hub); a missed target is reported, not fatal.
 """
