@@ -21,7 +21,16 @@ import pytest
 from numpy.typing import NDArray
 
 from connect_protocol.media import Quality
-from connect_protocol.messages import EventKind, Pause, Play, PlayerState, Resume, Seek, SetVolume
+from connect_protocol.messages import (
+    EventKind,
+    Next,
+    Pause,
+    Play,
+    PlayerState,
+    Resume,
+    Seek,
+    SetVolume,
+)
 from device.audio.native import EngineOptions, NativeEngine
 from device.audio.sinks import FileSink
 from device.config import SpeakerConfig
@@ -63,6 +72,7 @@ class Rig:
     options: EngineOptions
     kind: str = "native"
     fast: bool = True
+    buffer_frames: int = 4096  # the (file) device's buffer
     events: list[tuple[EventKind, str | None, str]] = field(default_factory=list)
     ended: list[str] = field(default_factory=list)
     events_at_end: list[int] = field(default_factory=list)  # len(events) as each track ended
@@ -71,7 +81,7 @@ class Rig:
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
-        sink = FileSink(self.out, RATE, self.fast)
+        sink = FileSink(self.out, RATE, self.fast, buffer_frames=self.buffer_frames)
 
         def on_ended(uri: str) -> None:
             self.ended.append(uri)
@@ -265,6 +275,33 @@ def test_position_comes_from_frames_heard_and_pause_holds_it(tmp_path: Path, kin
 
     run(go)
     assert not rig.ended
+
+
+def test_next_is_heard_at_once_not_after_what_the_device_still_holds(tmp_path: Path) -> None:
+    """With a 2 s device buffer full of the old track, the next one is heard within
+    half a second: a load drops what the device holds (and seek does the same)."""
+    source = MemorySource()
+    a = source.add(make_track("a" * 22, sweep(RATE * 20, RATE), RATE))
+    b = source.add(make_track("b" * 22, sweep(RATE * 20, RATE), RATE))
+    rig = engine_rig(tmp_path, source, "native")
+    rig.fast = False
+    rig.buffer_frames = RATE * 2
+
+    async def go() -> None:
+        rig.start()
+        try:
+            rig.play([a, b])
+            assert rig.engine is not None
+            assert rig.controller is not None
+            await asyncio.sleep(1.5)  # the device's buffer is full of track a
+            rig.controller.handle(Next(id="next"))
+            await asyncio.sleep(0.6)
+            assert rig.state.current == b.ref
+            assert rig.engine.position_ms() >= 200  # b is being heard already
+        finally:
+            rig.close()
+
+    run(go)
 
 
 def test_volume_scales_the_output(tmp_path: Path, kind: str) -> None:

@@ -299,7 +299,14 @@ class NativeEngine:
             condition.notify_all()
 
     def _discard(self, position_ms: int) -> None:
+        """A load or seek: everything queued is stale, down to what the device holds,
+        which is dropped too (else the old track is heard for a buffer's length)."""
         self._epoch += 1
+        if self._sink_open:
+            try:
+                self._sink.drop()  # also releases a write blocked on a full device
+            except SinkError as exc:
+                logger.warning("could not drop the audio queued in %s: %s", self._sink.name, exc)
         self._queue.drop()
         self._compressed.clear()
         self._timeline.reset()
