@@ -407,6 +407,20 @@ def test_nobody_downloads_someone_elses_private_playlist_or_unknown_things(hub: 
     assert hub.get("bob", "den")["items"] == []
 
 
+def test_a_json_body_counts_whatever_its_content_type(hub: Hub) -> None:
+    """``curl -d '{"uris": [...]}'`` sends a form type, as the README's example does."""
+    hub.ready_speaker("den")
+    uri = album(hub, "Copper Skies")
+    form = {**hub.bearer("ann"), "Content-Type": "application/x-www-form-urlencoded"}
+    url = f"{hub.url}/v1/devices/den/downloads"
+    r = httpx.put(url, content=json.dumps({"uris": [uri]}), headers=form)
+    assert r.status_code == 202, r.text
+    assert [i["uri"] for i in hub.get("ann", "den")["items"]] == [uri]
+    for bad in (b"{", b"[1]", b'{"uris": "x"}'):
+        r = httpx.put(url, content=bad, headers=form)
+        assert r.status_code == 400, r.text
+
+
 def test_progress_reported_by_the_speaker_becomes_each_items_state(hub: Hub) -> None:
     den = hub.ready_speaker("den")
     hub.put("ann", "den", album(hub, "Copper Skies"), album(hub, "Midnight Ferry"))

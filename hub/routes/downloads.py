@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from pydantic import ValidationError
 
 from hub import offline_models as m
 from hub import scopes
 from hub.accounts import User
 from hub.downloads import split_uris
-from hub.errors import OfflineForbidden
+from hub.errors import CatalogError, OfflineError, OfflineForbidden
 from hub.routes.deps import AdminDep, ContextDep, limited_user
+from hub.routes.library_api import json_body
 
 router = APIRouter(prefix="/v1", tags=["offline downloads"], responses=m.OFFLINE_ERRORS)
 
@@ -37,10 +39,27 @@ UriList = Annotated[
     status_code=202,
     summary="Download tracks, albums or playlists to a speaker for offline play",
     response_model=m.Downloads,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": m.DownloadRequest.model_json_schema()}},
+        }
+    },
 )
 async def add_downloads(
-    device_id: str, body: m.DownloadRequest, ctx: ContextDep, user: DownloadsEditor
+    device_id: str, request: Request, ctx: ContextDep, user: DownloadsEditor
 ) -> dict[str, Any]:
+    # Parsed here rather than by FastAPI: a JSON body counts whatever its Content-Type
+    # (as for /v1/me/player/play: `curl -d '{...}'` sends a form type).
+    try:
+        body = m.DownloadRequest.model_validate(await json_body(request))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()
+        )
+        raise OfflineError(f"Invalid request: {problems}") from None
+    except CatalogError as exc:
+        raise OfflineError(str(exc)) from None
     return await ctx.offline.download(user.id, device_id, body.uris)
 
 
