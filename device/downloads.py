@@ -178,6 +178,7 @@ class DownloadManager:
             self._wake.notify_all()
         if self._thread is not None:
             self._thread.join(10)
+        self._hub.close()
 
     def status(self) -> dict[str, Any]:
         """What the local ``/offline`` page shows: every offline track and its state."""

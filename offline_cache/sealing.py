@@ -42,9 +42,10 @@ def seal_segment(content_key: bytes, track_id: str, quality: str, n: int, data: 
 def open_segment(content_key: bytes, track_id: str, quality: str, n: int, blob: bytes) -> bytes:
     if len(blob) < OVERHEAD:
         raise TamperedError(f"segment {n} of {track_id} ({quality}) is truncated")
+    view = memoryview(blob)  # no copy of the ciphertext (segments are ~200 KB)
     try:
         return AESGCM(content_key).decrypt(
-            blob[:NONCE], blob[NONCE:], segment_aad(track_id, quality, n)
+            view[:NONCE], view[NONCE:], segment_aad(track_id, quality, n)
         )
     except InvalidTag as exc:
         raise TamperedError(
