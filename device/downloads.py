@@ -36,7 +36,7 @@ from device.audio.source import HubMedia, SourceError
 from offline_cache.device_keys import DeviceKeys
 from offline_cache.licence import LicenceError, SignedLicence
 from offline_cache.policy import Wanted, download_order
-from offline_cache.store import OFFLINE, OfflineStore, StoreError
+from offline_cache.store import OFFLINE, STREAM, OfflineStore, StoreError
 
 logger = logging.getLogger(__name__)
 
@@ -339,7 +339,10 @@ class DownloadManager:
         """Download in policy order until done, interrupted, or time to report progress.
 
         Returns True when the caller should sync again at once."""
-        held = {r.track_id: r for r in self._store.tracks(OFFLINE)}
+        every = {r.track_id: r for r in self._store.tracks()}
+        held = {t: r for t, r in every.items() if r.tier == OFFLINE}
+        #: played here (in the streaming tier): wanted sooner than by playlist position
+        played = {t: r.last_used_ms for t, r in every.items() if r.tier == STREAM}
         candidates = []
         by_id = {w.track_id: w for w in self._wanted}
         for w in self._wanted:
@@ -355,6 +358,7 @@ class DownloadManager:
                 Wanted(
                     track_id=w.track_id,
                     explicit_at_ms=w.explicit_ms,
+                    played_at_ms=played.get(w.track_id),
                     playlist_position=w.playlist_position,
                     bytes_done=record.bytes_done if record else 0,
                     bytes_total=record.bytes_total if record else 0,

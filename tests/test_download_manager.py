@@ -67,6 +67,8 @@ def test_downloads_wait_for_playback_report_progress_and_follow_removals(
         album = conn.execute("SELECT album_id FROM tracks LIMIT 1").fetchone()[0]
     manager.start()
     try:
+        # registered and synced once (the hub refuses downloads to a speaker without keys)
+        wait_for(lambda: store.hub_key() is not None, 10, "the first sync", system.logs)
         r = httpx.put(
             f"{system.url}/v1/devices/den/downloads",
             json={"uris": [f"legato:album:{album}"]},
@@ -93,6 +95,8 @@ def test_downloads_wait_for_playback_report_progress_and_follow_removals(
         manager.request_sync()
         wait_for(lambda: not store.tracks(OFFLINE), 10, "the downloads removed")
         assert not list((tmp_path / "cache" / "blobs").iterdir())
+        # the last download gone, the hub revoked the licence: shredded here too
+        wait_for(lambda: not store.licences(), 10, "the licence shredded")
     finally:
         manager.stop()
         store.close()

@@ -76,10 +76,20 @@ def album_uri(system: System) -> str:
         return f"legato:album:{conn.execute('SELECT album_id FROM tracks LIMIT 1').fetchone()[0]}"
 
 
-def download_album(api: Api, timeout_s: float = 60) -> dict[str, Any]:
+def request_album(api: Api) -> None:
+    """PUT the album; a speaker just started may not have registered its keys yet (409)."""
     uri = album_uri(api.system)
-    r = api.client.put("/v1/devices/den/downloads", json={"uris": [uri]})
+
+    def accepted() -> httpx.Response | None:
+        r = api.client.put("/v1/devices/den/downloads", json={"uris": [uri]})
+        return None if r.status_code == 409 else r
+
+    r = wait_for(accepted, 15, "the speaker's keys registered", api.system.logs)
     assert r.status_code == 202, r.text
+
+
+def download_album(api: Api, timeout_s: float = 60) -> dict[str, Any]:
+    request_album(api)
 
     def ready() -> dict[str, Any] | None:
         doc: dict[str, Any] = api.client.get("/v1/devices/den/downloads").json()
@@ -214,8 +224,7 @@ def test_kill_9_during_downloads_leaves_a_consistent_index_that_resumes(
         api = Api(system)
         try:
             api.wait_online("den")
-            r = api.client.put("/v1/devices/den/downloads", json={"uris": [album_uri(system)]})
-            assert r.status_code == 202, r.text
+            request_album(api)
             deadline = time.monotonic() + 60
             while kills < 8 and time.monotonic() < deadline:
                 time.sleep(rng.uniform(0.3, 1.5))
