@@ -12,11 +12,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-
-from offline_cache.licence import b64, raw_public
+from offline_cache import openssl
+from offline_cache.licence import b64
 
 _X25519 = "x25519.key"
 _ED25519 = "ed25519.key"
@@ -36,44 +33,37 @@ def write_secret_bytes(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def _raw_private(key: X25519PrivateKey | Ed25519PrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.Raw,
-        serialization.PrivateFormat.Raw,
-        serialization.NoEncryption(),
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class DeviceKeys:
-    x25519: X25519PrivateKey
-    ed25519: Ed25519PrivateKey
+    """Raw 32-byte private keys (X25519 and Ed25519), used through ``openssl``."""
+
+    x25519_private: bytes
+    ed25519_private: bytes
 
     @property
     def x25519_public(self) -> bytes:
-        return raw_public(self.x25519.public_key())
+        return openssl.x25519_public(self.x25519_private)
 
     @property
     def ed25519_public(self) -> bytes:
-        return raw_public(self.ed25519.public_key())
+        return openssl.ed25519_public(self.ed25519_private)
 
     def registration(self) -> dict[str, str]:
         """The body of ``PUT /v1/devices/{id}/keys``."""
         return {"x25519": b64(self.x25519_public), "ed25519": b64(self.ed25519_public)}
 
     def sign(self, data: bytes) -> str:
-        return b64(self.ed25519.sign(data))
+        return b64(openssl.ed25519_sign(self.ed25519_private, data))
 
     @classmethod
     def load_or_create(cls, directory: Path) -> DeviceKeys:
         directory.mkdir(parents=True, exist_ok=True)
         os.chmod(directory, 0o700)
         x_path, e_path = directory / _X25519, directory / _ED25519
-        if not x_path.exists():
-            write_secret_bytes(x_path, _raw_private(X25519PrivateKey.generate()))
-        if not e_path.exists():
-            write_secret_bytes(e_path, _raw_private(Ed25519PrivateKey.generate()))
-        return cls(
-            x25519=X25519PrivateKey.from_private_bytes(x_path.read_bytes()),
-            ed25519=Ed25519PrivateKey.from_private_bytes(e_path.read_bytes()),
-        )
+        for path in (x_path, e_path):
+            if not path.exists():
+                write_secret_bytes(path, openssl.new_private_key())
+        x_key, e_key = x_path.read_bytes(), e_path.read_bytes()
+        if len(x_key) != 32 or len(e_key) != 32:
+            raise ValueError(f"the speaker's keys in {directory} are damaged (not 32 bytes)")
+        return cls(x25519_private=x_key, ed25519_private=e_key)

@@ -17,16 +17,18 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
-from cryptography.exceptions import InvalidSignature, InvalidTag
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from offline_cache import openssl
+
+if TYPE_CHECKING:  # the hub's side (issuing) hands in ``cryptography`` keys
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 DAY_MS = 24 * 60 * 60 * 1000
 VALID_DAYS = 30
@@ -76,8 +78,12 @@ def unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def raw_public(key: X25519PublicKey | Ed25519PublicKey) -> bytes:
-    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+def raw_public(key: Any) -> bytes:
+    """A ``cryptography`` public key's raw 32 bytes (the hub's side; tests)."""
+    from cryptography.hazmat.primitives import serialization
+
+    raw: bytes = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return raw
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -117,8 +123,7 @@ class SignedLicence:
 
 
 def _kek_key(shared: bytes, licence_id: str, device_id: str) -> bytes:
-    info = f"{FORMAT}|kek|{licence_id}|{device_id}".encode()
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(shared)
+    return openssl.hkdf_sha256(shared, f"{FORMAT}|kek|{licence_id}|{device_id}".encode())
 
 
 def issue(
@@ -136,12 +141,10 @@ def issue(
     """Seal ``kek`` to the device's X25519 key and sign the licence (the hub's side)."""
     if len(kek) != 32:
         raise ValueError("a KEK is 32 bytes")
-    ephemeral = X25519PrivateKey.generate()
-    shared = ephemeral.exchange(X25519PublicKey.from_public_bytes(device_x25519))
-    nonce = os.urandom(12)
-    sealed = AESGCM(_kek_key(shared, licence_id, device_id)).encrypt(
-        nonce, kek, licence_id.encode()
-    )
+    ephemeral = openssl.new_private_key()
+    shared = openssl.x25519(ephemeral, device_x25519)
+    box = openssl.gcm_seal(_kek_key(shared, licence_id, device_id), kek, licence_id.encode())
+    nonce, sealed = box[: openssl.NONCE], box[openssl.NONCE :]
     body = Licence(
         licence_id=licence_id,
         device_id=device_id,
@@ -150,7 +153,7 @@ def issue(
         issued_ms=issued_ms,
         expires_ms=issued_ms + valid_days * DAY_MS,
         max_tracks=max_tracks,
-        kek_epk=b64(raw_public(ephemeral.public_key())),
+        kek_epk=b64(openssl.x25519_public(ephemeral)),
         kek_nonce=b64(nonce),
         kek_sealed=b64(sealed),
     )
@@ -158,17 +161,19 @@ def issue(
     return SignedLicence(body=b64(data), signature=b64(signer.sign(data)))
 
 
-def read(signed: SignedLicence, hub_key: Ed25519PublicKey) -> Licence:
+def read(signed: SignedLicence, hub_key: bytes | Ed25519PublicKey) -> Licence:
     """The licence, if the hub signed exactly these bytes; else ``ForgedLicenceError``."""
+    forged = ForgedLicenceError(
+        "the licence is not signed by this hub (forged or altered); download again"
+    )
+    raw_key = hub_key if isinstance(hub_key, bytes) else raw_public(hub_key)
     try:
         data = unb64(signed.body)
-        hub_key.verify(unb64(signed.signature), data)
-        doc = json.loads(data)
-        licence = Licence(**doc)
-    except (InvalidSignature, ValueError, TypeError) as exc:
-        raise ForgedLicenceError(
-            "the licence is not signed by this hub (forged or altered); download again"
-        ) from exc
+        if not openssl.ed25519_verify(raw_key, unb64(signed.signature), data):
+            raise forged
+        licence = Licence(**json.loads(data))
+    except (ValueError, TypeError) as exc:
+        raise forged from exc
     if licence.format != FORMAT:
         raise ForgedLicenceError(f"unknown licence format {licence.format!r}")
     return licence
@@ -203,15 +208,22 @@ def check(
         raise ExpiredLicenceError(licence.expires_ms)
 
 
-def unwrap_kek(licence: Licence, device_key: X25519PrivateKey) -> bytes:
+def unwrap_kek(licence: Licence, device_key: bytes | X25519PrivateKey) -> bytes:
     """Open the KEK with the device's private key (only the addressed device can)."""
-    try:
-        shared = device_key.exchange(X25519PublicKey.from_public_bytes(unb64(licence.kek_epk)))
-        key = _kek_key(shared, licence.licence_id, licence.device_id)
-        return AESGCM(key).decrypt(
-            unb64(licence.kek_nonce), unb64(licence.kek_sealed), licence.licence_id.encode()
+    if not isinstance(device_key, bytes):
+        from cryptography.hazmat.primitives import serialization
+
+        device_key = device_key.private_bytes(
+            serialization.Encoding.Raw,
+            serialization.PrivateFormat.Raw,
+            serialization.NoEncryption(),
         )
-    except (InvalidTag, ValueError) as exc:
+    try:
+        shared = openssl.x25519(device_key, unb64(licence.kek_epk))
+        key = _kek_key(shared, licence.licence_id, licence.device_id)
+        box = unb64(licence.kek_nonce) + unb64(licence.kek_sealed)
+        return openssl.gcm_open(key, box, licence.licence_id.encode())
+    except (openssl.CryptoError, ValueError) as exc:
         raise WrongDeviceError(
             "the licence's key does not open with this speaker's key; "
             "files copied from another speaker cannot play here"

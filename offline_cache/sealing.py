@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import os
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from offline_cache import openssl
 
 NONCE = 12
 TAG = 16
@@ -27,7 +26,7 @@ class TamperedError(Exception):
 
 
 def new_key() -> bytes:
-    return AESGCM.generate_key(bit_length=256)
+    return os.urandom(32)
 
 
 def segment_aad(track_id: str, quality: str, n: int) -> bytes:
@@ -35,33 +34,28 @@ def segment_aad(track_id: str, quality: str, n: int) -> bytes:
 
 
 def seal_segment(content_key: bytes, track_id: str, quality: str, n: int, data: bytes) -> bytes:
-    nonce = os.urandom(NONCE)
-    return nonce + AESGCM(content_key).encrypt(nonce, data, segment_aad(track_id, quality, n))
+    return openssl.gcm_seal(content_key, data, segment_aad(track_id, quality, n))
 
 
 def open_segment(content_key: bytes, track_id: str, quality: str, n: int, blob: bytes) -> bytes:
     if len(blob) < OVERHEAD:
         raise TamperedError(f"segment {n} of {track_id} ({quality}) is truncated")
-    view = memoryview(blob)  # no copy of the ciphertext (segments are ~200 KB)
     try:
-        return AESGCM(content_key).decrypt(
-            view[:NONCE], view[NONCE:], segment_aad(track_id, quality, n)
-        )
-    except InvalidTag as exc:
+        return openssl.gcm_open(content_key, blob, segment_aad(track_id, quality, n))
+    except openssl.CryptoError as exc:
         raise TamperedError(
             f"segment {n} of {track_id} ({quality}) failed its integrity check"
         ) from exc
 
 
 def wrap_key(kek: bytes, track_id: str, content_key: bytes) -> bytes:
-    nonce = os.urandom(NONCE)
-    return nonce + AESGCM(kek).encrypt(nonce, content_key, _KEY + track_id.encode())
+    return openssl.gcm_seal(kek, content_key, _KEY + track_id.encode())
 
 
 def unwrap_key(kek: bytes, track_id: str, wrapped: bytes) -> bytes:
     try:
-        return AESGCM(kek).decrypt(wrapped[:NONCE], wrapped[NONCE:], _KEY + track_id.encode())
-    except (InvalidTag, ValueError) as exc:
+        return openssl.gcm_open(kek, wrapped, _KEY + track_id.encode())
+    except (openssl.CryptoError, ValueError) as exc:
         raise TamperedError(
             f"the key of {track_id} does not open with this account's licence"
         ) from exc

@@ -37,8 +37,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from offline_cache import licence as lic
 from offline_cache import sealing
 from offline_cache.device_keys import DeviceKeys, write_secret_bytes
@@ -197,9 +195,10 @@ class OfflineStore:
 
     # --- licences and keys ----------------------------------------------------------
 
-    def hub_key(self) -> Ed25519PublicKey | None:
+    def hub_key(self) -> bytes | None:
+        """The raw Ed25519 key of the hub whose licences this speaker accepts."""
         rows = self._rows("SELECT value FROM meta WHERE key = 'hub_key'")
-        return Ed25519PublicKey.from_public_bytes(lic.unb64(rows[0][0])) if rows else None
+        return lic.unb64(rows[0][0]) if rows else None
 
     def pin_hub_key(self, raw_b64: str) -> int:
         """Trust the licence key of the hub this speaker syncs with.
@@ -236,7 +235,7 @@ class OfflineStore:
             raise lic.ForgedLicenceError("no hub key pinned yet: sync with the hub first")
         licence = lic.read(signed, hub_key)
         self._check_device(licence)
-        lic.unwrap_kek(licence, self._keys.x25519)  # opens here, or WrongDeviceError
+        lic.unwrap_kek(licence, self._keys.x25519_private)  # opens here, or WrongDeviceError
         with self._transaction() as db:
             db.execute(
                 "INSERT INTO licences (account, licence_id, signed_json, expires_ms)"
@@ -311,7 +310,7 @@ class OfflineStore:
                     f"to get one, {lic.RENEW_HOW}"
                 )
             self._check_device(licence)
-            held = (licence, lic.unwrap_kek(licence, self._keys.x25519))
+            held = (licence, lic.unwrap_kek(licence, self._keys.x25519_private))
         now = self._now_ms()
         lic.check(
             held[0],
