@@ -112,7 +112,7 @@ def gcm_seal(key: bytes, data: bytes, aad: bytes, nonce: bytes | None = None) ->
         _check(_ctrl(ctx, _GCM_GET_TAG, TAG, ctypes.byref(out, done)), "tag")
     finally:
         _ctx_free(ctx)
-    return nonce + out.raw[: done + TAG]
+    return nonce + ctypes.string_at(out, done + TAG)
 
 
 def gcm_open(key: bytes, sealed: bytes, aad: bytes) -> bytes:
@@ -140,7 +140,7 @@ def gcm_open(key: bytes, sealed: bytes, aad: bytes) -> bytes:
         done += n.value
     finally:
         _ctx_free(ctx)
-    return out.raw[:done]
+    return ctypes.string_at(out, done)  # one copy, not two (``out.raw[:done]``)
 
 
 # --- X25519 and Ed25519 (raw 32-byte keys) -------------------------------------------
