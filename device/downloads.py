@@ -34,7 +34,7 @@ from connect_protocol.messages import Downloads, EventKind
 from connect_protocol.ogg import BadSegmentError, check_segment
 from device.audio.source import HubMedia, SourceError
 from offline_cache.device_keys import DeviceKeys
-from offline_cache.licence import LicenceError, SignedLicence
+from offline_cache.licence import Licence, LicenceError, SignedLicence
 from offline_cache.policy import Wanted, download_order
 from offline_cache.store import OFFLINE, STREAM, OfflineStore, StoreError
 
@@ -158,6 +158,9 @@ class DownloadManager:
         self._message = ""
         self._last_sync = 0.0
         self._last_report: Downloads | None = None
+        #: the licences held, read (and their signatures checked) once per sync, not
+        #: once per track or per progress report
+        self._licences = self._held_licences()
         self._thread: threading.Thread | None = None
 
     # --- control --------------------------------------------------------------------
@@ -214,9 +217,12 @@ class DownloadManager:
                     }
                 )
         licences = [
-            {"account": x.account, "expires_ms": x.expires_ms} for x in self._store.licences()
+            {"account": x.account, "expires_ms": x.expires_ms} for x in self._licences.values()
         ]
         return {"tracks": tracks, "licences": licences, "message": self._message}
+
+    def _held_licences(self) -> dict[str, Licence]:
+        return {x.account: x for x in self._store.licences()}
 
     # --- the thread -----------------------------------------------------------------
 
@@ -290,7 +296,7 @@ class DownloadManager:
         self._store.pin_hub_key(str(doc["hub_key"]))
         for account in doc.get("revoked", ()):
             gone = self._store.shred(str(account))
-            if gone or self._store.licence(str(account)) is None:
+            if gone or str(account) in self._licences:  # news once, not at every sync
                 self._say(
                     f"offline licence revoked: {gone} downloaded tracks removed",
                     kind=EventKind.LICENCE,
@@ -300,6 +306,7 @@ class DownloadManager:
                 self._store.accept_licence(SignedLicence.from_json(signed))
             except LicenceError as exc:
                 self._say(f"licence refused: {exc}", kind=EventKind.LICENCE)
+        self._licences = self._held_licences()
         wanted = [WantedTrack.from_json(t) for t in doc.get("tracks", ())]
         keep = {w.track_id for w in wanted}
         for record in self._store.tracks(OFFLINE):
@@ -318,7 +325,7 @@ class DownloadManager:
         per_account: dict[str, int] = {}
         kept = []
         for w in wanted:
-            licence = self._store.licence(w.account)
+            licence = self._licences.get(w.account)
             limit = licence.max_tracks if licence is not None else 0
             count = per_account.get(w.account, 0)
             if count >= limit:
@@ -448,7 +455,7 @@ class DownloadManager:
 
     def summary(self) -> Downloads:
         states = [self._progress.get(w.track_id, _Progress()) for w in self._wanted]
-        expiries = [x.expires_ms for x in self._store.licences()]
+        expiries = [x.expires_ms for x in self._licences.values()]
         return Downloads(
             tracks=len(self._wanted),
             ready=sum(p.state == "ready" for p in states),

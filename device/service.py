@@ -51,6 +51,7 @@ class SpeakerService:
         self._tasks: list[asyncio.Task[None]] = []
         self.store: OfflineStore | None = None
         self.downloads: DownloadManager | None = None
+        self._keys: DeviceKeys | None = None
         self._pending: list[tuple[str, bytes, bool]] = []  # published once reconnected
 
     def topic(self, channel: Channel) -> str:
@@ -104,15 +105,15 @@ class SpeakerService:
             return None
         cache_dir, keys_dir = cfg.offline_dirs()
         try:
-            keys = DeviceKeys.load_or_create(keys_dir)
-            return OfflineStore(cache_dir, device_id=cfg.id, keys=keys)
+            self._keys = DeviceKeys.load_or_create(keys_dir)
+            return OfflineStore(cache_dir, device_id=cfg.id, keys=self._keys)
         except (OSError, sqlite3.Error, StoreError) as exc:
             raise ConfigError(f"cannot open the offline cache in {cache_dir}: {exc}") from exc
 
     def _download_manager(self, engine: Engine, loop: asyncio.AbstractEventLoop) -> DownloadManager:
         cfg = self.config
         assert self.store is not None
-        _, keys_dir = cfg.offline_dirs()
+        assert self._keys is not None
 
         def report(downloads: Downloads) -> None:
             loop.call_soon_threadsafe(
@@ -127,7 +128,7 @@ class SpeakerService:
             store=self.store,
             hub=HubMedia(cfg.hub_url, cfg.id, cfg.password),
             device_id=cfg.id,
-            keys=DeviceKeys.load_or_create(keys_dir),
+            keys=self._keys,
             quality=Quality.parse(cfg.download_quality),
             busy=busy if callable(busy) else lambda: False,
             on_report=report,

@@ -376,6 +376,12 @@ class OfflineStore:
         rows = self._rows(self._SELECT + " WHERE t.track_id = ?", (track_id,))
         return self._record(rows[0]) if rows else None
 
+    def tier_of(self, track_id: str) -> tuple[str, str | None] | None:
+        """``(tier, account)`` of a held track, else ``None``: the per-segment lookup
+        (``track`` also counts the segments held, which a write does not need)."""
+        rows = self._rows("SELECT tier, account FROM tracks WHERE track_id = ?", (track_id,))
+        return (rows[0][0], rows[0][1]) if rows else None
+
     def tracks(self, tier: str | None = None) -> list[TrackRecord]:
         if tier is None:
             rows = self._rows(self._SELECT + " ORDER BY t.track_id")
@@ -505,10 +511,10 @@ class OfflineStore:
         _valid_id(track_id)
         if not _QUALITY.fullmatch(quality) or n < 0:
             raise StoreError(f"bad segment address {quality!r}/{n}")
-        record = self.track(track_id)
-        if record is None:
+        held = self.tier_of(track_id)
+        if held is None:
             raise StoreError(f"{track_id} must be kept (keep_stream or pin) before its segments")
-        key = self._content_key(track_id, record.tier, record.account)
+        key = self._content_key(track_id, *held)
         blob = sealing.seal_segment(key, track_id, quality, n, data)
         final = self._blob(track_id, quality, n)
         final.parent.mkdir(parents=True, exist_ok=True)

@@ -99,6 +99,18 @@ def download_album(api: Api, timeout_s: float = 60) -> dict[str, Any]:
     return wait_for(ready, timeout_s, "the album to be downloaded", api.system.logs)
 
 
+def download_then_stop(system: System, out: Path, port: int) -> dict[str, Any]:
+    """The album downloaded by a speaker started for it, then stopped; the downloads doc."""
+    speaker = system.start_speaker("den", *speaker_args(out, port))
+    api = Api(system)
+    try:
+        api.wait_online("den")
+        return download_album(api)
+    finally:
+        api.close()
+        speaker.stop()
+
+
 def speaker_args(out: Path, port: int, *extra: str) -> list[str]:
     return [
         *("--sink", f"file:{out}", "--normalisation", "off", "--port", str(port)),
@@ -182,27 +194,24 @@ def test_a_tampered_blob_is_fetched_again_and_never_played(
 ) -> None:
     system, pieces = offline_system
     out, port = tmp_path / "out.raw", free_port()
-    speaker = system.start_speaker("den", *speaker_args(out, port))
+    download_then_stop(system, out, port)
+    blobs = sorted((system.root / "speaker-state" / "den" / "cache" / "blobs").rglob("*.seg"))
+    victim = blobs[len(blobs) // 2]
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0x40
+    victim.write_bytes(bytes(data))
+    out.unlink(missing_ok=True)
+    system.start_speaker("den", *speaker_args(out, port))
+    wait_local(port)
     api = Api(system)
     try:
         api.wait_online("den")
-        download_album(api)
-        speaker.stop()
-        blobs = sorted((system.root / "speaker-state" / "den" / "cache" / "blobs").rglob("*.seg"))
-        victim = blobs[len(blobs) // 2]
-        data = bytearray(victim.read_bytes())
-        data[len(data) // 2] ^= 0x40
-        victim.write_bytes(bytes(data))
-        out.unlink(missing_ok=True)
-        system.start_speaker("den", *speaker_args(out, port))
-        wait_local(port)
-        api.wait_online("den")
-        tracks = sorted_by_track_number(offline_tracks(port))
-        ack, session = play_locally(port, tracks)
-        assert ack["ok"], ack
-        wait_for(lambda: ended(system, session), 60, "the album to finish", system.logs)
     finally:
         api.close()
+    tracks = sorted_by_track_number(offline_tracks(port))
+    ack, session = play_locally(port, tracks)
+    assert ack["ok"], ack
+    wait_for(lambda: ended(system, session), 60, "the album to finish", system.logs)
     check_continuous(read_raw(out), expected_frames(pieces))
     assert "failed its integrity check; fetching it again" in (system.root / "den.log").read_text()
 
@@ -264,14 +273,7 @@ def test_faketime_day_29_plays_day_31_refuses_and_renewal_restores(
 ) -> None:
     system, pieces = offline_system
     out, port = tmp_path / "out.raw", free_port()
-    speaker = system.start_speaker("den", *speaker_args(out, port))
-    api = Api(system)
-    try:
-        api.wait_online("den")
-        expires_ms = download_album(api)["licence"]["expires_ms"]
-    finally:
-        api.close()
-    speaker.stop()
+    expires_ms = download_then_stop(system, out, port)["licence"]["expires_ms"]
     assert system.hub is not None
     system.hub.stop()
 

@@ -108,7 +108,7 @@ class CachedMedia:
         if self._cap <= 0 and manifest.track_id not in self._offline:
             return
         try:
-            if self._store.track(manifest.track_id) is None:
+            if self._store.tier_of(manifest.track_id) is None:
                 if self._cap <= 0:
                     return
                 self._store.keep_stream(manifest.track_id, codec.encode(manifest).decode())
