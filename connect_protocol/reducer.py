@@ -141,6 +141,18 @@ def position_at(state: PlayerState, now_ms: int) -> int:
     return max(0, min(pos, state.current.duration_ms))
 
 
+def rebased(state: PlayerState, now_ms: int) -> PlayerState:
+    """The same state (same revision) with its position taken at ``now_ms``.
+
+    A state published again later (on reconnect) must say where playback is
+    now: a receiver that stamps live states with its own clock would otherwise
+    take the old position for the current one and jump the progress back.
+    """
+    if state.current is None or not state.is_playing or state.buffering:
+        return dataclasses.replace(state, timestamp_ms=now_ms)
+    return dataclasses.replace(state, position_ms=position_at(state, now_ms), timestamp_ms=now_ms)
+
+
 def _clamp(position_ms: int, track: TrackRef) -> int:
     return max(0, min(position_ms, track.duration_ms))
 

@@ -22,6 +22,7 @@ from connect_protocol.errors import ConnectError, NotConnectedError
 from connect_protocol.media import Quality
 from connect_protocol.messages import Ack, DeviceInfo, Downloads, Event, EventKind, PlayerState
 from connect_protocol.mqtt import AsyncMqtt, BrokerAddress, Will
+from connect_protocol.reducer import rebased
 from connect_protocol.topics import Channel, device_topic
 from device.audio.source import HubMedia
 from device.config import ConfigError, SpeakerConfig
@@ -218,7 +219,9 @@ class SpeakerService:
         if self.downloads is not None:  # the hub may be back: renew, catch up
             self.downloads.request_sync()
         self._publish(Channel.STATUS, encode(self.info), retain=True)
-        self._publish(Channel.STATE, encode(self._controller.state), retain=True)
+        # Rebased: the hub stamps live states with its own clock on arrival.
+        state = rebased(self._controller.state, wall_ms())
+        self._publish(Channel.STATE, encode(state), retain=True)
         pending, self._pending = self._pending, []
         for topic, payload, retain in pending:
             self._publish_raw(topic, payload, retain)

@@ -38,6 +38,7 @@ from connect_protocol.reducer import (
     TrackEnded,
     Transition,
     position_at,
+    rebased,
     reduce,
 )
 
@@ -350,3 +351,21 @@ def test_revision_rises_and_invariants_hold(steps: list[tuple[Command | TrackEnd
 @given(st.lists(commands, max_size=20))
 def test_reducer_is_deterministic(cmds: list[Command]) -> None:
     assert run(PlayerState(), cmds) == run(PlayerState(), cmds)
+
+
+@given(
+    st.lists(commands, max_size=12),
+    st.integers(0, 500_000),
+    st.integers(0, 500_000),
+)
+def test_a_rebased_state_says_the_same_position_now_and_later(
+    cmds: list[Command], later: int, after: int
+) -> None:
+    # Republished on reconnect, a state must not move the progress a receiver shows.
+    s = run(PlayerState(), cmds).state
+    now = len(cmds) + later
+    moved = rebased(s, now)
+    assert moved.revision == s.revision
+    assert moved.timestamp_ms == now
+    assert position_at(moved, now) == position_at(s, now)
+    assert position_at(moved, now + after) == position_at(s, now + after)
