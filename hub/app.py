@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hub.context import HubContext
@@ -29,6 +30,8 @@ from hub.routes import (
 from hub.routes.audio import AudioAccess
 from hub.routes.deps import install_rate_limits
 from hub.shapes import error_body
+from hub.web import pages
+from hub.web.templating import STATIC_DIR
 
 logger = logging.getLogger(__name__)
 
@@ -70,8 +73,9 @@ def create_app(
     app.state.audio = audio_access or AudioAccess.for_context(ctx)
     install_rate_limits(app, RateLimiter(rate_limits))  # app.state.rate_limiter, 429 handler
     routers = (auth, health, player, connect_ws, audio, catalog_api, library_api, search)
-    for module in (*routers, speaker_offline, downloads):
+    for module in (*routers, speaker_offline, downloads, pages):
         app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.exception_handler(HubError)
     async def hub_error(_request: Request, exc: HubError) -> JSONResponse:
