@@ -16,6 +16,8 @@ from hub.context import HubContext
 from hub.errors import HubError
 from hub.ratelimit import DEFAULT_LIMITS, Category, Limit, RateLimiter
 from hub.routes import (
+    admin,
+    admin_ingest,
     audio,
     auth,
     catalog_api,
@@ -30,7 +32,7 @@ from hub.routes import (
 from hub.routes.audio import AudioAccess
 from hub.routes.deps import install_rate_limits
 from hub.shapes import error_body
-from hub.web import pages
+from hub.web import dashboard, pages
 from hub.web.templating import STATIC_DIR
 
 logger = logging.getLogger(__name__)
@@ -73,7 +75,7 @@ def create_app(
     app.state.audio = audio_access or AudioAccess.for_context(ctx)
     install_rate_limits(app, RateLimiter(rate_limits))  # app.state.rate_limiter, 429 handler
     routers = (auth, health, player, connect_ws, audio, catalog_api, library_api, search)
-    for module in (*routers, speaker_offline, downloads, pages):
+    for module in (*routers, speaker_offline, downloads, pages, dashboard, admin, admin_ingest):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 

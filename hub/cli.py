@@ -375,6 +375,8 @@ async def _serve(args: argparse.Namespace, data: Path, *, up: bool) -> int:
             hub.broker_users.forget(LOCAL_SPEAKER_ID)
             children.append(spawn_speaker(config, sink))
         print(f"\nLegato hub is up: {hub.url}")
+        print(f"  remote:    http://{hub.public_host}:{args.port}/remote   (open on your phone)")
+        print(f"  dashboard: {hub.url}/dashboard   (admin accounts)")
         print(f"  health:    {hub.url}/healthz")
         print(f"  Web API:   {hub.url}/v1/me/player  (described at {hub.url}/openapi.json)")
         print(f"  Connect:   ws://{hub.public_host}:{args.port}/v1/connect/ws?access_token=TOKEN")

@@ -9,6 +9,8 @@ from pathlib import Path
 from connect_protocol.messages import Event, EventKind
 from hub import library
 from hub.db import Database
+from hub.device_events import EventRecorder
+from hub.ingest_jobs import IngestJobs
 from hub.offline import OfflineService
 from hub.player import PlayerService
 from hub.relay import Relay
@@ -24,11 +26,15 @@ class HubContext:
     broker_healthy: Callable[[], bool] = field(default=lambda: True)
     offline: OfflineService = field(init=False)
     player: PlayerService = field(init=False)
+    ingest: IngestJobs = field(init=False)
 
     def __post_init__(self) -> None:
         self.offline = OfflineService(self.db, self.data_dir, self.relay)
         self.player = PlayerService(self.relay, offline=self.offline)
+        self.ingest = IngestJobs(self.db, self.data_dir)
         self.relay.event_hooks.append(self._record_play)
+        # every event kept for the dashboard's charts and speaker pages
+        self.relay.event_hooks.append(EventRecorder(self.relay.write_later))
 
     def _record_play(self, device_id: str, event: Event) -> None:
         """A track that started on a speaker joins its listener's recently played."""

@@ -361,6 +361,23 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (device_id, track_id)
     );
     """,
+    # 7: speakers' playback events (hub/device_events.py), for the dashboard's charts
+    # and each speaker's history; pruned after 90 days so the table stays bounded.
+    # ``track_id`` is the catalog id ('' when the event names no track); no foreign
+    # keys: an event outlives a re-ingested track or a removed speaker.
+    """
+    CREATE TABLE device_events (
+        id INTEGER PRIMARY KEY,
+        device_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        track_id TEXT NOT NULL DEFAULT '',
+        message TEXT NOT NULL DEFAULT '',
+        played_ms INTEGER NOT NULL DEFAULT 0,
+        ts_ms INTEGER NOT NULL
+    );
+    CREATE INDEX device_events_ts ON device_events(ts_ms);
+    CREATE INDEX device_events_device ON device_events(device_id, ts_ms);
+    """,
 ]
 
 

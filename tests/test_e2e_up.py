@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -85,6 +86,14 @@ def test_up_runs_a_whole_system_and_stops_cleanly(tmp_path: Path) -> None:
         user, password = match.groups()
         base = f"http://127.0.0.1:{port}"
         assert httpx.get(f"{base}/healthz").json()["broker"] is True
+        # the printed web apps answer: signed out, both lead to the login page
+        for app in ("remote", "dashboard"):
+            printed = re.search(rf"{app}:\s+(http\S+)", banner)
+            assert printed, banner
+            path = urlsplit(printed.group(1)).path  # the remote's host is the LAN address
+            page = httpx.get(f"{base}{path}")
+            assert page.status_code == 303
+            assert page.headers["location"].startswith(f"/login?next=/{app}")
         token = httpx.post(
             f"{base}/api/token",
             data={"grant_type": "password", "username": user, "password": password},
