@@ -14,23 +14,10 @@ from pathlib import Path
 
 from offline_cache import openssl
 from offline_cache.licence import b64
+from offline_cache.private_files import write_private_bytes
 
 _X25519 = "x25519.key"
 _ED25519 = "ed25519.key"
-
-
-def write_secret_bytes(path: Path, data: bytes) -> None:
-    """Write atomically with mode 0600 from the start (never briefly readable by others)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +49,7 @@ class DeviceKeys:
         x_path, e_path = directory / _X25519, directory / _ED25519
         for path in (x_path, e_path):
             if not path.exists():
-                write_secret_bytes(path, openssl.new_private_key())
+                write_private_bytes(path, openssl.new_private_key())
         x_key, e_key = x_path.read_bytes(), e_path.read_bytes()
         if len(x_key) != 32 or len(e_key) != 32:
             raise ValueError(f"the speaker's keys in {directory} are damaged (not 32 bytes)")

@@ -39,8 +39,9 @@ from pathlib import Path
 
 from offline_cache import licence as lic
 from offline_cache import sealing
-from offline_cache.device_keys import DeviceKeys, write_secret_bytes
+from offline_cache.device_keys import DeviceKeys
 from offline_cache.policy import Cached, evict
+from offline_cache.private_files import write_private_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -172,7 +173,7 @@ class OfflineStore:
     def _load_stream_key(self) -> bytes:
         path = self.root / "cache.key"
         if not path.exists():
-            write_secret_bytes(path, sealing.new_key())
+            write_private_bytes(path, sealing.new_key())
         key = path.read_bytes()
         if len(key) != 32:
             raise StoreError(f"{path} is not a 32-byte key; delete the cache directory to reset")

@@ -47,29 +47,27 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
         yield sysm
 
 
-@pytest.fixture(scope="module")
-def admin(system: System) -> Iterator[httpx.Client]:
-    t = token(system, "operator", ADMIN_PASSWORD)
-    with httpx.Client(
+def signed_in(system: System, user: str, password: str) -> httpx.Client:
+    """A client holding the user's token as a browser does: bearer for the API, cookie for pages."""
+    t = token(system, user, password)
+    return httpx.Client(
         base_url=system.url,
         headers={"Authorization": f"Bearer {t}"},
         cookies={"legato_token": t},
         timeout=15,
         follow_redirects=False,
-    ) as client:
+    )
+
+
+@pytest.fixture(scope="module")
+def admin(system: System) -> Iterator[httpx.Client]:
+    with signed_in(system, "operator", ADMIN_PASSWORD) as client:
         yield client
 
 
 @pytest.fixture(scope="module")
 def listener(system: System) -> Iterator[httpx.Client]:
-    t = token(system, "listener", PASSWORD)
-    with httpx.Client(
-        base_url=system.url,
-        headers={"Authorization": f"Bearer {t}"},
-        cookies={"legato_token": t},
-        timeout=15,
-        follow_redirects=False,
-    ) as client:
+    with signed_in(system, "listener", PASSWORD) as client:
         yield client
 
 

@@ -169,3 +169,14 @@ def install(library: Library, data: Path) -> None:
     for name in ("hub.db", "hub.db-wal"):  # the hub writes to its database: a copy
         if (library.dir / name).exists():
             shutil.copy2(library.dir / name, data / name)
+
+
+def prepare_announced(track_seconds: float | None, jobs: int | None) -> Library:
+    """``prepare`` with its progress and a line saying what the material is."""
+    library = prepare(track_seconds, jobs, lambda s: print(s, flush=True))
+    print(
+        f"material: {len(library.tracks)} demo tracks, {library.seconds / 60:.1f} min "
+        f"({'cached' if library.cached else 'ingested now'}, {library.prepare_s:.1f} s)",
+        flush=True,
+    )
+    return library

@@ -6,6 +6,7 @@ import dataclasses
 import datetime
 import math
 import os
+from collections.abc import Callable
 from typing import Any
 
 from latency.report import machine as _machine
@@ -77,6 +78,20 @@ def report(opts: Options, res: dict[str, Any], info: dict[str, Any]) -> dict[str
         if name in res:
             print()
             DETAILS[name](res[name])
+    return closing(opts, res, info, targets, _plain)
+
+
+def closing(
+    opts: Any,
+    res: dict[str, Any],
+    info: dict[str, Any],
+    targets: dict[str, dict[str, Any]],
+    plain: Callable[[Any], Any],
+) -> dict[str, Any]:
+    """Print how many targets were met; the whole run as JSON-ready values.
+
+    Shared with the offline cache's bench (``opts`` is either bench's options dataclass).
+    """
     print()
     missed = [k for k, v in targets.items() if not v["pass"]]
     print(
@@ -90,7 +105,7 @@ def report(opts: Options, res: dict[str, Any], info: dict[str, Any]) -> dict[str
         "options": {
             k: str(v) if k == "json_path" else v for k, v in dataclasses.asdict(opts).items()
         },
-        **{k: _plain(v) for k, v in res.items()},
+        **{k: plain(v) for k, v in res.items()},
         "targets": targets,
     }
 

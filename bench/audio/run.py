@@ -24,14 +24,7 @@ PHASES: dict[str, Phase] = {
 async def run(opts: Options, root: Path) -> dict[str, Any]:
     """Measure and return the figures; everything started is stopped on the way out."""
     t0 = time.perf_counter()
-    library = await asyncio.to_thread(
-        material.prepare, opts.track_seconds, opts.jobs, lambda s: print(s, flush=True)
-    )
-    print(
-        f"material: {len(library.tracks)} demo tracks, {library.seconds / 60:.1f} min "
-        f"({'cached' if library.cached else 'ingested now'}, {library.prepare_s:.1f} s)",
-        flush=True,
-    )
+    library = await asyncio.to_thread(material.prepare_announced, opts.track_seconds, opts.jobs)
     result: dict[str, Any] = {
         "material": {
             "tracks": len(library.tracks),

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import math
 import os
 from typing import Any
 
+from audio.report import closing
 from latency.report import machine as _machine
 
 from .common import OVERHEAD_MAX, RTF_MIN, TTFA_P99_MS, Options, Percentiles
@@ -53,22 +53,7 @@ def report(opts: Options, res: dict[str, Any], info: dict[str, Any]) -> dict[str
         _throughput(res["throughput"], targets)
     if "ttfa" in res:
         _ttfa(res["ttfa"], targets)
-    print()
-    missed = [k for k, v in targets.items() if not v["pass"]]
-    print(
-        f"  targets: {len(targets) - len(missed)}/{len(targets)} met"
-        + (f"; missed: {', '.join(missed)}" if missed else "")
-        + f"; whole run {res['wall_s']:.0f} s"
-    )
-    return {
-        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "machine": info,
-        "options": {
-            k: str(v) if k == "json_path" else v for k, v in dataclasses.asdict(opts).items()
-        },
-        **{k: _plain(v) for k, v in res.items()},
-        "targets": targets,
-    }
+    return closing(opts, res, info, targets, _plain)
 
 
 def _plain(value: Any) -> Any:
