@@ -1,0 +1,41 @@
+"""Catalog URIs as every part writes them: ``legato:KIND:ID`` (``spotify:`` accepted).
+
+The one place that knows a URI's shape, so the hub (resolving and recording),
+the speaker's engines (fetching a track's media) and the offline cache agree on
+what id a URI names.  Pure: strings in, strings out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Schemes a client may use; ``spotify:`` so clients that build Spotify URIs work unchanged.
+URI_SCHEMES = ("legato", "spotify")
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedUri:
+    kind: str
+    id: str
+
+
+def split_uri(uri: str) -> ParsedUri | None:
+    """``scheme:kind:id`` with a known scheme and an alphanumeric id; ``None`` otherwise."""
+    parts = uri.split(":")
+    if len(parts) != 3 or parts[0] not in URI_SCHEMES or not parts[2].isalnum():
+        return None
+    return ParsedUri(parts[1], parts[2])
+
+
+def track_id_of(uri: str) -> str:
+    """The id a track URI names (its last field): ``legato:track:ID`` -> ``ID``.
+
+    Lenient on purpose: a speaker reports whatever URI it was given, and the id is
+    what the media store and the catalog key on.
+    """
+    return uri.rsplit(":", 1)[-1]
+
+
+def uri_of(kind: str, item_id: str) -> str:
+    """The canonical URI of a catalog item: ``legato:KIND:ID``."""
+    return f"legato:{kind}:{item_id}"
