@@ -21,15 +21,17 @@ import sys
 from pathlib import Path
 
 from connect_protocol import logs
-from hub import accounts, catalog, provisioning
-from hub.broker import BrokerError, write_mosquitto_config
+from hub.accounts import tokens as accounts
+from hub.catalog import resolve as catalog
 from hub.clock import now_ms
 from hub.db import Database
 from hub.errors import AccountError, DatabaseError, OfflineError, ProvisioningError
 from hub.files import write_private
+from hub.fleet import provisioning
+from hub.fleet.broker import BrokerError, write_mosquitto_config
+from hub.http.ratelimit import parse_limits
 from hub.media import signing
-from hub.offline import OfflineService
-from hub.ratelimit import parse_limits
+from hub.offline.service import OfflineService
 from hub.server import Hub, ServeOptions, open_database, run_until_signalled, spawn_speaker
 
 logger = logging.getLogger("legato.hub")

@@ -7,13 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from connect_protocol.messages import Event, EventKind
-from hub import library
+from hub.catalog import library
 from hub.db import Database
-from hub.device_events import EventRecorder
-from hub.ingest_jobs import IngestJobs
-from hub.offline import OfflineService
-from hub.player import PlayerService
-from hub.relay import Relay
+from hub.fleet.events import EventRecorder
+from hub.fleet.player import PlayerService
+from hub.fleet.relay import Relay
+from hub.ingest.jobs import IngestJobs
+from hub.offline.service import OfflineService
 
 
 @dataclass(slots=True, kw_only=True)

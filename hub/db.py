@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from hub.catalog.ids import artist_id
+from hub.catalog.search.query import search_text
 from hub.errors import DatabaseError
-from hub.ids import artist_id
-from hub.search.query import search_text
 
 MIGRATIONS: list[str] = [
     # 1: accounts, tokens, device registry, broker users, a minimal catalog

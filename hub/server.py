@@ -23,15 +23,15 @@ from connect_protocol import mdns
 from connect_protocol.messages import MAX_MESSAGE_BYTES
 from connect_protocol.mqtt import BrokerAddress
 from connect_protocol.topics import HUB_USERNAME
-from hub import provisioning
-from hub.app import create_app
-from hub.broker import BrokerError, EmbeddedBroker
 from hub.context import HubContext
 from hub.db import Database
+from hub.fleet import provisioning
+from hub.fleet.broker import BrokerError, EmbeddedBroker
+from hub.fleet.relay import Relay
+from hub.http.app import create_app
+from hub.http.ratelimit import parse_limits
+from hub.http.routes.audio import AudioAccess
 from hub.media.signing import URL_TTL_S, KeyRing
-from hub.ratelimit import parse_limits
-from hub.relay import Relay
-from hub.routes.audio import AudioAccess
 
 logger = logging.getLogger(__name__)
 FIRMWARE = "0.1.0"

@@ -26,7 +26,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from hub.broker import (
+from hub.fleet.broker import (
     BrokerError,
     BrokerUser,
     EmbeddedBroker,

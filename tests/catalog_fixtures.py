@@ -8,9 +8,10 @@ import io
 import random
 from pathlib import Path
 
-from hub import catalog_write, search
+from hub.catalog import search
+from hub.catalog import write as catalog_write
+from hub.catalog.ids import base62_id
 from hub.db import Database
-from hub.ids import base62_id
 
 #: (album, album artist, year, markets, [(track, credit, popularity, explicit)])
 ALBUMS = [

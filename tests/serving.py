@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from connect_protocol.mqtt import BrokerAddress
 from hub.context import HubContext
 from hub.db import Database
-from hub.relay import Relay
+from hub.fleet.relay import Relay
 from tests.brokers import free_port
 from tests.system import wait_for
 

@@ -21,8 +21,9 @@ from typing import Any, TypeVar
 
 import httpx
 
-from hub import accounts, provisioning
-from hub.broker import MosquittoProcess, write_mosquitto_config
+from hub.accounts import tokens as accounts
+from hub.fleet import provisioning
+from hub.fleet.broker import MosquittoProcess, write_mosquitto_config
 from hub.server import open_database
 from tests.brokers import free_port
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from hub import accounts, scopes
+from hub.accounts import scopes
+from hub.accounts import tokens as accounts
 from hub.errors import AccountError
 from hub.server import open_database
 
@@ -66,7 +67,7 @@ def test_data_dir_and_database_are_private(tmp_path: Path) -> None:
 
 
 def test_broker_user_cache_expires_on_its_clock(tmp_path: Path) -> None:
-    from hub import provisioning
+    from hub.fleet import provisioning
 
     db = open_database(tmp_path)
     now = [100.0]

@@ -27,14 +27,15 @@ from fastapi import FastAPI
 
 from connect_protocol import codec
 from connect_protocol.media import Loudness, Manifest, Quality, Rendition, Segment
-from hub import accounts, provisioning
-from hub.app import create_app
-from hub.catalog import base62_id
+from hub.accounts import tokens as accounts
+from hub.catalog.resolve import base62_id
 from hub.clock import now_ms
 from hub.db import Database
+from hub.fleet import provisioning
+from hub.http.app import create_app
+from hub.http.routes.audio import AudioAccess
 from hub.media import signing, store
 from hub.media.signing import Key, KeyRing, Verdict
-from hub.routes.audio import AudioAccess
 from hub.server import Hub, ServeOptions, open_database
 from tests.brokers import free_port
 from tests.serving import offline_context, serving

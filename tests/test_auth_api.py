@@ -18,13 +18,14 @@ import httpx
 import pytest
 from fastapi import Depends, FastAPI
 
-from hub import accounts, scopes
-from hub.accounts import User
-from hub.app import create_app
+from hub.accounts import scopes
+from hub.accounts import tokens as accounts
+from hub.accounts.tokens import User
 from hub.clock import now_ms
 from hub.db import Database
-from hub.ratelimit import RateLimiter
-from hub.routes.deps import AdminDep, limited_user, require_scope
+from hub.http.app import create_app
+from hub.http.deps import AdminDep, limited_user, require_scope
+from hub.http.ratelimit import RateLimiter
 from hub.server import open_database
 from tests.serving import offline_context, serving
 from tests.system import child_env

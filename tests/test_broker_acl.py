@@ -30,7 +30,7 @@ from connect_protocol.topics import (
     acl_patterns_for_speaker,
     device_topic,
 )
-from hub.broker import (
+from hub.fleet.broker import (
     BrokerError,
     BrokerUser,
     EmbeddedBroker,

@@ -8,9 +8,10 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hub import catalog, catalog_write
+from hub.catalog import resolve as catalog
+from hub.catalog import write as catalog_write
+from hub.catalog.ids import artist_id, is_base62_id
 from hub.db import MIGRATIONS, Database
-from hub.ids import artist_id, is_base62_id
 
 
 def test_credits_split_into_names_in_order() -> None:
@@ -72,7 +73,7 @@ def test_the_demo_catalog_is_credited(tmp_path: Path) -> None:
 
 
 def test_the_demo_catalog_gets_features_and_popularity(tmp_path: Path) -> None:
-    from hub import recommend
+    from hub.catalog import recommend
     from hub.demo_music import catalog_extras
 
     db = Database(tmp_path / "hub.db")

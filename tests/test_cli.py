@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from device import config as speaker_config
-from hub import accounts
+from hub.accounts import tokens as accounts
 from hub.server import open_database
 from tests.system import child_env
 

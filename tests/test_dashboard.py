@@ -10,7 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from hub import accounts, catalog
+from hub.accounts import tokens as accounts
+from hub.catalog import resolve as catalog
 from hub.clock import now_ms
 from tests.audio_files import FileTags, sine, write_audio
 from tests.system import PASSWORD, System, wait_for

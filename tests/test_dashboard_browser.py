@@ -13,7 +13,8 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from hub import accounts, catalog
+from hub.accounts import tokens as accounts
+from hub.catalog import resolve as catalog
 from hub.clock import now_ms
 from tests.browser import chromium, js_errors, log_in, new_page, screenshot
 from tests.system import PASSWORD, System, wait_for

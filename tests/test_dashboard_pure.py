@@ -11,9 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connect_protocol.messages import Event, EventKind
-from hub import device_events, stats
 from hub.db import Database
-from hub.device_events import EventRecorder
+from hub.fleet import events as device_events
+from hub.fleet import stats
+from hub.fleet.events import EventRecorder
 from hub.web import charts, formatting
 from hub.web.charts import Bar, Series
 

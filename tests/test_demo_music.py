@@ -19,7 +19,7 @@ import pytest
 import soundfile as sf
 from numpy.typing import NDArray
 
-from hub.catalog import DEMO_ALBUMS
+from hub.catalog.resolve import DEMO_ALBUMS
 from hub.demo_music import DEMO_LIBRARY, DemoAlbum, DemoTrack, render_demo_library
 from hub.demo_music.library import COVER_SIZE, render_pcm
 

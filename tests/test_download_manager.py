@@ -42,7 +42,7 @@ def system(tmp_path: Path) -> Iterator[System]:
 def test_downloads_wait_for_playback_report_progress_and_follow_removals(
     system: System, tmp_path: Path
 ) -> None:
-    from hub import provisioning
+    from hub.fleet import provisioning
 
     secret = provisioning.add_broker_user(system.db, "den", "speaker")
     keys = DeviceKeys.load_or_create(tmp_path / "keys")

@@ -20,7 +20,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from connect_protocol.messages import MAX_MESSAGE_BYTES
-from hub import catalog
+from hub.catalog import resolve as catalog
 from tests.system import Api, System, retained_state, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]

@@ -15,7 +15,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from connect_protocol.messages import MAX_MESSAGE_BYTES
 from connect_protocol.topics import HUB_USERNAME
-from hub import catalog, provisioning
+from hub.catalog import resolve as catalog
+from hub.fleet import provisioning
 from tests.system import Api, System, retained_state, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from connect_protocol import mdns
-from hub import provisioning
+from hub.fleet import provisioning
 from hub.server import open_database
 from tests.brokers import free_port
 from tests.system import child_env, spawn, wait_for

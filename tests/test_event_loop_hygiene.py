@@ -21,7 +21,9 @@ from websockets.sync.client import connect
 from connect_protocol.mqtt import BrokerAddress
 from device.config import SpeakerConfig
 from device.service import SpeakerService
-from hub import accounts, catalog, provisioning
+from hub.accounts import tokens as accounts
+from hub.catalog import resolve as catalog
+from hub.fleet import provisioning
 from hub.server import Hub, ServeOptions
 from tests.brokers import free_port
 

@@ -26,16 +26,20 @@ from hypothesis import strategies as st
 from websockets.sync.client import connect
 
 from connect_protocol.media import Loudness, Manifest, Quality, Rendition, Segment
-from hub import accounts, cli, library, licence_rules, provisioning
-from hub.app import create_app
+from hub import cli
+from hub.accounts import tokens as accounts
+from hub.catalog import library
+from hub.catalog.ids import base62_id
 from hub.clock import now_ms
 from hub.context import HubContext
 from hub.db import Database
-from hub.ids import base62_id
-from hub.licence_rules import HeldLicence, ItemState, TrackProgress
+from hub.fleet import provisioning
+from hub.http.app import create_app
+from hub.http.routes.audio import AudioAccess
 from hub.media import store
 from hub.media.signing import KeyRing
-from hub.routes.audio import AudioAccess
+from hub.offline import rules as licence_rules
+from hub.offline.rules import HeldLicence, ItemState, TrackProgress
 from hub.server import open_database
 from offline_cache import licence as lic
 from tests.catalog_fixtures import populate
@@ -674,7 +678,7 @@ def test_licence_keys_are_private_files_made_once(hub: Hub) -> None:
     assert len((keys / "licence-kek.secret").read_bytes()) == 32
     assert (keys / "licence-signing.key").read_bytes().startswith(b"-----BEGIN PRIVATE KEY")
     hub_key = den.sync(hub.clock()).json()["hub_key"]
-    from hub.licensing import LicenceKeys
+    from hub.offline.licences import LicenceKeys
 
     assert lic.b64(LicenceKeys.open(hub.data).public_raw()) == hub_key  # read, not remade
 

@@ -12,9 +12,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hub import accounts, library, objects, recommend
+from hub.accounts import tokens as accounts
+from hub.catalog import library, recommend
 from hub.db import Database
 from hub.errors import CatalogError, Forbidden, NotFound
+from hub.http import objects
 from tests.catalog_fixtures import populate
 
 
@@ -187,9 +189,9 @@ def test_private_playlist_words_never_become_typo_corrections(
     db: Database, ids: dict[str, str]
 ) -> None:
     """A correction would hint that some private playlist holds the word."""
-    from hub import search
-    from hub.search import vocabulary
-    from hub.search.query import Term
+    from hub.catalog import search
+    from hub.catalog.search import vocabulary
+    from hub.catalog.search.query import Term
 
     ann, _ = users(db)
     with db.transaction() as conn:

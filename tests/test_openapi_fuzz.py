@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from hub import catalog
+from hub.catalog import resolve as catalog
 from tests.catalog_fixtures import populate
 from tests.system import System
 

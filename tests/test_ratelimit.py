@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hub.ratelimit import (
+from hub.http.ratelimit import (
     DEFAULT_LIMITS,
     Category,
     Decision,

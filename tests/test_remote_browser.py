@@ -17,7 +17,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from hub import catalog
+from hub.catalog import resolve as catalog
 from tests.browser import chromium, js_errors, log_in, new_page, screenshot
 from tests.system import PASSWORD, Api, System, retained_state, wait_for
 

@@ -15,13 +15,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hub import accounts, catalog_write
-from hub import search as hub_search
-from hub.app import create_app
+from hub.accounts import tokens as accounts
+from hub.catalog import search as hub_search
+from hub.catalog import write as catalog_write
+from hub.catalog.ids import base62_id
+from hub.catalog.search import engine, index, kinds, query, ranking, vocabulary
+from hub.catalog.search.query import Field, Term, YearRange, fold, parse
 from hub.db import MIGRATIONS, Database
-from hub.ids import base62_id
-from hub.search import engine, index, kinds, query, ranking, vocabulary
-from hub.search.query import Field, Term, YearRange, fold, parse
+from hub.http.app import create_app
 from tests.serving import offline_context, serving
 
 # --- a small catalog written the way ingest writes it --------------------------------

@@ -15,7 +15,7 @@ from device import config
 from device.config import ConfigError
 from device.controller import Controller
 from device.engine import ClockEngine
-from hub.provisioning import write_speaker_config
+from hub.fleet.provisioning import write_speaker_config
 
 TRACKS = (
     TrackRef(uri="legato:track:a", duration_ms=200),

@@ -19,7 +19,7 @@ import pytest
 import spotipy
 from PIL import Image
 
-from hub import catalog
+from hub.catalog import resolve as catalog
 from tests.catalog_fixtures import populate
 from tests.system import System, wait_for
 

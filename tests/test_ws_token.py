@@ -11,7 +11,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from hub import accounts
+from hub.accounts import tokens as accounts
 from hub.clock import now_ms
 from hub.server import Hub, ServeOptions
 from tests.brokers import free_port

@@ -23,7 +23,7 @@ from connect_protocol.topics import ROOT
 from .common import HOST, BenchError
 
 if TYPE_CHECKING:
-    from hub.broker import BrokerUser, MosquittoProcess
+    from hub.fleet.broker import BrokerUser, MosquittoProcess
 
 REPO = Path(__file__).resolve().parents[2]
 LISTENER = "listener"
@@ -76,7 +76,8 @@ class Provisioned:
 
 def provision(root: Path, speakers: int) -> Provisioned:
     """The listener's account and one broker login per speaker, as ``legato-hub device add``."""
-    from hub import accounts, provisioning
+    from hub.accounts import tokens as accounts
+    from hub.fleet import provisioning
     from hub.server import open_database
 
     data = root / "hub-data"
@@ -96,8 +97,8 @@ def add_probe_login(conf: Path) -> str:
     take over the hub's session.  This appends a bench-only user to this run's temporary
     ``passwd`` and ACL instead; the product's role model has no such user, on purpose.
     """
-    from hub.broker import hash_secret, new_secret
-    from hub.broker.mosquitto import ACL_NAME, PASSWD_NAME
+    from hub.fleet.broker import hash_secret, new_secret
+    from hub.fleet.broker.mosquitto import ACL_NAME, PASSWD_NAME
 
     secret = new_secret()
     with (conf.parent / PASSWD_NAME).open("a") as fh:
@@ -131,7 +132,7 @@ class Broker:
 
 def start_broker(stack: contextlib.AsyncExitStack, root: Path, users: list[BrokerUser]) -> Broker:
     """Mosquitto configured by the product's ``write_mosquitto_config``, plus the probe's login."""
-    from hub.broker import BrokerError, MosquittoProcess, write_mosquitto_config
+    from hub.fleet.broker import BrokerError, MosquittoProcess, write_mosquitto_config
 
     for attempt in range(PORT_ATTEMPTS):
         port = free_port()

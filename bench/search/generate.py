@@ -26,8 +26,8 @@ from typing import Any
 
 import sqlite_utils
 
+from hub.catalog.ids import base62_id
 from hub.db import MIGRATIONS, Database
-from hub.ids import base62_id
 
 from . import names
 

@@ -24,13 +24,14 @@ import uvicorn
 from latency.common import Progress
 
 from connect_protocol.mqtt import BrokerAddress
-from hub import accounts, search
-from hub.app import create_app
+from hub.accounts import tokens as accounts
+from hub.catalog import search
+from hub.catalog.search.query import match_expression, parse
+from hub.catalog.search.vocabulary import resolve
 from hub.context import HubContext
 from hub.db import Database
-from hub.relay import Relay
-from hub.search.query import match_expression, parse
-from hub.search.vocabulary import resolve
+from hub.fleet.relay import Relay
+from hub.http.app import create_app
 
 KINDS = ("track", "artist", "album")
 

@@ -13,7 +13,7 @@ import random
 import sqlite3
 from collections.abc import Iterator
 
-from hub.search.query import tokens
+from hub.catalog.search.query import tokens
 
 MAX_TYPED = 15
 

@@ -13,7 +13,7 @@ from typing import Any
 from latency.common import Progress
 from latency.stats import LatencyStats
 
-from hub import search
+from hub.catalog import search
 from hub.db import Database
 
 from . import measure, queries

@@ -12,9 +12,9 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 
-from hub import search
+from hub.catalog import search
+from hub.catalog.ids import base62_id
 from hub.demo_music.library import DEMO_LIBRARY
-from hub.ids import base62_id
 
 # danceability, energy, valence, acousticness, instrumentalness, speechiness, liveness
 STYLE_FEATURES: dict[str, tuple[float, ...]] = {

@@ -11,7 +11,8 @@ import sqlite3
 from pathlib import Path
 
 from connect_protocol.media import Loudness, Manifest
-from hub import catalog, catalog_write
+from hub.catalog import resolve as catalog
+from hub.catalog import write as catalog_write
 from hub.clock import now_ms
 from hub.db import Database
 from hub.ingest.files import write_atomic

@@ -13,7 +13,7 @@ import signal
 from pathlib import Path
 
 from connect_protocol.media import Quality, segment_boundaries
-from hub import catalog
+from hub.catalog import resolve as catalog
 from hub.ingest import loudness
 from hub.ingest.decode import decode
 from hub.ingest.encode import encode_rendition

@@ -35,7 +35,7 @@ from typing import Any
 from connect_protocol.media import Manifest, Quality, Rendition
 from hub.clock import now_ms as wall_ms
 from hub.files import write_private
-from hub.provisioning import keys_dir
+from hub.fleet.provisioning import keys_dir
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 
-from hub import stats
+from hub.fleet import stats
 from hub.web import charts
 from hub.web.charts import Bar, Series
 

@@ -16,10 +16,11 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from hub import device_events, user_admin
-from hub.accounts import User
+from hub.accounts import admin as user_admin
+from hub.accounts.tokens import User
 from hub.clock import now_ms
 from hub.context import HubContext
+from hub.fleet import events as device_events
 from hub.web import charts_page, formatting, health_view
 from hub.web.fleet import fleet_rows
 from hub.web.session import page_user, to_login

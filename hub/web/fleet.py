@@ -13,9 +13,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from connect_protocol.messages import EventKind
-from hub import device_events
-from hub.device_events import StoredEvent
-from hub.relay import Device
+from hub.fleet import events as device_events
+from hub.fleet.events import StoredEvent
+from hub.fleet.relay import Device
 
 HOUR_MS = 60 * 60 * 1000
 

@@ -14,8 +14,8 @@ from urllib.parse import quote
 from fastapi import Request
 from fastapi.responses import RedirectResponse
 
-from hub import accounts
-from hub.accounts import User
+from hub.accounts import tokens as accounts
+from hub.accounts.tokens import User
 from hub.context import HubContext
 
 COOKIE = "legato_token"

@@ -1,0 +1,1 @@
+"""Listener accounts: users and passwords, bearer tokens, OAuth scopes, user admin."""

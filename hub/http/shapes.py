@@ -1,0 +1,104 @@
+"""Spotify Web API response shapes built from Legato's own types.
+
+Kept apart from the routers so HTTP and the WebSocket answer with the very same
+objects, and so clients written against Spotify's documentation (spotipy) find
+the fields they expect.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from connect_protocol.messages import PlayerState, TrackRef
+from connect_protocol.reducer import position_at
+from hub.catalog.resolve import base62_id
+from hub.fleet.relay import Device
+
+
+def error_body(status: int, message: str, reason: str | None = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"status": status, "message": message}
+    if reason:
+        error["reason"] = reason
+    return {"error": error}
+
+
+def device_object(device: Device, *, active: bool) -> dict[str, Any]:
+    return {
+        "id": device.info.id,
+        "is_active": active,
+        "is_private_session": False,
+        "is_restricted": not device.online,
+        "name": device.info.name,
+        "type": "Speaker",
+        "volume_percent": device.state.volume_percent,
+        "supports_volume": device.info.supports_volume,
+        # Legato extensions (ignored by Spotify clients):
+        "is_online": device.online,
+        "model": device.info.model,
+        "firmware": device.info.fw,
+    }
+
+
+def track_object(track: TrackRef, base_url: str) -> dict[str, Any]:
+    track_id = track.uri.rsplit(":", 1)[-1]
+    artists = [
+        {
+            "id": base62_id(f"artist:{name}"),
+            "name": name,
+            "type": "artist",
+            "uri": f"legato:artist:{base62_id(f'artist:{name}')}",
+            "href": f"{base_url}/v1/artists/{base62_id(f'artist:{name}')}",
+            "external_urls": {},
+        }
+        for name in track.artists
+    ]
+    album_id = base62_id(f"album-name:{track.album}")
+    return {
+        "id": track_id,
+        "name": track.name,
+        "type": "track",
+        "uri": track.uri,
+        "href": f"{base_url}/v1/tracks/{track_id}",
+        "duration_ms": track.duration_ms,
+        "explicit": False,
+        "is_local": False,
+        "artists": artists,
+        "album": {
+            "id": album_id,
+            "name": track.album,
+            "type": "album",
+            "uri": f"legato:album:{album_id}",
+            "artists": artists,
+            "images": [],
+        },
+        "external_urls": {},
+    }
+
+
+def player_object(device: Device, *, active: bool, now_ms: int, base_url: str) -> dict[str, Any]:
+    """``GET /v1/me/player``'s CurrentlyPlayingContext for one device."""
+    state: PlayerState = device.state
+    context: dict[str, Any] | None = None
+    if state.context_uri:
+        kind = state.context_uri.split(":")[1] if state.context_uri.count(":") == 2 else "album"
+        context = {
+            "type": kind,
+            "uri": state.context_uri,
+            "href": None,
+            "external_urls": {},
+        }
+    return {
+        "device": device_object(device, active=active),
+        "repeat_state": state.repeat.value,
+        "shuffle_state": state.shuffle,
+        "context": context,
+        "timestamp": state.timestamp_ms,
+        "progress_ms": position_at(state, now_ms) if state.current else None,
+        "is_playing": state.is_playing,
+        "item": track_object(state.current, base_url) if state.current else None,
+        "currently_playing_type": "track" if state.current else "unknown",
+        "actions": {"disallows": {} if state.current else {"pausing": True, "seeking": True}},
+        # Legato extension: lets a remote reconcile optimistic updates.
+        "revision": state.revision,
+        "queue_length": len(state.queue),
+    }
