@@ -25,7 +25,7 @@ from hub.accounts import tokens as accounts
 from hub.catalog import resolve as catalog
 from hub.clock import now_ms
 from hub.db import Database
-from hub.errors import AccountError, DatabaseError, OfflineError, ProvisioningError
+from hub.errors import AccountError, CliError, DatabaseError, OfflineError, ProvisioningError
 from hub.files import write_private
 from hub.fleet import provisioning
 from hub.fleet.broker import BrokerError, write_mosquitto_config
@@ -37,10 +37,6 @@ from hub.server import Hub, ServeOptions, open_database, run_until_signalled, sp
 logger = logging.getLogger("legato.hub")
 DEMO_USER = "demo"
 LOCAL_SPEAKER_ID = "local-speaker"
-
-
-class CliError(Exception):
-    """A failure to report in one line, with exit status 2."""
 
 
 def default_data_dir() -> Path:

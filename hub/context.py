@@ -7,13 +7,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from connect_protocol.messages import Event, EventKind
-from hub.catalog import library
+from hub.catalog import library, sql_functions
 from hub.db import Database
 from hub.fleet.events import EventRecorder
 from hub.fleet.player import PlayerService
 from hub.fleet.relay import Relay
 from hub.ingest.jobs import IngestJobs
 from hub.offline.service import OfflineService
+
+
+def hub_database(path: Path) -> Database:
+    """The hub's database at ``path``, its connections given the catalog's SQL functions."""
+    return Database(path, on_connect=(sql_functions.register,))
 
 
 @dataclass(slots=True, kw_only=True)

@@ -9,6 +9,14 @@ from pathlib import Path
 from offline_cache.private_files import private_temp, write_private_bytes
 
 
+def keys_dir(data_dir: Path) -> Path:
+    """``DATA/keys``, mode 0700: where every secret the hub makes is kept."""
+    path = data_dir / "keys"
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
+
+
 def write_private(path: Path, text: str) -> None:
     """Write a secret file atomically with mode 0600 from the start."""
     write_private_bytes(path, text.encode())

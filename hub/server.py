@@ -23,7 +23,7 @@ from connect_protocol import mdns
 from connect_protocol.messages import MAX_MESSAGE_BYTES
 from connect_protocol.mqtt import BrokerAddress
 from connect_protocol.topics import HUB_USERNAME
-from hub.context import HubContext
+from hub.context import HubContext, hub_database
 from hub.db import Database
 from hub.fleet import provisioning
 from hub.fleet.broker import BrokerError, EmbeddedBroker
@@ -54,7 +54,7 @@ def open_database(data_dir: Path) -> Database:
     """The hub's database, in a data directory only its owner can read."""
     data_dir.mkdir(parents=True, exist_ok=True)
     data_dir.chmod(0o700)  # it holds password hashes, secrets and keys
-    db = Database(data_dir / "hub.db")
+    db = hub_database(data_dir / "hub.db")
     db.migrate()
     return db
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from hub import errors
 from hub.accounts import scopes
 from hub.accounts import tokens as accounts
 from hub.errors import AccountError
@@ -47,14 +48,14 @@ def test_token_expires_and_can_be_revoked(tmp_path: Path) -> None:
 
 
 def test_newer_schema_is_refused_not_damaged(tmp_path: Path) -> None:
-    from hub.db import Database
+    from hub.context import hub_database
     from hub.errors import DatabaseError
 
     db = open_database(tmp_path)
     with db.reading() as conn:
         conn.execute("PRAGMA user_version = 99")
     with pytest.raises(DatabaseError, match="newer than this hub"):
-        Database(tmp_path / "hub.db").migrate()
+        hub_database(tmp_path / "hub.db").migrate()
 
 
 def test_data_dir_and_database_are_private(tmp_path: Path) -> None:
@@ -109,7 +110,7 @@ def test_revoke_all_ends_every_session_of_that_user_only(tmp_path: Path) -> None
     assert accounts.user_for_token(db, phone.access_token) is None
     assert accounts.user_for_token(db, laptop.access_token) is None
     assert phone.refresh_token is not None
-    with pytest.raises(accounts.GrantRefused):
+    with pytest.raises(errors.GrantRefused):
         accounts.refresh(db, phone.refresh_token)
     assert accounts.user_for_token(db, other.access_token) == bob
 
@@ -132,10 +133,10 @@ def test_expired_and_unknown_tokens_are_told_apart(tmp_path: Path) -> None:
     session = accounts.access_session(db, issued.access_token, now=1)
     assert session.scopes == {"user-library-read"}
     assert session.expires_ms == accounts.TOKEN_TTL_MS
-    with pytest.raises(accounts.TokenRejected, match="expired"):
+    with pytest.raises(errors.TokenRejected, match="expired"):
         accounts.access_session(db, issued.access_token, now=accounts.TOKEN_TTL_MS)
     for bogus in ("", "x" * 300, "nope", issued.access_token + "x"):
-        with pytest.raises(accounts.TokenRejected, match="Invalid access token"):
+        with pytest.raises(errors.TokenRejected, match="Invalid access token"):
             accounts.access_session(db, bogus, now=1)
 
 
@@ -161,7 +162,7 @@ def test_scope_requests() -> None:
     assert scopes.parse(None) == scopes.parse("  ") == scopes.DEFAULT == scopes.ALL
     assert len(scopes.ALL) == 11
     assert scopes.parse("player user-read-email") == scopes.ALIASES["player"] | {"user-read-email"}
-    with pytest.raises(scopes.InvalidScope, match="streaming"):
+    with pytest.raises(errors.InvalidScope, match="streaming"):
         scopes.parse("user-read-email streaming")
     assert scopes.from_stored("player streaming") == scopes.ALIASES["player"]
     assert scopes.format_scopes({"b", "a"}) == "a b"

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from hub.catalog import resolve as catalog
 from hub.catalog import write as catalog_write
 from hub.catalog.ids import artist_id, is_base62_id
-from hub.db import MIGRATIONS, Database
+from hub.context import hub_database
+from hub.schema import MIGRATIONS
 
 
 def test_credits_split_into_names_in_order() -> None:
@@ -44,7 +45,7 @@ def test_a_version_2_catalog_gains_artists_albums_and_credits(tmp_path: Path) ->
         ],
     )
     conn.close()
-    db = Database(path)
+    db = hub_database(path)
     assert db.migrate() == len(MIGRATIONS)
     with db.reading() as c:
         artists = {r["name"]: r["id"] for r in c.execute("SELECT * FROM artists")}
@@ -62,7 +63,7 @@ def test_a_version_2_catalog_gains_artists_albums_and_credits(tmp_path: Path) ->
 
 
 def test_the_demo_catalog_is_credited(tmp_path: Path) -> None:
-    db = Database(tmp_path / "hub.db")
+    db = hub_database(tmp_path / "hub.db")
     db.migrate()
     added = catalog.seed_demo(db)
     with db.reading() as c:
@@ -76,7 +77,7 @@ def test_the_demo_catalog_gets_features_and_popularity(tmp_path: Path) -> None:
     from hub.catalog import recommend
     from hub.demo_music import catalog_extras
 
-    db = Database(tmp_path / "hub.db")
+    db = hub_database(tmp_path / "hub.db")
     db.migrate()
     catalog.seed_demo(db)  # the same album and track names the rendered demo is tagged with
     with db.transaction() as conn:

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connect_protocol.messages import Event, EventKind
-from hub.db import Database
+from hub.context import hub_database
 from hub.fleet import events as device_events
 from hub.fleet import stats
 from hub.fleet.events import EventRecorder
@@ -169,7 +169,7 @@ def test_trouble_by_speaker_sums_each_kind(rows: list[tuple[str, str, int]]) -> 
 
 def test_sql_buckets_match_the_pure_histogram() -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        db = Database(Path(tmp) / "hub.db")
+        db = hub_database(Path(tmp) / "hub.db")
         db.migrate()
         with db.transaction() as conn:
             conn.execute(
@@ -202,7 +202,7 @@ def test_sql_buckets_match_the_pure_histogram() -> None:
 
 
 def test_recorder_writes_each_event_and_prunes_old_ones(tmp_path: Path) -> None:
-    db = Database(tmp_path / "hub.db")
+    db = hub_database(tmp_path / "hub.db")
     db.migrate()
     conn = db.connect()
     clock = iter(range(10**12, 10**12 + 10_000))

@@ -13,8 +13,8 @@ from numpy.typing import NDArray
 
 from connect_protocol.media import Quality, Rendition, segment_boundaries
 from connect_protocol.ogg import OggError, ogg_crc, parse_pages
+from hub.errors import IngestError
 from hub.ingest.encode import decoded_frames, encode_rendition, encode_segment, rendition_pcm
-from hub.ingest.errors import IngestError
 from hub.ingest.oggpages import split_single_page
 from tests.audio_files import music, pink_noise, sine
 

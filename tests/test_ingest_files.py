@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from hub.errors import IngestError
 from hub.ingest.decode import decode
-from hub.ingest.errors import IngestError
 from hub.ingest.integrity import check_complete
 from hub.ingest.sources import check_supported, content_hash, find_audio
 from hub.ingest.tags import UNKNOWN_ALBUM, UNKNOWN_ARTIST, read_art, read_tags, track_info

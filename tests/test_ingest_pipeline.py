@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from connect_protocol.media import Manifest, Quality, segment_boundaries
+from hub.context import hub_database
 from hub.db import Database
 from hub.ingest import IngestResult, Progress, ingest_paths, loudness
 from hub.ingest.decode import decode
@@ -28,7 +29,7 @@ def data_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def db(data_dir: Path) -> Database:
-    database = Database(data_dir / "hub.db")
+    database = hub_database(data_dir / "hub.db")
     database.migrate()
     return database
 

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from hub.accounts import tokens as accounts
 from hub.catalog import library, recommend
+from hub.context import hub_database
 from hub.db import Database
 from hub.errors import CatalogError, Forbidden, NotFound
 from hub.http import objects
@@ -22,7 +23,7 @@ from tests.catalog_fixtures import populate
 
 @pytest.fixture
 def db(tmp_path: Path) -> Database:
-    database = Database(tmp_path / "hub.db")
+    database = hub_database(tmp_path / "hub.db")
     database.migrate()
     return database
 

@@ -21,8 +21,10 @@ from hub.catalog import write as catalog_write
 from hub.catalog.ids import base62_id
 from hub.catalog.search import engine, index, kinds, query, ranking, vocabulary
 from hub.catalog.search.query import Field, Term, YearRange, fold, parse
-from hub.db import MIGRATIONS, Database
+from hub.context import hub_database
+from hub.db import Database
 from hub.http.app import create_app
+from hub.schema import MIGRATIONS
 from tests.serving import offline_context, serving
 
 # --- a small catalog written the way ingest writes it --------------------------------
@@ -114,7 +116,7 @@ def names_of(conn: sqlite3.Connection) -> dict[str, str]:
 
 @pytest.fixture
 def cat(tmp_path: Path) -> Catalog:
-    db = Database(tmp_path / "hub.db")
+    db = hub_database(tmp_path / "hub.db")
     db.migrate()
     ids: dict[str, str] = {}
     with db.transaction() as conn:
@@ -221,7 +223,7 @@ def test_typed_letters_never_walk_the_year_tokens(cat: Catalog) -> None:
 
 
 def test_market_filter_hides_what_is_not_sold_there(tmp_path: Path) -> None:
-    db = Database(tmp_path / "hub.db")
+    db = hub_database(tmp_path / "hub.db")
     db.migrate()
     with db.transaction() as conn:
         add_track(conn, "Everywhere Song", "Anyone", "Open", popularity=50)
@@ -239,7 +241,7 @@ def test_market_filter_hides_what_is_not_sold_there(tmp_path: Path) -> None:
 
 
 def test_private_playlists_are_found_only_by_their_owner(tmp_path: Path) -> None:
-    db = Database(tmp_path / "hub.db")
+    db = hub_database(tmp_path / "hub.db")
     db.migrate()
     ada = accounts.add_user(db, "ada", "long enough password")
     bob = accounts.add_user(db, "bob", "long enough password")
@@ -333,7 +335,7 @@ def many_songs(db: Database, count: int) -> None:
 
 
 def test_paging_returns_every_match_once_with_the_right_total(tmp_path: Path) -> None:
-    db = Database(tmp_path / "hub.db")
+    db = hub_database(tmp_path / "hub.db")
     db.migrate()
     many_songs(db, 345)
     cat = Catalog(db, {}, {})
@@ -352,7 +354,7 @@ def test_paging_returns_every_match_once_with_the_right_total(tmp_path: Path) ->
 
 
 def test_totals_and_paging_stop_at_1000(tmp_path: Path) -> None:
-    db = Database(tmp_path / "hub.db")
+    db = hub_database(tmp_path / "hub.db")
     db.migrate()
     many_songs(db, 1100)
     cat = Catalog(db, {}, {})
@@ -363,7 +365,7 @@ def test_totals_and_paging_stop_at_1000(tmp_path: Path) -> None:
 
 def test_migration_4_indexes_an_existing_catalog_as_a_rebuild_does(tmp_path: Path) -> None:
     path = tmp_path / "hub.db"
-    conn = Database(path).connect()
+    conn = hub_database(path).connect()
     for number, script in enumerate(MIGRATIONS[:3], start=1):
         conn.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
     conn.executescript(
@@ -385,7 +387,7 @@ def test_migration_4_indexes_an_existing_catalog_as_a_rebuild_does(tmp_path: Pat
         """
     )
     conn.close()
-    db = Database(path)
+    db = hub_database(path)
     db.migrate()
 
     def documents() -> dict[str, list[tuple[object, ...]]]:

@@ -125,10 +125,10 @@ def _prune() -> None:
 
 
 def _tracks(data: Path) -> tuple[Track, ...]:
-    from hub.db import Database
+    from hub.context import hub_database
     from hub.media import store
 
-    db = Database(data / "hub.db")
+    db = hub_database(data / "hub.db")
     order = json.loads((data / ORDER_FILE).read_text())
     out = []
     with db.reading() as conn:

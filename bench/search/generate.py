@@ -27,7 +27,8 @@ from typing import Any
 import sqlite_utils
 
 from hub.catalog.ids import base62_id
-from hub.db import MIGRATIONS, Database
+from hub.context import hub_database
+from hub.schema import MIGRATIONS
 
 from . import names
 
@@ -175,8 +176,8 @@ class _Catalog:
 
 
 def _generate(path: Path, shape: Shape, progress: Callable[[str], None]) -> None:
-    Database(path).migrate()
-    conn = Database(path).connect()
+    hub_database(path).migrate()
+    conn = hub_database(path).connect()
     try:
         # a cache file, deleted if this fails: no journal, no fsync, a big page cache
         conn.execute("PRAGMA journal_mode = OFF")

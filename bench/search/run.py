@@ -14,6 +14,7 @@ from latency.common import Progress
 from latency.stats import LatencyStats
 
 from hub.catalog import search
+from hub.context import hub_database
 from hub.db import Database
 
 from . import measure, queries
@@ -68,7 +69,7 @@ def run(opts: Options) -> dict[str, Any]:
         "catalog_seconds": round(generation_s, 1),
     }
     with tempfile.TemporaryDirectory(prefix="legato-search-bench-") as tmp:
-        db = Database(working_copy(cached, Path(tmp)))
+        db = hub_database(working_copy(cached, Path(tmp)))
         progress.finish("building the search index (hub.search.rebuild)")
         conn = db.connect()
         try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from hub.errors import AccountError
+from hub.errors import InvalidScope
 
 READ_PLAYBACK = "user-read-playback-state"
 MODIFY_PLAYBACK = "user-modify-playback-state"
@@ -49,10 +49,6 @@ ALIASES: dict[str, frozenset[str]] = {
 }
 
 MAX_SCOPE_CHARS = 2048
-
-
-class InvalidScope(AccountError):  # noqa: N818 - OAuth's invalid_scope
-    """A requested scope the hub does not know (OAuth's ``invalid_scope``)."""
 
 
 def parse(requested: str | None) -> frozenset[str]:

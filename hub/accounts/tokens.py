@@ -28,7 +28,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from hub.accounts import scopes
 from hub.clock import now_ms
 from hub.db import Database
-from hub.errors import AccountError
+from hub.errors import AccountError, GrantRefused, InvalidScope, TokenRejected
 
 TOKEN_TTL_MS = 60 * 60 * 1000  # access tokens
 REFRESH_TTL_MS = 30 * 24 * 60 * 60 * 1000
@@ -48,16 +48,6 @@ _hasher = PasswordHasher()  # stateless parameters object; safe to share
 #: of logins (or an attack on /api/token) cannot exhaust a Pi's memory.
 MAX_CONCURRENT_HASHES = 2
 _hashing = threading.BoundedSemaphore(MAX_CONCURRENT_HASHES)
-
-
-class TokenRejected(AccountError):  # noqa: N818 - named for what the client sees
-    """A bearer token that is unknown, revoked, expired or not an access token."""
-
-    status = 401
-
-
-class GrantRefused(AccountError):  # noqa: N818 - OAuth's invalid_grant
-    """A refresh token that cannot be exchanged (OAuth's ``invalid_grant``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -205,7 +195,7 @@ def issue_token(
     """A new token family: an access token, and with ``refresh`` a refresh token.
 
     ``scope`` is the request's space-separated scope (``None`` or empty:
-    :data:`hub.scopes.DEFAULT`); an unknown name raises :class:`scopes.InvalidScope`.
+    :data:`hub.accounts.scopes.DEFAULT`); an unknown name raises :class:`hub.errors.InvalidScope`.
     """
     granted = scopes.parse(scope)
     with db.transaction() as conn:
@@ -241,7 +231,7 @@ def refresh(
 
     ``scope`` may narrow the family's scopes, never widen them.  Raises
     :class:`GrantRefused` (and revokes the family if the token had been used) or
-    :class:`scopes.InvalidScope`.
+    :class:`hub.errors.InvalidScope`.
     """
     current = now_ms() if now is None else now
     requested = None if scope is None or not scope.strip() else scopes.parse(scope)
@@ -261,7 +251,7 @@ def refresh(
         else:
             granted = scopes.from_stored(row["scope"])
             if requested is not None and not requested <= granted:
-                raise scopes.InvalidScope("The requested scope exceeds the scope granted")
+                raise InvalidScope("The requested scope exceeds the scope granted")
             conn.execute(
                 "UPDATE tokens SET revoked = 1 WHERE token_hash = ?", (_key(refresh_token),)
             )

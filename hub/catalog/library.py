@@ -19,13 +19,17 @@ from typing import TypeVar
 from hub.catalog.ids import ALPHABET, is_base62_id
 from hub.catalog.resolve import parse_uri
 from hub.errors import CatalogError, Forbidden, NotFound
-from hub.http.objects import snapshot_id
 
 T = TypeVar("T")
 MAX_PLAYLIST_ITEMS = 10_000
 MAX_NAME = 200
 MAX_DESCRIPTION = 300
 MAX_ITEMS_PER_CALL = 100
+
+
+def snapshot_id(playlist_id: str, version: int) -> str:
+    """Changes with every modification; opaque to clients, as Spotify's is."""
+    return f"{version}-{playlist_id[:8]}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,6 @@ under ``keys/`` (mode 0700).  The config format is the one
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import threading
 import time
@@ -21,15 +20,8 @@ from connect_protocol.topics import HUB_USERNAME, is_valid_device_id
 from hub.clock import now_ms
 from hub.db import Database
 from hub.errors import ProvisioningError
-from hub.files import write_private
+from hub.files import keys_dir, write_private
 from hub.fleet.broker import BrokerUser, Role, hash_secret, new_secret
-
-
-def keys_dir(data_dir: Path) -> Path:
-    path = data_dir / "keys"
-    path.mkdir(parents=True, exist_ok=True)
-    os.chmod(path, 0o700)
-    return path
 
 
 def _upsert_user(db: Database, username: str, role: Role, secret: str) -> None:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from connect_protocol.codec import DecodeError, decode, encode
-from connect_protocol.errors import ConnectError, ErrorCode, PayloadTooLargeError
+from connect_protocol.errors import ConnectError, PayloadTooLargeError
 from connect_protocol.messages import Ack, Command, DeviceInfo, Event, PlayerState
 from connect_protocol.mqtt import AsyncMqtt, BrokerAddress, Received
 from connect_protocol.topics import HUB_USERNAME, Channel, all_devices_filter, device_topic
@@ -34,6 +34,7 @@ from hub.clock import now_ms
 from hub.db import Database
 from hub.errors import (
     BrokerUnavailable,
+    CommandRefused,
     CommandTimeout,
     DeviceNotFound,
     PayloadTooLarge,
@@ -41,25 +42,6 @@ from hub.errors import (
 )
 
 logger = logging.getLogger(__name__)
-
-#: How a speaker's refusal reads to a Web API client: HTTP status and Spotify reason.
-REFUSALS: dict[ErrorCode, tuple[int, str | None]] = {
-    ErrorCode.NO_TRACK: (403, "NOT_PLAYING_TRACK"),
-    ErrorCode.CONFLICT: (409, None),
-    ErrorCode.INVALID_VALUE: (400, None),
-    ErrorCode.TOO_LARGE: (413, None),
-}
-
-
-class CommandRefused(RelayError):  # noqa: N818 - named for what the client sees
-    """The speaker answered with an error ack."""
-
-    def __init__(self, ack: Ack) -> None:
-        assert ack.error is not None
-        super().__init__(ack.message or ack.error.value)
-        self.ack = ack
-        self.code = ack.error
-        self.status, self.reason = REFUSALS.get(ack.error, (400, None))
 
 
 @dataclass(slots=True)

@@ -27,7 +27,8 @@ from hub.accounts import scopes
 from hub.accounts import tokens as accounts
 from hub.accounts.tokens import Session, User
 from hub.context import HubContext
-from hub.http.ratelimit import Category, Limit, RateLimited, RateLimiter
+from hub.errors import RateLimited, TokenRejected
+from hub.http.ratelimit import Category, Limit, RateLimiter
 from hub.http.shapes import error_body
 
 INSUFFICIENT_SCOPE = "Insufficient client scope"
@@ -69,7 +70,7 @@ def current_session(
         raise HTTPException(status_code=401, detail="No token provided")
     try:
         return accounts.access_session(ctx.db, token)
-    except accounts.TokenRejected as exc:
+    except TokenRejected as exc:
         raise HTTPException(status_code=401, detail=str(exc)) from None
 
 

@@ -16,6 +16,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
+from hub.catalog.library import snapshot_id
+
 Obj = dict[str, Any]
 #: Sizes album art is served at (``GET /v1/images/albums/{id}/{size}``), largest first.
 IMAGE_SIZES = (640, 300, 64)
@@ -267,11 +269,6 @@ def user(base_url: str, name: str) -> Obj:
         "followers": {"href": None, "total": 0},
         "images": [],
     }
-
-
-def snapshot_id(playlist_id: str, version: int) -> str:
-    """Changes with every modification; opaque to clients, as Spotify's is."""
-    return f"{version}-{playlist_id[:8]}"
 
 
 def playlists_simplified(conn: sqlite3.Connection, ids: Sequence[str], base_url: str) -> list[Obj]:

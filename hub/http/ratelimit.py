@@ -24,8 +24,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from hub.errors import HubError
-
 
 class Category(StrEnum):
     STANDARD = "standard"
@@ -157,13 +155,3 @@ class RateLimiter:
     def __len__(self) -> int:
         with self._lock:
             return len(self._windows)
-
-
-class RateLimited(HubError):  # noqa: N818 - named for what the client sees
-    """A request over its category's limit: 429 with ``Retry-After``."""
-
-    status = 429
-
-    def __init__(self, retry_after_s: int) -> None:
-        super().__init__("API rate limit exceeded")
-        self.retry_after_s = retry_after_s

@@ -14,7 +14,7 @@ in parallel), ``model`` (the values passed between them) and ``progress``
 
 from __future__ import annotations
 
-from hub.ingest.errors import IngestError
+from hub.errors import IngestError
 from hub.ingest.model import IngestResult, Progress
 from hub.ingest.pipeline import default_jobs, ingest_paths
 

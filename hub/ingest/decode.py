@@ -16,7 +16,7 @@ import av
 import numpy as np
 from numpy.typing import NDArray
 
-from hub.ingest.errors import IngestError
+from hub.errors import IngestError
 
 _SCALE = {"u8": 128.0, "s16": 32768.0, "s32": 2147483648.0, "s64": 9223372036854775808.0}
 _CENTRE = 0.7071067811865476  # -3 dB, as ITU-R BS.775 down-mixes centre and surrounds

@@ -31,7 +31,7 @@ from connect_protocol.media import (
     scaled_boundaries,
 )
 from connect_protocol.ogg import OggError
-from hub.ingest.errors import IngestError
+from hub.errors import IngestError
 from hub.ingest.oggpages import split_single_page
 
 #: libsndfile's compression level per quality (Vorbis quality ~ 1 - 1.1 * level).

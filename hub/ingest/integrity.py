@@ -17,7 +17,7 @@ from mutagen.flac import FLAC
 from mutagen.mp3 import MP3, BitrateMode
 from mutagen.wave import WAVE
 
-from hub.ingest.errors import IngestError
+from hub.errors import IngestError
 
 #: An MP3's header count is of whole frames; decoders trim delay and padding.
 MP3_SLACK_FRAMES = 2 * 1152

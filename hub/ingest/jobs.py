@@ -20,15 +20,12 @@ from typing import Any, Literal
 
 from hub.clock import now_ms
 from hub.db import Database
+from hub.errors import IngestBusy
 
 logger = logging.getLogger(__name__)
 
 JobState = Literal["running", "done", "failed"]
 MAX_RESULTS = 2000  # lines kept per job; the counts stay exact beyond them
-
-
-class IngestBusy(Exception):  # noqa: N818 - what the operator is told
-    """Another ingest is still running."""
 
 
 @dataclass(slots=True, kw_only=True)

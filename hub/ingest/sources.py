@@ -13,7 +13,7 @@ import hashlib
 from collections.abc import Iterable
 from pathlib import Path
 
-from hub.ingest.errors import IngestError
+from hub.errors import IngestError
 
 SUFFIXES = frozenset({".flac", ".wav", ".mp3", ".ogg", ".oga"})
 _CHUNK = 1 << 20

@@ -14,10 +14,10 @@ from pathlib import Path
 
 from connect_protocol.media import Quality, segment_boundaries
 from hub.catalog import resolve as catalog
+from hub.errors import IngestError
 from hub.ingest import loudness
 from hub.ingest.decode import decode
 from hub.ingest.encode import encode_rendition
-from hub.ingest.errors import IngestError
 from hub.ingest.files import write_atomic
 from hub.ingest.integrity import check_complete
 from hub.ingest.model import Encoded, Failed, Scanned

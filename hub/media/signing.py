@@ -34,8 +34,7 @@ from typing import Any
 
 from connect_protocol.media import Manifest, Quality, Rendition
 from hub.clock import now_ms as wall_ms
-from hub.files import write_private
-from hub.fleet.provisioning import keys_dir
+from hub.files import keys_dir, write_private
 
 logger = logging.getLogger(__name__)
 

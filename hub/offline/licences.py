@@ -29,8 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from hub.errors import ProvisioningError
-from hub.files import create_private_once
-from hub.fleet.provisioning import keys_dir
+from hub.files import create_private_once, keys_dir
 from hub.offline.rules import HeldLicence, needs_new_licence, next_epoch
 from offline_cache import licence as lic
 

@@ -17,6 +17,7 @@ from fastapi.responses import RedirectResponse
 from hub.accounts import tokens as accounts
 from hub.accounts.tokens import User
 from hub.context import HubContext
+from hub.errors import TokenRejected
 
 COOKIE = "legato_token"
 
@@ -29,7 +30,7 @@ def page_user(request: Request) -> User | None:
     ctx: HubContext = request.app.state.ctx
     try:
         return accounts.access_session(ctx.db, token).user
-    except accounts.TokenRejected:
+    except TokenRejected:
         return None
 
 

@@ -14,15 +14,8 @@ Both share one password hash format (Mosquitto's ``$7$`` PBKDF2-SHA512).
 
 from __future__ import annotations
 
-from hub.errors import HubError
-
-
-class BrokerError(HubError):
-    """A broker could not be started, stopped or reloaded."""
-
-
-# Imported after BrokerError, which the submodules import from here.
-from hub.fleet.broker.credentials import (  # noqa: E402
+from hub.errors import BrokerError
+from hub.fleet.broker.credentials import (
     BrokerUser,
     Role,
     hash_secret,
@@ -31,8 +24,8 @@ from hub.fleet.broker.credentials import (  # noqa: E402
     new_secret,
     verify_secret,
 )
-from hub.fleet.broker.embedded import EmbeddedBroker, LegatoAclPlugin, UserLookup  # noqa: E402
-from hub.fleet.broker.mosquitto import MosquittoProcess, render_acl, write_mosquitto_config  # noqa: E402
+from hub.fleet.broker.embedded import EmbeddedBroker, LegatoAclPlugin, UserLookup
+from hub.fleet.broker.mosquitto import MosquittoProcess, render_acl, write_mosquitto_config
 
 __all__ = [
     "BrokerError",

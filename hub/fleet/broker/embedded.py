@@ -55,7 +55,7 @@ from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import Session
 from amqtt.utils import gen_client_id
 
-from hub.fleet.broker import BrokerError
+from hub.errors import BrokerError
 from hub.fleet.broker.credentials import BrokerUser, may_publish, may_subscribe, verify_secret
 
 logger = logging.getLogger(__name__)

@@ -39,8 +39,8 @@ from types import TracebackType
 from typing import IO, Self
 
 from connect_protocol.topics import ROOT, acl_patterns_for_speaker
+from hub.errors import BrokerError
 from hub.files import write_private
-from hub.fleet.broker import BrokerError
 from hub.fleet.broker.credentials import BrokerUser
 
 logger = logging.getLogger(__name__)

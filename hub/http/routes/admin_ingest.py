@@ -16,8 +16,8 @@ from fastapi import APIRouter, File, HTTPException, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
+from hub.errors import IngestBusy
 from hub.http.deps import AdminDep, ContextDep
-from hub.ingest.jobs import IngestBusy
 
 router = APIRouter(prefix="/api/admin/ingest", tags=["dashboard"])
 

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 
 from hub.accounts import scopes
 from hub.accounts import tokens as accounts
+from hub.errors import GrantRefused, InvalidScope
 from hub.http.deps import ContextDep
 from hub.http.ratelimit import Category, RateLimiter
 
@@ -69,7 +70,7 @@ async def token(
             return _oauth_error("invalid_request", "username and password are required")
         try:
             scopes.parse(scope)  # before Argon2: a bad request costs no hashing
-        except scopes.InvalidScope as exc:
+        except InvalidScope as exc:
             return _oauth_error("invalid_scope", str(exc))
         # Guessing is slowed per account name and per client address, before Argon2.
         client = request.client.host if request.client else "-"
@@ -100,9 +101,9 @@ async def token(
             issued = await run_in_threadpool(
                 lambda: accounts.refresh(ctx.db, refresh_token, scope=scope)
             )
-        except scopes.InvalidScope as exc:
+        except InvalidScope as exc:
             return _oauth_error("invalid_scope", str(exc))
-        except accounts.GrantRefused as exc:
+        except GrantRefused as exc:
             return _oauth_error("invalid_grant", str(exc))
         return _granted(issued)
     if not grant_type:

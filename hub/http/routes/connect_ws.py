@@ -29,10 +29,10 @@ from hub.accounts import scopes
 from hub.accounts import tokens as accounts
 from hub.clock import now_ms
 from hub.context import HubContext
-from hub.errors import Forbidden, HubError, RequestError
+from hub.errors import Forbidden, HubError, RateLimited, RequestError, TokenRejected
 from hub.fleet.relay import Change
 from hub.http.deps import bearer_token
-from hub.http.ratelimit import Category, RateLimited, RateLimiter
+from hub.http.ratelimit import Category, RateLimiter
 from hub.http.shapes import device_object, error_body, player_object
 
 logger = logging.getLogger(__name__)
@@ -187,7 +187,7 @@ async def _send_loop(ws: WebSocket, ctx: HubContext, outbox: Outbox, base_url: s
 def _scopes_of(ctx: HubContext, token: str) -> frozenset[str]:
     try:
         return accounts.access_session(ctx.db, token).scopes
-    except accounts.TokenRejected:
+    except TokenRejected:
         return frozenset()
 
 

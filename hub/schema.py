@@ -1,0 +1,375 @@
+"""The hub's schema, as the list of migrations that built it (``PRAGMA user_version``
+counts those applied).
+
+Append only: a released migration is never edited, so every hub.db reaches the same
+schema.  Tables by concern: accounts (users, tokens), fleet (devices, broker_users,
+device_events), catalog (tracks, albums, artists, credits, features, search
+documents), library (playlists, saved_tracks, plays), media (media, album_art),
+offline (download items and progress, device keys, licences).  Migrations 3 and 4
+backfill with the SQL functions ``legato_artist_id`` and ``legato_search_text``,
+which :func:`hub.catalog.sql_functions.register` provides on every connection.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[str] = [
+    # 1: accounts, tokens, device registry, broker users, a minimal catalog
+    """
+    CREATE TABLE users (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        password_hash TEXT NOT NULL,
+        is_admin INTEGER NOT NULL DEFAULT 0,
+        created_ms INTEGER NOT NULL
+    );
+    CREATE TABLE tokens (
+        token_hash TEXT PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        scope TEXT NOT NULL,
+        expires_ms INTEGER NOT NULL,
+        revoked INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX tokens_user ON tokens(user_id);
+    CREATE TABLE devices (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        model TEXT NOT NULL DEFAULT '',
+        fw TEXT NOT NULL DEFAULT '',
+        online INTEGER NOT NULL DEFAULT 0,
+        last_seen_ms INTEGER NOT NULL DEFAULT 0,
+        state_json TEXT
+    );
+    CREATE TABLE broker_users (
+        username TEXT PRIMARY KEY,
+        role TEXT NOT NULL CHECK (role IN ('hub', 'speaker', 'observer')),
+        secret_hash TEXT NOT NULL,
+        created_ms INTEGER NOT NULL
+    );
+    CREATE TABLE tracks (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        artist TEXT NOT NULL,
+        album TEXT NOT NULL,
+        album_id TEXT NOT NULL,
+        track_number INTEGER NOT NULL,
+        duration_ms INTEGER NOT NULL CHECK (duration_ms > 0)
+    );
+    CREATE INDEX tracks_album ON tracks(album_id, track_number);
+    """,
+    # 2: ingested audio (hub/media/store.py) and album art
+    """
+    CREATE TABLE media (
+        track_id TEXT PRIMARY KEY REFERENCES tracks(id) ON DELETE CASCADE,
+        content_hash TEXT NOT NULL UNIQUE,
+        source_path TEXT NOT NULL,
+        manifest_json TEXT NOT NULL,
+        ingested_ms INTEGER NOT NULL
+    );
+    CREATE TABLE album_art (
+        album_id TEXT PRIMARY KEY,
+        mime TEXT NOT NULL,
+        path TEXT NOT NULL
+    );
+    """,
+    # 3: the full catalog (issue 4): artists, albums, ordered credits, audio features,
+    # markets; playlists, saved tracks, plays; refresh tokens.  ``tracks.artist`` and
+    # ``tracks.album`` stay as display names (what the speaker shows); the credits
+    # tables are the truth for the Web API.  Markets: space-separated ISO 3166-1
+    # alpha-2 codes, '' = available everywhere.
+    """
+    CREATE TABLE artists (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        popularity INTEGER NOT NULL DEFAULT 0 CHECK (popularity BETWEEN 0 AND 100),
+        followers INTEGER NOT NULL DEFAULT 0,
+        genres TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE albums (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        album_type TEXT NOT NULL DEFAULT 'album'
+            CHECK (album_type IN ('album', 'single', 'compilation')),
+        release_date TEXT NOT NULL DEFAULT '',
+        release_year INTEGER,
+        popularity INTEGER NOT NULL DEFAULT 0 CHECK (popularity BETWEEN 0 AND 100),
+        label TEXT NOT NULL DEFAULT '',
+        markets TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX albums_year ON albums(release_year);
+    CREATE TABLE album_artists (
+        album_id TEXT NOT NULL REFERENCES albums(id) ON DELETE CASCADE,
+        artist_id TEXT NOT NULL REFERENCES artists(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        PRIMARY KEY (album_id, position)
+    );
+    CREATE INDEX album_artists_artist ON album_artists(artist_id);
+    ALTER TABLE tracks ADD COLUMN disc_number INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE tracks ADD COLUMN isrc TEXT;
+    ALTER TABLE tracks ADD COLUMN explicit INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE tracks ADD COLUMN popularity INTEGER NOT NULL DEFAULT 0
+        CHECK (popularity BETWEEN 0 AND 100);
+    ALTER TABLE tracks ADD COLUMN markets TEXT NOT NULL DEFAULT '';
+    CREATE INDEX tracks_popularity ON tracks(popularity DESC);
+    CREATE TABLE track_artists (
+        track_id TEXT NOT NULL REFERENCES tracks(id) ON DELETE CASCADE,
+        artist_id TEXT NOT NULL REFERENCES artists(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        PRIMARY KEY (track_id, position)
+    );
+    CREATE INDEX track_artists_artist ON track_artists(artist_id);
+    CREATE TABLE audio_features (
+        track_id TEXT PRIMARY KEY REFERENCES tracks(id) ON DELETE CASCADE,
+        danceability REAL NOT NULL,
+        energy REAL NOT NULL,
+        valence REAL NOT NULL,
+        acousticness REAL NOT NULL,
+        instrumentalness REAL NOT NULL,
+        speechiness REAL NOT NULL,
+        liveness REAL NOT NULL,
+        loudness REAL NOT NULL,
+        tempo REAL NOT NULL,
+        key INTEGER NOT NULL,
+        mode INTEGER NOT NULL,
+        time_signature INTEGER NOT NULL
+    );
+    CREATE TABLE playlists (
+        id TEXT PRIMARY KEY,
+        owner_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        description TEXT NOT NULL DEFAULT '',
+        public INTEGER NOT NULL DEFAULT 1,
+        collaborative INTEGER NOT NULL DEFAULT 0,
+        version INTEGER NOT NULL DEFAULT 1,
+        created_ms INTEGER NOT NULL
+    );
+    CREATE INDEX playlists_owner ON playlists(owner_id);
+    CREATE TABLE playlist_items (
+        playlist_id TEXT NOT NULL REFERENCES playlists(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        track_id TEXT NOT NULL REFERENCES tracks(id) ON DELETE CASCADE,
+        added_ms INTEGER NOT NULL,
+        added_by INTEGER REFERENCES users(id) ON DELETE SET NULL,
+        PRIMARY KEY (playlist_id, position)
+    );
+    CREATE TABLE saved_tracks (
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        track_id TEXT NOT NULL REFERENCES tracks(id) ON DELETE CASCADE,
+        added_ms INTEGER NOT NULL,
+        PRIMARY KEY (user_id, track_id)
+    );
+    CREATE INDEX saved_tracks_recent ON saved_tracks(user_id, added_ms DESC);
+    CREATE TABLE plays (
+        id INTEGER PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        track_id TEXT NOT NULL REFERENCES tracks(id) ON DELETE CASCADE,
+        played_ms INTEGER NOT NULL,
+        context_uri TEXT
+    );
+    CREATE INDEX plays_recent ON plays(user_id, played_ms DESC);
+    ALTER TABLE tokens ADD COLUMN kind TEXT NOT NULL DEFAULT 'access'
+        CHECK (kind IN ('access', 'refresh'));
+    -- credits for the tracks already here: one artist per display name
+    INSERT OR IGNORE INTO artists (id, name)
+        SELECT DISTINCT legato_artist_id(artist), artist FROM tracks;
+    INSERT OR IGNORE INTO albums (id, name)
+        SELECT album_id, MIN(album) FROM tracks GROUP BY album_id;
+    INSERT OR IGNORE INTO album_artists (album_id, artist_id, position)
+        SELECT album_id, legato_artist_id(MIN(artist)), 0 FROM tracks GROUP BY album_id;
+    INSERT OR IGNORE INTO track_artists (track_id, artist_id, position)
+        SELECT id, legato_artist_id(artist), 0 FROM tracks;
+    """,
+    # 4: catalog search (issue 4, hub/search/).  Per kind, a document table is the
+    # external content of an FTS5 table whose rowid, ``doc``, is
+    # (100 - popularity) * 2**32 + the item's rowid: matches come most popular first.
+    # ``year`` holds year, decade, century, millennium tokens (y1999 d199 c19 k1), each
+    # behind U+E000 (private use: a token character no typed word starts with, so
+    # "y*" typed by a listener does not walk every document's year).
+    # Names are stored as legato_search_text makes them (folded tokens).
+    # ``search_terms`` is the vocabulary that typo correction scans.  The backfill
+    # builds the same documents as hub/search/kinds.py (kept frozen here).
+    """
+    CREATE TABLE search_track_docs (
+        doc INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL, artists TEXT NOT NULL, album TEXT NOT NULL, year TEXT NOT NULL
+    );
+    CREATE VIRTUAL TABLE search_tracks USING fts5(
+        name, artists, album, year, content='search_track_docs', content_rowid='doc',
+        tokenize='unicode61 remove_diacritics 2', prefix='1 2 3 4'
+    );
+    CREATE TABLE search_album_docs (
+        doc INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL, artists TEXT NOT NULL, year TEXT NOT NULL
+    );
+    CREATE VIRTUAL TABLE search_albums USING fts5(
+        name, artists, year, content='search_album_docs', content_rowid='doc',
+        tokenize='unicode61 remove_diacritics 2', prefix='1 2 3 4'
+    );
+    CREATE TABLE search_artist_docs (
+        doc INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, name TEXT NOT NULL, year TEXT NOT NULL
+    );
+    CREATE VIRTUAL TABLE search_artists USING fts5(
+        name, year, content='search_artist_docs', content_rowid='doc',
+        tokenize='unicode61 remove_diacritics 2', prefix='1 2 3 4'
+    );
+    CREATE TABLE search_playlist_docs (
+        doc INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL, description TEXT NOT NULL
+    );
+    CREATE VIRTUAL TABLE search_playlists USING fts5(
+        name, description, content='search_playlist_docs', content_rowid='doc',
+        tokenize='unicode61 remove_diacritics 2', prefix='1 2 3 4'
+    );
+    CREATE VIRTUAL TABLE search_tracks_vocab USING fts5vocab(search_tracks, col);
+    CREATE VIRTUAL TABLE search_albums_vocab USING fts5vocab(search_albums, col);
+    CREATE VIRTUAL TABLE search_artists_vocab USING fts5vocab(search_artists, col);
+    CREATE VIRTUAL TABLE search_playlists_vocab USING fts5vocab(search_playlists, col);
+    CREATE TABLE search_terms (term TEXT PRIMARY KEY, docs INTEGER NOT NULL) WITHOUT ROWID;
+    -- a deleted item leaves the index with its document
+    CREATE TRIGGER search_track_gone AFTER DELETE ON tracks BEGIN
+        INSERT INTO search_tracks (search_tracks, rowid, name, artists, album, year)
+            SELECT 'delete', doc, name, artists, album, year
+            FROM search_track_docs WHERE id = old.id;
+        DELETE FROM search_track_docs WHERE id = old.id;
+    END;
+    CREATE TRIGGER search_album_gone AFTER DELETE ON albums BEGIN
+        INSERT INTO search_albums (search_albums, rowid, name, artists, year)
+            SELECT 'delete', doc, name, artists, year FROM search_album_docs WHERE id = old.id;
+        DELETE FROM search_album_docs WHERE id = old.id;
+    END;
+    CREATE TRIGGER search_artist_gone AFTER DELETE ON artists BEGIN
+        INSERT INTO search_artists (search_artists, rowid, name, year)
+            SELECT 'delete', doc, name, year FROM search_artist_docs WHERE id = old.id;
+        DELETE FROM search_artist_docs WHERE id = old.id;
+    END;
+    CREATE TRIGGER search_playlist_gone AFTER DELETE ON playlists BEGIN
+        INSERT INTO search_playlists (search_playlists, rowid, name, description)
+            SELECT 'delete', doc, name, description FROM search_playlist_docs WHERE id = old.id;
+        DELETE FROM search_playlist_docs WHERE id = old.id;
+    END;
+    -- the catalog already here
+    INSERT INTO search_track_docs (doc, id, name, artists, album, year)
+        SELECT (100 - t.popularity) * 4294967296 + t.rowid, t.id, legato_search_text(t.name),
+            legato_search_text(coalesce((SELECT group_concat(name, ', ') FROM (SELECT a.name
+                AS name FROM track_artists c JOIN artists a ON a.id = c.artist_id
+                WHERE c.track_id = t.id ORDER BY c.position)), t.artist)),
+            legato_search_text(coalesce(al.name, t.album)),
+            coalesce(CASE WHEN al.release_year BETWEEN 0 AND 9999 THEN
+                '\ue000y' || al.release_year || ' \ue000d' || (al.release_year / 10)
+                || ' \ue000c' || (al.release_year / 100)
+                || ' \ue000k' || (al.release_year / 1000) ELSE '' END, '')
+        FROM tracks t LEFT JOIN albums al ON al.id = t.album_id;
+    INSERT INTO search_album_docs (doc, id, name, artists, year)
+        SELECT (100 - al.popularity) * 4294967296 + al.rowid, al.id, legato_search_text(al.name),
+            legato_search_text(coalesce((SELECT group_concat(name, ', ') FROM (SELECT a.name
+                AS name FROM album_artists c JOIN artists a ON a.id = c.artist_id
+                WHERE c.album_id = al.id ORDER BY c.position)), '')),
+            coalesce(CASE WHEN al.release_year BETWEEN 0 AND 9999 THEN
+                '\ue000y' || al.release_year || ' \ue000d' || (al.release_year / 10)
+                || ' \ue000c' || (al.release_year / 100)
+                || ' \ue000k' || (al.release_year / 1000) ELSE '' END, '')
+        FROM albums al;
+    INSERT INTO search_artist_docs (doc, id, name, year)
+        SELECT (100 - a.popularity) * 4294967296 + a.rowid, a.id, legato_search_text(a.name),
+            coalesce((SELECT group_concat('\ue000y' || y || ' \ue000d' || (y / 10)
+                || ' \ue000c' || (y / 100) || ' \ue000k' || (y / 1000), ' ')
+                FROM (SELECT DISTINCT al.release_year AS y
+                FROM album_artists aa JOIN albums al ON al.id = aa.album_id
+                WHERE aa.artist_id = a.id AND al.release_year BETWEEN 0 AND 9999)), '')
+        FROM artists a;
+    INSERT INTO search_playlist_docs (doc, id, name, description)
+        SELECT 100 * 4294967296 + p.rowid, p.id, legato_search_text(p.name),
+            legato_search_text(p.description) FROM playlists p;
+    INSERT INTO search_tracks (search_tracks) VALUES ('rebuild');
+    INSERT INTO search_albums (search_albums) VALUES ('rebuild');
+    INSERT INTO search_artists (search_artists) VALUES ('rebuild');
+    INSERT INTO search_playlists (search_playlists) VALUES ('rebuild');
+    INSERT INTO search_terms (term, docs)
+        SELECT term, sum(doc) FROM (
+            SELECT term, doc FROM search_tracks_vocab WHERE col IN ('name', 'artists', 'album')
+            UNION ALL
+            SELECT term, doc FROM search_albums_vocab WHERE col IN ('name', 'artists')
+            UNION ALL
+            SELECT term, doc FROM search_artists_vocab WHERE col = 'name'
+            UNION ALL
+            SELECT term, doc FROM search_playlists_vocab
+        ) GROUP BY term;
+    """,
+    # 5: typo corrections come from public catalog words only: playlists' names can be
+    # private, so their words leave the vocabulary (hub/search/kinds.py in_vocabulary)
+    """
+    DELETE FROM search_terms;
+    INSERT INTO search_terms (term, docs)
+        SELECT term, sum(doc) FROM (
+            SELECT term, doc FROM search_tracks_vocab WHERE col IN ('name', 'artists', 'album')
+            UNION ALL
+            SELECT term, doc FROM search_albums_vocab WHERE col IN ('name', 'artists')
+            UNION ALL
+            SELECT term, doc FROM search_artists_vocab WHERE col = 'name'
+        ) GROUP BY term;
+    """,
+    # 6: offline downloads and licences (issue 5, hub/offline.py).  A speaker's X25519
+    # (licences are sealed to it) and Ed25519 (it signs its syncs) public keys, b64url;
+    # re-pairing the speaker deletes its row so a fresh install can register new ones.
+    # A licence row keeps the signed document it sent, to send it again unchanged; its
+    # KEK is derived from the hub's secret, the device, the user and ``epoch`` and is
+    # never stored.  ``downloads`` is what listeners asked for (track, album or
+    # playlist URIs, expanded when the speaker syncs); ``download_progress`` what the
+    # speaker last reported per track.
+    """
+    CREATE TABLE device_keys (
+        device_id TEXT PRIMARY KEY,
+        x25519 TEXT NOT NULL,
+        ed25519 TEXT NOT NULL,
+        registered_ms INTEGER NOT NULL
+    );
+    CREATE TABLE licences (
+        id TEXT PRIMARY KEY,
+        device_id TEXT NOT NULL,
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        epoch INTEGER NOT NULL CHECK (epoch >= 0),
+        device_x25519 TEXT NOT NULL,
+        issued_ms INTEGER NOT NULL,
+        expires_ms INTEGER NOT NULL,
+        revoked_ms INTEGER,
+        signed_json TEXT NOT NULL
+    );
+    CREATE INDEX licences_device_user ON licences(device_id, user_id, issued_ms);
+    CREATE INDEX licences_user ON licences(user_id);
+    CREATE TABLE downloads (
+        device_id TEXT NOT NULL,
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        uri TEXT NOT NULL,
+        name TEXT NOT NULL,
+        requested_ms INTEGER NOT NULL,
+        PRIMARY KEY (device_id, user_id, uri)
+    );
+    CREATE INDEX downloads_user ON downloads(user_id);
+    CREATE TABLE download_progress (
+        device_id TEXT NOT NULL,
+        track_id TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('downloading', 'ready', 'failed')),
+        bytes_done INTEGER NOT NULL DEFAULT 0,
+        bytes_total INTEGER NOT NULL DEFAULT 0,
+        error TEXT NOT NULL DEFAULT '',
+        updated_ms INTEGER NOT NULL,
+        PRIMARY KEY (device_id, track_id)
+    );
+    """,
+    # 7: speakers' playback events (hub/device_events.py), for the dashboard's charts
+    # and each speaker's history; pruned after 90 days so the table stays bounded.
+    # ``track_id`` is the catalog id ('' when the event names no track); no foreign
+    # keys: an event outlives a re-ingested track or a removed speaker.
+    """
+    CREATE TABLE device_events (
+        id INTEGER PRIMARY KEY,
+        device_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        track_id TEXT NOT NULL DEFAULT '',
+        message TEXT NOT NULL DEFAULT '',
+        played_ms INTEGER NOT NULL DEFAULT 0,
+        ts_ms INTEGER NOT NULL
+    );
+    CREATE INDEX device_events_ts ON device_events(ts_ms);
+    CREATE INDEX device_events_device ON device_events(device_id, ts_ms);
+    """,
+]
