@@ -1,16 +1,17 @@
-"""What the hub's routes need, built once per app (no import-time singletons)."""
+"""The composition root: the hub's services, built once per app and wired together here
+(no import-time singletons), so no domain package needs to know another's wiring."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from connect_protocol.messages import Event, EventKind
-from hub.catalog import library, sql_functions
+from hub.catalog import sql_functions
 from hub.db import Database
-from hub.fleet.events import EventRecorder
 from hub.fleet.player import PlayerService
+from hub.fleet.recorder import FleetRecorder
 from hub.fleet.relay import Relay
 from hub.ingest.jobs import IngestJobs
 from hub.offline.service import OfflineService
@@ -31,24 +32,21 @@ class HubContext:
     broker_healthy: Callable[[], bool] = field(default=lambda: True)
     offline: OfflineService = field(init=False)
     player: PlayerService = field(init=False)
+    recorder: FleetRecorder = field(init=False)
     ingest: IngestJobs = field(init=False)
 
     def __post_init__(self) -> None:
+        self.player = PlayerService(self.relay)
         self.offline = OfflineService(self.db, self.data_dir, self.relay)
-        self.player = PlayerService(self.relay, offline=self.offline)
+        # every event kept for the dashboard, each started track as its listener's play
+        self.recorder = FleetRecorder(self.db, self.relay, listener_of=self.player.listener_of)
         self.ingest = IngestJobs(self.db, self.data_dir)
-        self.relay.event_hooks.append(self._record_play)
-        # every event kept for the dashboard's charts and speaker pages
-        self.relay.event_hooks.append(EventRecorder(self.relay.write_later))
 
-    def _record_play(self, device_id: str, event: Event) -> None:
-        """A track that started on a speaker joins its listener's recently played."""
-        user_id = self.player.listeners.get(device_id)
-        if event.kind is not EventKind.STARTED or not event.track_uri or user_id is None:
-            return
-        track_id = event.track_uri.rsplit(":", 1)[-1]
-        device = self.relay.devices.get(device_id)
-        context = device.state.context_uri if device is not None else None
-        self.relay.write_later(
-            library.INSERT_PLAY, (user_id, event.timestamp_ms, context, track_id)
-        )
+    async def start(self, *, wait_s: float = 10.0) -> None:
+        """Connect to the broker (the relay); the rest starts as it is used."""
+        await self.relay.start(wait_s=wait_s)
+
+    async def stop(self) -> None:
+        """Stop relaying, then write what the recorder still holds."""
+        await self.relay.stop()
+        await asyncio.to_thread(self.recorder.close)

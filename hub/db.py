@@ -11,13 +11,18 @@ catalog's), so this module depends on nothing of the hub's domains.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
 from hub.errors import DatabaseError
 from hub.schema import MIGRATIONS
+
+logger = logging.getLogger(__name__)
 
 #: Run on every new connection: SQL functions the schema's migrations and queries use.
 ConnectionHook = Callable[[sqlite3.Connection], None]
@@ -90,3 +95,53 @@ class Database:
             return True
         except sqlite3.Error:
             return False
+
+
+class BackgroundWriter:
+    """One thread with one connection that runs writes in the order they were queued.
+
+    For what the event loop must record but must not wait for (the registry,
+    speakers' events, plays).  The thread starts with the first write, so a hub
+    part that never writes costs no thread; ``close`` runs what is queued first.
+    A failed write is logged, never raised into the loop.
+    """
+
+    def __init__(self, db: Database, name: str) -> None:
+        self.db = db
+        self.name = name
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None  # the writer thread's own
+        self._lock = threading.Lock()
+
+    def run(self, work: Callable[[sqlite3.Connection], object]) -> None:
+        """Queue ``work(conn)``; it owns its transaction (the connection autocommits)."""
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self.name)
+            self._executor.submit(self._run, work)
+
+    def execute(self, sql: str, params: tuple[object, ...]) -> None:
+        """Queue one statement (committed on its own)."""
+        self.run(lambda conn: conn.execute(sql, params))
+
+    def close(self) -> None:
+        """Run what is queued, then stop the thread and close the connection (blocks)."""
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        executor.submit(self._close_conn)
+        executor.shutdown(wait=True)
+
+    def _run(self, work: Callable[[sqlite3.Connection], object]) -> None:
+        try:
+            if self._conn is None:
+                self._conn = self.db.connect()
+            work(self._conn)
+        except sqlite3.Error:
+            logger.exception("%s: could not write to the database", self.name)
+
+    def _close_conn(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None

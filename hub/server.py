@@ -127,7 +127,7 @@ class Hub:
             self.broker = EmbeddedBroker(self.opts.host, self.opts.mqtt_port, self.broker_users)
             await asyncio.to_thread(self.broker.start)
             logger.info("embedded MQTT broker on %s:%d", self.opts.host, self.broker.port)
-        await self.relay.start(wait_s=15)
+        await self.ctx.start(wait_s=15)
         audio = AudioAccess(keys=self.audio_keys, speakers=self.broker_users)
         app = create_app(
             self.ctx,
@@ -181,7 +181,7 @@ class Hub:
             self.server.should_exit = True
             with contextlib.suppress(Exception):
                 await self._serve_task
-        await self.relay.stop()
+        await self.ctx.stop()
         if self.broker is not None:
             await asyncio.to_thread(self.broker.stop)
 

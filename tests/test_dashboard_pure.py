@@ -226,7 +226,7 @@ def test_recorder_writes_each_event_and_prunes_old_ones(tmp_path: Path) -> None:
         len(device_events.latest_by_kind(conn, "error")["lounge"].message)
         == device_events.MAX_MESSAGE
     )
-    assert sorted(stats.event_counts(conn, 0)) == [
+    assert sorted(device_events.event_counts(conn, 0)) == [
         ("kitchen", "started", 1),
         ("kitchen", "underrun", 1),
         ("lounge", "error", 1),

@@ -1,4 +1,4 @@
-"""Playlists, saved tracks and plays: the listener's own data, as plain functions.
+"""Playlists and saved tracks: the listener's own data, as plain functions.
 
 Each function takes an open connection inside the caller's transaction and
 returns values; the routes turn them into Spotify's shapes.  Every change to a
@@ -322,11 +322,3 @@ def saved_contains(conn: sqlite3.Connection, user_id: int, ids: Sequence[str]) -
         )
     }
     return [i in have for i in ids]
-
-
-#: One play in a listener's history; the hub writes it on the relay's writer thread,
-#: and only for a track the catalog knows.
-INSERT_PLAY = (
-    "INSERT INTO plays (user_id, track_id, played_ms, context_uri)"
-    " SELECT ?, id, ?, ? FROM tracks WHERE id = ?"
-)

@@ -1,8 +1,9 @@
-"""Speakers' playback events kept in the database (``device_events``, migration 7).
+"""Speakers' playback events kept in the database (``device_events``).
 
 The relay holds only each speaker's last 50 events in memory; the dashboard's
 charts (skips, underruns, errors per speaker) and a speaker's history need them
-across restarts.  Events are written on the relay's writer thread, stamped with
+across restarts.  :class:`EventRecorder` turns each event into the statements to
+write (the fleet recorder runs them on its writer thread), stamped with
 the hub's clock (a speaker's clock may be wrong), and rows older than
 ``KEEP_MS`` are deleted every ``PRUNE_EVERY`` events so the table stays bounded.
 """
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from connect_protocol.messages import Event
+from connect_protocol.uris import track_id_of
 from hub.clock import now_ms
 
 KEEP_MS = 90 * 24 * 60 * 60 * 1000
@@ -40,14 +42,9 @@ class StoredEvent:
     track_name: str = ""  # the catalog's name, when ``recent`` looked it up
 
 
-def track_id_of(uri: str | None) -> str:
-    """``legato:track:ID`` (or ``spotify:track:ID``) -> ``ID``; '' for no track."""
-    return uri.rsplit(":", 1)[-1][:128] if uri else ""
-
-
 class EventRecorder:
-    """A relay event hook: each event becomes one row, written by ``write``
-    (the relay's ``write_later``), with an occasional prune in the same queue."""
+    """Each event becomes one row, written by ``write`` (the fleet recorder's
+    background writer), with an occasional prune in the same queue."""
 
     def __init__(self, write: Writer, *, clock: Callable[[], int] = now_ms) -> None:
         self.write, self.clock = write, clock
@@ -58,7 +55,7 @@ class EventRecorder:
         row = (
             device_id,
             event.kind.value,
-            track_id_of(event.track_uri),
+            track_id_of(event.track_uri)[:128] if event.track_uri else "",
             event.message[:MAX_MESSAGE],
             max(0, event.played_ms),
             now,
@@ -90,3 +87,13 @@ def latest_by_kind(conn: sqlite3.Connection, kind: str) -> dict[str, StoredEvent
         (kind,),
     )
     return {r["device_id"]: StoredEvent(**dict(r)) for r in rows}
+
+
+def event_counts(conn: sqlite3.Connection, since_ms: int) -> list[tuple[str, str, int]]:
+    """(device id, kind, count) for every kind seen since ``since_ms``."""
+    rows = conn.execute(
+        "SELECT device_id, kind, COUNT(*) FROM device_events WHERE ts_ms >= ?"
+        " GROUP BY device_id, kind",
+        (since_ms,),
+    )
+    return [(str(r[0]), str(r[1]), int(r[2])) for r in rows]

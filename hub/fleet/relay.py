@@ -7,6 +7,11 @@ with ``BrokerUnavailable`` when the broker goes away and ``CommandTimeout`` when
 the speaker does not answer in time.  Every change is fanned out to listeners
 (the WebSocket sessions).
 
+The relay alone decides which speaker is *active* (Spotify's rule: the one last told
+to play, resume or adopt a session, or one that started playing by itself) and mints
+command ids.  Speakers' events go to event listeners (the fleet recorder stores
+them); the registry of speakers is written on the relay's own background writer.
+
 Clocks: a live state is re-stamped with the hub's receive time, so positions
 are extrapolated on one clock (the hub's) whatever the speaker's clock says.
 """
@@ -20,18 +25,26 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
 from connect_protocol.codec import DecodeError, decode, encode
 from connect_protocol.errors import ConnectError, PayloadTooLargeError
-from connect_protocol.messages import Ack, Command, DeviceInfo, Event, PlayerState
+from connect_protocol.messages import (
+    Ack,
+    Adopt,
+    Command,
+    DeviceInfo,
+    Event,
+    Play,
+    PlayerState,
+    Resume,
+)
 from connect_protocol.mqtt import AsyncMqtt, BrokerAddress, Received
 from connect_protocol.topics import HUB_USERNAME, Channel, all_devices_filter, device_topic
 from connect_protocol.topics import parse_device_topic as parse_topic
 from hub.clock import now_ms
-from hub.db import Database
+from hub.db import BackgroundWriter, Database
 from hub.errors import (
     BrokerUnavailable,
     CommandRefused,
@@ -40,6 +53,7 @@ from hub.errors import (
     PayloadTooLarge,
     RelayError,
 )
+from hub.fleet import registry
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +69,10 @@ class Device:
 
 Change = Literal["devices", "state"]
 Listener = Callable[[Change, str], None]
+#: Called with (device id, event) for every event a speaker publishes.
+EventListener = Callable[[str, Event], None]
+#: Commands after whose ok ack their target becomes the active device.
+MAKES_ACTIVE = frozenset({Play, Resume, Adopt})
 MAX_RECENT_EVENTS = 50
 STATE_AFTER_ACK_S = 1.0
 
@@ -73,19 +91,17 @@ class Relay:
         self.ack_timeout_s = ack_timeout_s
         self.client_id = client_id
         self.devices: dict[str, Device] = {}
-        self.active_device_id: str | None = None
+        self._active_device_id: str | None = None
         self._mqtt: AsyncMqtt | None = None
         self._pending: dict[str, tuple[str, asyncio.Future[Ack]]] = {}
         self._state_waiters: list[tuple[str, int, asyncio.Future[None]]] = []
         self._listeners: list[Listener] = []
-        #: called with (device id, event) for every event a device publishes
-        self.event_hooks: list[Callable[[str, Event], None]] = []
+        self._event_listeners: list[EventListener] = []
         self._task: asyncio.Task[None] | None = None
         self._seq = 0
-        # One writer thread keeps registry writes in order and off the event loop;
-        # changes are batched (1,000 speakers come online in about a second).
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="relay-db")
-        self._writer_conn: sqlite3.Connection | None = None  # the writer thread's own
+        # Registry writes in order and off the event loop; changes are batched
+        # (1,000 speakers come online in about a second).
+        self._writer = BackgroundWriter(db, "relay-db")
         self._dirty: dict[str, tuple[DeviceInfo, int]] = {}
         self._dirty_lock = threading.Lock()
         self._flush_scheduled = False
@@ -114,17 +130,33 @@ class Relay:
         self._fail_pending(BrokerUnavailable("the hub is shutting down"))
         if self._mqtt is not None:
             await self._mqtt.stop()
-        self._writer.submit(self._flush)
-        self._writer.submit(self._close_writer_conn)
-        await asyncio.to_thread(self._writer.shutdown, wait=True)
+        self._writer.run(self._flush)
+        await asyncio.to_thread(self._writer.close)
 
     @property
     def broker_connected(self) -> bool:
         return self._mqtt is not None and self._mqtt.connected
 
     def add_listener(self, listener: Listener) -> Callable[[], None]:
+        """Be told of every change to the device list or a device's state; returns the
+        function that unsubscribes."""
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
+
+    def add_event_listener(self, listener: EventListener) -> Callable[[], None]:
+        """Be told of every event a speaker publishes; returns the unsubscriber."""
+        self._event_listeners.append(listener)
+        return lambda: self._event_listeners.remove(listener)
+
+    @property
+    def active_device_id(self) -> str | None:
+        """The speaker playback requests go to when they name none (see the module)."""
+        return self._active_device_id
+
+    def activate(self, device_id: str) -> None:
+        """Make an online speaker the active one without a command (a transfer of an
+        empty session: nothing to move, playback continues there when asked)."""
+        self._active_device_id = self.online_device(device_id).info.id
 
     # --- commands ------------------------------------------------------------------
 
@@ -162,6 +194,8 @@ class Relay:
             self._pending.pop(command.id, None)
         if not ack.ok:
             raise CommandRefused(ack)
+        if type(command) in MAKES_ACTIVE:
+            self._active_device_id = device_id
         await self._wait_for_revision(device_id, ack.revision)
         return ack
 
@@ -235,8 +269,8 @@ class Relay:
         device.info, device.online, device.last_seen_ms = info, info.online, now_ms()
         if not info.online:
             self._fail_pending(DeviceNotFound(f"{info.name} went offline"), device_id=device_id)
-            if self.active_device_id == device_id:
-                self.active_device_id = None
+            if self._active_device_id == device_id:
+                self._active_device_id = None
         self._record(info, device.last_seen_ms)
         self._notify("devices", device_id)
 
@@ -256,7 +290,7 @@ class Relay:
             state = dataclasses.replace(state, timestamp_ms=now_ms())
         device.state = state
         if state.is_playing and not (old.is_playing and old.session == state.session):
-            self.active_device_id = device_id  # started playing (from anywhere)
+            self._active_device_id = device_id  # started playing (from anywhere)
         for waiter in list(self._state_waiters):
             if waiter[0] == device_id and state.revision >= waiter[1] and not waiter[2].done():
                 waiter[2].set_result(None)
@@ -277,11 +311,11 @@ class Relay:
         if isinstance(event, DecodeError) or device is None:
             return
         device.recent_events = [*device.recent_events[-(MAX_RECENT_EVENTS - 1) :], event]
-        for hook in list(self.event_hooks):
+        for listener in list(self._event_listeners):
             try:
-                hook(device_id, event)
+                listener(device_id, event)
             except Exception:
-                logger.exception("relay event hook failed")
+                logger.exception("relay event listener failed")
 
     def _fail_pending(self, error: RelayError, *, device_id: str | None = None) -> None:
         """Fail the commands waiting on ``device_id`` (on every device when None)."""
@@ -300,11 +334,9 @@ class Relay:
 
     def _load_registry(self) -> None:
         with self.db.reading() as conn:
-            for row in conn.execute("SELECT id, name, model, fw, last_seen_ms FROM devices"):
-                info = DeviceInfo(
-                    id=row["id"], name=row["name"], model=row["model"], fw=row["fw"], online=False
-                )
-                self.devices[row["id"]] = Device(info, False, row["last_seen_ms"])
+            for known in registry.load(conn):
+                info = known.info
+                self.devices[info.id] = Device(info, False, known.last_seen_ms)
 
     def _record(self, info: DeviceInfo, last_seen_ms: int) -> None:
         """Queue a registry write; one flush writes whatever has piled up."""
@@ -313,52 +345,18 @@ class Relay:
             if self._flush_scheduled:
                 return
             self._flush_scheduled = True
-        self._writer.submit(self._flush)
+        self._writer.run(self._flush)
 
-    def _flush(self) -> None:
+    def _flush(self, conn: sqlite3.Connection) -> None:
         with self._dirty_lock:
             batch, self._dirty = self._dirty, {}
             self._flush_scheduled = False
         if not batch:
             return
-        rows = [
-            (info.id, info.name, info.model, info.fw, int(info.online), seen)
-            for info, seen in batch.values()
-        ]
+        conn.execute("BEGIN IMMEDIATE")  # one transaction for the whole batch
         try:
-            if self._writer_conn is None:
-                self._writer_conn = self.db.connect()
-            conn = self._writer_conn
-            conn.execute("BEGIN IMMEDIATE")  # one transaction for the whole batch
-            try:
-                conn.executemany(
-                    "INSERT INTO devices (id, name, model, fw, online, last_seen_ms) "
-                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
-                    "name = excluded.name, model = excluded.model, fw = excluded.fw, "
-                    "online = excluded.online, last_seen_ms = excluded.last_seen_ms",
-                    rows,
-                )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        except sqlite3.Error:
-            logger.exception("could not record %d device(s) in the registry", len(rows))
-
-    def write_later(self, sql: str, params: tuple[object, ...]) -> None:
-        """One statement on the writer thread, in order with the registry's writes
-        (for what the event loop must record but must not wait for: plays)."""
-        self._writer.submit(self._write_one, sql, params)
-
-    def _write_one(self, sql: str, params: tuple[object, ...]) -> None:
-        try:
-            if self._writer_conn is None:
-                self._writer_conn = self.db.connect()
-            self._writer_conn.execute(sql, params)  # autocommit: one statement
-        except sqlite3.Error:
-            logger.exception("could not write to the database")
-
-    def _close_writer_conn(self) -> None:
-        if self._writer_conn is not None:
-            self._writer_conn.close()
-            self._writer_conn = None
+            registry.save(conn, batch.values())
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise

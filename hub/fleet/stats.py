@@ -1,7 +1,7 @@
-"""What the dashboard's charts count: plays over time, top tracks, skips, trouble per speaker.
+"""What the dashboard's charts count: plays over time, skips, trouble per speaker.
 
-SQL does the grouping (a year of plays never crosses into Python row by row);
-the shaping around it is pure and takes ``now_ms`` and the window as values,
+The stores group in SQL (:mod:`hub.catalog.plays`, :mod:`hub.fleet.events`); the
+shaping around them is pure and takes ``now_ms`` and the window as values,
 so it is tested with synthetic timestamps and no clock.
 """
 
@@ -11,6 +11,8 @@ import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+
+from hub.catalog import plays
 
 HOUR_MS = 60 * 60 * 1000
 DAY_MS = 24 * HOUR_MS
@@ -71,14 +73,6 @@ def skip_rate(skipped: int, finished: int) -> float | None:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class TopTrack:
-    track_id: str
-    name: str
-    artist: str
-    plays: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class SpeakerTrouble:
     device_id: str
     name: str
@@ -108,40 +102,13 @@ def trouble_by_speaker(
     return sorted(out, key=lambda s: (-(s.underruns + s.errors), s.name))
 
 
-# --- queries ------------------------------------------------------------------------
+# --- from the store ------------------------------------------------------------------
 
 
 def plays_per_bucket(conn: sqlite3.Connection, window: Window) -> list[int]:
-    rows = conn.execute(
-        "SELECT (played_ms - ?) / ? AS bucket, COUNT(*) FROM plays"
-        " WHERE played_ms >= ? AND played_ms < ? GROUP BY bucket",
-        (window.start_ms, window.width_ms, window.start_ms, window.end_ms),
-    )
-    return fill(((int(r[0]), int(r[1])) for r in rows), window.count)
-
-
-def top_tracks(conn: sqlite3.Connection, since_ms: int, limit: int = 10) -> list[TopTrack]:
-    rows = conn.execute(
-        "SELECT p.track_id, coalesce(t.name, p.track_id) AS name, coalesce(t.artist, '') AS artist,"
-        " COUNT(*) AS plays FROM plays p LEFT JOIN tracks t ON t.id = p.track_id"
-        " WHERE p.played_ms >= ? GROUP BY p.track_id ORDER BY plays DESC, name LIMIT ?",
-        (since_ms, limit),
-    )
-    return [TopTrack(**dict(r)) for r in rows]
-
-
-def event_counts(conn: sqlite3.Connection, since_ms: int) -> list[tuple[str, str, int]]:
-    """(device id, kind, count) for every kind seen since ``since_ms``."""
-    rows = conn.execute(
-        "SELECT device_id, kind, COUNT(*) FROM device_events WHERE ts_ms >= ?"
-        " GROUP BY device_id, kind",
-        (since_ms,),
-    )
-    return [(str(r[0]), str(r[1]), int(r[2])) for r in rows]
-
-
-def device_names(conn: sqlite3.Connection) -> dict[str, str]:
-    return {str(r[0]): str(r[1]) for r in conn.execute("SELECT id, name FROM devices")}
+    """Plays in each of the window's buckets (zero where there were none)."""
+    counts = plays.counts_per_bucket(conn, window.start_ms, window.width_ms, window.end_ms)
+    return fill(counts, window.count)
 
 
 def utc_offset_ms(now_ms: int) -> int:

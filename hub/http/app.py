@@ -32,6 +32,7 @@ from hub.http.routes import (
 )
 from hub.http.routes.audio import AudioAccess
 from hub.http.shapes import error_body
+from hub.http.validation import message_of
 from hub.web import dashboard, pages
 from hub.web.templating import STATIC_DIR
 
@@ -45,7 +46,8 @@ def create_app(
     audio_access: AudioAccess | None = None,
     rate_limits: Mapping[Category, Limit] | None = DEFAULT_LIMITS,
 ) -> FastAPI:
-    """Build the app; with ``manage_relay`` the relay starts and stops with it.
+    """Build the app; with ``manage_relay`` the context's live parts (the relay and
+    the recorder) start and stop with it.
 
     ``audio_access`` (signing keys, speakers' logins) defaults to the data dir's own;
     ``rate_limits`` None turns the per-user limits off.
@@ -54,12 +56,12 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if manage_relay:
-            await ctx.relay.start()
+            await ctx.start()
         try:
             yield
         finally:
             if manage_relay:
-                await ctx.relay.stop()
+                await ctx.stop()
 
     app = FastAPI(
         title="Legato hub",
@@ -99,9 +101,6 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query"))
-        message = f"Invalid request: {where} {first.get('msg', '')}".strip()
-        return JSONResponse(error_body(400, message), status_code=400)
+        return JSONResponse(error_body(400, message_of(exc.errors())), status_code=400)
 
     return app

@@ -1,4 +1,4 @@
-"""The charts page's content: the stats (hub/stats.py) drawn as SVG (hub/web/charts.py)."""
+"""The charts page's content: the fleet's stats (hub.fleet.stats) drawn as SVG (hub.web.charts)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 
-from hub.fleet import stats
+from hub.catalog import plays
+from hub.fleet import events, registry, stats
 from hub.web import charts
 from hub.web.charts import Bar, Series
 
@@ -56,9 +57,9 @@ def build(conn: sqlite3.Connection, now_ms: int) -> ChartsView:
     days = stats.days_window(now_ms, DAYS, utc_offset_ms=stats.utc_offset_ms(now_ms))
     per_hour = stats.plays_per_bucket(conn, hours)
     per_day = stats.plays_per_bucket(conn, days)
-    top = stats.top_tracks(conn, days.start_ms, TOP)
-    counts = stats.event_counts(conn, days.start_ms)
-    trouble = stats.trouble_by_speaker(counts, stats.device_names(conn))
+    top = plays.most_played(conn, days.start_ms, TOP)
+    counts = events.event_counts(conn, days.start_ms)
+    trouble = stats.trouble_by_speaker(counts, registry.device_names(conn))
     skipped = sum(n for _, kind, n in counts if kind == "skipped")
     finished = sum(n for _, kind, n in counts if kind == "finished")
     return ChartsView(

@@ -5,8 +5,8 @@ WebSocket) or an ``Authorization: Bearer`` header.  The server sends
 ``{"type": "devices", ...}`` and ``{"type": "state", ...}`` messages as things
 change; a client sends ``{"type": "command", "request_id": R, "action": A,
 ...params}`` with the same actions and parameters as the HTTP player endpoints
-and gets ``{"type": "result", "request_id": R, "ok": ...}`` back.  Bad input is
-answered with an error message; the connection stays up.
+(:mod:`hub.http.connect_commands`) and gets ``{"type": "result", "request_id": R,
+"ok": ...}`` back.  Bad input is answered with an error message; the connection stays up.
 
 A slow client never stalls the hub: its pending updates are coalesced so it
 always gets the latest device list and the latest state of each device.
@@ -31,6 +31,7 @@ from hub.clock import now_ms
 from hub.context import HubContext
 from hub.errors import Forbidden, HubError, RateLimited, RequestError, TokenRejected
 from hub.fleet.relay import Change
+from hub.http.connect_commands import parse_command, run_command
 from hub.http.deps import bearer_token
 from hub.http.ratelimit import Category, RateLimiter
 from hub.http.shapes import device_object, error_body, player_object
@@ -219,7 +220,6 @@ async def _handle(
     if not isinstance(action, str):
         outbox.reply(_result(request_id, RequestError("Missing required field: action")))
         return
-    params = {k: v for k, v in message.items() if k not in ("type", "request_id", "action")}
     if not may_control:
         denied = f"Insufficient client scope: this needs {scopes.MODIFY_PLAYBACK}"
         outbox.reply(_result(request_id, Forbidden(denied)))
@@ -229,12 +229,12 @@ async def _handle(
         outbox.reply(_result(request_id, RateLimited(decision.retry_after_s)))
         return
     try:
-        await ctx.player.execute(action, params, user_id=user_id)
+        await run_command(ctx, parse_command(message), user_id)
     except HubError as exc:
         outbox.reply(_result(request_id, exc))
         return
     except Exception:
-        logger.exception("WebSocket command %r failed", action)
+        logger.exception("WebSocket command %r failed", action[:40])
         outbox.reply(_result(request_id, HubError("Internal server error")))
         return
     outbox.reply(_result(request_id))

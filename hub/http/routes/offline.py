@@ -9,19 +9,23 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Query, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import ValidationError
 
 from hub.accounts import scopes
 from hub.accounts.tokens import User
 from hub.errors import CatalogError, OfflineError, OfflineForbidden
 from hub.http import offline_models as m
 from hub.http.deps import AdminDep, ContextDep, limited_user
-from hub.http.routes.library_api import json_body
+from hub.http.validation import JsonBodyRoute
 from hub.offline.items import split_uris
 
-router = APIRouter(prefix="/v1", tags=["offline downloads"], responses=m.OFFLINE_ERRORS)
+router = APIRouter(
+    prefix="/v1",
+    tags=["offline downloads"],
+    responses=m.OFFLINE_ERRORS,
+    route_class=JsonBodyRoute,  # a JSON body whatever its Content-Type (curl -d)
+)
 
 DownloadsReader = Annotated[User, Depends(limited_user("standard", scopes.READ_PLAYBACK))]
 DownloadsEditor = Annotated[User, Depends(limited_user("standard", scopes.MODIFY_PLAYBACK))]
@@ -39,28 +43,17 @@ UriList = Annotated[
     status_code=202,
     summary="Download tracks, albums or playlists to a speaker for offline play",
     response_model=m.Downloads,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": m.DownloadRequest.model_json_schema()}},
-        }
-    },
 )
 async def add_downloads(
-    device_id: str, request: Request, ctx: ContextDep, user: DownloadsEditor
+    device_id: str,
+    body: Annotated[m.DownloadRequest, Body()],
+    ctx: ContextDep,
+    user: DownloadsEditor,
 ) -> dict[str, Any]:
-    # Parsed here rather than by FastAPI: a JSON body counts whatever its Content-Type
-    # (as for /v1/me/player/play: `curl -d '{...}'` sends a form type).
     try:
-        body = m.DownloadRequest.model_validate(await json_body(request))
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()
-        )
-        raise OfflineError(f"Invalid request: {problems}") from None
+        return await ctx.offline.download(user.id, device_id, body.uris)
     except CatalogError as exc:
         raise OfflineError(str(exc)) from None
-    return await ctx.offline.download(user.id, device_id, body.uris)
 
 
 @router.get(

@@ -1,47 +1,47 @@
-"""``/v1/me/player``: the Spotify Web API's player endpoints, relayed to speakers."""
+"""``/v1/me/player``: the Spotify Web API's player endpoints, relayed to speakers.
+
+Each command's parameters are its request model (:mod:`hub.fleet.requests`): the
+query for most, the JSON body for play and transfer (which also take ``device_id``
+and ``expected_revision`` in the query, as Spotify's play does).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from hub.accounts.tokens import User
 from hub.clock import now_ms
-from hub.fleet.player import PlayerRequestError
+from hub.fields import NonNegative, Text
+from hub.fleet.requests import (
+    NextRequest,
+    PauseRequest,
+    PlayerAction,
+    PlayRequest,
+    PreviousRequest,
+    QueueRequest,
+    RepeatRequest,
+    SeekRequest,
+    ShuffleRequest,
+    TransferRequest,
+    VolumeRequest,
+)
 from hub.http.deps import ContextDep, PlaybackController, PlaybackReader
 from hub.http.shapes import device_object, player_object
+from hub.http.validation import JsonBodyRoute
 
-router = APIRouter(prefix="/v1/me/player", tags=["player"])
+router = APIRouter(prefix="/v1/me/player", tags=["player"], route_class=JsonBodyRoute)
 
-
-async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw.strip():
-        return {}
-    try:
-        body = await request.json()
-    except ValueError:
-        raise PlayerRequestError("Malformed JSON body") from None
-    if not isinstance(body, dict):
-        raise PlayerRequestError("The request body must be a JSON object")
-    return body
+DeviceQuery = Annotated[Text | None, Query(description="The speaker (default: the active one)")]
+RevisionQuery = Annotated[NonNegative | None, Query(description="Legato: the state expected")]
 
 
-async def _run(
-    ctx: ContextDep,
-    action: str,
-    request: Request,
-    with_body: bool = False,
-    user: User | None = None,
-) -> Response:
+async def _run(ctx: ContextDep, request: PlayerAction, user: User | None = None) -> Response:
     """Relay the command; ``user`` (on play and transfer) becomes the device's listener,
     whose recently played its plays join."""
-    params: dict[str, Any] = dict(request.query_params)
-    if with_body:
-        params.update(await _body(request))
-    await ctx.player.execute(action, params, user_id=user.id if user else None)
+    await ctx.player.execute(request, user_id=user.id if user else None)
     return Response(status_code=204)
 
 
@@ -67,50 +67,83 @@ async def playback_state(ctx: ContextDep, _user: PlaybackReader, request: Reques
 
 
 @router.put("", status_code=204, summary="Transfer playback to another device")
-async def transfer(ctx: ContextDep, user: PlaybackController, request: Request) -> Response:
-    return await _run(ctx, "transfer", request, with_body=True, user=user)
+async def transfer(
+    ctx: ContextDep, user: PlaybackController, body: Annotated[TransferRequest, Body()]
+) -> Response:
+    return await _run(ctx, body, user)
 
 
 @router.put("/play", status_code=204, summary="Start or resume playback")
-async def play(ctx: ContextDep, user: PlaybackController, request: Request) -> Response:
-    return await _run(ctx, "play", request, with_body=True, user=user)
+async def play(
+    ctx: ContextDep,
+    user: PlaybackController,
+    body: Annotated[PlayRequest | None, Body()] = None,
+    device_id: DeviceQuery = None,
+    expected_revision: RevisionQuery = None,
+) -> Response:
+    given = body or PlayRequest()
+    request = given.model_copy(
+        update={
+            "device_id": given.device_id if given.device_id is not None else device_id,
+            "expected_revision": given.expected_revision
+            if given.expected_revision is not None
+            else expected_revision,
+        }
+    )
+    return await _run(ctx, request, user)
 
 
 @router.put("/pause", status_code=204, summary="Pause playback")
-async def pause(ctx: ContextDep, _user: PlaybackController, request: Request) -> Response:
-    return await _run(ctx, "pause", request)
+async def pause(
+    ctx: ContextDep, _user: PlaybackController, request: Annotated[PauseRequest, Query()]
+) -> Response:
+    return await _run(ctx, request)
 
 
 @router.post("/next", status_code=204, summary="Skip to next")
-async def next_track(ctx: ContextDep, _user: PlaybackController, request: Request) -> Response:
-    return await _run(ctx, "next", request)
+async def next_track(
+    ctx: ContextDep, _user: PlaybackController, request: Annotated[NextRequest, Query()]
+) -> Response:
+    return await _run(ctx, request)
 
 
 @router.post("/previous", status_code=204, summary="Skip to previous")
-async def previous_track(ctx: ContextDep, _user: PlaybackController, request: Request) -> Response:
-    return await _run(ctx, "previous", request)
+async def previous_track(
+    ctx: ContextDep, _user: PlaybackController, request: Annotated[PreviousRequest, Query()]
+) -> Response:
+    return await _run(ctx, request)
 
 
-@router.put("/seek", status_code=204, summary="Seek to position (query position_ms)")
-async def seek(ctx: ContextDep, _user: PlaybackController, request: Request) -> Response:
-    return await _run(ctx, "seek", request)
+@router.put("/seek", status_code=204, summary="Seek to a position in the playing track")
+async def seek(
+    ctx: ContextDep, _user: PlaybackController, request: Annotated[SeekRequest, Query()]
+) -> Response:
+    return await _run(ctx, request)
 
 
-@router.put("/volume", status_code=204, summary="Set volume (query volume_percent)")
-async def volume(ctx: ContextDep, _user: PlaybackController, request: Request) -> Response:
-    return await _run(ctx, "volume", request)
+@router.put("/volume", status_code=204, summary="Set the volume")
+async def volume(
+    ctx: ContextDep, _user: PlaybackController, request: Annotated[VolumeRequest, Query()]
+) -> Response:
+    return await _run(ctx, request)
 
 
-@router.put("/shuffle", status_code=204, summary="Toggle shuffle (query state)")
-async def shuffle(ctx: ContextDep, _user: PlaybackController, request: Request) -> Response:
-    return await _run(ctx, "shuffle", request)
+@router.put("/shuffle", status_code=204, summary="Turn shuffle on or off")
+async def shuffle(
+    ctx: ContextDep, _user: PlaybackController, request: Annotated[ShuffleRequest, Query()]
+) -> Response:
+    return await _run(ctx, request)
 
 
-@router.put("/repeat", status_code=204, summary="Set repeat mode (query state)")
-async def repeat(ctx: ContextDep, _user: PlaybackController, request: Request) -> Response:
-    return await _run(ctx, "repeat", request)
+@router.put("/repeat", status_code=204, summary="Set the repeat mode")
+async def repeat(
+    ctx: ContextDep, _user: PlaybackController, request: Annotated[RepeatRequest, Query()]
+) -> Response:
+    return await _run(ctx, request)
 
 
-@router.post("/queue", status_code=204, summary="Add item to the queue (query uri)")
-async def queue(ctx: ContextDep, _user: PlaybackController, request: Request) -> Response:
-    return await _run(ctx, "queue", request)
+@router.post("/queue", status_code=204, summary="Add a track to the end of the queue")
+async def queue(
+    ctx: ContextDep, _user: PlaybackController, request: Annotated[QueueRequest, Query()]
+) -> Response:
+    return await _run(ctx, request)

@@ -1,0 +1,53 @@
+"""What speakers report, kept: every event (``device_events``) and each track a
+listener started (``plays``).
+
+Subscribed to the relay's events, with a background writer of its own, so the
+event loop never waits on SQLite and the relay knows nothing of what is stored.
+A play goes to the listener who last started or moved playback on that speaker
+(``listener_of``, the player service's record), with the context the speaker was
+playing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from connect_protocol.messages import Event, EventKind
+from connect_protocol.uris import track_id_of
+from hub.catalog import plays
+from hub.clock import now_ms
+from hub.db import BackgroundWriter, Database
+from hub.fleet.events import EventRecorder
+from hub.fleet.relay import Relay
+
+
+class FleetRecorder:
+    def __init__(
+        self,
+        db: Database,
+        relay: Relay,
+        *,
+        listener_of: Callable[[str], int | None],
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        self.relay = relay
+        self.listener_of = listener_of
+        self._writer = BackgroundWriter(db, "fleet-recorder")
+        self._events = EventRecorder(self._writer.execute, clock=clock)
+        self._unsubscribe = relay.add_event_listener(self.record)
+
+    def record(self, device_id: str, event: Event) -> None:
+        """Queue the event's row, and a play when a listener's track started."""
+        self._events(device_id, event)
+        user_id = self.listener_of(device_id)
+        if event.kind is not EventKind.STARTED or not event.track_uri or user_id is None:
+            return
+        device = self.relay.devices.get(device_id)
+        context = device.state.context_uri if device is not None else None
+        row = (user_id, event.timestamp_ms, context, track_id_of(event.track_uri))
+        self._writer.execute(plays.INSERT, row)
+
+    def close(self) -> None:
+        """Stop listening and write what is queued (blocks: call it off the loop)."""
+        self._unsubscribe()
+        self._writer.close()
