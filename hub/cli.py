@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from connect_protocol import logs
-from hub.accounts import tokens as accounts
+from hub.accounts import users
 from hub.catalog import resolve as catalog
 from hub.clock import now_ms
 from hub.db import Database
@@ -286,7 +286,7 @@ def _read_password(path: Path | None) -> str:
 
 def cmd_user_add(args: argparse.Namespace, data: Path) -> int:
     db = open_database(data)
-    user = accounts.add_user(db, args.name, _read_password(args.password_file), admin=args.admin)
+    user = users.add_user(db, args.name, _read_password(args.password_file), admin=args.admin)
     print(f"created {'admin ' if user.is_admin else ''}user {user.name!r}")
     return 0
 
@@ -327,9 +327,9 @@ def _demo_account(data: Path) -> tuple[str, str]:
     alphabet = string.ascii_letters + string.digits  # nothing a shell or a flag parser minds
     password = "".join(secrets.choice(alphabet) for _ in range(14))
     try:
-        accounts.add_user(db, DEMO_USER, password, admin=True)
+        users.add_user(db, DEMO_USER, password, admin=True)
     except AccountError:
-        accounts.set_password(db, DEMO_USER, password)
+        users.set_password(db, DEMO_USER, password)
     write_private(path, f"{DEMO_USER}: {password}\n")
     return DEMO_USER, password
 

@@ -96,7 +96,5 @@ StrictBoolean = Annotated[bool, BeforeValidator(_strict_boolean)]
 Text = Annotated[str, BeforeValidator(_string)]
 
 
-def integer(low: int, high: int | None = None) -> Any:
-    """An integer type bounded to ``low``..``high`` with the Web API's messages."""
-    bounds = Field(ge=low) if high is None else Field(ge=low, le=high)
-    return Annotated[int, BeforeValidator(_integer(low, high)), bounds]
+#: Any integer a JSON reader keeps exact (callers check the range that matters).
+Whole = Annotated[int, BeforeValidator(_integer(-MAX_SAFE_INTEGER, MAX_SAFE_INTEGER))]

@@ -1,8 +1,9 @@
-"""Writing secrets to disk: atomically, and readable by their owner only."""
+"""Writing files whole or not at all, and secrets readable by their owner only."""
 
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 from pathlib import Path
 
@@ -39,3 +40,20 @@ def create_private_once(path: Path, data: bytes) -> bytes:
     finally:
         tmp.unlink(missing_ok=True)
     return data
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write to a temporary name beside ``path``, then rename over it.
+
+    A reader (the hub serving a segment) sees the old file or the new one,
+    never a part; a crash leaves at most a ``.tmp`` beside it.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from hub.accounts import tokens as accounts
+from hub.accounts import users
 from hub.fleet import provisioning
 from hub.fleet.broker import MosquittoProcess, write_mosquitto_config
 from hub.server import open_database
@@ -99,7 +99,7 @@ class System:
     def __post_init__(self) -> None:
         self.data = self.root / "hub-data"
         self.db = open_database(self.data)
-        accounts.add_user(self.db, "listener", PASSWORD)
+        users.add_user(self.db, "listener", PASSWORD)
         provisioning.hub_secret(self.db, self.data)
         self.observer_secret = provisioning.add_broker_user(self.db, "observer", "observer")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from hub import errors
-from hub.accounts import scopes
+from hub.accounts import scopes, users
 from hub.accounts import tokens as accounts
 from hub.errors import AccountError
 from hub.server import open_database
@@ -15,25 +15,25 @@ from hub.server import open_database
 
 def test_password_is_stored_as_argon2_and_checked(tmp_path: Path) -> None:
     db = open_database(tmp_path)
-    user = accounts.add_user(db, "ada", "long enough password")
+    user = users.add_user(db, "ada", "long enough password")
     with db.reading() as conn:
         stored = conn.execute("SELECT password_hash FROM users").fetchone()[0]
     assert stored.startswith("$argon2id$")
     assert "long enough password" not in stored
-    assert accounts.authenticate(db, "ada", "long enough password") == user
-    assert accounts.authenticate(db, "ada", "long enough passwore") is None
-    assert accounts.authenticate(db, "nobody", "long enough password") is None
+    assert users.authenticate(db, "ada", "long enough password") == user
+    assert users.authenticate(db, "ada", "long enough passwore") is None
+    assert users.authenticate(db, "nobody", "long enough password") is None
 
 
 @pytest.mark.parametrize("name", ["", " ada", "a\nb", "x" * 65])
 def test_bad_names_refused(tmp_path: Path, name: str) -> None:
     with pytest.raises(AccountError):
-        accounts.add_user(open_database(tmp_path), name, "long enough password")
+        users.add_user(open_database(tmp_path), name, "long enough password")
 
 
 def test_token_expires_and_can_be_revoked(tmp_path: Path) -> None:
     db = open_database(tmp_path)
-    user = accounts.add_user(db, "ada", "long enough password")
+    user = users.add_user(db, "ada", "long enough password")
     issued = accounts.issue_token(db, user, now=1_000)
     assert accounts.user_for_token(db, issued.access_token, now=1_000 + 1) == user
     expiry = 1_000 + accounts.TOKEN_TTL_MS
@@ -101,8 +101,8 @@ def test_secret_files_are_written_private_even_over_a_planted_temp_file(tmp_path
 
 def test_revoke_all_ends_every_session_of_that_user_only(tmp_path: Path) -> None:
     db = open_database(tmp_path)
-    ada = accounts.add_user(db, "ada", "long enough password")
-    bob = accounts.add_user(db, "bob", "long enough password")
+    ada = users.add_user(db, "ada", "long enough password")
+    bob = users.add_user(db, "bob", "long enough password")
     phone = accounts.issue_token(db, ada, refresh=True)
     laptop = accounts.issue_token(db, ada)
     other = accounts.issue_token(db, bob, refresh=True)
@@ -117,7 +117,7 @@ def test_revoke_all_ends_every_session_of_that_user_only(tmp_path: Path) -> None
 
 def test_a_family_revocation_touches_no_other_family(tmp_path: Path) -> None:
     db = open_database(tmp_path)
-    ada = accounts.add_user(db, "ada", "long enough password")
+    ada = users.add_user(db, "ada", "long enough password")
     families = [accounts.issue_token(db, ada, refresh=True) for _ in range(20)]
     victim = families[7]
     assert victim.refresh_token is not None
@@ -128,7 +128,7 @@ def test_a_family_revocation_touches_no_other_family(tmp_path: Path) -> None:
 
 def test_expired_and_unknown_tokens_are_told_apart(tmp_path: Path) -> None:
     db = open_database(tmp_path)
-    ada = accounts.add_user(db, "ada", "long enough password")
+    ada = users.add_user(db, "ada", "long enough password")
     issued = accounts.issue_token(db, ada, scope="user-library-read", now=0)
     session = accounts.access_session(db, issued.access_token, now=1)
     assert session.scopes == {"user-library-read"}
@@ -144,7 +144,7 @@ def test_tokens_from_before_families_still_work(tmp_path: Path) -> None:
     import hashlib
 
     db = open_database(tmp_path)
-    ada = accounts.add_user(db, "ada", "long enough password")
+    ada = users.add_user(db, "ada", "long enough password")
     old = "AbC-dEf_123" * 4  # token_urlsafe's alphabet, no family prefix
     with db.transaction() as conn:
         conn.execute(
@@ -170,6 +170,6 @@ def test_scope_requests() -> None:
 
 def test_issued_tokens_keep_their_secrets_out_of_repr(tmp_path: Path) -> None:
     db = open_database(tmp_path)
-    issued = accounts.issue_token(db, accounts.add_user(db, "ada", "long enough password"))
+    issued = accounts.issue_token(db, users.add_user(db, "ada", "long enough password"))
     assert issued.access_token not in repr(issued)
     assert issued.access_token not in str(issued)

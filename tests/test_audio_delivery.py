@@ -28,6 +28,7 @@ from fastapi import FastAPI
 from connect_protocol import codec
 from connect_protocol.media import Loudness, Manifest, Quality, Rendition, Segment
 from hub.accounts import tokens as accounts
+from hub.accounts import users
 from hub.catalog.resolve import base62_id
 from hub.clock import now_ms
 from hub.db import Database
@@ -162,7 +163,7 @@ def basic(user: str, password: str) -> dict[str, str]:
 def stage(tmp_path: Path) -> Iterator[Stage]:
     data = tmp_path / "hub-data"
     db = open_database(data)
-    user = accounts.add_user(db, "ada", "long enough password")
+    user = users.add_user(db, "ada", "long enough password")
     token = accounts.issue_token(db, user).access_token
     speaker = ("den", provisioning.add_broker_user(db, "den", "speaker"))
     observer = ("probe", provisioning.add_broker_user(db, "probe", "observer"))
@@ -557,7 +558,7 @@ async def hub_rotation_scenario(tmp_path: Path) -> None:
     port = free_port()
     hub = Hub(ServeOptions(data_dir=data, port=port, mqtt_port=free_port(), advertise=False))
     hub.audio_keys = KeyRing.open(data, refresh_interval_s=0.0)  # see rotations at once
-    user = await asyncio.to_thread(accounts.add_user, hub.db, "ada", "long enough password")
+    user = await asyncio.to_thread(users.add_user, hub.db, "ada", "long enough password")
     token = (await asyncio.to_thread(accounts.issue_token, hub.db, user)).access_token
     secret = await asyncio.to_thread(provisioning.add_broker_user, hub.db, "den", "speaker")
     track = await asyncio.to_thread(make_track, hub.db, data, "hub")

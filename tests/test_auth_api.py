@@ -18,9 +18,9 @@ import httpx
 import pytest
 from fastapi import Depends, FastAPI
 
-from hub.accounts import scopes
+from hub.accounts import scopes, users
 from hub.accounts import tokens as accounts
-from hub.accounts.tokens import User
+from hub.accounts.users import User
 from hub.clock import now_ms
 from hub.db import Database
 from hub.http.app import create_app
@@ -103,8 +103,8 @@ class Stage:
 def stage(tmp_path: Path) -> Iterator[Stage]:
     data = tmp_path / "hub-data"
     db = open_database(data)
-    ada = accounts.add_user(db, "ada", PASSWORD)
-    accounts.add_user(db, "bob", PASSWORD)
+    ada = users.add_user(db, "ada", PASSWORD)
+    users.add_user(db, "bob", PASSWORD)
     ctx = offline_context(db, data)
     app = create_app(ctx, manage_relay=False)
     clock = FakeClock()

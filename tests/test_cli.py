@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from device import config as speaker_config
-from hub.accounts import tokens as accounts
+from hub.accounts import users
 from hub.server import open_database
 from tests.system import child_env
 
@@ -64,8 +64,8 @@ def test_user_add_then_token(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert "created user 'ada'" in out.stdout
     db = open_database(tmp_path)
-    assert accounts.authenticate(db, "ada", "correct horse battery") is not None
-    assert accounts.authenticate(db, "ada", "wrong") is None
+    assert users.authenticate(db, "ada", "correct horse battery") is not None
+    assert users.authenticate(db, "ada", "wrong") is None
     again = run(
         str(BIN / "legato-hub"),
         "user",

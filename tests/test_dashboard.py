@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from hub.accounts import tokens as accounts
+from hub.accounts import users
 from hub.catalog import resolve as catalog
 from hub.clock import now_ms
 from tests.audio_files import FileTags, sine, write_audio
@@ -42,7 +42,7 @@ def token(system: System, user: str, password: str) -> str:
 @pytest.fixture(scope="module")
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     sysm = System(tmp_path_factory.mktemp("dashboard"))
-    accounts.add_user(sysm.db, "operator", ADMIN_PASSWORD, admin=True)
+    users.add_user(sysm.db, "operator", ADMIN_PASSWORD, admin=True)
     catalog.seed_demo(sysm.db)
     with sysm.running("kitchen", "lounge"):
         yield sysm

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from hub.accounts import tokens as accounts
+from hub.accounts import users
 from hub.catalog import resolve as catalog
 from hub.clock import now_ms
 from tests.browser import chromium, js_errors, log_in, new_page, screenshot
@@ -27,7 +27,7 @@ ADMIN_PASSWORD = "operator-password"
 @pytest.fixture(scope="module")
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     sysm = System(tmp_path_factory.mktemp("dashboard-browser"))
-    accounts.add_user(sysm.db, "operator", ADMIN_PASSWORD, admin=True)
+    users.add_user(sysm.db, "operator", ADMIN_PASSWORD, admin=True)
     catalog.seed_demo(sysm.db)
     with sysm.running("kitchen", "lounge"):
         _some_history(sysm)

@@ -28,6 +28,7 @@ from websockets.sync.client import connect
 from connect_protocol.media import Loudness, Manifest, Quality, Rendition, Segment
 from hub import cli
 from hub.accounts import tokens as accounts
+from hub.accounts import users
 from hub.catalog import library
 from hub.catalog.ids import base62_id
 from hub.clock import now_ms
@@ -164,7 +165,7 @@ def hub(tmp_path: Path) -> Iterator[Hub]:
     ids = populate(db)
     tokens, user_ids = {}, {}
     for name, admin in (("ann", False), ("bob", False), ("root", True)):
-        user = accounts.add_user(db, name, PASSWORD, admin=admin)
+        user = users.add_user(db, name, PASSWORD, admin=admin)
         tokens[name] = accounts.issue_token(db, user).access_token
         user_ids[name] = user.id
     ctx = offline_context(db, data)
@@ -595,7 +596,7 @@ def test_unknown_speakers_missing_keys_and_scopes(hub: Hub) -> None:
         "speaker Den has not registered its offline keys yet: "
         "start it once while the hub is reachable"
     )
-    ann = accounts.authenticate(hub.db, "ann", PASSWORD)
+    ann = users.authenticate(hub.db, "ann", PASSWORD)
     assert ann is not None
     reader = accounts.issue_token(hub.db, ann, scope="user-read-playback-state").access_token
     headers = {"Authorization": f"Bearer {reader}"}

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hub.accounts import tokens as accounts
+from hub.accounts import users as accounts
 from hub.catalog import library, recommend
 from hub.context import hub_database
 from hub.db import Database

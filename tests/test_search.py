@@ -16,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hub.accounts import tokens as accounts
+from hub.accounts import users
 from hub.catalog import search as hub_search
 from hub.catalog import write as catalog_write
 from hub.catalog.ids import base62_id
@@ -243,8 +244,8 @@ def test_market_filter_hides_what_is_not_sold_there(tmp_path: Path) -> None:
 def test_private_playlists_are_found_only_by_their_owner(tmp_path: Path) -> None:
     db = hub_database(tmp_path / "hub.db")
     db.migrate()
-    ada = accounts.add_user(db, "ada", "long enough password")
-    bob = accounts.add_user(db, "bob", "long enough password")
+    ada = users.add_user(db, "ada", "long enough password")
+    bob = users.add_user(db, "bob", "long enough password")
     with db.transaction() as conn:
         for pid, owner, name, public in (
             ("p" * 22, ada.id, "Road Trip Mix", 1),
@@ -622,7 +623,7 @@ class Server:
 @pytest.fixture
 def server(cat: Catalog, tmp_path: Path) -> Iterator[Server]:
     many_songs(cat.db, 120)
-    user = accounts.add_user(cat.db, "listener", "long enough password")
+    user = users.add_user(cat.db, "listener", "long enough password")
     token = accounts.issue_token(cat.db, user).access_token
     ctx = offline_context(cat.db, tmp_path)
     app = create_app(ctx, manage_relay=False, rate_limits=None)

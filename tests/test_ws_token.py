@@ -12,6 +12,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from hub.accounts import tokens as accounts
+from hub.accounts import users
 from hub.clock import now_ms
 from hub.server import Hub, ServeOptions
 from tests.brokers import free_port
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.integration
 async def scenario(tmp_path: Path) -> tuple[list[dict[str, object]], float, int | None]:
     port = free_port()
     hub = Hub(ServeOptions(data_dir=tmp_path, port=port, mqtt_port=free_port(), advertise=False))
-    user = await asyncio.to_thread(accounts.add_user, hub.db, "ada", "long enough password")
+    user = await asyncio.to_thread(users.add_user, hub.db, "ada", "long enough password")
     # A token issued long ago: about a second of life left.
     issued_at = now_ms() - accounts.TOKEN_TTL_MS + 1000
     token = await asyncio.to_thread(accounts.issue_token, hub.db, user, now=issued_at)
@@ -59,7 +60,7 @@ async def scoped(tmp_path: Path) -> tuple[int | None, dict[str, object]]:
     gets its commands refused, with the scope named."""
     port = free_port()
     hub = Hub(ServeOptions(data_dir=tmp_path, port=port, mqtt_port=free_port(), advertise=False))
-    user = await asyncio.to_thread(accounts.add_user, hub.db, "ada", "long enough password")
+    user = await asyncio.to_thread(users.add_user, hub.db, "ada", "long enough password")
     library = await asyncio.to_thread(
         lambda: accounts.issue_token(hub.db, user, scope="user-library-read")
     )

@@ -76,7 +76,7 @@ class Provisioned:
 
 def provision(root: Path, speakers: int) -> Provisioned:
     """The listener's account and one broker login per speaker, as ``legato-hub device add``."""
-    from hub.accounts import tokens as accounts
+    from hub.accounts import users as accounts
     from hub.fleet import provisioning
     from hub.server import open_database
 

@@ -25,6 +25,7 @@ from latency.common import Progress
 
 from connect_protocol.mqtt import BrokerAddress
 from hub.accounts import tokens as accounts
+from hub.accounts import users
 from hub.catalog import search
 from hub.catalog.search.query import match_expression, parse
 from hub.catalog.search.vocabulary import resolve
@@ -139,7 +140,7 @@ def over_http(
 ) -> list[int]:
     """``GET /v1/search`` on a real server: search plus the item objects and JSON."""
     logging.getLogger("hub").setLevel(logging.WARNING)
-    user = accounts.add_user(db, "bench", "bench password")
+    user = users.add_user(db, "bench", "bench password")
     token = accounts.issue_token(db, user).access_token
     with _serving(db, data_dir) as url, httpx.Client(base_url=url, timeout=30) as client:
         headers = {"Authorization": f"Bearer {token}"}

@@ -322,3 +322,22 @@ def saved_contains(conn: sqlite3.Connection, user_id: int, ids: Sequence[str]) -
         )
     }
     return [i in have for i in ids]
+
+
+@dataclass(frozen=True, slots=True)
+class Saved:
+    track_id: str
+    added_ms: int
+
+
+def saved_page(
+    conn: sqlite3.Connection, user_id: int, limit: int, offset: int
+) -> tuple[list[Saved], int]:
+    """One page of a listener's saved tracks, newest first, and how many they saved."""
+    total = conn.execute("SELECT COUNT(*) FROM saved_tracks WHERE user_id = ?", (user_id,))
+    rows = conn.execute(
+        "SELECT track_id, added_ms FROM saved_tracks WHERE user_id = ?"
+        " ORDER BY added_ms DESC, track_id LIMIT ? OFFSET ?",
+        (user_id, limit, offset),
+    ).fetchall()
+    return [Saved(r[0], r[1]) for r in rows], int(total.fetchone()[0])

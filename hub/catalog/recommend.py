@@ -141,11 +141,9 @@ def recommend(
     return picked, seeds
 
 
-def features_objects(
-    conn: sqlite3.Connection, ids: Sequence[str], base_url: str
-) -> list[dict[str, Any]]:
-    """Spotify's audio-features objects for the ids that have them, in order."""
-    rows = {
+def features_rows(conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, sqlite3.Row]:
+    """The audio features (and duration) of the ids that have them."""
+    return {
         r["track_id"]: r
         for r in conn.execute(
             f"SELECT f.*, t.duration_ms FROM audio_features f JOIN tracks t ON t.id = f.track_id"
@@ -153,19 +151,3 @@ def features_objects(
             list(ids),
         )
     }
-    out = []
-    for i in ids:
-        r = rows.get(i)
-        if r is None:
-            continue
-        obj = {k: r[k] for k in (*FEATURES, "loudness", "tempo", "key", "mode", "time_signature")}
-        obj.update(
-            id=i,
-            type="audio_features",
-            uri=f"legato:track:{i}",
-            track_href=f"{base_url}/v1/tracks/{i}",
-            analysis_url=None,
-            duration_ms=r["duration_ms"],
-        )
-        out.append(obj)
-    return out

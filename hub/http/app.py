@@ -24,9 +24,12 @@ from hub.http.routes import (
     catalog_api,
     connect_ws,
     health,
-    library_api,
+    history,
     offline,
     player,
+    playlists,
+    profile,
+    saved,
     search,
     speaker_offline,
 )
@@ -76,8 +79,18 @@ def create_app(
     app.state.ctx = ctx
     app.state.audio = audio_access or AudioAccess.for_context(ctx)
     install_rate_limits(app, RateLimiter(rate_limits))  # app.state.rate_limiter, 429 handler
-    routers = (auth, health, player, connect_ws, audio, catalog_api, library_api, search)
-    for module in (*routers, speaker_offline, offline, pages, dashboard, admin, admin_ingest):
+    routers = (auth, health, player, connect_ws, audio, catalog_api, search)
+    library = (profile, playlists, saved, history)
+    for module in (
+        *routers,
+        *library,
+        speaker_offline,
+        offline,
+        pages,
+        dashboard,
+        admin,
+        admin_ingest,
+    ):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 

@@ -23,9 +23,9 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import OAuth2PasswordBearer
 
-from hub.accounts import scopes
-from hub.accounts import tokens as accounts
-from hub.accounts.tokens import Session, User
+from hub.accounts import scopes, tokens
+from hub.accounts.tokens import Session
+from hub.accounts.users import User
 from hub.context import HubContext
 from hub.errors import RateLimited, TokenRejected
 from hub.http.ratelimit import Category, Limit, RateLimiter
@@ -69,7 +69,7 @@ def current_session(
     if token is None:
         raise HTTPException(status_code=401, detail="No token provided")
     try:
-        return accounts.access_session(ctx.db, token)
+        return tokens.access_session(ctx.db, token)
     except TokenRejected as exc:
         raise HTTPException(status_code=401, detail=str(exc)) from None
 

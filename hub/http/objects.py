@@ -1,9 +1,9 @@
-"""The Spotify Web API's catalog objects, built from the catalog tables in batches.
+"""The Spotify Web API's catalog objects, shaped from the catalog's rows.
 
 Every function takes an open connection and a list of ids and returns the objects in
 the order of the ids (unknown ids are left out; callers that must answer ``null`` for
-them, as ``GET /v1/tracks?ids=`` does, map by id).  One query per table per batch,
-never one per item, so a 50-track page costs a handful of queries.  Field names and
+them, as ``GET /v1/tracks?ids=`` does, map by id).  The rows come from
+:mod:`hub.catalog.reads` in batches, so a 50-track page costs a handful of queries.  Field names and
 nesting follow Spotify's reference, so clients written against it (spotipy) work;
 ``uri`` is ``legato:{type}:{id}`` (the hub accepts ``spotify:`` URIs as an alias).
 """
@@ -13,41 +13,16 @@ from __future__ import annotations
 import datetime
 import sqlite3
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlencode
 
+from hub.catalog import reads, recommend
 from hub.catalog.library import snapshot_id
+from hub.catalog.recommend import FEATURES
 
 Obj = dict[str, Any]
 #: Sizes album art is served at (``GET /v1/images/albums/{id}/{size}``), largest first.
 IMAGE_SIZES = (640, 300, 64)
-
-
-def _marks(n: int) -> str:
-    return ",".join("?" * n)
-
-
-def _rows(conn: sqlite3.Connection, sql: str, ids: Sequence[str]) -> dict[str, sqlite3.Row]:
-    """Rows keyed by their first column, for ids in batches under SQLite's variable cap."""
-    out: dict[str, sqlite3.Row] = {}
-    unique = list(dict.fromkeys(ids))
-    for start in range(0, len(unique), 500):
-        chunk = unique[start : start + 500]
-        for row in conn.execute(sql.format(marks=_marks(len(chunk))), chunk):
-            out[row[0]] = row
-    return out
-
-
-def _grouped(
-    conn: sqlite3.Connection, sql: str, ids: Sequence[str]
-) -> dict[str, list[sqlite3.Row]]:
-    out: dict[str, list[sqlite3.Row]] = {}
-    unique = list(dict.fromkeys(ids))
-    for start in range(0, len(unique), 500):
-        chunk = unique[start : start + 500]
-        for row in conn.execute(sql.format(marks=_marks(len(chunk))), chunk):
-            out.setdefault(row[0], []).append(row)
-    return out
 
 
 def markets(text: str) -> list[str]:
@@ -74,22 +49,17 @@ def simplified_artist(base_url: str, artist_id: str, name: str) -> Obj:
 
 
 def _credits(
-    conn: sqlite3.Connection, table: str, key: str, ids: Sequence[str], base_url: str
+    conn: sqlite3.Connection, of: Literal["track", "album"], ids: Sequence[str], base_url: str
 ) -> dict[str, list[Obj]]:
-    rows = _grouped(
-        conn,
-        f"SELECT c.{key}, a.id, a.name FROM {table} c JOIN artists a ON a.id = c.artist_id"
-        f" WHERE c.{key} IN ({{marks}}) ORDER BY c.{key}, c.position",
-        ids,
-    )
-    return {k: [simplified_artist(base_url, r[1], r[2]) for r in v] for k, v in rows.items()}
+    found = reads.credits(conn, of, ids)
+    return {k: [simplified_artist(base_url, a, name) for a, name in v] for k, v in found.items()}
 
 
 def images(
     conn: sqlite3.Connection, album_ids: Sequence[str], base_url: str
 ) -> dict[str, list[Obj]]:
     """Album art links at each served size (none when the album has no art)."""
-    have = _rows(conn, "SELECT album_id FROM album_art WHERE album_id IN ({marks})", album_ids)
+    have = reads.albums_with_art(conn, album_ids)
     return {
         a: [
             {"url": f"{base_url}/v1/images/albums/{a}/{size}", "height": size, "width": size}
@@ -106,14 +76,9 @@ def _release_precision(date: str) -> str:
 def albums_simplified(
     conn: sqlite3.Connection, ids: Sequence[str], base_url: str, market: str | None = None
 ) -> list[Obj]:
-    rows = _rows(
-        conn,
-        "SELECT a.*, (SELECT COUNT(*) FROM tracks t WHERE t.album_id = a.id) AS total_tracks"
-        " FROM albums a WHERE a.id IN ({marks})",
-        ids,
-    )
+    rows = reads.albums(conn, ids)
     found = [i for i in ids if i in rows]
-    credits = _credits(conn, "album_artists", "album_id", found, base_url)
+    credits = _credits(conn, "album", found, base_url)
     art = images(conn, found, base_url)
     out = []
     for i in found:
@@ -147,8 +112,7 @@ def albums(
     simple = albums_simplified(conn, ids, base_url, market)
     if not simple:
         return []
-    found = [a["id"] for a in simple]
-    extra = _rows(conn, "SELECT id, label, popularity FROM albums WHERE id IN ({marks})", found)
+    extra = reads.albums(conn, [a["id"] for a in simple])
     out = []
     for album in simple:
         tracks, total = album_tracks(conn, album["id"], base_url, track_limit, 0, market)
@@ -189,9 +153,9 @@ def tracks(
     conn: sqlite3.Connection, ids: Sequence[str], base_url: str, market: str | None = None
 ) -> list[Obj]:
     """Full track objects (with their simplified album)."""
-    rows = _rows(conn, "SELECT * FROM tracks WHERE id IN ({marks})", ids)
+    rows = reads.tracks(conn, ids)
     found = [i for i in ids if i in rows]
-    credits = _credits(conn, "track_artists", "track_id", found, base_url)
+    credits = _credits(conn, "track", found, base_url)
     album_ids = list(dict.fromkeys(rows[i]["album_id"] for i in found))
     album_objs = {a["id"]: a for a in albums_simplified(conn, album_ids, base_url, market)}
     out = []
@@ -214,44 +178,28 @@ def album_tracks(
     market: str | None = None,
 ) -> tuple[list[Obj], int]:
     """One page of an album's simplified tracks, in disc and track order, and the total."""
-    total = conn.execute("SELECT COUNT(*) FROM tracks WHERE album_id = ?", (album_id,)).fetchone()[
-        0
-    ]
-    rows = conn.execute(
-        "SELECT * FROM tracks WHERE album_id = ? ORDER BY disc_number, track_number, id"
-        " LIMIT ? OFFSET ?",
-        (album_id, limit, offset),
-    ).fetchall()
-    ids = [r["id"] for r in rows]
-    credits = _credits(conn, "track_artists", "track_id", ids, base_url)
+    rows, total = reads.album_track_page(conn, album_id, limit, offset)
+    credits = _credits(conn, "track", [r["id"] for r in rows], base_url)
     return [_track_fields(r, base_url, credits.get(r["id"], []), market) for r in rows], total
 
 
 def artists(conn: sqlite3.Connection, ids: Sequence[str], base_url: str) -> list[Obj]:
     """Full artist objects."""
-    rows = _rows(conn, "SELECT * FROM artists WHERE id IN ({marks})", ids)
+    rows = reads.artists(conn, ids)
     found = [i for i in ids if i in rows]
-    # an artist's picture: the art of their most popular album that has some
-    art_rows = _grouped(
-        conn,
-        "SELECT aa.artist_id, aa.album_id FROM album_artists aa"
-        " JOIN album_art art ON art.album_id = aa.album_id"
-        " JOIN albums al ON al.id = aa.album_id"
-        " WHERE aa.artist_id IN ({marks}) ORDER BY aa.artist_id, al.popularity DESC",
-        found,
-    )
-    pictures = images(conn, [v[0][1] for v in art_rows.values()], base_url)
+    picture_albums = reads.artist_picture_albums(conn, found)
+    pictures = images(conn, list(picture_albums.values()), base_url)
     out = []
     for i in found:
         r = rows[i]
-        album = art_rows.get(i, [None])[0]
+        album = picture_albums.get(i)
         out.append(
             {
                 **simplified_artist(base_url, i, r["name"]),
                 "popularity": r["popularity"],
                 "genres": r["genres"].split(",") if r["genres"] else [],
                 "followers": {"href": None, "total": r["followers"]},
-                "images": pictures.get(album[1], []) if album is not None else [],
+                "images": pictures.get(album, []) if album is not None else [],
             }
         )
     return out
@@ -272,21 +220,10 @@ def user(base_url: str, name: str) -> Obj:
 
 
 def playlists_simplified(conn: sqlite3.Connection, ids: Sequence[str], base_url: str) -> list[Obj]:
-    rows = _rows(
-        conn,
-        "SELECT p.*, u.name AS owner_name,"
-        " (SELECT COUNT(*) FROM playlist_items i WHERE i.playlist_id = p.id) AS total"
-        " FROM playlists p JOIN users u ON u.id = p.owner_id WHERE p.id IN ({marks})",
-        ids,
-    )
+    rows = reads.playlists(conn, ids)
     found = [i for i in ids if i in rows]
-    first_albums = _rows(
-        conn,
-        "SELECT i.playlist_id, t.album_id FROM playlist_items i JOIN tracks t ON t.id = i.track_id"
-        " WHERE i.playlist_id IN ({marks}) AND i.position = 0",
-        found,
-    )
-    art = images(conn, [r[1] for r in first_albums.values()], base_url)
+    first_albums = reads.playlist_first_albums(conn, found)
+    art = images(conn, list(first_albums.values()), base_url)
     out = []
     for i in found:
         r = rows[i]
@@ -300,7 +237,7 @@ def playlists_simplified(conn: sqlite3.Connection, ids: Sequence[str], base_url:
                 "collaborative": bool(r["collaborative"]),
                 "owner": user(base_url, r["owner_name"]),
                 "snapshot_id": snapshot_id(i, r["version"]),
-                "images": art.get(first[1], []) if first is not None else [],
+                "images": art.get(first, []) if first is not None else [],
                 "tracks": {"href": f"{base_url}/v1/playlists/{i}/tracks", "total": r["total"]},
                 "primary_color": None,
             }
@@ -317,15 +254,7 @@ def playlist_items(
     market: str | None = None,
 ) -> tuple[list[Obj], int]:
     """One page of a playlist's items (``added_at``, ``added_by``, ``track``), and the total."""
-    total = conn.execute(
-        "SELECT COUNT(*) FROM playlist_items WHERE playlist_id = ?", (playlist_id,)
-    ).fetchone()[0]
-    rows = conn.execute(
-        "SELECT i.track_id, i.added_ms, u.id AS uid, u.name AS uname FROM playlist_items i"
-        " LEFT JOIN users u ON u.id = i.added_by WHERE i.playlist_id = ?"
-        " ORDER BY i.position LIMIT ? OFFSET ?",
-        (playlist_id, limit, offset),
-    ).fetchall()
+    rows, total = reads.playlist_item_page(conn, playlist_id, limit, offset)
     by_id = {t["id"]: t for t in tracks(conn, [r["track_id"] for r in rows], base_url, market)}
     items = [
         {
@@ -364,3 +293,24 @@ def paging(
         "next": page(offset + limit) if limit and offset + limit < total else None,
         "previous": page(max(0, offset - limit)) if offset > 0 and limit else None,
     }
+
+
+def audio_features(conn: sqlite3.Connection, ids: Sequence[str], base_url: str) -> list[Obj]:
+    """Spotify's audio-features objects for the ids that have them, in order."""
+    rows = recommend.features_rows(conn, ids)
+    out = []
+    for i in ids:
+        r = rows.get(i)
+        if r is None:
+            continue
+        obj = {k: r[k] for k in (*FEATURES, "loudness", "tempo", "key", "mode", "time_signature")}
+        obj.update(
+            id=i,
+            type="audio_features",
+            uri=f"legato:track:{i}",
+            track_href=f"{base_url}/v1/tracks/{i}",
+            analysis_url=None,
+            duration_ms=r["duration_ms"],
+        )
+        out.append(obj)
+    return out

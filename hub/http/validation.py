@@ -41,7 +41,7 @@ def message_of(errors: Sequence[ErrorDetails], *, skip: int = 0) -> str:
     if kind == "json_invalid":
         return "Malformed JSON body"
     if kind == "missing":
-        return f"Missing required field: {where}"
+        return f"Missing required field: {where}" if where else "The request needs a JSON body"
     if kind.startswith("legato_"):
         return f"{where} {first['msg']}".strip()
     if kind in _NOT_AN_OBJECT and not where:

@@ -15,7 +15,7 @@ from hub.catalog import resolve as catalog
 from hub.catalog import write as catalog_write
 from hub.clock import now_ms
 from hub.db import Database
-from hub.ingest.files import write_atomic
+from hub.files import write_atomic
 from hub.ingest.model import Encoded, IngestResult, Status
 from hub.ingest.tags import TrackInfo, read_art
 from hub.media import store

@@ -15,10 +15,10 @@ from pathlib import Path
 from connect_protocol.media import Quality, segment_boundaries
 from hub.catalog import resolve as catalog
 from hub.errors import IngestError
+from hub.files import write_atomic
 from hub.ingest import loudness
 from hub.ingest.decode import decode
 from hub.ingest.encode import encode_rendition
-from hub.ingest.files import write_atomic
 from hub.ingest.integrity import check_complete
 from hub.ingest.model import Encoded, Failed, Scanned
 from hub.ingest.sources import check_supported, content_hash

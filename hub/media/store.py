@@ -74,3 +74,11 @@ def track_for_hash(db: Database, content_hash: str) -> str | None:
             "SELECT track_id FROM media WHERE content_hash = ?", (content_hash,)
         ).fetchone()
     return None if row is None else str(row[0])
+
+
+def album_art(conn: sqlite3.Connection, album_id: str) -> tuple[str, str] | None:
+    """(mime type, path under the data dir) of an album's original art, if it has any."""
+    row = conn.execute(
+        "SELECT mime, path FROM album_art WHERE album_id = ?", (album_id,)
+    ).fetchone()
+    return None if row is None else (row["mime"], row["path"])

@@ -295,3 +295,8 @@ def estimate(conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, Any]:
             if rendition.quality in sizes:
                 sizes[rendition.quality] += sum(s.bytes for s in rendition.segments)
     return {"tracks": len(set(ids)), "bytes": sizes, "duration_ms": duration}
+
+
+def forget_all_progress(conn: sqlite3.Connection, device_id: str) -> None:
+    """A new install on the speaker: its cache is empty, whatever the old one reported."""
+    conn.execute("DELETE FROM download_progress WHERE device_id = ?", (device_id,))

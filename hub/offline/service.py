@@ -24,7 +24,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from connect_protocol.messages import SyncDownloads
-from connect_protocol.topics import is_valid_device_id
+from hub.accounts.users import user_id_of
 from hub.clock import now_ms
 from hub.db import Database
 from hub.errors import (
@@ -35,7 +35,9 @@ from hub.errors import (
     OfflineUnauthorized,
     RelayError,
 )
+from hub.fleet.registry import device_name
 from hub.fleet.relay import Relay
+from hub.offline import device_keys
 from hub.offline import items as downloads
 from hub.offline import licences as licensing
 from hub.offline import rules as licence_rules
@@ -44,31 +46,11 @@ from offline_cache import licence as lic
 logger = logging.getLogger(__name__)
 
 
-def device_name(conn: sqlite3.Connection, device_id: str) -> str | None:
-    """The name listeners know a speaker by; None when the hub knows no such speaker."""
-    if not is_valid_device_id(device_id):
-        return None
-    row = conn.execute("SELECT name FROM devices WHERE id = ?", (device_id,)).fetchone()
-    if row is not None:
-        return str(row[0])
-    paired = conn.execute(
-        "SELECT 1 FROM broker_users WHERE username = ? AND role = 'speaker'", (device_id,)
-    ).fetchone()
-    return device_id if paired else None
-
-
 def _known(conn: sqlite3.Connection, device_id: str) -> str:
     name = device_name(conn, device_id)
     if name is None:
         raise OfflineNotFound(f"no speaker {device_id[:64]!r} on this hub")
     return name
-
-
-def _keys(conn: sqlite3.Connection, device_id: str) -> sqlite3.Row | None:
-    row: sqlite3.Row | None = conn.execute(
-        "SELECT x25519, ed25519 FROM device_keys WHERE device_id = ?", (device_id,)
-    ).fetchone()
-    return row
 
 
 class OfflineService:
@@ -92,9 +74,10 @@ class OfflineService:
         """Record a speaker's public keys; the same keys again are fine, others are not."""
         with self.db.transaction() as conn:
             name = device_name(conn, device_id) or device_id
-            held = _keys(conn, device_id)
+            held = device_keys.keys_of(conn, device_id)
+            offered = device_keys.SpeakerKeys(x25519, ed25519)
             if held is not None:
-                if (held["x25519"], held["ed25519"]) == (x25519, ed25519):
+                if held == offered:
                     return
                 raise OfflineConflict(
                     f"speaker {name} already registered other keys; re-pair it with "
@@ -102,13 +85,8 @@ class OfflineService:
                 )
             last = licensing.latest_for_device(conn, device_id)
             if last is not None and last != x25519:
-                # a new install: its cache is empty, whatever the old one reported
-                conn.execute("DELETE FROM download_progress WHERE device_id = ?", (device_id,))
-            conn.execute(
-                "INSERT INTO device_keys (device_id, x25519, ed25519, registered_ms)"
-                " VALUES (?, ?, ?, ?)",
-                (device_id, x25519, ed25519, self.clock()),
-            )
+                downloads.forget_all_progress(conn, device_id)
+            device_keys.register(conn, device_id, offered, self.clock())
 
     def sync(
         self,
@@ -121,13 +99,13 @@ class OfflineService:
         """Check a speaker's signed sync, store its progress, answer what it should hold."""
         with self.db.transaction() as conn:
             name = device_name(conn, device_id) or device_id
-            held = _keys(conn, device_id)
+            held = device_keys.keys_of(conn, device_id)
             if held is None:
                 raise OfflineConflict(
                     f"speaker {name} has no offline keys registered: register them "
                     f"(PUT /v1/devices/{device_id}/keys) before syncing"
                 )
-            if not _signed_by(held["ed25519"], body, signature):
+            if not _signed_by(held.ed25519, body, signature):
                 raise OfflineUnauthorized(
                     f"the sync is not signed by speaker {name}'s registered key "
                     "(Legato-Signature: base64url Ed25519 signature of the body)"
@@ -137,7 +115,7 @@ class OfflineService:
             if refusal is not None:
                 raise OfflineError(refusal)
             downloads.store_progress(conn, device_id, reports, now)
-            return self._holdings(conn, device_id, held["x25519"], now)
+            return self._holdings(conn, device_id, held.x25519, now)
 
     def _holdings(
         self, conn: sqlite3.Connection, device_id: str, x25519: str, now: int
@@ -182,7 +160,7 @@ class OfflineService:
         now = self.clock()
         with self.db.transaction() as conn:
             name = _known(conn, device_id)
-            held = _keys(conn, device_id)
+            held = device_keys.keys_of(conn, device_id)
             if held is None:
                 raise OfflineConflict(
                     f"speaker {name} has not registered its offline keys yet: "
@@ -205,7 +183,7 @@ class OfflineService:
                 self.keys.get(),
                 device_id=device_id,
                 user_id=user_id,
-                device_x25519=held["x25519"],
+                device_x25519=held.x25519,
                 now_ms=now,
             )
             return _document(conn, user_id, device_id)
@@ -265,10 +243,10 @@ class OfflineService:
 
     def user_id(self, name: str) -> int:
         with self.db.reading() as conn:
-            row = conn.execute("SELECT id FROM users WHERE name = ?", (name,)).fetchone()
-        if row is None:
+            found = user_id_of(conn, name)
+        if found is None:
             raise OfflineNotFound(f"no user {name[:64]!r}")
-        return int(row[0])
+        return found
 
     def licences(self) -> list[dict[str, Any]]:
         with self.db.reading() as conn:

@@ -17,7 +17,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from hub.accounts import admin as user_admin
-from hub.accounts.tokens import User
+from hub.accounts.users import User
+from hub.catalog import reads
 from hub.clock import now_ms
 from hub.context import HubContext
 from hub.fleet import events as device_events
@@ -154,19 +155,11 @@ async def charts(request: Request) -> Response:
     return _render(request, "charts.html", "/dashboard/charts", charts=view)
 
 
-def _catalog_counts(conn: sqlite3.Connection) -> dict[str, int]:
-    one = conn.execute(
-        "SELECT (SELECT COUNT(*) FROM tracks), (SELECT COUNT(*) FROM albums),"
-        " (SELECT COUNT(*) FROM artists), (SELECT COUNT(*) FROM media)"
-    ).fetchone()
-    return {"tracks": one[0], "albums": one[1], "artists": one[2], "with_audio": one[3]}
-
-
 @router.get("/catalog")
 async def catalog(request: Request) -> Response:
     if (refused := _refuse(request)) is not None:
         return refused
-    counts = await _read(request, _catalog_counts)
+    counts = await _read(request, reads.counts)
     job = _ctx(request).ingest.current()
     return _render(request, "catalog.html", "/dashboard/catalog", counts=counts, job=job)
 

@@ -14,8 +14,8 @@ from urllib.parse import quote
 from fastapi import Request
 from fastapi.responses import RedirectResponse
 
-from hub.accounts import tokens as accounts
-from hub.accounts.tokens import User
+from hub.accounts import tokens
+from hub.accounts.users import User
 from hub.context import HubContext
 from hub.errors import TokenRejected
 
@@ -29,7 +29,7 @@ def page_user(request: Request) -> User | None:
         return None
     ctx: HubContext = request.app.state.ctx
     try:
-        return accounts.access_session(ctx.db, token).user
+        return tokens.access_session(ctx.db, token).user
     except TokenRejected:
         return None
 

@@ -16,7 +16,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from hub.accounts import admin as user_admin
-from hub.accounts import tokens as accounts
+from hub.accounts import tokens, users
 from hub.clock import now_ms
 from hub.http.deps import AdminDep, ContextDep
 from hub.web import health_view
@@ -26,8 +26,8 @@ router = APIRouter(prefix="/api/admin", tags=["dashboard"])
 
 
 class NewUser(BaseModel):
-    name: str = Field(min_length=1, max_length=accounts.MAX_NAME)
-    password: str = Field(min_length=accounts.MIN_PASSWORD, max_length=accounts.MAX_PASSWORD)
+    name: str = Field(min_length=1, max_length=users.MAX_NAME)
+    password: str = Field(min_length=users.MIN_PASSWORD, max_length=users.MAX_PASSWORD)
     admin: bool = False
 
 
@@ -44,7 +44,7 @@ async def fleet(ctx: ContextDep, _admin: AdminDep) -> dict[str, Any]:
 
 
 @router.get("/users", summary="Every account with its number of live tokens")
-async def users(ctx: ContextDep, _admin: AdminDep) -> dict[str, Any]:
+async def list_users(ctx: ContextDep, _admin: AdminDep) -> dict[str, Any]:
     def read() -> list[dict[str, Any]]:
         with ctx.db.reading() as conn:
             return [asdict(u) for u in user_admin.list_users(conn, now_ms())]
@@ -55,7 +55,7 @@ async def users(ctx: ContextDep, _admin: AdminDep) -> dict[str, Any]:
 @router.post("/users", status_code=201, summary="Add an account (optionally an administrator)")
 async def add_user(body: NewUser, ctx: ContextDep, _admin: AdminDep) -> dict[str, Any]:
     user = await run_in_threadpool(
-        accounts.add_user, ctx.db, body.name, body.password, admin=body.admin
+        users.add_user, ctx.db, body.name, body.password, admin=body.admin
     )
     return {"id": user.id, "name": user.name, "is_admin": user.is_admin}
 
@@ -66,7 +66,7 @@ async def revoke_tokens(user_id: int, ctx: ContextDep, _admin: AdminDep) -> dict
         with ctx.db.reading() as conn:
             if not user_admin.exists(conn, user_id):
                 return None
-        return accounts.revoke_all(ctx.db, user_id)
+        return tokens.revoke_all(ctx.db, user_id)
 
     revoked = await run_in_threadpool(revoke)
     if revoked is None:

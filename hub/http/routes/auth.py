@@ -15,8 +15,7 @@ from fastapi import APIRouter, Form, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from hub.accounts import scopes
-from hub.accounts import tokens as accounts
+from hub.accounts import scopes, tokens, users
 from hub.errors import GrantRefused, InvalidScope
 from hub.http.deps import ContextDep
 from hub.http.ratelimit import Category, RateLimiter
@@ -36,7 +35,7 @@ def _oauth_error(error: str, description: str, status: int = 400) -> JSONRespons
     )
 
 
-def _granted(issued: accounts.IssuedToken) -> JSONResponse:
+def _granted(issued: tokens.IssuedToken) -> JSONResponse:
     return JSONResponse(
         {
             "access_token": issued.access_token,
@@ -87,11 +86,11 @@ async def token(
                     headers={"Retry-After": str(decision.retry_after_s), **_NO_STORE},
                 )
         # Argon2 takes tens of milliseconds: keep it off the event loop.
-        user = await run_in_threadpool(accounts.authenticate, ctx.db, username, password)
+        user = await run_in_threadpool(users.authenticate, ctx.db, username, password)
         if user is None:
             return _oauth_error("invalid_grant", "Invalid username or password")
         issued = await run_in_threadpool(
-            lambda: accounts.issue_token(ctx.db, user, scope=scope, refresh=True)
+            lambda: tokens.issue_token(ctx.db, user, scope=scope, refresh=True)
         )
         return _granted(issued)
     if grant_type == "refresh_token":
@@ -99,7 +98,7 @@ async def token(
             return _oauth_error("invalid_request", "refresh_token is required")
         try:
             issued = await run_in_threadpool(
-                lambda: accounts.refresh(ctx.db, refresh_token, scope=scope)
+                lambda: tokens.refresh(ctx.db, refresh_token, scope=scope)
             )
         except InvalidScope as exc:
             return _oauth_error("invalid_scope", str(exc))
@@ -127,5 +126,5 @@ async def revoke(
         return _oauth_error("invalid_request", "token is required")
     # RFC 7009: 200 whether or not the token was known, so this endpoint tells
     # nobody which strings are tokens.
-    await run_in_threadpool(accounts.revoke_token, ctx.db, token)
+    await run_in_threadpool(tokens.revoke_token, ctx.db, token)
     return Response(status_code=200, headers=_NO_STORE)

@@ -3,48 +3,21 @@ audio features, recommendations and album art."""
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from hub.catalog import recommend
-from hub.catalog.ids import is_base62_id
+from hub.catalog import reads, recommend
 from hub.errors import CatalogError, NotFound
 from hub.http import models as m
 from hub.http import objects
 from hub.http.deps import CatalogReader, ContextDep
+from hub.http.params import Market, PageDep, base, check_id, id_list
 from hub.http.routes import artwork
 
 router = APIRouter(prefix="/v1", tags=["catalog"], responses=m.ERROR_RESPONSES)
-
-Market = Annotated[
-    str | None,
-    Query(pattern=r"^[A-Za-z]{2}$", description="ISO 3166-1 alpha-2 country code"),
-]
-Limit = Annotated[int, Query(ge=1, le=50)]
-Offset = Annotated[int, Query(ge=0, le=100_000)]
-
-
-def base(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
-
-
-def check_id(value: str, kind: str) -> str:
-    if not is_base62_id(value):
-        raise CatalogError(f"Invalid {kind} id {value[:40]!r}: expected 22 base62 characters")
-    return value
-
-
-def id_list(raw: str, kind: str, most: int) -> list[str]:
-    ids = [i.strip() for i in raw.split(",") if i.strip()]
-    if not ids:
-        raise CatalogError("ids must name at least one id")
-    if len(ids) > most:
-        raise CatalogError(f"At most {most} ids per request")
-    for i in ids:
-        check_id(i, kind)
-    return ids
 
 
 def _one(items: list[dict[str, Any]], kind: str, item_id: str) -> dict[str, Any]:
@@ -104,14 +77,14 @@ def album_tracks(
     ctx: ContextDep,
     _user: CatalogReader,
     request: Request,
+    page: PageDep,
     market: Market = None,
-    limit: Limit = 20,
-    offset: Offset = 0,
 ) -> dict[str, Any]:
     check_id(album_id, "album")
+    limit, offset = page.limit, page.offset
     url = base(request)
     with ctx.db.reading() as conn:
-        if not conn.execute("SELECT 1 FROM albums WHERE id = ?", (album_id,)).fetchone():
+        if not reads.album_exists(conn, album_id):
             raise NotFound(f"Non existing album id {album_id}")
         items, total = objects.album_tracks(conn, album_id, url, limit, offset, market)
     href = f"{url}/v1/albums/{album_id}/tracks"
@@ -138,8 +111,8 @@ def several_artists(
         return {"artists": _by_ids(objects.artists(conn, wanted, base(request)), wanted)}
 
 
-def _artist_known(conn: Any, artist_id: str) -> None:
-    if not conn.execute("SELECT 1 FROM artists WHERE id = ?", (artist_id,)).fetchone():
+def _artist_known(conn: sqlite3.Connection, artist_id: str) -> None:
+    if not reads.artist_exists(conn, artist_id):
         raise NotFound(f"Non existing artist id {artist_id}")
 
 
@@ -160,12 +133,8 @@ def artist_top_tracks(
     market = market or country  # spotipy sends the older `country`
     with ctx.db.reading() as conn:
         _artist_known(conn, artist_id)
-        rows = conn.execute(
-            "SELECT t.id, t.markets FROM track_artists c JOIN tracks t ON t.id = c.track_id"
-            " WHERE c.artist_id = ? ORDER BY t.popularity DESC, t.name, t.id LIMIT 200",
-            (artist_id,),
-        ).fetchall()
-        ids = [r["id"] for r in rows if objects.playable_in(r["markets"], market)][:10]
+        rows = reads.artist_tracks_by_popularity(conn, artist_id)
+        ids = [i for i, markets in rows if objects.playable_in(markets, market)][:10]
         return {"tracks": objects.tracks(conn, ids, base(request), market)}
 
 
@@ -182,13 +151,13 @@ def artist_albums(
     ctx: ContextDep,
     _user: CatalogReader,
     request: Request,
+    page: PageDep,
     include_groups: str | None = None,
     market: Market = None,
     country: Market = None,
-    limit: Limit = 20,
-    offset: Offset = 0,
 ) -> dict[str, Any]:
     check_id(artist_id, "artist")
+    limit, offset = page.limit, page.offset
     groups = [g.strip() for g in (include_groups or ",".join(ALBUM_GROUPS)).split(",") if g]
     bad = [g for g in groups if g not in ALBUM_GROUPS]
     if bad or not groups:
@@ -198,28 +167,12 @@ def artist_albums(
     url = base(request)
     with ctx.db.reading() as conn:
         _artist_known(conn, artist_id)
-        own = conn.execute(
-            "SELECT al.id, al.markets FROM album_artists aa JOIN albums al ON al.id = aa.album_id"
-            f" WHERE aa.artist_id = ? AND al.album_type IN ({','.join('?' * len(types))})"
-            " ORDER BY al.release_date DESC, al.name",
-            (artist_id, *types),
-        ).fetchall()
-        ids = [r["id"] for r in own]
-        if "appears_on" in groups:
-            guest = conn.execute(
-                "SELECT DISTINCT al.id, al.markets FROM track_artists c"
-                " JOIN tracks t ON t.id = c.track_id JOIN albums al ON al.id = t.album_id"
-                " WHERE c.artist_id = ? AND al.id NOT IN"
-                " (SELECT album_id FROM album_artists WHERE artist_id = ?)",
-                (artist_id, artist_id),
-            ).fetchall()
-            own = [*own, *guest]
-            ids += [r["id"] for r in guest]
-        ids = [r["id"] for r in own if objects.playable_in(r["markets"], market)]
-        page = objects.albums_simplified(conn, ids[offset : offset + limit], url, market)
+        found = reads.artist_albums(conn, artist_id, types, appears_on="appears_on" in groups)
+        ids = [i for i, markets in found if objects.playable_in(markets, market)]
+        albums = objects.albums_simplified(conn, ids[offset : offset + limit], url, market)
     href = f"{url}/v1/artists/{artist_id}/albums"
     return objects.paging(
-        href, page, limit, offset, len(ids), include_groups=include_groups, market=market
+        href, albums, limit, offset, len(ids), include_groups=include_groups, market=market
     )
 
 
@@ -231,7 +184,7 @@ def audio_features(
 ) -> dict[str, Any]:
     check_id(track_id, "track")
     with ctx.db.reading() as conn:
-        found = recommend.features_objects(conn, [track_id], base(request))
+        found = objects.audio_features(conn, [track_id], base(request))
     return _one(found, "track", track_id)
 
 
@@ -245,7 +198,7 @@ def several_audio_features(
 ) -> dict[str, Any]:
     wanted = id_list(ids, "track", 100)
     with ctx.db.reading() as conn:
-        found = recommend.features_objects(conn, wanted, base(request))
+        found = objects.audio_features(conn, wanted, base(request))
     return {"audio_features": _by_ids(found, wanted)}
 
 

@@ -25,8 +25,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from connect_protocol.codec import to_json_obj
 from connect_protocol.messages import MAX_MESSAGE_BYTES
-from hub.accounts import scopes
-from hub.accounts import tokens as accounts
+from hub.accounts import scopes, tokens
 from hub.clock import now_ms
 from hub.context import HubContext
 from hub.errors import Forbidden, HubError, RateLimited, RequestError, TokenRejected
@@ -89,7 +88,7 @@ class Outbox:
 async def connect_ws(ws: WebSocket) -> None:
     ctx: HubContext = ws.app.state.ctx
     token = ws.query_params.get("access_token") or bearer_token(ws.headers.get("authorization"))
-    session = await run_in_threadpool(accounts.token_session, ctx.db, token or "")
+    session = await run_in_threadpool(tokens.token_session, ctx.db, token or "")
     await ws.accept()
     if session is None:
         await ws.send_json({"type": "error", **error_body(401, "Invalid or missing access token")})
@@ -154,7 +153,7 @@ async def _end_with_token(ws: WebSocket, ctx: HubContext, token: str, expires_ms
     while True:
         await asyncio.sleep(max(0.0, min(TOKEN_RECHECK_S, (expires_ms - now_ms()) / 1000)))
         still_valid = now_ms() < expires_ms and (
-            await run_in_threadpool(accounts.token_session, ctx.db, token) is not None
+            await run_in_threadpool(tokens.token_session, ctx.db, token) is not None
         )
         if still_valid:
             continue
@@ -187,7 +186,7 @@ async def _send_loop(ws: WebSocket, ctx: HubContext, outbox: Outbox, base_url: s
 
 def _scopes_of(ctx: HubContext, token: str) -> frozenset[str]:
     try:
-        return accounts.access_session(ctx.db, token).scopes
+        return tokens.access_session(ctx.db, token).scopes
     except TokenRejected:
         return frozenset()
 

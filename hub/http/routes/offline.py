@@ -13,7 +13,7 @@ from fastapi import APIRouter, Body, Depends, Query, Response
 from fastapi.concurrency import run_in_threadpool
 
 from hub.accounts import scopes
-from hub.accounts.tokens import User
+from hub.accounts.users import User
 from hub.errors import CatalogError, OfflineError, OfflineForbidden
 from hub.http import offline_models as m
 from hub.http.deps import AdminDep, ContextDep, limited_user

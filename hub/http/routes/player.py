@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from hub.accounts.tokens import User
+from hub.accounts.users import User
 from hub.clock import now_ms
 from hub.fields import NonNegative, Text
 from hub.fleet.requests import (

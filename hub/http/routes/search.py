@@ -14,16 +14,18 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 
 from hub.accounts import scopes
-from hub.accounts.tokens import User
+from hub.accounts.users import User
 from hub.catalog import search
 from hub.errors import RequestError
 from hub.http import models as m
 from hub.http import objects
 from hub.http.deps import ContextDep, SessionDep, limited_user
-from hub.http.routes.catalog_api import Market, base
+from hub.http.params import Market, Page, base, paged
 
 router = APIRouter(prefix="/v1", tags=["search"], responses=m.ERROR_RESPONSES)
 SearchUser = Annotated[User, Depends(limited_user("search"))]
+#: Spotify's search pages: 0-50 items, at most 1,000 deep.
+SearchPage = Annotated[Page, Depends(paged(least=0, max_offset=1000))]
 #: The Web API's ``type`` values we serve, and their keys in the answer.
 KEYS = {"album": "albums", "artist": "artists", "playlist": "playlists", "track": "tracks"}
 _TYPE = "(album|artist|playlist|track)"
@@ -96,8 +98,7 @@ def search_catalog(
             description="Comma-separated: album, artist, playlist, track",
         ),
     ],
-    limit: Annotated[int, Query(ge=0, le=50)] = 20,
-    offset: Annotated[int, Query(ge=0, le=1000)] = 0,
+    page: SearchPage,
     market: Market = None,
     include_external: Annotated[
         Literal["audio"] | None, Query(description="Accepted for compatibility; no effect")
@@ -113,21 +114,21 @@ def search_catalog(
             conn,
             q,
             wanted,
-            limit=limit,
-            offset=offset,
+            limit=page.limit,
+            offset=page.offset,
             market=market,
             # one's own private playlists too, with the scope that reads them
             user_id=user.id if scopes.READ_PLAYLISTS in session.scopes else None,
         )
         for kind in wanted:
-            page = pages[kind]
-            items = _items(conn, kind, list(page.ids), base_url, market)
+            found = pages[kind]
+            items = _items(conn, kind, list(found.ids), base_url, market)
             answer[KEYS[kind]] = objects.paging(
                 f"{base_url}/v1/search",
                 items,
-                limit,
-                offset,
-                page.total,
+                page.limit,
+                page.offset,
+                found.total,
                 q=q,
                 type=kind,
                 market=market,

@@ -1,0 +1,86 @@
+"""What the listener played and what comes next, with the Spotify Web API's paths and
+shapes: ``/me/player/recently-played`` (from :mod:`hub.catalog.plays`) and
+``/me/player/queue`` (from the active speaker's state)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+
+from connect_protocol.uris import track_id_of
+from hub.catalog import plays
+from hub.errors import CatalogError
+from hub.http import models as m
+from hub.http import objects
+from hub.http.deps import ContextDep, HistoryReader, QueueReader
+from hub.http.params import base
+
+router = APIRouter(prefix="/v1", tags=["library"], responses=m.ERROR_RESPONSES)
+Cursor = Annotated[int | None, Query(ge=0, le=2**62)]
+Limit = Annotated[int, Query(ge=1, le=50, description="Items per page")]
+
+
+def _context(uri: str | None) -> dict[str, str] | None:
+    if not uri or uri.count(":") != 2:
+        return None
+    return {"type": uri.split(":")[1], "uri": uri}
+
+
+@router.get(
+    "/me/player/recently-played",
+    summary="Tracks the current user played lately",
+    response_model=m.CursorPaging[m.PlayHistory],
+)
+def recently_played(
+    ctx: ContextDep,
+    user: HistoryReader,
+    request: Request,
+    limit: Limit = 20,
+    after: Cursor = None,
+    before: Cursor = None,
+) -> dict[str, Any]:
+    if after is not None and before is not None:
+        raise CatalogError("Give after or before, not both")
+    url = base(request)
+    with ctx.db.reading() as conn:
+        found = plays.recent(conn, user.id, limit, after_ms=after, before_ms=before)
+        by_id = {t["id"]: t for t in objects.tracks(conn, [p.track_id for p in found], url)}
+    items = [
+        {
+            "track": by_id.get(p.track_id),
+            "played_at": objects.iso_time(p.played_ms),
+            "context": _context(p.context_uri),
+        }
+        for p in found
+    ]
+    href = f"{url}/v1/me/player/recently-played"
+    oldest = found[-1].played_ms if found else None
+    return {
+        "href": href,
+        "items": items,
+        "limit": limit,
+        "next": f"{href}?before={oldest}&limit={limit}" if oldest is not None else None,
+        "cursors": {
+            "after": str(found[0].played_ms) if found else None,
+            "before": str(oldest) if oldest is not None else None,
+        },
+    }
+
+
+@router.get(
+    "/me/player/queue", summary="The playing track and the queue after it", response_model=m.Queue
+)
+def queue(ctx: ContextDep, _user: QueueReader, request: Request) -> dict[str, Any]:
+    active = ctx.relay.active_device_id
+    device = ctx.relay.devices.get(active) if active else None
+    if device is None:
+        return {"currently_playing": None, "queue": []}
+    state = device.state
+    uris = [t.uri for t in ([state.current] if state.current else []) + list(state.queue)]
+    ids = [track_id_of(u) for u in uris]
+    with ctx.db.reading() as conn:
+        by_id = {t["id"]: t for t in objects.tracks(conn, ids, base(request))}
+    current = by_id.get(ids[0]) if state.current else None
+    rest = ids[1:] if state.current else ids
+    return {"currently_playing": current, "queue": [by_id[i] for i in rest if i in by_id]}
