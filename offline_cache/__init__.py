@@ -6,6 +6,7 @@
 - ``sealing``: AES-256-GCM for segments (per-track content keys) and for wrapped keys.
 - ``device_keys``: the speaker's X25519 and Ed25519 keys (files of mode 0600).
 - ``store``: sealed blobs and their SQLite index, two tiers, atomic writes, repair.
+- ``errors``: the root ``OfflineCacheError`` and the exception tree, drawn there.
 
 The package's place in the dependency graph (``device -> offline_cache``,
 ``hub -> offline_cache``) is enforced by tests/test_architecture.py.

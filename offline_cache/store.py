@@ -40,6 +40,7 @@ from pathlib import Path
 from offline_cache import licence as lic
 from offline_cache import sealing
 from offline_cache.device_keys import DeviceKeys
+from offline_cache.errors import OfflineCacheError
 from offline_cache.policy import Cached, evict
 from offline_cache.private_files import write_private_bytes
 
@@ -84,7 +85,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
-class StoreError(Exception):
+class StoreError(OfflineCacheError):
     """The store cannot do what was asked; the message says why."""
 
 
