@@ -10,10 +10,12 @@
         ├── ExpiredLicenceError  past ``expires_ms``
         └── ClockSetBackError    the clock is behind a time the speaker has already seen
 
-Each class lives beside the code that raises it (the module in brackets) and is
-imported from there.  Arguments a caller got wrong (a key that is not 32 bytes,
-a negative cap, damaged key files) raise ``ValueError`` as Python's own functions
-do, and a system without libcrypto fails at import with ``ImportError``.
+``StoreError`` is defined here, since every module of the store raises it, and
+is imported from ``offline_cache.store``; each other class lives beside the code
+that raises it (the module in brackets) and is imported from there.  Arguments a
+caller got wrong (a key that is not 32 bytes, a negative cap, damaged key files)
+raise ``ValueError`` as Python's own functions do, and a system without
+libcrypto fails at import with ``ImportError``.
 """
 
 from __future__ import annotations
@@ -21,3 +23,7 @@ from __future__ import annotations
 
 class OfflineCacheError(Exception):
     """Root of the errors raised by ``offline_cache``."""
+
+
+class StoreError(OfflineCacheError):
+    """The store cannot do what was asked; the message says why."""
