@@ -2,6 +2,9 @@
 
 Sans-I/O core: ``messages`` (types), ``codec`` (JSON, validation),
 ``reducer`` (the player-state machine), ``topics`` (MQTT layout), ``uris``
-(catalog URIs), ``backoff`` and ``dedupe`` (pure policies).  Thin adapters: ``mqtt`` (paho-mqtt) and
-``mdns`` (zeroconf).
+(catalog URIs), ``media`` (manifests and renditions), ``ogg`` (Ogg pages, segment
+checks), ``errors`` (wire error codes, the exception tree), ``backoff`` and
+``dedupe`` (pure policies).  Thin adapters: ``mqtt`` (paho-mqtt) and the ``mdns``
+package (zeroconf over its pure ``mdns.records``); ``logs`` sets up logging for
+the command-line programs.
 """

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, TypeVar, Union
 
-from connect_protocol.errors import ErrorCode
+from connect_protocol.errors import ConnectError, ErrorCode
 from connect_protocol.media import Manifest
 from connect_protocol.messages import (
     COMMAND_TYPES,
@@ -72,7 +72,7 @@ class DecodeError:
     command_id: str | None = None  # when the id could be read, so it can be acked
 
 
-class _InvalidError(Exception):
+class _InvalidError(ConnectError):
     def __init__(self, code: ErrorCode, message: str, path: str) -> None:
         super().__init__(message)
         self.code, self.message, self.path = code, message, path

@@ -4,12 +4,19 @@ Codes travel in acks and in the hub's HTTP errors, so they are strings in an
 ``Enum`` rather than integers.  Exceptions::
 
     ConnectError                 root of everything this package raises
-    └── TransportError           the broker or socket failed (local side)
-        ├── NotConnectedError    a publish while the transport is down
-        └── PayloadTooLargeError a message over MAX_MESSAGE_BYTES, refused unsent
+    ├── TransportError           the broker or socket failed (local side)
+    │   ├── NotConnectedError    a publish while the transport is down
+    │   └── PayloadTooLargeError a message over MAX_MESSAGE_BYTES, refused unsent
+    └── OggError                 bytes that are not the simple Ogg Vorbis stream ingest
+        │                        writes (ogg; also a ValueError)
+        └── BadSegmentError      the bytes are not the segment the manifest describes (ogg)
 
-Refusals by the other side are not exceptions here: they arrive as ``Ack``
-values with an ``ErrorCode``.
+The transport errors live here; the Ogg ones beside the code that raises them,
+in ``ogg``.  Refusals by the other side are not exceptions here: they arrive as
+``Ack`` values with an ``ErrorCode``, and bytes that do not decode come back from
+``codec`` as a ``DecodeError`` value (its private ``_InvalidError`` is a
+``ConnectError`` too, but never leaves the decoder).  Arguments a caller got
+wrong (a malformed device id, an unknown broker URL scheme) raise ``ValueError``.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 
+from connect_protocol.errors import ConnectError
 from connect_protocol.media import Rendition
 
 HEADER = struct.Struct("<4sBBqIII B")  # capture, version, flags, granule, serial, seq, crc, nseg
@@ -19,7 +20,7 @@ CONTINUED, BOS, EOS = 0x01, 0x02, 0x04
 _BIT_REVERSED = bytes(int(f"{i:08b}"[::-1], 2) for i in range(256))
 
 
-class OggError(ValueError):
+class OggError(ConnectError, ValueError):
     """Bytes that are not the simple Ogg Vorbis stream ingest writes."""
 
 

@@ -1,7 +1,10 @@
-"""``legato-flash``: maker provisioning (SD card images, first-boot config).
+"""``legato-flash``: the console script for provisioning a speaker's SD card image.
 
-Provisioning lands with its own issue; until then the command says so plainly
-instead of pretending to work.
+Writing an image (Wi-Fi, hub, first-boot config) is not implemented in this
+release.  The command keeps its name and ``--help`` so the entry point exists,
+and otherwise says plainly on stderr that it is not available, exiting with
+status 2 instead of pretending to work; speakers run from a Python install
+(``legato-speaker``).
 """
 
 from __future__ import annotations

@@ -5,7 +5,11 @@
   one device's X25519 key; issuing (hub) and checking (speaker), pure over the time.
 - ``sealing``: AES-256-GCM for segments (per-track content keys) and for wrapped keys.
 - ``device_keys``: the speaker's X25519 and Ed25519 keys (files of mode 0600).
-- ``store``: sealed blobs and their SQLite index, two tiers, atomic writes, repair.
+- ``store``: sealed blobs and their SQLite index, two tiers, atomic writes, repair
+  (a package: index, blobs, keyring, repair, and ``OfflineStore`` in front).
+- ``openssl``: the few libcrypto calls the speaker needs, through ctypes.
+- ``private_files``: secrets written atomically with mode 0600 (speaker and hub).
+- ``errors``: the root ``OfflineCacheError`` and the exception tree, drawn there.
 
 The package's place in the dependency graph (``device -> offline_cache``,
 ``hub -> offline_cache``) is enforced by tests/test_architecture.py.

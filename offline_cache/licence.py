@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from offline_cache import openssl
+from offline_cache.errors import OfflineCacheError
 
 if TYPE_CHECKING:  # the hub's side (issuing) hands in ``cryptography`` keys
     from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -41,7 +42,7 @@ FORMAT = "legato-licence-1"
 RENEW_HOW = "connect the speaker to its hub; it renews by itself (or download again)"
 
 
-class LicenceError(Exception):
+class LicenceError(OfflineCacheError):
     """A licence cannot be used; the message says why and what to do."""
 
 

@@ -16,6 +16,8 @@ import hashlib
 import hmac
 import os
 
+from offline_cache.errors import OfflineCacheError
+
 NONCE = 12
 TAG = 16
 _NID_X25519 = 1034
@@ -27,7 +29,7 @@ _SIZE = ctypes.c_size_t
 _INT = ctypes.c_int
 
 
-class CryptoError(Exception):
+class CryptoError(OfflineCacheError):
     """An authentication tag or signature did not verify, or a key was unusable."""
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 
 from offline_cache import openssl
+from offline_cache.errors import OfflineCacheError
 
 NONCE = 12
 TAG = 16
@@ -21,7 +22,7 @@ _SEGMENT = b"legato-seg-1|"
 _KEY = b"legato-ck-1|"
 
 
-class TamperedError(Exception):
+class TamperedError(OfflineCacheError):
     """A blob or wrapped key failed its authentication tag: never use its bytes."""
 
 

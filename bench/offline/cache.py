@@ -73,7 +73,7 @@ def plain_path(library: Library, track_id: str, n: int) -> Path:
 
 def blob_path(store: OfflineStore, track_id: str, n: int) -> Path:
     # the store's own layout (a private helper: the bench evicts and sizes these files)
-    return store._blob(track_id, QUALITY.label, n)
+    return store._blobs.path(track_id, QUALITY.label, n)
 
 
 def _settle(path: Path) -> None:
