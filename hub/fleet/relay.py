@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from connect_protocol.codec import DecodeError, decode, encode
-from connect_protocol.errors import ConnectError, PayloadTooLargeError
+from connect_protocol.errors import PayloadTooLargeError, TransportError
 from connect_protocol.messages import (
     Ack,
     Adopt,
@@ -188,7 +188,7 @@ class Relay:
             ) from None
         except PayloadTooLargeError as exc:
             raise PayloadTooLarge(f"The command is too large to send: {exc}") from exc
-        except ConnectError as exc:
+        except TransportError as exc:
             raise BrokerUnavailable(f"could not reach the broker: {exc}") from exc
         finally:
             self._pending.pop(command.id, None)
