@@ -36,6 +36,12 @@ def track_id_of(uri: str) -> str:
     return uri.rsplit(":", 1)[-1]
 
 
+def kind_of(uri: str) -> str | None:
+    """The kind a three-part URI names (``album`` of ``legato:album:ID``); None otherwise."""
+    parts = uri.split(":")
+    return parts[1] if len(parts) == 3 else None
+
+
 def uri_of(kind: str, item_id: str) -> str:
     """The canonical URI of a catalog item: ``legato:KIND:ID``."""
     return f"legato:{kind}:{item_id}"

@@ -56,7 +56,7 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX tracks_album ON tracks(album_id, track_number);
     """,
-    # 2: ingested audio (hub/media/store.py) and album art
+    # 2: ingested audio (hub.media.store) and album art
     """
     CREATE TABLE media (
         track_id TEXT PRIMARY KEY REFERENCES tracks(id) ON DELETE CASCADE,
@@ -71,7 +71,7 @@ MIGRATIONS: list[str] = [
         path TEXT NOT NULL
     );
     """,
-    # 3: the full catalog (issue 4): artists, albums, ordered credits, audio features,
+    # 3: the full catalog: artists, albums, ordered credits, audio features,
     # markets; playlists, saved tracks, plays; refresh tokens.  ``tracks.artist`` and
     # ``tracks.album`` stay as display names (what the speaker shows); the credits
     # tables are the truth for the Web API.  Markets: space-separated ISO 3166-1
@@ -178,7 +178,7 @@ MIGRATIONS: list[str] = [
     INSERT OR IGNORE INTO track_artists (track_id, artist_id, position)
         SELECT id, legato_artist_id(artist), 0 FROM tracks;
     """,
-    # 4: catalog search (issue 4, hub/search/).  Per kind, a document table is the
+    # 4: catalog search (hub.catalog.search).  Per kind, a document table is the
     # external content of an FTS5 table whose rowid, ``doc``, is
     # (100 - popularity) * 2**32 + the item's rowid: matches come most popular first.
     # ``year`` holds year, decade, century, millennium tokens (y1999 d199 c19 k1), each
@@ -186,7 +186,7 @@ MIGRATIONS: list[str] = [
     # "y*" typed by a listener does not walk every document's year).
     # Names are stored as legato_search_text makes them (folded tokens).
     # ``search_terms`` is the vocabulary that typo correction scans.  The backfill
-    # builds the same documents as hub/search/kinds.py (kept frozen here).
+    # builds the same documents as hub/catalog/search/kinds.py (kept frozen here).
     """
     CREATE TABLE search_track_docs (
         doc INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,
@@ -295,7 +295,7 @@ MIGRATIONS: list[str] = [
         ) GROUP BY term;
     """,
     # 5: typo corrections come from public catalog words only: playlists' names can be
-    # private, so their words leave the vocabulary (hub/search/kinds.py in_vocabulary)
+    # private, so their words leave the vocabulary (hub/catalog/search/kinds.py in_vocabulary)
     """
     DELETE FROM search_terms;
     INSERT INTO search_terms (term, docs)
@@ -307,7 +307,7 @@ MIGRATIONS: list[str] = [
             SELECT term, doc FROM search_artists_vocab WHERE col = 'name'
         ) GROUP BY term;
     """,
-    # 6: offline downloads and licences (issue 5, hub/offline.py).  A speaker's X25519
+    # 6: offline downloads and licences (hub.offline).  A speaker's X25519
     # (licences are sealed to it) and Ed25519 (it signs its syncs) public keys, b64url;
     # re-pairing the speaker deletes its row so a fresh install can register new ones.
     # A licence row keeps the signed document it sent, to send it again unchanged; its
@@ -355,7 +355,7 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (device_id, track_id)
     );
     """,
-    # 7: speakers' playback events (hub/device_events.py), for the dashboard's charts
+    # 7: speakers' playback events (hub.fleet.events), for the dashboard's charts
     # and each speaker's history; pruned after 90 days so the table stays bounded.
     # ``track_id`` is the catalog id ('' when the event names no track); no foreign
     # keys: an event outlives a re-ingested track or a removed speaker.

@@ -8,10 +8,10 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hub.catalog import resolve as catalog
 from hub.catalog import write as catalog_write
 from hub.catalog.ids import artist_id, is_base62_id
 from hub.context import hub_database
+from hub.demo_music.seed import seed_demo
 from hub.schema import MIGRATIONS
 
 
@@ -65,7 +65,7 @@ def test_a_version_2_catalog_gains_artists_albums_and_credits(tmp_path: Path) ->
 def test_the_demo_catalog_is_credited(tmp_path: Path) -> None:
     db = hub_database(tmp_path / "hub.db")
     db.migrate()
-    added = catalog.seed_demo(db)
+    added = seed_demo(db)
     with db.reading() as c:
         assert c.execute("SELECT COUNT(*) FROM track_artists").fetchone()[0] == added
         ids = [r[0] for r in c.execute("SELECT id FROM artists")]
@@ -79,7 +79,7 @@ def test_the_demo_catalog_gets_features_and_popularity(tmp_path: Path) -> None:
 
     db = hub_database(tmp_path / "hub.db")
     db.migrate()
-    catalog.seed_demo(db)  # the same album and track names the rendered demo is tagged with
+    seed_demo(db)  # the same album and track names the rendered demo is tagged with
     with db.transaction() as conn:
         assert catalog_extras.apply(conn) == 12
     with db.reading() as conn:

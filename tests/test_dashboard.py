@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from hub.accounts import users
-from hub.catalog import resolve as catalog
 from hub.clock import now_ms
+from hub.demo_music.seed import seed_demo
 from tests.audio_files import FileTags, sine, write_audio
 from tests.system import PASSWORD, System, wait_for
 
@@ -43,7 +43,7 @@ def token(system: System, user: str, password: str) -> str:
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     sysm = System(tmp_path_factory.mktemp("dashboard"))
     users.add_user(sysm.db, "operator", ADMIN_PASSWORD, admin=True)
-    catalog.seed_demo(sysm.db)
+    seed_demo(sysm.db)
     with sysm.running("kitchen", "lounge"):
         yield sysm
 

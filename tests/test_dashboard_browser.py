@@ -14,8 +14,8 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from hub.accounts import users
-from hub.catalog import resolve as catalog
 from hub.clock import now_ms
+from hub.demo_music.seed import seed_demo
 from tests.browser import chromium, js_errors, log_in, new_page, screenshot
 from tests.system import PASSWORD, System, wait_for
 
@@ -28,7 +28,7 @@ ADMIN_PASSWORD = "operator-password"
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     sysm = System(tmp_path_factory.mktemp("dashboard-browser"))
     users.add_user(sysm.db, "operator", ADMIN_PASSWORD, admin=True)
-    catalog.seed_demo(sysm.db)
+    seed_demo(sysm.db)
     with sysm.running("kitchen", "lounge"):
         _some_history(sysm)
         yield sysm

@@ -19,9 +19,9 @@ import pytest
 import soundfile as sf
 from numpy.typing import NDArray
 
-from hub.catalog.resolve import DEMO_ALBUMS
 from hub.demo_music import DEMO_LIBRARY, DemoAlbum, DemoTrack, render_demo_library
 from hub.demo_music.library import COVER_SIZE, render_pcm
+from hub.demo_music.seed import DEMO_ALBUMS
 
 SHORT = 3.0  # seconds per track where only the files matter
 PITCH_CLASSES = ("C", "Db", "D", "Eb", "E", "F", "Gb", "G", "Ab", "A", "Bb", "B")

@@ -20,7 +20,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from connect_protocol.messages import MAX_MESSAGE_BYTES
-from hub.catalog import resolve as catalog
+from hub.demo_music.seed import seed_demo
 from tests.system import Api, System, retained_state, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 @pytest.fixture
 def system(tmp_path: Any) -> Iterator[System]:
     sysm = System(tmp_path)
-    catalog.seed_demo(sysm.db)
+    seed_demo(sysm.db)
     with sysm.running("kitchen", "bedroom"):
         yield sysm
 

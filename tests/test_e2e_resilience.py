@@ -15,7 +15,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from connect_protocol.messages import MAX_MESSAGE_BYTES
 from connect_protocol.topics import HUB_USERNAME
-from hub.catalog import resolve as catalog
+from hub.demo_music.seed import seed_demo
 from hub.fleet import provisioning
 from tests.system import Api, System, retained_state, wait_for
 
@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 @pytest.fixture
 def system(tmp_path: Any) -> Iterator[System]:
     sysm = System(tmp_path)
-    catalog.seed_demo(sysm.db)
+    seed_demo(sysm.db)
     with sysm.running("kitchen"):
         yield sysm
 
@@ -170,7 +170,7 @@ def test_speaker_acks_bad_commands_and_keeps_running(system: System) -> None:
 
 def test_hub_restart_with_embedded_broker_speakers_come_back(tmp_path: Any) -> None:
     system = System(tmp_path, embedded=True)
-    catalog.seed_demo(system.db)
+    seed_demo(system.db)
     system.provision("kitchen")
     system.start_hub()
     system.start_speaker("kitchen")

@@ -22,7 +22,7 @@ from connect_protocol.mqtt import BrokerAddress
 from device.config import SpeakerConfig
 from device.service import SpeakerService
 from hub.accounts import users
-from hub.catalog import resolve as catalog
+from hub.demo_music.seed import seed_demo
 from hub.fleet import provisioning
 from hub.server import Hub, ServeOptions
 from tests.brokers import free_port
@@ -66,7 +66,7 @@ async def scenario(tmp_path: Path) -> None:
     port, mqtt_port = free_port(), free_port()
     hub = Hub(ServeOptions(data_dir=tmp_path, port=port, mqtt_port=mqtt_port, advertise=False))
     await asyncio.to_thread(users.add_user, hub.db, "ada", "long enough password")
-    await asyncio.to_thread(catalog.seed_demo, hub.db)
+    await asyncio.to_thread(seed_demo, hub.db)
     secret = await asyncio.to_thread(provisioning.add_broker_user, hub.db, "den", "speaker")
     await hub.start()
     speaker = SpeakerService(

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.catalog import resolve as catalog
+from hub.demo_music.seed import seed_demo
 from tests.catalog_fixtures import populate
 from tests.system import System
 
@@ -28,7 +28,7 @@ CHECKS = "not_a_server_error,response_schema_conformance,content_type_conformanc
 @pytest.fixture(scope="module")
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     sysm = System(tmp_path_factory.mktemp("fuzz"), embedded=True)
-    catalog.seed_demo(sysm.db)
+    seed_demo(sysm.db)
     populate(sysm.db)
     with sysm.running("kitchen"):
         yield sysm

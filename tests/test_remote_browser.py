@@ -17,7 +17,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from hub.catalog import resolve as catalog
+from hub.demo_music.seed import seed_demo
 from tests.browser import chromium, js_errors, log_in, new_page, screenshot
 from tests.system import PASSWORD, Api, System, retained_state, wait_for
 
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.timeout(240)
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     root: Path = tmp_path_factory.mktemp("remote")
     s = System(root)
-    catalog.seed_demo(s.db)
+    seed_demo(s.db)
     with s.running("kitchen", "lounge"):
         api = Api(s)
         api.wait_online("kitchen", "lounge")

@@ -19,7 +19,7 @@ import pytest
 import spotipy
 from PIL import Image
 
-from hub.catalog import resolve as catalog
+from hub.demo_music.seed import seed_demo
 from tests.catalog_fixtures import populate
 from tests.system import System, wait_for
 
@@ -34,7 +34,7 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     sysm = System(tmp_path_factory.mktemp("spotipy"), embedded=True)
-    catalog.seed_demo(sysm.db)
+    seed_demo(sysm.db)
     sysm.ids = populate(sysm.db, art_dir=sysm.data)  # type: ignore[attr-defined]
     with sysm.running("kitchen", "bedroom"):
         yield sysm

@@ -1,4 +1,4 @@
-"""Content-based recommendations from audio features, until the recommendations work lands.
+"""Content-based recommendations from audio features (no listening history yet).
 
 The seeds' features are averaged into a target; candidates are the catalog's tracks
 that have features, ranked by distance to the target in a space where each feature is

@@ -1,40 +1,38 @@
-"""A minimal catalog: enough to turn Spotify-style URIs into tracks to play.
+"""What a play request names, resolved into the tracks a speaker plays.
 
-The full catalog (artists, FTS search, ingest) lands with its own issue; this
-module resolves ``legato:track:ID`` and ``legato:album:ID`` — and the
-``spotify:`` aliases, so clients that build Spotify URIs work unchanged — into
-``TrackRef``s the speaker can play, and seeds a small demo catalog.
+``legato:track:ID``, ``legato:album:ID`` and ``legato:playlist:ID`` (and their
+``spotify:`` aliases, so clients that build Spotify URIs work unchanged) become
+``TrackRef`` values in play order.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
 
 from connect_protocol.messages import TrackRef
-from hub.catalog import write as catalog_write
+from connect_protocol.uris import ParsedUri, split_uri
 from hub.catalog.ids import base62_id
 from hub.db import Database
 from hub.errors import CatalogError
 
-__all__ = ["base62_id", "first_album_uri", "parse_uri", "resolve_context", "resolve_tracks"]
-
-URI_SCHEMES = ("legato", "spotify")
-
-
-@dataclass(frozen=True, slots=True)
-class ParsedUri:
-    kind: str
-    id: str
+__all__ = [
+    "ParsedUri",
+    "base62_id",
+    "first_album_uri",
+    "parse_uri",
+    "resolve_context",
+    "resolve_tracks",
+]
 
 
 def parse_uri(uri: str) -> ParsedUri:
-    parts = uri.split(":")
-    if len(parts) != 3 or parts[0] not in URI_SCHEMES or not parts[2].isalnum():
+    """The URI's kind and id; a :class:`CatalogError` for anything else."""
+    parsed = split_uri(uri)
+    if parsed is None:
         raise CatalogError(
             f"Invalid URI {uri[:100]!r}: expected legato:track:ID or spotify:track:ID"
         )
-    return ParsedUri(parts[1], parts[2])
+    return parsed
 
 
 def _ref(row: sqlite3.Row) -> TrackRef:
@@ -89,54 +87,3 @@ def first_album_uri(db: Database) -> str | None:
             "SELECT album_id FROM tracks ORDER BY album, track_number LIMIT 1"
         ).fetchone()
     return f"legato:album:{row[0]}" if row else None
-
-
-DEMO_ALBUMS: list[tuple[str, str, list[tuple[str, int]]]] = [
-    (
-        "Harbour Lights",
-        "The Quay Ensemble",
-        [
-            ("Low Tide", 184_000),
-            ("Gulls at Dawn", 201_000),
-            ("Rope and Anchor", 176_000),
-            ("Lanterns", 232_000),
-        ],
-    ),
-    (
-        "Night Bus",
-        "Mira Okafor",
-        [("Last Stop", 195_000), ("Sodium Glow", 221_000), ("Window Seat", 168_000)],
-    ),
-    (
-        "Field Recordings",
-        "Paloma Reyes Trio",
-        [
-            ("Meadow Waltz", 247_000),
-            ("Swing Hinge", 189_000),
-            ("Barley", 210_000),
-            ("Evening Shift", 263_000),
-            ("Coda", 122_000),
-        ],
-    ),
-]
-
-
-def seed_demo(db: Database) -> int:
-    """Add the demo albums if the catalog is empty; returns tracks added."""
-    with db.transaction() as conn:
-        if conn.execute("SELECT COUNT(*) FROM tracks").fetchone()[0]:
-            return 0
-        added = 0
-        for album, artist, tracks in DEMO_ALBUMS:
-            album_id = base62_id(f"album:{artist}:{album}")
-            for number, (name, duration) in enumerate(tracks, start=1):
-                catalog_write.ensure_album(conn, album_id, album, artist)
-                track_id = base62_id(f"track:{album_id}:{name}")
-                conn.execute(
-                    "INSERT INTO tracks (id, name, artist, album, album_id, track_number,"
-                    " duration_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (track_id, name, artist, album, album_id, number, duration),
-                )
-                catalog_write.credit_track(conn, track_id, artist)
-                added += 1
-    return added

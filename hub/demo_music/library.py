@@ -45,7 +45,7 @@ class DemoAlbum:
     tracks: tuple[DemoTrack, ...]
 
 
-# Names as in hub.catalog.DEMO_ALBUMS; twelve tracks in twelve different keys and tempos.
+# Names as in hub.demo_music.seed.DEMO_ALBUMS; twelve tracks in twelve different keys and tempos.
 DEMO_LIBRARY: tuple[DemoAlbum, ...] = (
     DemoAlbum("Harbour Lights", "The Quay Ensemble", 2023, "Ambient",
               ((18, 42, 84), (236, 170, 80)), (

@@ -33,7 +33,7 @@ def _upsert_user(db: Database, username: str, role: Role, secret: str) -> None:
             (username, role, hash_secret(secret), now_ms()),
         )
         # Pairing (again) is a fresh install: it registers new offline keys, and the
-        # hub then seals licences to those (hub/offline.py).
+        # hub then seals licences to those (hub.offline).
         conn.execute("DELETE FROM device_keys WHERE device_id = ?", (username,))
 
 

@@ -107,7 +107,7 @@ def require_scope(*names: str) -> Callable[[Session], Awaitable[User]]:
 def limited_user(category: str, *names: str) -> Callable[..., Awaitable[User]]:
     """A dependency: authenticate, check any-of ``names`` (if given), count the request.
 
-    ``category`` is a :class:`hub.ratelimit.Category` value: "standard", "search",
+    ``category`` is a :class:`hub.http.ratelimit.Category` value: "standard", "search",
     "player" or "playlist-changes".  Over the limit: 429 with ``Retry-After``.
     """
     counted = Category(category)  # a typo fails at import, not on a request

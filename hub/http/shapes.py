@@ -11,6 +11,7 @@ from typing import Any
 
 from connect_protocol.messages import PlayerState, TrackRef
 from connect_protocol.reducer import position_at
+from connect_protocol.uris import kind_of, track_id_of
 from hub.catalog.resolve import base62_id
 from hub.fleet.relay import Device
 
@@ -40,7 +41,7 @@ def device_object(device: Device, *, active: bool) -> dict[str, Any]:
 
 
 def track_object(track: TrackRef, base_url: str) -> dict[str, Any]:
-    track_id = track.uri.rsplit(":", 1)[-1]
+    track_id = track_id_of(track.uri)
     artists = [
         {
             "id": base62_id(f"artist:{name}"),
@@ -80,7 +81,7 @@ def player_object(device: Device, *, active: bool, now_ms: int, base_url: str) -
     state: PlayerState = device.state
     context: dict[str, Any] | None = None
     if state.context_uri:
-        kind = state.context_uri.split(":")[1] if state.context_uri.count(":") == 2 else "album"
+        kind = kind_of(state.context_uri) or "album"
         context = {
             "type": kind,
             "uri": state.context_uri,

@@ -3,10 +3,10 @@
 One module per job: ``sources`` (which files, content hash), ``tags``
 (mutagen), ``decode`` (PyAV to float PCM), ``integrity`` (truncation),
 ``loudness`` (EBU R128), ``encode`` (the ladder, cut and verified),
-``oggpages`` (a libav trimming quirk), ``files`` (atomic writes), ``worker``
-(one file), ``commit`` (the catalog transaction), ``pipeline`` (a whole run,
-in parallel), ``model`` (the values passed between them) and ``progress``
-(what the CLI shows).
+``oggpages`` (a libav trimming quirk), ``worker`` (one file), ``commit`` (the
+catalog transaction), ``pipeline`` (a whole run, in parallel), ``model`` (the
+values passed between them), ``progress`` (what the CLI shows) and ``jobs``
+(the dashboard's one background ingest at a time).
 
     ingest_paths(db, data_dir, [Path("~/Music")], jobs=None,
                  on_progress=..., on_result=...) -> list[IngestResult]

@@ -3,7 +3,7 @@
 An item is a track, album or playlist URI per (device, account).  Items are
 expanded to tracks whenever they are read, so a playlist that changes takes its
 speaker's copy with it.  Progress is what the speaker last reported per track;
-:func:`hub.licence_rules.item_progress` folds it into each item's state.
+:func:`hub.offline.rules.item_progress` folds it into each item's state.
 All functions take an open connection; the caller owns the transaction.
 """
 

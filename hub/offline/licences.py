@@ -11,7 +11,7 @@ Two secrets under ``keys/`` (mode 0600, created on first use):
 
 The licence table's rows keep the signed document so a speaker gets the very same
 bytes again until a renewal is due; the rules of when to issue are in
-:mod:`hub.licence_rules`.
+:mod:`hub.offline.rules`.
 """
 
 from __future__ import annotations

@@ -1,13 +1,13 @@
-"""Catalog search: FTS5 over tracks, artists, albums and playlists (issue 4).
+"""Catalog search: FTS5 over tracks, artists, albums and playlists.
 
-- :mod:`hub.search.query` parses a search box's text (pure);
-- :mod:`hub.search.kinds` says what each kind indexes and how its documents are built;
-- :mod:`hub.search.index` keeps the index in step with the catalog;
-- :mod:`hub.search.vocabulary` completes long prefixes and corrects small typos;
-- :mod:`hub.search.engine` runs the queries; :mod:`hub.search.ranking` orders them.
+- :mod:`hub.catalog.search.query` parses a search box's text (pure);
+- :mod:`hub.catalog.search.kinds` says what each kind indexes and how its documents are built;
+- :mod:`hub.catalog.search.index` keeps the index in step with the catalog;
+- :mod:`hub.catalog.search.vocabulary` completes long prefixes and corrects small typos;
+- :mod:`hub.catalog.search.engine` runs the queries; :mod:`hub.catalog.search.ranking` orders them.
 
-The tables are migration 4's (``hub/db.py``).  ``GET /v1/search`` is
-``hub/routes/search.py``; ``bench/search_catalog.py`` measures it at 1M tracks.
+The tables are migration 4's (:mod:`hub.schema`).  ``GET /v1/search`` is
+:mod:`hub.http.routes.search`; ``bench/search_catalog.py`` measures it at 1M tracks.
 """
 
 from hub.catalog.search.engine import Page, find, search

@@ -1,10 +1,10 @@
 """Searching one kind of item: FTS5 candidates in popularity order, re-ranked by relevance.
 
 FTS5 returns matches in rowid order, and a document's rowid puts the most popular
-items first (see :mod:`hub.search.kinds`), so ``MATCH ... LIMIT n`` reads only the
+items first (see :mod:`hub.catalog.search.kinds`), so ``MATCH ... LIMIT n`` reads only the
 first n matches however common the words are.  Matches are taken in windows of
 :data:`WINDOW` (in popularity order); each window is ordered by
-:func:`hub.search.ranking.rank`, and pages are cut from the windows in turn.  Page
+:func:`hub.catalog.search.ranking.rank`, and pages are cut from the windows in turn.  Page
 boundaries therefore never reorder results: following ``next`` returns every match
 once.  Like Spotify, at most :data:`MAX_RESULTS` matches are reachable, and the total
 is counted up to that cap, which keeps a count of "the" as cheap as one of "zyx".

@@ -6,13 +6,13 @@ content of its FTS5 table.  A document's rowid, ``doc``, is
 order, so the most popular matches come first and ``LIMIT`` stops early.  The
 document holds the indexed text as indexed (FTS5 needs it to delete an entry), and
 ``year`` holds year, decade, century and millennium tokens (``y1999 d199 c19 k1``,
-each behind :data:`~hub.search.query.YEAR_MARK`) so a ``year:`` range is an FTS5
+each behind :data:`~hub.catalog.search.query.YEAR_MARK`) so a ``year:`` range is an FTS5
 ``OR`` of a few tokens instead of a scan.  Names are stored as
-:func:`~hub.search.query.search_text` makes them (SQL ``legato_search_text``,
+:func:`~hub.catalog.search.query.search_text` makes them (SQL ``legato_search_text``,
 registered by ``hub.db``): folded tokens, the parser's words exactly.
 
 The SELECTs here must build the same documents as migration 4's backfill in
-``hub/db.py`` (a test holds them to it); the migration keeps its own frozen copy.
+``hub/schema.py`` (a test holds them to it); the migration keeps its own frozen copy.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def popularity(doc: int) -> int:
 
 
 def year_sql(expr: str) -> str:
-    """SQL for :func:`hub.search.query.year_tokens` of an integer year expression."""
+    """SQL for :func:`hub.catalog.search.query.year_tokens` of an integer year expression."""
     m = YEAR_MARK
     return (
         f"CASE WHEN {expr} BETWEEN 0 AND 9999 THEN '{m}y' || {expr} || ' {m}d' || ({expr} / 10)"

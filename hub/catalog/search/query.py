@@ -53,7 +53,7 @@ class Field(StrEnum):
 class Term:
     """One folded token as typed.
 
-    ``expansion``, when set (see :mod:`hub.search.vocabulary`), is the exact index
+    ``expansion``, when set (see :mod:`hub.catalog.search.vocabulary`), is the exact index
     words the term stands for instead: the completions of a prefix, or a word and its
     typo corrections.
     """

@@ -1,7 +1,7 @@
 """The index's vocabulary: completing the word being typed, and correcting small typos.
 
 ``search_terms`` holds every token the index has seen (filled from ``fts5vocab`` on a
-rebuild, kept up to date by :mod:`hub.search.index`) with how many items use it.
+rebuild, kept up to date by :mod:`hub.catalog.search.index`) with how many items use it.
 
 Completion: a prefix of up to :data:`PREFIX_INDEXED` characters is left to FTS5, whose
 prefix indexes (migration 4) stream its matches in rowid order.  A longer prefix

@@ -3,7 +3,7 @@
 Every speaker logs in as its own device id and may only publish its own
 status/state/ack/events and read its own cmd; only the hub may send commands;
 anonymous clients are refused.  The rules live once, in
-:mod:`hub.broker.credentials`, and are enforced by either broker:
+:mod:`hub.fleet.broker.credentials`, and are enforced by either broker:
 
 * :class:`EmbeddedBroker` (amqtt in a thread) applies them in-process;
 * :class:`MosquittoProcess` runs Mosquitto 2 on config written by

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
-from connect_protocol.uris import track_id_of
+from connect_protocol.uris import kind_of, track_id_of
 from hub.catalog import plays
 from hub.errors import CatalogError
 from hub.http import models as m
@@ -22,9 +22,8 @@ Limit = Annotated[int, Query(ge=1, le=50, description="Items per page")]
 
 
 def _context(uri: str | None) -> dict[str, str] | None:
-    if not uri or uri.count(":") != 2:
-        return None
-    return {"type": uri.split(":")[1], "uri": uri}
+    kind = kind_of(uri) if uri else None
+    return None if kind is None or uri is None else {"type": kind, "uri": uri}
 
 
 @router.get(

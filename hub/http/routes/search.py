@@ -2,7 +2,7 @@
 
 One paging object per requested type (``tracks``, ``artists``, ``albums``,
 ``playlists``), its ``next`` and ``previous`` pointing back at this hub.  The work is
-:func:`hub.search.find`; the items are :mod:`hub.objects`'s.  A sync route, so the
+:func:`hub.catalog.search.find`; the items are :mod:`hub.http.objects`'s.  A sync route, so the
 SQLite work runs in FastAPI's thread pool rather than on the event loop.
 """
 
