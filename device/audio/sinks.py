@@ -31,11 +31,13 @@ from typing import IO, Any, Protocol, Self
 import numpy as np
 from numpy.typing import NDArray
 
+from device.errors import DeviceError
+
 CHANNELS = 2
 SPEC_FORMS = "alsa, alsa:PCM (e.g. alsa:hw:1,0), file:PATH, null"
 
 
-class SinkError(Exception):
+class SinkError(DeviceError):
     """The sink cannot play; the message is meant for the person setting the speaker up."""
 
 

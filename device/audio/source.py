@@ -20,6 +20,7 @@ from typing import Protocol
 
 from connect_protocol import codec
 from connect_protocol.media import Manifest, Quality
+from device.errors import DeviceError
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ logger = logging.getLogger(__name__)
 MANIFEST_MARGIN_MS = 5 * 60 * 1000
 
 
-class SourceError(Exception):
+class SourceError(DeviceError):
     """A fetch failed; ``retryable`` says whether trying again may help."""
 
     def __init__(self, message: str, *, retryable: bool) -> None:
