@@ -38,7 +38,7 @@ from connect_protocol.reducer import (
     Unload,
     reduce,
 )
-from device.engine import Engine
+from device.engine_api import Engine
 
 logger = logging.getLogger(__name__)
 

@@ -28,8 +28,8 @@ from device.audio.source import HubMedia
 from device.config import ConfigError, SpeakerConfig
 from device.controller import Controller, Outcome, wall_ms
 from device.downloads import DownloadManager
-from device.engine import Engine
-from device.engines import build_engine
+from device.engine_api import Engine
+from device.engine_factory import build_engine
 from device.local_api import LocalApi, info_document
 from offline_cache.device_keys import DeviceKeys
 from offline_cache.store import OfflineStore, StoreError
@@ -124,14 +124,13 @@ class SpeakerService:
         def event(kind: EventKind, uri: str | None, message: str) -> None:
             loop.call_soon_threadsafe(self._on_engine_event, kind, uri, message)
 
-        busy = getattr(engine, "needs_network", None)
         return DownloadManager(
             store=self.store,
             hub=HubMedia(cfg.hub_url, cfg.id, cfg.password),
             device_id=cfg.id,
             keys=self._keys,
             quality=Quality.parse(cfg.download_quality),
-            busy=busy if callable(busy) else lambda: False,
+            busy=engine.needs_network,  # playback first
             on_report=report,
             on_event=event,
         )

@@ -35,7 +35,7 @@ from device.audio.native import EngineOptions, NativeEngine
 from device.audio.sinks import FileSink
 from device.config import SpeakerConfig
 from device.controller import Controller
-from device.engine import Engine
+from device.engine_api import Engine
 from tests.media_fixtures import MemorySource, Track, make_track, sweep, sweep_span
 
 RATE = 44100

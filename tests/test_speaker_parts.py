@@ -12,9 +12,9 @@ import pytest
 from connect_protocol.codec import encode
 from connect_protocol.messages import EventKind, Pause, Play, SetVolume, TrackRef
 from device import config
+from device.clock_engine import ClockEngine
 from device.config import ConfigError
 from device.controller import Controller
-from device.engine import ClockEngine
 from hub.provisioning import write_speaker_config
 
 TRACKS = (

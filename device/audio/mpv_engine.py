@@ -92,7 +92,7 @@ from device.audio import dsp
 from device.audio.sinks import SinkError
 from device.audio.source import SegmentSource, SourceError, needs_page_check
 from device.config import SpeakerConfig
-from device.engine import EventCallback, ReportCallback
+from device.engine_api import EventCallback, ReportCallback
 
 logger = logging.getLogger(__name__)
 
@@ -643,6 +643,10 @@ class MpvEngine:
     def position_ms(self) -> int:
         with self._s.cond:
             return self._position_locked()
+
+    def needs_network(self) -> bool:
+        """Downloads never wait for this engine's prefetch."""
+        return False
 
     def close(self) -> None:
         with self._mpv_lock, self._s.cond:

@@ -45,7 +45,7 @@ from device.audio.pcm_queue import Chunk, PcmQueue
 from device.audio.sinks import Sink, SinkError
 from device.audio.source import SegmentSource, SourceError, TooSlowError, needs_page_check
 from device.audio.timeline import Timeline
-from device.engine import EventCallback, ReportCallback
+from device.engine_api import EventCallback, ReportCallback
 
 logger = logging.getLogger(__name__)
 
