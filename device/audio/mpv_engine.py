@@ -3,7 +3,7 @@
 How it plays.  Every segment of a track is one entry of mpv's playlist,
 ``legato://{gen}/{n}/{serial}``, opened through a registered stream protocol
 that serves the segment's bytes from memory.  A prefetch thread fetches
-segments from the ``SegmentSource`` (hub or, later, the offline cache) up to
+segments from the ``SegmentSource`` (the hub, or the offline cache) up to
 30 s ahead, choosing each one's quality with ``device.abr.choose`` as the
 native engine does, and checks every segment (Ogg page CRCs, Vorbis header,
 final granule = the manifest's frame count) before mpv sees it, so bad bytes
