@@ -258,9 +258,9 @@ class NativeEngine:
 
     def _apply_volume(self) -> None:
         """On the board's hardware mixer when it has one (full resolution), else in software."""
-        if self._sink_open and getattr(self._sink, "hardware_volume", False):
+        if self._sink_open and self._sink.hardware_volume:
             try:
-                self._sink.set_volume(self._volume_percent)  # type: ignore[attr-defined]
+                self._sink.set_volume(self._volume_percent)
                 self._volume = 1.0
                 return
             except SinkError as exc:
