@@ -497,8 +497,9 @@ def test_the_buffer_is_held_compressed_with_only_a_few_seconds_decoded(tmp_path:
         assert isinstance(engine, NativeEngine)
         await until(lambda: engine.first_audio_ns is not None)
         for _ in range(40):  # 2 s of samples while it plays
-            with engine._lock:
-                seen.append((engine._queue.frames, engine._buffered_frames()))
+            state = engine._s
+            with state.lock:
+                seen.append((state.queue.frames, state.buffered_frames()))
             await asyncio.sleep(0.05)
         rig.close()
 
