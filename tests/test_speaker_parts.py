@@ -178,3 +178,13 @@ def test_the_steady_wall_clock_reads_the_wall_once_then_follows_the_monotonic_cl
     assert clock() == 1_700_000_000_000
     mono[0] += 2_500_000_000
     assert clock() == 1_700_000_002_500  # 2.5 s on, whatever the wall clock says now
+
+
+def test_the_clock_engine_never_keeps_downloads_waiting() -> None:
+    async def go() -> None:
+        engine = ClockEngine(lambda uri: None)
+        engine.load(TrackRef(uri="legato:track:x", duration_ms=5000), 0, True)
+        assert not engine.needs_network()
+        engine.close()
+
+    asyncio.run(go())
