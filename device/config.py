@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from connect_protocol.topics import is_valid_device_id
+from device.errors import DeviceError
 
 ENGINES = ("clock", "native", "mpv")
 QUALITIES = ("auto", "low", "normal", "high", "very_high")
@@ -55,7 +56,7 @@ NORMALISATIONS = ("track", "album", "off")
 FIRMWARE_VERSION = "0.1.0"
 
 
-class ConfigError(Exception):
+class ConfigError(DeviceError):
     """The configuration is unusable; the message says which key and why."""
 
 

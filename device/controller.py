@@ -38,23 +38,31 @@ from connect_protocol.reducer import (
     Unload,
     reduce,
 )
-from device.engine import Engine
+from device.engine_api import Engine
 
 logger = logging.getLogger(__name__)
 
 
-_WALL_AT_START_NS = time.time_ns()
-_MONO_AT_START_NS = time.monotonic_ns()
-
-
-def wall_ms() -> int:
-    """Wall-clock milliseconds that never jump: read once, then advanced monotonically.
+class SteadyWallClock:
+    """Wall-clock milliseconds that never jump: the wall clock read once, when this is
+    made, then advanced on the monotonic clock.
 
     A Pi has no real-time clock; when NTP steps the clock, positions computed
     from ``timestamp_ms`` must not jump with it (the engine runs on the
-    monotonic clock too).
+    monotonic clock too).  Both clocks are injected, so tests give fixed ones.
     """
-    return (_WALL_AT_START_NS + time.monotonic_ns() - _MONO_AT_START_NS) // 1_000_000
+
+    def __init__(
+        self,
+        *,
+        wall_ns: Callable[[], int] = time.time_ns,
+        monotonic_ns: Callable[[], int] = time.monotonic_ns,
+    ) -> None:
+        self._monotonic_ns = monotonic_ns
+        self._offset_ns = wall_ns() - monotonic_ns()
+
+    def __call__(self) -> int:
+        return (self._offset_ns + self._monotonic_ns()) // 1_000_000
 
 
 @dataclass(slots=True)
@@ -72,7 +80,7 @@ class Controller:
         engine: Engine,
         *,
         state: PlayerState | None = None,
-        now_ms: Callable[[], int] = wall_ms,
+        now_ms: Callable[[], int] | None = None,
         memory: int = 1024,
         on_sync_downloads: Callable[[], bool] | None = None,
     ) -> None:
@@ -80,7 +88,7 @@ class Controller:
         #: asks the download manager to sync; False when this speaker keeps no offline cache
         self.on_sync_downloads = on_sync_downloads
         self.state = state or PlayerState()
-        self._now_ms = now_ms
+        self._now_ms = now_ms or SteadyWallClock()
         self._recent = RecentCommands(memory)
 
     def handle_bytes(self, payload: bytes) -> Outcome:

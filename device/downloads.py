@@ -33,6 +33,7 @@ from connect_protocol.media import Manifest, Quality
 from connect_protocol.messages import Downloads, EventKind
 from connect_protocol.ogg import BadSegmentError, check_segment
 from device.audio.source import HubMedia, SourceError
+from device.errors import DeviceError
 from offline_cache.device_keys import DeviceKeys
 from offline_cache.licence import Licence, LicenceError, SignedLicence
 from offline_cache.policy import Wanted, download_order
@@ -43,7 +44,7 @@ logger = logging.getLogger(__name__)
 EventSink = Callable[[EventKind, str | None, str], None]
 
 
-class HubRefusedError(Exception):
+class HubRefusedError(DeviceError):
     """The hub answered, and said no: the message is the hub's."""
 
 

@@ -26,10 +26,10 @@ from connect_protocol.reducer import rebased
 from connect_protocol.topics import Channel, device_topic
 from device.audio.source import HubMedia
 from device.config import ConfigError, SpeakerConfig
-from device.controller import Controller, Outcome, wall_ms
+from device.controller import Controller, Outcome, SteadyWallClock
 from device.downloads import DownloadManager
-from device.engine import Engine
-from device.engines import build_engine
+from device.engine_api import Engine
+from device.engine_factory import build_engine
 from device.local_api import LocalApi, info_document
 from offline_cache.device_keys import DeviceKeys
 from offline_cache.store import OfflineStore, StoreError
@@ -42,6 +42,7 @@ class SpeakerService:
         self, config: SpeakerConfig, broker: BrokerAddress | None, *, fast_sink: bool = False
     ) -> None:
         self.config = config
+        self._wall_ms = SteadyWallClock()  # read as the service is made, not at import
         self._fast_sink = fast_sink
         self.broker = broker
         self.info = DeviceInfo(id=config.id, name=config.name, model=config.model, fw=config.fw)
@@ -72,7 +73,9 @@ class SpeakerService:
         )
         engine.set_volume(50)
         # A fresh session per start: the hub then knows revisions begin again.
-        self.controller = Controller(engine, state=PlayerState(session=secrets.token_hex(8)))
+        self.controller = Controller(
+            engine, state=PlayerState(session=secrets.token_hex(8)), now_ms=self._wall_ms
+        )
         if self.store is not None:
             self.downloads = self._download_manager(engine, loop)
             self.controller.on_sync_downloads = self.downloads.request_sync
@@ -124,14 +127,13 @@ class SpeakerService:
         def event(kind: EventKind, uri: str | None, message: str) -> None:
             loop.call_soon_threadsafe(self._on_engine_event, kind, uri, message)
 
-        busy = getattr(engine, "needs_network", None)
         return DownloadManager(
             store=self.store,
             hub=HubMedia(cfg.hub_url, cfg.id, cfg.password),
             device_id=cfg.id,
             keys=self._keys,
             quality=Quality.parse(cfg.download_quality),
-            busy=busy if callable(busy) else lambda: False,
+            busy=engine.needs_network,  # playback first
             on_report=report,
             on_event=event,
         )
@@ -212,7 +214,7 @@ class SpeakerService:
             logger.warning("%s: %s (%s)", kind.value, message, uri or "-")
         elif kind is EventKind.QUALITY_CHANGE:
             logger.info("quality %s (%s)", message, uri or "-")
-        event = Event(kind=kind, timestamp_ms=wall_ms(), track_uri=uri, message=message)
+        event = Event(kind=kind, timestamp_ms=self._wall_ms(), track_uri=uri, message=message)
         self._publish_event(event)
 
     def _on_connected(self) -> None:
@@ -220,7 +222,7 @@ class SpeakerService:
             self.downloads.request_sync()
         self._publish(Channel.STATUS, encode(self.info), retain=True)
         # Rebased: the hub stamps live states with its own clock on arrival.
-        state = rebased(self._controller.state, wall_ms())
+        state = rebased(self._controller.state, self._wall_ms())
         self._publish(Channel.STATE, encode(state), retain=True)
         pending, self._pending = self._pending, []
         for topic, payload, retain in pending:

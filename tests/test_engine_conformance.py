@@ -35,7 +35,7 @@ from device.audio.native import EngineOptions, NativeEngine
 from device.audio.sinks import FileSink
 from device.config import SpeakerConfig
 from device.controller import Controller
-from device.engine import Engine
+from device.engine_api import Engine
 from tests.media_fixtures import MemorySource, Track, make_track, sweep, sweep_span
 
 RATE = 44100
@@ -421,6 +421,47 @@ def test_quality_cap_and_pin(tmp_path: Path, kind: str) -> None:
     assert out.shape[0] == RATE * 9
 
 
+def test_a_quality_the_track_lacks_plays_at_the_best_one_below_it(
+    tmp_path: Path, kind: str
+) -> None:
+    source = MemorySource()
+    qualities = (Quality.LOW, Quality.NORMAL)
+    track = source.add(make_track("r" * 22, sweep(RATE * 9, RATE), RATE, qualities=qualities))
+    rig = engine_rig(tmp_path, source, kind)
+    rig.options = EngineOptions(quality="high", normalisation="off")
+
+    play_through(rig, [track])
+    assert {q for _, q, _ in source.fetches} == {"normal"}
+    assert read_raw(rig.out).shape[0] == RATE * 9
+    assert not [e for e in rig.events if e[0] is EventKind.ERROR]
+
+
+def test_downloads_wait_while_playback_fetches_and_go_once_it_is_ahead(
+    tmp_path: Path, kind: str
+) -> None:
+    source = MemorySource()
+    track = source.add(make_track("w" * 22, sweep(RATE * 9, RATE), RATE))
+    rig = engine_rig(tmp_path, source, kind)
+
+    async def go() -> None:
+        rig.start()
+        engine = rig.engine
+        assert engine is not None
+        try:
+            assert not engine.needs_network()  # nothing to play
+            source.stalled.set()
+            engine.load(track.ref, 0, False)  # paused: it fetches ahead all the same
+            await asyncio.sleep(0.3)
+            assert engine.needs_network()  # its manifest is still to come
+            source.stalled.clear()
+            await until(lambda: not engine.needs_network())
+            assert len(source.fetches) == len(track.manifest.boundaries) - 1
+        finally:
+            rig.close()
+
+    run(go)
+
+
 def test_a_missing_alsa_device_is_reported_and_retried_not_fatal(tmp_path: Path) -> None:
     from device.audio.sinks import open_sink
 
@@ -497,8 +538,9 @@ def test_the_buffer_is_held_compressed_with_only_a_few_seconds_decoded(tmp_path:
         assert isinstance(engine, NativeEngine)
         await until(lambda: engine.first_audio_ns is not None)
         for _ in range(40):  # 2 s of samples while it plays
-            with engine._lock:
-                seen.append((engine._queue.frames, engine._buffered_frames()))
+            state = engine._s
+            with state.lock:
+                seen.append((state.queue.frames, state.buffered_frames()))
             await asyncio.sleep(0.05)
         rig.close()
 

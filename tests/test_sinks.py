@@ -20,9 +20,9 @@ from device.audio.sinks import (
     Pacer,
     Sink,
     SinkError,
-    _mixer_device,
     open_sink,
 )
+from device.audio.sinks.alsa import _mixer_device
 
 RATE = 44_100
 ODD_CHUNKS = [1, 7, 333, 1021, 4099, 2, 10_007]
@@ -280,3 +280,17 @@ def test_mixer_device_is_the_card_of_the_pcm() -> None:
     assert _mixer_device("hw:1,0") == "hw:1"
     assert _mixer_device("plughw:CARD=sndrpihifiberry,DEV=0") == "hw:sndrpihifiberry"
     assert _mixer_device("default") == "default"
+
+
+def test_sinks_without_a_mixer_say_so_through_the_interface(tmp_path: Path) -> None:
+    sinks: list[Sink] = [
+        NullSink(RATE, fast=True),
+        FileSink(tmp_path / "out.raw", RATE, fast=True),
+        AlsaSink("null", RATE, fast=True),
+    ]
+    for sink in sinks:
+        sink.open()
+        assert not sink.hardware_volume
+        with pytest.raises(SinkError, match="no hardware mixer"):
+            sink.set_volume(50)
+        sink.close()

@@ -12,9 +12,9 @@ import pytest
 from connect_protocol.codec import encode
 from connect_protocol.messages import EventKind, Pause, Play, SetVolume, TrackRef
 from device import config
+from device.clock_engine import ClockEngine
 from device.config import ConfigError
-from device.controller import Controller
-from device.engine import ClockEngine
+from device.controller import Controller, SteadyWallClock
 from hub.fleet.provisioning import write_speaker_config
 
 TRACKS = (
@@ -169,3 +169,22 @@ def test_info_document_shape() -> None:
         "paired": False,
         "hub": None,
     }
+
+
+def test_the_steady_wall_clock_reads_the_wall_once_then_follows_the_monotonic_clock() -> None:
+    wall = iter([1_700_000_000_000_000_000, 1_000])  # an NTP step after the first read
+    mono = [5_000_000_000]
+    clock = SteadyWallClock(wall_ns=lambda: next(wall), monotonic_ns=lambda: mono[0])
+    assert clock() == 1_700_000_000_000
+    mono[0] += 2_500_000_000
+    assert clock() == 1_700_000_002_500  # 2.5 s on, whatever the wall clock says now
+
+
+def test_the_clock_engine_never_keeps_downloads_waiting() -> None:
+    async def go() -> None:
+        engine = ClockEngine(lambda uri: None)
+        engine.load(TrackRef(uri="legato:track:x", duration_ms=5000), 0, True)
+        assert not engine.needs_network()
+        engine.close()
+
+    asyncio.run(go())

@@ -69,7 +69,7 @@ class InProcessSpeaker:
 
     The service is started with the clock engine (so it builds no audio engine of its
     own), then its controller is handed a ``NativeEngine`` wired to the service's own
-    callbacks, exactly as ``device.engines.build_engine`` wires one.
+    callbacks, exactly as ``device.engine_factory.build_engine`` wires one.
     """
 
     def __init__(self, rig: Rig, device_id: str, options: EngineOptions) -> None:

@@ -26,8 +26,8 @@ import paho.mqtt.client as paho
 from connect_protocol.codec import encode
 from connect_protocol.messages import DeviceInfo
 from connect_protocol.topics import Channel, device_topic
+from device.clock_engine import ClockEngine
 from device.controller import Controller, Outcome
-from device.engine import ClockEngine
 
 from .common import HOST, BenchError, poll_until
 from .pump import LoopPump, keep_alive, new_client

@@ -13,11 +13,12 @@ from __future__ import annotations
 import numpy as np
 
 from device.audio.vorbis import Pcm, VorbisError, VorbisStream
+from device.errors import DeviceError
 
 __all__ = ["DecodeFailedError", "Pcm", "SegmentDecoder", "decode_segment"]
 
 
-class DecodeFailedError(Exception):
+class DecodeFailedError(DeviceError):
     """The segment is not what the manifest promised; fetch it again or skip it."""
 
 

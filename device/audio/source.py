@@ -1,7 +1,8 @@
-"""Where segments come from: the hub over HTTP (later also the offline cache).
+"""Where segments come from: the hub over HTTP (``device.audio.cached_source`` puts the
+encrypted offline cache in front of it).
 
-``SegmentSource`` is what the engines read through, so a signed URL, a cached
-file and (for the mpv engine) a stream protocol all look alike.  ``HubMedia``
+``SegmentSource`` is what the engines read through, so a signed URL and a
+cached blob look alike.  ``HubMedia``
 keeps one HTTP connection to the hub, authenticates as the speaker (HTTP Basic
 with its broker credentials), re-fetches a manifest before its signed URLs
 expire, and measures throughput for the ABR from every segment it fetches.
@@ -20,6 +21,7 @@ from typing import Protocol
 
 from connect_protocol import codec
 from connect_protocol.media import Manifest, Quality
+from device.errors import DeviceError
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +29,7 @@ logger = logging.getLogger(__name__)
 MANIFEST_MARGIN_MS = 5 * 60 * 1000
 
 
-class SourceError(Exception):
+class SourceError(DeviceError):
     """A fetch failed; ``retryable`` says whether trying again may help."""
 
     def __init__(self, message: str, *, retryable: bool) -> None:

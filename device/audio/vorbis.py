@@ -24,13 +24,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from device.audio import pcm_native
+from device.errors import DeviceError
 
 Pcm = NDArray[np.float32]  # shape (frames, channels)
 
 _OV_FILE_BYTES = 4096  # sizeof(OggVorbis_File) is ~950 on 64-bit targets; room to spare
 
 
-class VorbisError(Exception):
+class VorbisError(DeviceError):
     """The bytes do not decode as Ogg Vorbis (or libvorbisfile is missing)."""
 
 

@@ -1,10 +1,8 @@
-"""The engine interface the controller drives, and the clock-driven engine.
+"""``ClockEngine``: the ``Engine`` interface over silence, on a monotonic clock.
 
-The controller turns reducer effects into calls on an ``Engine``; the engine
-reports back only "this track ended" (the gapless "about to finish" event comes
-with the audio engine).  ``ClockEngine`` plays silence on a monotonic clock so
-position advances honestly before the audio engine lands; the native and mpv
-engines implement the same protocol.
+Position advances honestly and track ends come on time, with no audio and no
+hub media: what a speaker runs with ``engine = "clock"``, or unpaired (it has no
+credentials to fetch audio with), and what control tests and benches drive.
 """
 
 from __future__ import annotations
@@ -12,28 +10,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Protocol
 
-from connect_protocol.messages import EventKind, TrackRef
-
-TrackEndedCallback = Callable[[str], None]
-#: kind, track uri, message: what the engine tells the listener (underrun, error...)
-EventCallback = Callable[[EventKind, str | None, str], None]
-#: track uri, position_ms, buffering: where the audio really is
-ReportCallback = Callable[[str, int, bool], None]
-
-
-class Engine(Protocol):
-    """What a playback engine must do; every call returns at once."""
-
-    def load(self, track: TrackRef, position_ms: int, playing: bool) -> None: ...
-    def set_next(self, track: TrackRef | None) -> None: ...
-    def set_playing(self, playing: bool) -> None: ...
-    def seek(self, position_ms: int) -> None: ...
-    def set_volume(self, volume_percent: int) -> None: ...
-    def unload(self) -> None: ...
-    def position_ms(self) -> int: ...
-    def close(self) -> None: ...
+from connect_protocol.messages import TrackRef
+from device.engine_api import TrackEndedCallback
 
 
 class ClockEngine:
@@ -102,6 +81,10 @@ class ClockEngine:
     @property
     def playing(self) -> bool:
         return self._started_at is not None
+
+    def needs_network(self) -> bool:
+        """Silence is never fetched."""
+        return False
 
     def close(self) -> None:
         self.unload()

@@ -13,8 +13,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from connect_protocol.messages import EventKind
+from device.clock_engine import ClockEngine
 from device.config import ConfigError, SpeakerConfig
-from device.engine import ClockEngine, Engine, EventCallback, ReportCallback
+from device.engine_api import Engine, EventCallback, ReportCallback
 
 if TYPE_CHECKING:
     from offline_cache.store import OfflineStore
