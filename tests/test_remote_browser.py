@@ -56,6 +56,9 @@ def signed_in(browser: Browser, system: System, *, phone: bool = True) -> Page:
 
 def choose(page: Page, speaker: str) -> None:
     page.get_by_role("link", name=re.compile("^Speakers$")).click()
+    # The list renders after the view changes: only then does a missing Control button
+    # mean the speaker is already this remote's.
+    expect(page.locator("li.speaker", has_text=speaker)).to_be_visible()
     control = page.get_by_role("button", name=f"Control {speaker}")
     if control.count():
         control.click()
