@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hub import errors
 from hub.accounts import scopes, users
@@ -173,3 +175,23 @@ def test_issued_tokens_keep_their_secrets_out_of_repr(tmp_path: Path) -> None:
     issued = accounts.issue_token(db, users.add_user(db, "ada", "long enough password"))
     assert issued.access_token not in repr(issued)
     assert issued.access_token not in str(issued)
+
+
+@given(
+    asked=st.sets(st.sampled_from(sorted(scopes.ALL)), min_size=1),
+    is_admin=st.booleans(),
+)
+def test_a_token_asked_for_named_scopes_never_carries_admin(
+    asked: set[str], is_admin: bool
+) -> None:
+    granted = scopes.granted(" ".join(sorted(asked)), is_admin=is_admin)
+    assert scopes.ADMIN not in granted
+    assert granted == asked
+
+
+def test_only_an_administrator_asking_for_nothing_or_for_it_gets_admin() -> None:
+    assert scopes.granted(None, is_admin=True) == scopes.ALL | {scopes.ADMIN}
+    assert scopes.granted("", is_admin=False) == scopes.ALL
+    assert scopes.granted("legato-admin", is_admin=True) == {scopes.ADMIN}
+    with pytest.raises(errors.InvalidScope, match="administrator"):
+        scopes.granted("legato-admin user-read-email", is_admin=False)

@@ -264,3 +264,50 @@ def test_health(system: System, admin: httpx.Client) -> None:
     assert body["speakers_online"] >= 1
     assert "all good" in admin.get("/dashboard/health").text
     time.sleep(0)  # (nothing to wait for: health is read on each request)
+
+
+def test_an_admins_narrow_token_cannot_administer(system: System) -> None:
+    """A token an administrator asked for with narrower scopes carries no legato-admin:
+    it can neither create accounts nor open the dashboard."""
+    r = httpx.post(
+        f"{system.url}/api/token",
+        data={
+            "grant_type": "password",
+            "username": "operator",
+            "password": ADMIN_PASSWORD,
+            "scope": "user-read-playback-state",
+        },
+    )
+    r.raise_for_status()
+    narrow = r.json()
+    assert "legato-admin" not in narrow["scope"].split()
+    headers = {"Authorization": f"Bearer {narrow['access_token']}"}
+    made = httpx.post(
+        f"{system.url}/api/admin/users",
+        json={"name": "sneaky", "password": "sneaky-password", "admin": True},
+        headers=headers,
+    )
+    assert made.status_code == 403
+    assert "legato-admin" in made.json()["error"]["message"]
+    page = httpx.get(
+        f"{system.url}/dashboard/users", cookies={"legato_token": narrow["access_token"]}
+    )
+    assert page.status_code == 403
+    full = token(system, "operator", ADMIN_PASSWORD)  # no scope asked: an admin's all
+    listed = httpx.get(f"{system.url}/api/admin/users", headers={"Authorization": f"Bearer {full}"})
+    assert listed.status_code == 200
+    assert "sneaky" not in {u["name"] for u in listed.json()["users"]}
+
+
+def test_a_listener_cannot_ask_for_the_admin_scope(system: System) -> None:
+    r = httpx.post(
+        f"{system.url}/api/token",
+        data={
+            "grant_type": "password",
+            "username": "listener",
+            "password": PASSWORD,
+            "scope": "legato-admin",
+        },
+    )
+    assert r.status_code == 400
+    assert r.json()["error"] == "invalid_scope"

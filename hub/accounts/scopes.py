@@ -22,6 +22,9 @@ MODIFY_LIBRARY = "user-library-modify"
 READ_RECENTLY_PLAYED = "user-read-recently-played"
 READ_PRIVATE = "user-read-private"
 READ_EMAIL = "user-read-email"
+#: Legato's own: the dashboard and ``/api/admin/*``.  Only an administrator's token
+#: carries it, and only when the token asked for no scope or named it.
+ADMIN = "legato-admin"
 
 #: Every scope the hub knows, with what it grants (shown in ``/openapi.json``).
 DESCRIPTIONS: dict[str, str] = {
@@ -37,10 +40,19 @@ DESCRIPTIONS: dict[str, str] = {
     READ_PRIVATE: "Read your account details",
     READ_EMAIL: "Read your e-mail address",
 }
+#: Every listener scope (Spotify's names).
 ALL: frozenset[str] = frozenset(DESCRIPTIONS)
+#: Every scope a token may carry: the listener's and :data:`ADMIN`.
+KNOWN: frozenset[str] = ALL | {ADMIN}
+#: ``/openapi.json``'s list: what each known scope grants.
+KNOWN_DESCRIPTIONS: dict[str, str] = {
+    **DESCRIPTIONS,
+    ADMIN: "Administer the hub: users, licences, catalog ingest (administrators only)",
+}
 
 #: What a token gets when its request names no scope: everything a listener may do,
 #: because the hub's own clients (the remote, the CLI's curl line) ask for nothing.
+#: An administrator's such token also gets :data:`ADMIN` (see :func:`granted`).
 DEFAULT: frozenset[str] = ALL
 
 #: Legacy names still accepted in requests and in stored tokens.
@@ -59,7 +71,7 @@ def parse(requested: str | None) -> frozenset[str]:
         raise InvalidScope("The requested scope is too long")
     granted: set[str] = set()
     for name in requested.split():
-        if name in ALL:
+        if name in KNOWN:
             granted.add(name)
         elif name in ALIASES:
             granted |= ALIASES[name]
@@ -68,11 +80,22 @@ def parse(requested: str | None) -> frozenset[str]:
     return frozenset(granted)
 
 
+def granted(requested: str | None, *, is_admin: bool) -> frozenset[str]:
+    """What a token request gets: :func:`parse`'s scopes, with :data:`ADMIN` for an
+    administrator who asked for no scope; a listener naming :data:`ADMIN` is refused,
+    and a token asked for narrower scopes never carries it."""
+    scopes = parse(requested)
+    if ADMIN in scopes and not is_admin:
+        raise InvalidScope(f"{ADMIN} is for administrator accounts")
+    asked_nothing = requested is None or not requested.strip()
+    return scopes | {ADMIN} if asked_nothing and is_admin else scopes
+
+
 def from_stored(stored: str) -> frozenset[str]:
     """The scopes of a stored token, leniently: a name no longer known grants nothing."""
     granted: set[str] = set()
     for name in stored.split():
-        if name in ALL:
+        if name in KNOWN:
             granted.add(name)
         else:
             granted |= ALIASES.get(name, frozenset())

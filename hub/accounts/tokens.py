@@ -117,9 +117,10 @@ def issue_token(
     """A new token family: an access token, and with ``refresh`` a refresh token.
 
     ``scope`` is the request's space-separated scope (``None`` or empty:
-    :data:`hub.accounts.scopes.DEFAULT`); an unknown name raises :class:`hub.errors.InvalidScope`.
+    :data:`hub.accounts.scopes.DEFAULT`, and for an administrator also ``legato-admin``);
+    an unknown name raises :class:`hub.errors.InvalidScope`.
     """
-    granted = scopes.parse(scope)
+    granted = scopes.granted(scope, is_admin=user.is_admin)
     with db.transaction() as conn:
         return _grant(
             conn,

@@ -46,7 +46,7 @@ ContextDep = Annotated[HubContext, Depends(get_context)]
 _oauth2 = OAuth2PasswordBearer(
     tokenUrl="/api/token",
     refreshUrl="/api/token",
-    scopes=scopes.DESCRIPTIONS,
+    scopes=scopes.KNOWN_DESCRIPTIONS,
     auto_error=False,
     description="Bearer access token from POST /api/token (password or refresh_token grant).",
 )
@@ -91,7 +91,7 @@ UserDep = Annotated[User, Depends(_session_user)]
 
 def require_scope(*names: str) -> Callable[[Session], Awaitable[User]]:
     """A dependency: the user, if the token holds any one of ``names``; else 403."""
-    unknown = set(names) - scopes.ALL
+    unknown = set(names) - scopes.KNOWN
     if not names or unknown:
         raise ValueError(f"require_scope needs known scope names, not {sorted(unknown)}")
     wanted = frozenset(names)
@@ -129,10 +129,15 @@ def rate_limit(category: str) -> Callable[..., Awaitable[User]]:
     return limited_user(category)
 
 
-async def admin_user(user: UserDep) -> User:
-    if not user.is_admin:
+async def admin_user(session: SessionDep) -> User:
+    """An administrator whose token carries ``legato-admin`` (a narrower token does not)."""
+    if not session.user.is_admin:
         raise HTTPException(status_code=403, detail="This needs an administrator account")
-    return user
+    if scopes.ADMIN not in session.scopes:
+        raise HTTPException(
+            status_code=403, detail=f"{INSUFFICIENT_SCOPE}: this needs {scopes.ADMIN}"
+        )
+    return session.user
 
 
 AdminDep = Annotated[User, Depends(admin_user)]

@@ -17,6 +17,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from hub.accounts import admin as user_admin
+from hub.accounts import scopes
 from hub.accounts.users import User
 from hub.catalog import reads
 from hub.clock import now_ms
@@ -24,7 +25,7 @@ from hub.context import HubContext
 from hub.fleet import events as device_events
 from hub.web import charts_page, formatting, health_view
 from hub.web.fleet import fleet_rows
-from hub.web.session import page_user, to_login
+from hub.web.session import page_session, page_user, to_login
 from hub.web.templating import templates
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
@@ -55,10 +56,11 @@ def _ctx(request: Request) -> HubContext:
 
 def _refuse(request: Request) -> Response | None:
     """The redirect or the refusal for anyone but a signed-in administrator."""
-    user = page_user(request)
-    if user is None:
+    session = page_session(request)
+    if session is None:
         return to_login(request)
-    if not user.is_admin:
+    user = session.user
+    if not user.is_admin or scopes.ADMIN not in session.scopes:
         return templates.TemplateResponse(
             request, "dashboard/forbidden.html", {"user": user}, status_code=403
         )

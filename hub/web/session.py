@@ -15,6 +15,7 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse
 
 from hub.accounts import tokens
+from hub.accounts.tokens import Session
 from hub.accounts.users import User
 from hub.context import HubContext
 from hub.errors import TokenRejected
@@ -22,16 +23,22 @@ from hub.errors import TokenRejected
 COOKIE = "legato_token"
 
 
-def page_user(request: Request) -> User | None:
-    """The user behind the page cookie, or None (no cookie, expired or revoked)."""
+def page_session(request: Request) -> Session | None:
+    """The session behind the page cookie, or None (no cookie, expired or revoked)."""
     token = request.cookies.get(COOKIE)
     if not token:
         return None
     ctx: HubContext = request.app.state.ctx
     try:
-        return tokens.access_session(ctx.db, token).user
+        return tokens.access_session(ctx.db, token)
     except TokenRejected:
         return None
+
+
+def page_user(request: Request) -> User | None:
+    """The user behind the page cookie, or None."""
+    session = page_session(request)
+    return None if session is None else session.user
 
 
 def to_login(request: Request) -> RedirectResponse:

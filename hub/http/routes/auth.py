@@ -89,9 +89,12 @@ async def token(
         user = await run_in_threadpool(users.authenticate, ctx.db, username, password)
         if user is None:
             return _oauth_error("invalid_grant", "Invalid username or password")
-        issued = await run_in_threadpool(
-            lambda: tokens.issue_token(ctx.db, user, scope=scope, refresh=True)
-        )
+        try:
+            issued = await run_in_threadpool(
+                lambda: tokens.issue_token(ctx.db, user, scope=scope, refresh=True)
+            )
+        except InvalidScope as exc:  # legato-admin asked for by a listener
+            return _oauth_error("invalid_scope", str(exc))
         return _granted(issued)
     if grant_type == "refresh_token":
         if not refresh_token:
