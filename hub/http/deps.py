@@ -24,11 +24,12 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import OAuth2PasswordBearer
 
 from hub.accounts import scopes, tokens
+from hub.accounts.throttle import FREE_FAILURES_PER_ADDRESS, LoginThrottle
 from hub.accounts.tokens import Session
 from hub.accounts.users import User
 from hub.context import HubContext
 from hub.errors import RateLimited, TokenRejected
-from hub.http.ratelimit import Category, Limit, RateLimiter
+from hub.http.ratelimit import Category, RateLimiter, monotonic_ms
 from hub.http.shapes import error_body
 
 INSUFFICIENT_SCOPE = "Insufficient client scope"
@@ -156,18 +157,14 @@ async def _too_many_requests(_request: Request, exc: Exception) -> Response:
     )
 
 
-#: Password attempts per account name and per client address: 20 a minute.
-LOGIN_ATTEMPTS = Limit(20, 60_000)
-
-
 def install_rate_limits(app: FastAPI, limiter: RateLimiter | None = None) -> RateLimiter:
-    """Give ``app`` its limiter (``app.state.rate_limiter``) and the 429 handler."""
+    """Give ``app`` its limiter (``app.state.rate_limiter``), the 429 handler, and the
+    login guards (``login_throttle``, ``login_limiter``), which are on even when the
+    Web API's limits are off."""
     installed = limiter if limiter is not None else RateLimiter()  # an empty one is falsy
     app.state.rate_limiter = installed
-    # password attempts, per account name and per client address (keys are hashes)
-    app.state.login_limiter = RateLimiter(
-        {category: LOGIN_ATTEMPTS for category in Category} if installed.enabled else None
-    )
+    app.state.login_throttle = LoginThrottle(monotonic_ms)
+    app.state.address_throttle = LoginThrottle(monotonic_ms, free=FREE_FAILURES_PER_ADDRESS)
     app.add_exception_handler(RateLimited, _too_many_requests)
     return installed
 

@@ -8,7 +8,6 @@ Basic, as spotipy sends) are accepted and ignored.
 
 from __future__ import annotations
 
-import zlib
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request, Response
@@ -16,9 +15,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from hub.accounts import scopes, tokens, users
+from hub.accounts.throttle import LoginThrottle
 from hub.errors import GrantRefused, InvalidScope
 from hub.http.deps import ContextDep
-from hub.http.ratelimit import Category, RateLimiter
 
 router = APIRouter(tags=["auth"])
 
@@ -71,23 +70,22 @@ async def token(
             scopes.parse(scope)  # before Argon2: a bad request costs no hashing
         except InvalidScope as exc:
             return _oauth_error("invalid_scope", str(exc))
-        # Guessing is slowed per account name and per client address, before Argon2.
+        # Guessing is slowed per (account, address) and per address, before Argon2.
         client = request.client.host if request.client else "-"
-        limiter: RateLimiter = request.app.state.login_limiter
-        for key in (f"user:{username.lower()}", f"addr:{client}"):
-            decision = limiter.hit(zlib.crc32(key.encode()), Category.STANDARD)
-            if not decision.allowed:
-                return JSONResponse(
-                    {
-                        "error": "slow_down",
-                        "error_description": "Too many login attempts; retry later",
-                    },
-                    status_code=429,
-                    headers={"Retry-After": str(decision.retry_after_s), **_NO_STORE},
-                )
+        pairs: LoginThrottle = request.app.state.login_throttle
+        addresses: LoginThrottle = request.app.state.address_throttle
+        wait_s = max(pairs.retry_after_s(username, client), addresses.retry_after_s("", client))
+        if wait_s:
+            return JSONResponse(
+                {"error": "slow_down", "error_description": "Too many login attempts; retry later"},
+                status_code=429,
+                headers={"Retry-After": str(wait_s), **_NO_STORE},
+            )
         # Argon2 takes tens of milliseconds: keep it off the event loop.
         user = await run_in_threadpool(users.authenticate, ctx.db, username, password)
+        pairs.record(username, client, succeeded=user is not None)
         if user is None:
+            addresses.record("", client, succeeded=False)
             return _oauth_error("invalid_grant", "Invalid username or password")
         try:
             issued = await run_in_threadpool(
