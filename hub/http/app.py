@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
@@ -14,7 +15,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hub.context import HubContext
 from hub.errors import HubError
-from hub.http.deps import install_rate_limits
+from hub.http.body_caps import BodyCaps, LargerBody
+from hub.http.deps import admin_headers, install_rate_limits
 from hub.http.ratelimit import DEFAULT_LIMITS, Category, Limit, RateLimiter
 from hub.http.routes import (
     admin,
@@ -40,6 +42,9 @@ from hub.web import dashboard, pages
 from hub.web.templating import STATIC_DIR
 
 logger = logging.getLogger(__name__)
+UPLOAD_PATH = re.compile(r"/api/admin/ingest/upload")
+SYNC_PATH = re.compile(r"/v1/devices/[^/]+/offline/sync")
+MAX_SYNC_BYTES = 16 * 1024 * 1024
 
 
 def create_app(
@@ -79,6 +84,13 @@ def create_app(
     app.state.ctx = ctx
     app.state.audio = audio_access or AudioAccess.for_context(ctx)
     install_rate_limits(app, RateLimiter(rate_limits))  # app.state.rate_limiter, 429 handler
+    app.add_middleware(
+        BodyCaps,
+        larger=[
+            LargerBody(UPLOAD_PATH, admin_ingest.MAX_UPLOAD_BYTES, admin_headers(ctx)),
+            LargerBody(SYNC_PATH, MAX_SYNC_BYTES),  # a speaker's reports on 10,000 tracks
+        ],
+    )
     routers = (auth, health, player, connect_ws, audio, catalog_api, search)
     library = (profile, playlists, saved, history)
     for module in (

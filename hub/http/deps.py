@@ -20,8 +20,10 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import OAuth2PasswordBearer
+from starlette.datastructures import Headers
 
 from hub.accounts import scopes, tokens
 from hub.accounts.throttle import FREE_FAILURES_PER_ADDRESS, LoginThrottle
@@ -186,3 +188,20 @@ LibraryEditor = Annotated[User, Depends(limited_user("standard", scopes.MODIFY_L
 HistoryReader = Annotated[User, Depends(limited_user("standard", scopes.READ_RECENTLY_PLAYED))]
 QueueReader = Annotated[User, Depends(limited_user("player", scopes.READ_PLAYBACK))]
 Searcher = Annotated[User, Depends(limited_user("search"))]
+
+
+def admin_headers(ctx: HubContext) -> Callable[[Headers], Awaitable[bool]]:
+    """Whether a request's headers carry an administrator's token with ``legato-admin``:
+    what :mod:`hub.http.body_caps` asks before letting an upload's body be read."""
+
+    async def check(headers: Headers) -> bool:
+        token = bearer_token(headers.get("authorization"))
+        if token is None:
+            return False
+        try:
+            session = await run_in_threadpool(tokens.access_session, ctx.db, token)
+        except TokenRejected:
+            return False
+        return session.user.is_admin and scopes.ADMIN in session.scopes
+
+    return check

@@ -10,11 +10,12 @@ from __future__ import annotations
 import re
 import shutil
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, File, HTTPException, UploadFile
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
+from starlette.datastructures import UploadFile
 
 from hub.errors import IngestBusy
 from hub.http.deps import AdminDep, ContextDep
@@ -45,12 +46,43 @@ async def current(ctx: ContextDep, _admin: AdminDep) -> dict[str, Any]:
     return {"job": ctx.ingest.current()}
 
 
-@router.post("/upload", status_code=202, summary="Ingest uploaded audio files")
-async def upload(
-    ctx: ContextDep,
-    _admin: AdminDep,
-    files: Annotated[list[UploadFile], File(description="audio files (.flac .wav .mp3 .ogg)")],
-) -> dict[str, Any]:
+@router.post(
+    "/upload",
+    status_code=202,
+    summary="Ingest uploaded audio files",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "files": {
+                                "type": "array",
+                                "items": {"type": "string", "format": "binary"},
+                                "description": "audio files (.flac .wav .mp3 .ogg)",
+                            }
+                        },
+                        "required": ["files"],
+                    }
+                }
+            },
+        }
+    },
+)
+async def upload(ctx: ContextDep, _admin: AdminDep, request: Request) -> dict[str, Any]:
+    # The form is read here, after AdminDep: nothing of an upload is read (or spooled to
+    # disk) for anyone but an administrator; hub.http.body_caps caps what is read.
+    form = await request.form(max_files=MAX_FILES, max_fields=MAX_FILES)
+    try:
+        files = [f for f in form.getlist("files") if isinstance(f, UploadFile)]
+        return await _ingest_upload(ctx, files)
+    finally:
+        await form.close()
+
+
+async def _ingest_upload(ctx: ContextDep, files: list[UploadFile]) -> dict[str, Any]:
     if not files:
         raise HTTPException(status_code=400, detail="Choose at least one file")
     if len(files) > MAX_FILES:
