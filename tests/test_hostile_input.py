@@ -11,6 +11,7 @@ import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -44,7 +45,7 @@ def raw_request(system: System, head: str) -> socket.socket:
     return sock
 
 
-def read_response(sock: socket.socket) -> tuple[int, dict[str, object]]:
+def read_response(sock: socket.socket) -> tuple[int, dict[str, Any]]:
     data = b""
     while b"\r\n\r\n" not in data or not data.endswith(b"}"):
         chunk = sock.recv(65536)
