@@ -372,4 +372,12 @@ MIGRATIONS: list[str] = [
     CREATE INDEX device_events_ts ON device_events(ts_ms);
     CREATE INDEX device_events_device ON device_events(device_id, ts_ms);
     """,
+    # 8: the hub's own small state across restarts: which speaker is active (the relay
+    # decides it only from commands it relayed, so a restart must not forget it).
+    """
+    CREATE TABLE hub_state (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
 ]

@@ -65,3 +65,20 @@ def device_name(conn: sqlite3.Connection, device_id: str) -> str | None:
 def device_names(conn: sqlite3.Connection) -> dict[str, str]:
     """Every registered speaker's id and name."""
     return {str(r[0]): str(r[1]) for r in conn.execute("SELECT id, name FROM devices")}
+
+
+def active_device(conn: sqlite3.Connection) -> str | None:
+    """The speaker that was active when the hub last said so."""
+    row = conn.execute("SELECT value FROM hub_state WHERE key = 'active_device'").fetchone()
+    return None if row is None else str(row[0])
+
+
+def save_active_device(conn: sqlite3.Connection, device_id: str | None) -> None:
+    if device_id is None:
+        conn.execute("DELETE FROM hub_state WHERE key = 'active_device'")
+    else:
+        conn.execute(
+            "INSERT INTO hub_state (key, value) VALUES ('active_device', ?)"
+            " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (device_id,),
+        )

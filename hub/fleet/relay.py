@@ -7,9 +7,11 @@ with ``BrokerUnavailable`` when the broker goes away and ``CommandTimeout`` when
 the speaker does not answer in time.  Every change is fanned out to listeners
 (the WebSocket sessions).
 
-The relay alone decides which speaker is *active* (Spotify's rule: the one last told
-to play, resume or adopt a session, or one that started playing by itself) and mints
-command ids.  Speakers' events go to event listeners (the fleet recorder stores
+The relay alone decides which speaker is *active*: the one last told to play, resume
+or adopt a session through the hub (or given an empty session by a transfer).  A
+state message nobody asked for never moves it, so a speaker (or anyone holding its
+login) cannot claim the commands listeners send to "the active speaker".  It also
+mints command ids.  Speakers' events go to event listeners (the fleet recorder stores
 them); the registry of speakers is written on the relay's own background writer.
 
 Clocks: a live state is re-stamped with the hub's receive time, so positions
@@ -156,7 +158,14 @@ class Relay:
     def activate(self, device_id: str) -> None:
         """Make an online speaker the active one without a command (a transfer of an
         empty session: nothing to move, playback continues there when asked)."""
-        self._active_device_id = self.online_device(device_id).info.id
+        self._set_active(self.online_device(device_id).info.id)
+
+    def _set_active(self, device_id: str | None) -> None:
+        """The one place the active speaker changes; kept across restarts."""
+        if device_id == self._active_device_id:
+            return
+        self._active_device_id = device_id
+        self._writer.run(lambda conn: registry.save_active_device(conn, device_id))
 
     # --- commands ------------------------------------------------------------------
 
@@ -195,7 +204,7 @@ class Relay:
         if not ack.ok:
             raise CommandRefused(ack)
         if type(command) in MAKES_ACTIVE:
-            self._active_device_id = device_id
+            self._set_active(device_id)
         await self._wait_for_revision(device_id, ack.revision)
         return ack
 
@@ -270,7 +279,7 @@ class Relay:
         if not info.online:
             self._fail_pending(DeviceNotFound(f"{info.name} went offline"), device_id=device_id)
             if self._active_device_id == device_id:
-                self._active_device_id = None
+                self._set_active(None)
         self._record(info, device.last_seen_ms)
         self._notify("devices", device_id)
 
@@ -289,8 +298,6 @@ class Relay:
         if not retained:
             state = dataclasses.replace(state, timestamp_ms=now_ms())
         device.state = state
-        if state.is_playing and not (old.is_playing and old.session == state.session):
-            self._active_device_id = device_id  # started playing (from anywhere)
         for waiter in list(self._state_waiters):
             if waiter[0] == device_id and state.revision >= waiter[1] and not waiter[2].done():
                 waiter[2].set_result(None)
@@ -337,6 +344,7 @@ class Relay:
             for known in registry.load(conn):
                 info = known.info
                 self.devices[info.id] = Device(info, False, known.last_seen_ms)
+            self._active_device_id = registry.active_device(conn)
 
     def _record(self, info: DeviceInfo, last_seen_ms: int) -> None:
         """Queue a registry write; one flush writes whatever has piled up."""
