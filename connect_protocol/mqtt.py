@@ -15,9 +15,10 @@ import asyncio
 import logging
 import random
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -26,6 +27,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from connect_protocol.backoff import Backoff
 from connect_protocol.errors import NotConnectedError, PayloadTooLargeError, TransportError
 from connect_protocol.messages import MAX_MESSAGE_BYTES
+from connect_protocol.tls import pinned_context
 
 logger = logging.getLogger(__name__)
 
@@ -34,27 +36,52 @@ DEFAULT_BACKOFF = Backoff(initial_s=1.0, maximum_s=30.0)
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BrokerAddress:
+    """Where a broker is and how to log in: ``tls`` says MQTT over TLS, verified against
+    ``ca_pem`` (a pinned CA; the system's CAs when empty)."""
+
     host: str
     port: int
     username: str
-    password: str
+    password: str = field(repr=False)
+    tls: bool = False
+    ca_pem: str = field(default="", repr=False)
 
     @classmethod
-    def parse(cls, url: str, *, username: str = "", password: str = "") -> BrokerAddress:
-        """``mqtt://[user:pass@]host:port``; credentials in the URL win."""
+    def parse(
+        cls, url: str, *, username: str = "", password: str = "", ca_pem: str = ""
+    ) -> BrokerAddress:
+        """``mqtt://`` (plain, port 1883) or ``mqtts://`` (TLS, port 8883)
+        ``[user:pass@]host:port``; credentials in the URL win."""
         from urllib.parse import unquote, urlsplit
 
         parts = urlsplit(url if "://" in url else f"mqtt://{url}")
-        if parts.scheme not in ("mqtt", "tcp"):
-            raise ValueError(f"unsupported broker URL scheme {parts.scheme!r} (use mqtt://)")
+        if parts.scheme not in SCHEMES:
+            raise ValueError(
+                f"unsupported broker URL scheme {parts.scheme!r} (use mqtts:// or mqtt://)"
+            )
         if not parts.hostname:
             raise ValueError(f"broker URL {url!r} has no host")
+        tls = SCHEMES[parts.scheme]
         return cls(
             host=parts.hostname,
-            port=parts.port or 1883,
+            port=parts.port or (8883 if tls else 1883),
             username=unquote(parts.username) if parts.username else username,
             password=unquote(parts.password) if parts.password else password,
+            tls=tls,
+            ca_pem=ca_pem,
         )
+
+    @property
+    def url(self) -> str:
+        """The address without credentials, for logs and messages."""
+        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+
+    def ssl_context(self) -> ssl.SSLContext:
+        return pinned_context(self.ca_pem) if self.ca_pem else ssl.create_default_context()
+
+
+#: URL schemes and whether each is TLS.
+SCHEMES = {"mqtt": False, "tcp": False, "mqtts": True, "ssl": True}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -121,6 +148,8 @@ class MqttTransport:
         )
         if address.username:
             self._client.username_pw_set(address.username, address.password)
+        if address.tls:
+            self._client.tls_set_context(address.ssl_context())
         if will is not None:
             self._client.will_set(will.topic, will.payload, qos=1, retain=will.retain)
         self._client.on_socket_open = no_delay

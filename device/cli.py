@@ -1,7 +1,8 @@
 """``legato-speaker``: run a speaker.
 
 Finds its broker from the config, else from the hub's ``/api/connect`` (the hub
-URL from ``--hub`` or the config), else from the hub's mDNS record.  A speaker
+URL from ``--hub`` or the config), else from the hub's mDNS record, trusting a hub
+only as :mod:`device.hub_link` says.  A speaker
 without broker credentials still serves ``/info`` and local control, and says
 how to pair it.
 """
@@ -12,18 +13,15 @@ import argparse
 import asyncio
 import contextlib
 import ctypes
-import json
 import logging
 import signal
 import sys
-import urllib.request
 from pathlib import Path
-from urllib.error import URLError
-from urllib.parse import urlsplit
 
-from connect_protocol import logs, mdns
+from connect_protocol import logs
 from connect_protocol.mqtt import BrokerAddress
 from device import config as config_mod
+from device import hub_link
 from device.config import ConfigError, SpeakerConfig
 from device.service import SpeakerService
 
@@ -72,44 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def broker_from_hub(hub_url: str, timeout_s: float = 5.0) -> str:
-    """Ask the hub where its broker listens."""
-    url = hub_url.rstrip("/") + "/api/connect"
-    try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as resp:
-            doc = json.load(resp)
-    except (URLError, OSError, ValueError) as exc:
-        raise ConfigError(f"cannot ask the hub at {hub_url} for its broker: {exc}") from exc
-    mqtt = doc.get("mqtt", {}) if isinstance(doc, dict) else {}
-    host = mqtt.get("host") or urlsplit(hub_url).hostname
-    port = mqtt.get("port")
-    if not isinstance(port, int):
-        raise ConfigError(f"the hub at {hub_url} did not say where its broker is")
-    return f"mqtt://{host}:{port}"
-
-
-async def resolve_broker(cfg: SpeakerConfig, timeout_s: float) -> tuple[SpeakerConfig, str]:
-    if cfg.broker_url:
-        return cfg, cfg.broker_url
-    if not cfg.hub_url:
-        logger.info("no hub configured; looking for one over mDNS (%.0f s)", timeout_s)
-        record = await mdns.find_one("hub", timeout_s=timeout_s)
-        if record is None:
-            raise ConfigError(
-                "no hub found over mDNS; start one with `legato-hub up` or pass --hub URL"
-            )
-        api_port = int(record.extra.get("api", record.port))
-        cfg = config_mod.with_overrides(cfg, hub_url=f"http://{record.host}:{api_port}")
-        if "mqtt" in record.extra:
-            return cfg, f"mqtt://{record.host}:{record.extra['mqtt']}"
-    return cfg, await asyncio.to_thread(broker_from_hub, cfg.hub_url)
-
-
 async def run(cfg: SpeakerConfig, discover_timeout_s: float, *, fast_sink: bool = False) -> int:
     broker: BrokerAddress | None = None
     if cfg.password:
-        cfg, url = await resolve_broker(cfg, discover_timeout_s)
-        broker = BrokerAddress.parse(url, username=cfg.username, password=cfg.password)
+        cfg, broker = await hub_link.resolve(cfg, discover_timeout_s)
     else:
         logger.warning(
             "speaker %s has no broker credentials: it serves local control only. "

@@ -10,8 +10,11 @@ http_port = 0           # /info and the local control WebSocket; 0 = any free po
 http_host = "0.0.0.0"
 
 [hub]
-url = "http://127.0.0.1:8000"   # empty: find the hub over mDNS
-broker = "mqtt://127.0.0.1:1883" # empty: ask the hub (or its mDNS record)
+url = "https://127.0.0.1:8443"   # empty: find the hub over mDNS (its HTTPS port)
+broker = "mqtts://127.0.0.1:8883" # empty: ask the hub (or its mDNS record)
+ca_file = "hub-ca.pem"           # the hub's CA, pinned: no secret goes to a hub it did
+                                 # not sign; without it the speaker pairs with no hub it
+                                 # finds, and plain http:// and mqtt:// only as written here
 
 [broker]
 username = "kitchen-1"
@@ -43,7 +46,7 @@ import os
 import secrets
 import stat
 import tomllib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -70,8 +73,9 @@ class SpeakerConfig:
     http_port: int = 0
     hub_url: str = ""
     broker_url: str = ""
+    hub_ca: str = field(default="", repr=False)  # the pinned CA (PEM); "" when none
     username: str = ""
-    password: str = ""
+    password: str = field(default="", repr=False)
     engine: str = "native"
     sink: str = "null"
     quality: str = "auto"
@@ -145,6 +149,22 @@ def read_secret(path: Path) -> str:
         raise ConfigError(f"cannot read secret file {path}: {exc.strerror}") from exc
 
 
+def _read_ca(name: str, config_path: Path | None) -> str:
+    """The pinned hub CA named by ``hub.ca_file`` (relative to the config), as PEM."""
+    if not name:
+        return ""
+    ca_path = Path(name)
+    if not ca_path.is_absolute() and config_path is not None:
+        ca_path = config_path.parent / ca_path
+    try:
+        pem = ca_path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"hub.ca_file: cannot read {ca_path}: {exc.strerror}") from exc
+    if "BEGIN CERTIFICATE" not in pem:
+        raise ConfigError(f"hub.ca_file: {ca_path} is not a PEM certificate")
+    return pem
+
+
 def default_state_dir() -> Path:
     if os.environ.get("LEGATO_SPEAKER_STATE"):
         return Path(os.environ["LEGATO_SPEAKER_STATE"])
@@ -197,6 +217,7 @@ def load(path: Path | None) -> SpeakerConfig:
         if not secret_path.is_absolute() and path is not None:
             secret_path = path.parent / secret_path
         password = read_secret(secret_path)
+    hub_ca = _read_ca(_get(hub, "hub", "ca_file", str, ""), path)
     cache = _get(offline, "offline", "dir", str, "") or _get(audio, "audio", "cache_dir", str, "")
     keys = _get(offline, "offline", "keys_dir", str, "")
     return SpeakerConfig(
@@ -207,6 +228,7 @@ def load(path: Path | None) -> SpeakerConfig:
         http_port=_get(speaker, "speaker", "http_port", int, 0),
         hub_url=_get(hub, "hub", "url", str, ""),
         broker_url=_get(hub, "hub", "broker", str, ""),
+        hub_ca=hub_ca,
         username=_get(broker, "broker", "username", str, "") or device_id,
         password=password,
         engine=_get(audio, "audio", "engine", str, "native"),

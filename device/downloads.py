@@ -32,10 +32,11 @@ from connect_protocol import codec
 from connect_protocol.media import Manifest, Quality
 from connect_protocol.messages import Downloads, EventKind
 from connect_protocol.ogg import BadSegmentError, check_segment
-from device.audio.source import HubMedia, SourceError
+from device.audio.source import HubAnswer, HubMedia, SourceError
 from device.errors import DeviceError
 from offline_cache.device_keys import DeviceKeys
-from offline_cache.licence import Licence, LicenceError, SignedLicence
+from offline_cache.hub_messages import SIGNATURE_HEADER, ForgedAnswerError, read_answer
+from offline_cache.licence import Licence, LicenceError, SignedLicence, unb64
 from offline_cache.policy import Wanted, download_order
 from offline_cache.store import OFFLINE, STREAM, OfflineStore, StoreError
 
@@ -258,11 +259,13 @@ class DownloadManager:
 
     def _register(self) -> None:
         body = json.dumps(self._keys.registration()).encode()
-        status, answer = self._hub.call(
+        answer = self._hub.call(
             "PUT", f"/v1/devices/{self._device_id}/keys", body, {"Content-Type": "application/json"}
         )
-        if status != 204:
-            raise HubRefusedError(f"key registration refused ({status}): {_detail(answer)}")
+        if answer.status != 204:
+            raise HubRefusedError(
+                f"key registration refused ({answer.status}): {_detail(answer.body)}"
+            )
         self._registered = True
 
     def _sync(self) -> None:
@@ -272,13 +275,30 @@ class DownloadManager:
             self._register()
         body = json.dumps({"ts": self._now_ms(), "progress": self._progress_list()}).encode()
         headers = {"Content-Type": "application/json", "Legato-Signature": self._keys.sign(body)}
-        status, answer = self._hub.call(
+        answer = self._hub.call(
             "POST", f"/v1/devices/{self._device_id}/offline/sync", body, headers
         )
-        if status != 200:
-            raise HubRefusedError(f"offline sync refused ({status}): {_detail(answer)}")
+        if answer.status != 200:
+            raise HubRefusedError(f"offline sync refused ({answer.status}): {_detail(answer.body)}")
         self._last_sync = time.monotonic()
-        self._apply(json.loads(answer))
+        self._apply(self._verified(answer, body))
+
+    def _verified(self, answer: HubAnswer, request_body: bytes) -> dict[str, Any]:
+        """The sync's answer, if the hub's licence key signed it for this request: the
+        key pinned at the first sync (made over the pinned TLS link), else the one this
+        first answer names, which must then have signed it."""
+        signature = answer.headers.get(SIGNATURE_HEADER.lower())
+        pinned = self._store.hub_key()
+        if pinned is None:
+            try:
+                named = json.loads(answer.body).get("hub_key", "")
+                pinned = unb64(str(named))
+            except (ValueError, AttributeError) as exc:
+                raise HubRefusedError("the hub's sync answer names no licence key") from exc
+        try:
+            return read_answer(answer.body, signature, pinned, request_body)
+        except ForgedAnswerError as exc:
+            raise HubRefusedError(f"ignored an offline sync answer: {exc}") from exc
 
     def _progress_list(self) -> list[dict[str, Any]]:
         return [

@@ -47,12 +47,14 @@ def build_engine(
         return ClockEngine(on_track_ended, loop=loop)
     from device.audio.source import HubMedia, SegmentSource
 
-    source: SegmentSource = HubMedia(config.hub_url, config.id, config.password)
+    source: SegmentSource = HubMedia(
+        config.hub_url, config.id, config.password, ca_pem=config.hub_ca
+    )
     if store is not None:
         from device.audio.cached_source import CachedMedia
 
         source = CachedMedia(
-            HubMedia(config.hub_url, config.id, config.password),
+            HubMedia(config.hub_url, config.id, config.password, ca_pem=config.hub_ca),
             store,
             stream_cap_bytes=config.stream_cache_mb * 1024 * 1024,
             on_problem=lambda uri, message: on_event(EventKind.ERROR, uri, message),

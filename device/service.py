@@ -129,7 +129,7 @@ class SpeakerService:
 
         return DownloadManager(
             store=self.store,
-            hub=HubMedia(cfg.hub_url, cfg.id, cfg.password),
+            hub=HubMedia(cfg.hub_url, cfg.id, cfg.password, ca_pem=cfg.hub_ca),
             device_id=cfg.id,
             keys=self._keys,
             quality=Quality.parse(cfg.download_quality),

@@ -29,7 +29,12 @@ class HubContext:
     relay: Relay
     public_mqtt_host: str
     public_mqtt_port: int
+    #: whether speakers are told to use MQTT over TLS (``mqtts://``)
+    public_mqtt_tls: bool = True
     broker_healthy: Callable[[], bool] = field(default=lambda: True)
+    #: what the operator turned off and should know about (plain MQTT...): shown on
+    #: the dashboard's health page, logged at start
+    insecure: tuple[str, ...] = ()
     offline: OfflineService = field(init=False)
     player: PlayerService = field(init=False)
     recorder: FleetRecorder = field(init=False)

@@ -2,6 +2,11 @@
 
 ``serve`` runs what a hub always runs; ``up`` adds a demo account, the demo
 catalog and one local speaker process, for a whole system in one command.
+
+Speaker ↔ hub traffic is TLS under the hub's own CA (:mod:`hub.fleet.pki`): the
+embedded broker's MQTT port and a second HTTPS port for speakers (``tls_port``)
+present its certificate.  Browsers keep the plain HTTP port (or HTTPS with the
+operator's own certificate).  Plain MQTT only when asked for, with a warning.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
+from fastapi import FastAPI
 
 from connect_protocol import mdns
 from connect_protocol.messages import MAX_MESSAGE_BYTES
@@ -25,7 +31,7 @@ from connect_protocol.mqtt import BrokerAddress
 from connect_protocol.topics import HUB_USERNAME
 from hub.context import HubContext, hub_database
 from hub.db import Database
-from hub.fleet import provisioning
+from hub.fleet import pki, provisioning
 from hub.fleet.broker import BrokerError, EmbeddedBroker
 from hub.fleet.relay import Relay
 from hub.http.app import create_app
@@ -42,7 +48,11 @@ class ServeOptions:
     data_dir: Path
     host: str = "127.0.0.1"
     port: int = 8000
-    mqtt_port: int = 1883
+    mqtt_port: int = 8883  # the embedded broker's MQTT over TLS
+    mqtt_plain_port: int | None = None  # plain MQTT too: only when asked for
+    tls_port: int = 8443  # the speakers' HTTPS port (the hub's own certificate)
+    tls_cert: Path | None = None  # the operator's certificate for the Web API port
+    tls_key: Path | None = None
     broker_url: str | None = None  # external broker; None = embedded
     ack_timeout_s: float = 5.0
     advertise: bool = True
@@ -88,10 +98,16 @@ class Hub:
         self.broker: EmbeddedBroker | None = None
         self.advertiser: mdns.Advertiser | None = None
         self.server: uvicorn.Server | None = None
+        self.speaker_server: uvicorn.Server | None = None
+        self._serve_task: asyncio.Task[None] | None = None
+        self._speaker_task: asyncio.Task[None] | None = None
         secret = provisioning.hub_secret(self.db, opts.data_dir)
+        self.public_host = mdns.reachable_address(opts.host)
+        self.tls = pki.ensure_server_cert(opts.data_dir, [self.public_host, opts.host])
+        ca_pem = self.tls.ca_pem
         if opts.broker_url:
             self.address = BrokerAddress.parse(
-                opts.broker_url, username=HUB_USERNAME, password=secret
+                opts.broker_url, username=HUB_USERNAME, password=secret, ca_pem=ca_pem
             )
         else:
             self.address = BrokerAddress(
@@ -99,8 +115,12 @@ class Hub:
                 port=opts.mqtt_port,
                 username=HUB_USERNAME,
                 password=secret,
+                tls=True,
+                ca_pem=ca_pem,
             )
-        self.public_host = mdns.reachable_address(opts.host)
+        self.insecure = insecure_links(opts, self.address)
+        for warning in self.insecure:
+            logger.warning("not encrypted: %s", warning)
         self.broker_users = provisioning.BrokerUserCache(self.db)
         self.audio_keys = KeyRing.open(opts.data_dir, url_ttl_s=opts.audio_url_ttl_s)
         self.relay = Relay(self.db, self.address, ack_timeout_s=opts.ack_timeout_s)
@@ -110,7 +130,9 @@ class Hub:
             relay=self.relay,
             public_mqtt_host=self.public_host if not opts.broker_url else self.address.host,
             public_mqtt_port=self.address.port,
+            public_mqtt_tls=self.address.tls,
             broker_healthy=self._broker_healthy,
+            insecure=self.insecure,
         )
 
     def _broker_healthy(self) -> bool:
@@ -118,13 +140,30 @@ class Hub:
 
     @property
     def url(self) -> str:
-        return f"http://{self.public_host}:{self.opts.port}"
+        scheme = "https" if self.opts.tls_cert else "http"
+        return f"{scheme}://{self.public_host}:{self.opts.port}"
+
+    @property
+    def speaker_url(self) -> str:
+        """The HTTPS address speakers use (the hub's own certificate, pinned by them)."""
+        return f"https://{self.public_host}:{self.opts.tls_port}"
 
     async def start(self) -> None:
         check_port_free(self.opts.host, self.opts.port, "web API", "--port")
+        check_port_free(self.opts.host, self.opts.tls_port, "speakers' HTTPS", "--tls-port")
         if not self.opts.broker_url:
             check_port_free(self.opts.host, self.opts.mqtt_port, "MQTT broker", "--mqtt-port")
-            self.broker = EmbeddedBroker(self.opts.host, self.opts.mqtt_port, self.broker_users)
+            if self.opts.mqtt_plain_port is not None:
+                check_port_free(
+                    self.opts.host, self.opts.mqtt_plain_port, "plain MQTT", "--mqtt-plain-port"
+                )
+            self.broker = EmbeddedBroker(
+                self.opts.host,
+                self.opts.mqtt_port,
+                self.broker_users,
+                tls=(self.tls.cert, self.tls.key),
+                plain_port=self.opts.mqtt_plain_port,
+            )
             await asyncio.to_thread(self.broker.start)
             logger.info("embedded MQTT broker on %s:%d", self.opts.host, self.broker.port)
         await self.ctx.start(wait_s=15)
@@ -135,22 +174,13 @@ class Hub:
             audio_access=audio,
             rate_limits=parse_limits(self.opts.rate_limits),
         )
-        config = uvicorn.Config(
-            app,
-            host=self.opts.host,
-            port=self.opts.port,
-            log_level="warning",
-            lifespan="on",
-            # Frames past this close the socket; below it, oversized messages get a 413.
-            ws_max_size=2 * MAX_MESSAGE_BYTES,
+        opts = self.opts
+        operator_tls = (opts.tls_cert, opts.tls_key) if opts.tls_cert and opts.tls_key else None
+        self.server, self._serve_task = await _serve(app, opts.host, opts.port, operator_tls)
+        hub_tls = (self.tls.cert, self.tls.key)
+        self.speaker_server, self._speaker_task = await _serve(
+            app, opts.host, opts.tls_port, hub_tls
         )
-        self.server = _QuietServer(config)
-        self._serve_task = asyncio.create_task(self.server.serve(), name="uvicorn")
-        while not self.server.started:
-            if self._serve_task.done():
-                self._serve_task.result()
-                raise BrokerError("the web server stopped during start-up")
-            await asyncio.sleep(0.02)
         if self.opts.advertise:
             await self._advertise()
 
@@ -164,7 +194,7 @@ class Hub:
             fw=FIRMWARE,
             host=self.public_host,
             port=self.opts.port,
-            extra={"mqtt": str(self.address.port), "api": str(self.opts.port)},
+            extra=self._record_extra(),
         )
         self.advertiser = mdns.Advertiser(record)
         try:
@@ -173,17 +203,72 @@ class Hub:
             logger.exception("mDNS advertisement failed; speakers need --hub URL")
             self.advertiser = None
 
+    def _record_extra(self) -> dict[str, str]:
+        """What the mDNS record tells speakers: the HTTPS port, the TLS broker (and a
+        plain one only if the operator opened one)."""
+        extra = {"api": str(self.opts.port), "https": str(self.opts.tls_port)}
+        if self.address.tls:
+            extra["mqtts"] = str(self.address.port)
+        if self.opts.mqtt_plain_port is not None:
+            extra["mqtt"] = str(self.opts.mqtt_plain_port)
+        elif not self.address.tls:
+            extra["mqtt"] = str(self.address.port)
+        return extra
+
     async def stop(self) -> None:
         if self.advertiser is not None:
             with contextlib.suppress(Exception):
                 await self.advertiser.close()
-        if self.server is not None:
-            self.server.should_exit = True
-            with contextlib.suppress(Exception):
-                await self._serve_task
+        for server, task in (
+            (self.server, self._serve_task),
+            (self.speaker_server, self._speaker_task),
+        ):
+            if server is not None and task is not None:
+                server.should_exit = True
+                with contextlib.suppress(Exception):
+                    await task
         await self.ctx.stop()
         if self.broker is not None:
             await asyncio.to_thread(self.broker.stop)
+
+
+async def _serve(
+    app: FastAPI, host: str, port: int, tls: tuple[Path, Path] | None
+) -> tuple[uvicorn.Server, asyncio.Task[None]]:
+    """One uvicorn server for ``app`` on ``host:port`` (TLS with ``tls``: certificate and
+    key files), started."""
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="off",  # the Hub starts and stops the app's parts itself
+        # Frames past this close the socket; below it, oversized messages get a 413.
+        ws_max_size=2 * MAX_MESSAGE_BYTES,
+        ssl_certfile=str(tls[0]) if tls else None,
+        ssl_keyfile=str(tls[1]) if tls else None,
+    )
+    server = _QuietServer(config)
+    task = asyncio.create_task(server.serve(), name=f"uvicorn-{port}")
+    while not server.started:
+        if task.done():
+            task.result()
+            raise BrokerError(f"the web server on port {port} stopped during start-up")
+        await asyncio.sleep(0.02)
+    return server, task
+
+
+def insecure_links(opts: ServeOptions, address: BrokerAddress) -> tuple[str, ...]:
+    """What of the speakers' links the operator asked to leave in clear."""
+    found = []
+    if not address.tls:
+        found.append(f"the hub talks to its broker {address.url} in clear (--broker-url mqtt://)")
+    if opts.mqtt_plain_port is not None:
+        found.append(
+            f"the embedded broker also listens in clear on port {opts.mqtt_plain_port}"
+            " (--mqtt-plain-port): speakers' passwords can be read on the network there"
+        )
+    return tuple(found)
 
 
 async def run_until_signalled(

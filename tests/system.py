@@ -22,8 +22,9 @@ from typing import Any, TypeVar
 import httpx
 
 from hub.accounts import users
-from hub.fleet import provisioning
+from hub.fleet import pki, provisioning
 from hub.fleet.broker import MosquittoProcess, write_mosquitto_config
+from hub.fleet.broker.mosquitto import TlsFiles
 from hub.server import open_database
 from tests.brokers import free_port
 
@@ -84,7 +85,8 @@ class System:
     root: Path
     data: Path = field(init=False)
     hub_port: int = field(default_factory=free_port)
-    mqtt_port: int = field(default_factory=free_port)
+    tls_port: int = field(default_factory=free_port)  # the speakers' HTTPS
+    mqtt_port: int = field(default_factory=free_port)  # MQTT over TLS
     embedded: bool = False
     command_timeout_s: float = 3.0
     #: the harness polls the Web API every 50 ms while it waits, which no listener does;
@@ -102,10 +104,21 @@ class System:
         users.add_user(self.db, "listener", PASSWORD)
         provisioning.hub_secret(self.db, self.data)
         self.observer_secret = provisioning.add_broker_user(self.db, "observer", "observer")
+        # the hub's CA and certificate, made as the hub makes them at its first start
+        self.tls = pki.ensure_server_cert(self.data, ["127.0.0.1"])
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.hub_port}"
+
+    @property
+    def speaker_url(self) -> str:
+        """Where speakers reach the hub: HTTPS with its own certificate."""
+        return f"https://127.0.0.1:{self.tls_port}"
+
+    @property
+    def broker_url(self) -> str:
+        return f"mqtts://127.0.0.1:{self.mqtt_port}"
 
     @property
     def logs(self) -> list[Path]:
@@ -119,8 +132,9 @@ class System:
             device_id=device_id,
             name=name or device_id.title(),
             secret=secret,
-            hub_url=self.url,
-            broker_url=f"mqtt://127.0.0.1:{self.mqtt_port}",
+            hub_url=self.speaker_url,
+            broker_url=self.broker_url,
+            hub_ca=self.tls.ca_pem,
             http_host="127.0.0.1",
             engine=engine,
         )
@@ -134,6 +148,7 @@ class System:
             self.root / "mosquitto",
             port=self.mqtt_port,
             users=provisioning.all_broker_users(self.db),
+            tls=TlsFiles(self.tls.ca_cert, self.tls.cert, self.tls.key),
         )
         self.broker = MosquittoProcess(conf, port=self.mqtt_port)
         self.broker.start()
@@ -150,6 +165,8 @@ class System:
             str(self.data),
             "--port",
             str(self.hub_port),
+            "--tls-port",
+            str(self.tls_port),
             "--no-mdns",
             "--command-timeout",
             str(self.command_timeout_s),
@@ -160,7 +177,7 @@ class System:
         if self.embedded:
             args += ["--mqtt-port", str(self.mqtt_port)]
         else:
-            args += ["--broker-url", f"mqtt://127.0.0.1:{self.mqtt_port}"]
+            args += ["--broker-url", self.broker_url]
         self.hub = spawn("hub", args, self.root / "hub.log")
         wait_for(self._healthy, 30, "the hub's /healthz", self.logs)
 
@@ -258,6 +275,8 @@ def retained_state(system: System, device_id: str) -> dict[str, Any]:
             "127.0.0.1",
             "-p",
             str(system.mqtt_port),
+            "--cafile",
+            str(system.tls.ca_cert),
             "-u",
             "observer",
             "-P",

@@ -14,6 +14,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from connect_protocol.messages import MAX_MESSAGE_BYTES
+from connect_protocol.tls import pinned_context
 from connect_protocol.topics import HUB_USERNAME
 from hub.demo_music.seed import seed_demo
 from hub.fleet import provisioning
@@ -98,6 +99,7 @@ class HubClient:
             CallbackAPIVersion.VERSION2, client_id=HUB_USERNAME, protocol=paho.MQTTv311
         )
         self.client.username_pw_set(HUB_USERNAME, secret)
+        self.client.tls_set_context(pinned_context(system.tls.ca_pem))
         self.client.on_message = self._on_message
         self.client.connect("127.0.0.1", system.mqtt_port)
         for channel in ("ack", "state", "events"):  # not cmd: our own garbage comes back there
@@ -265,6 +267,7 @@ def test_hub_shrugs_off_garbage_from_a_speaker(system: System) -> None:
     api = Api(system)
     rogue = paho.Client(CallbackAPIVersion.VERSION2, client_id="rogue", protocol=paho.MQTTv311)
     rogue.username_pw_set("rogue", secret)
+    rogue.tls_set_context(pinned_context(system.tls.ca_pem))
     rogue.connect("127.0.0.1", system.mqtt_port)
     rogue.loop_start()
     try:

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from connect_protocol import mdns
-from hub.fleet import provisioning
+from hub.fleet import pki, provisioning
 from hub.server import open_database
 from tests.brokers import free_port
 from tests.system import child_env, spawn, wait_for
@@ -43,7 +43,7 @@ def processes_mentioning(text: str) -> list[int]:
 
 
 def test_up_runs_a_whole_system_and_stops_cleanly(tmp_path: Path) -> None:
-    data, port, mqtt_port = tmp_path / "data", free_port(), free_port()
+    data, port, mqtt_port, tls_port = tmp_path / "data", free_port(), free_port(), free_port()
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -56,6 +56,8 @@ def test_up_runs_a_whole_system_and_stops_cleanly(tmp_path: Path) -> None:
             str(port),
             "--mqtt-port",
             str(mqtt_port),
+            "--tls-port",
+            str(tls_port),
             "--log-level",
             "WARNING",
             "--demo-seconds",  # the real demo albums, generated and ingested, but short
@@ -115,14 +117,22 @@ def test_up_runs_a_whole_system_and_stops_cleanly(tmp_path: Path) -> None:
         assert player["is_playing"] is True
         assert player["device"]["name"] == "Local speaker"
 
-        # The hub is on mDNS with its broker port; a speaker with no hub URL finds it.
+        # The hub is on mDNS with its TLS ports; a speaker with no hub URL but its CA
+        # pinned (as `device add` writes it) finds it and pairs over TLS.
         hub = asyncio.run(mdns.find_one("hub", timeout_s=10, where=lambda r: r.port == port))
         assert hub is not None, "our hub is not on mDNS"
-        assert hub.extra["mqtt"] == str(mqtt_port)
+        assert hub.extra["mqtts"] == str(mqtt_port)
+        assert hub.extra["https"] == str(tls_port)
+        assert "mqtt" not in hub.extra  # no plain broker port unless the operator asks
         secret = provisioning.add_broker_user(open_database(data), "porch", "speaker")
         config = tmp_path / "porch.toml"
         provisioning.write_speaker_config(
-            config, device_id="porch", name="Porch", secret=secret, http_host="127.0.0.1"
+            config,
+            device_id="porch",
+            name="Porch",
+            secret=secret,
+            http_host="127.0.0.1",
+            hub_ca=(data / "keys" / pki.CA_CERT).read_text(),
         )
         speaker = spawn(
             "porch",

@@ -63,15 +63,25 @@ def listener_session(address: str, album: str) -> None:
 
 async def scenario(tmp_path: Path) -> None:
     asyncio.get_running_loop().slow_callback_duration = SLOW_S
-    port, mqtt_port = free_port(), free_port()
-    hub = Hub(ServeOptions(data_dir=tmp_path, port=port, mqtt_port=mqtt_port, advertise=False))
+    port, mqtt_port, tls_port = free_port(), free_port(), free_port()
+    opts = ServeOptions(
+        data_dir=tmp_path, port=port, mqtt_port=mqtt_port, tls_port=tls_port, advertise=False
+    )
+    hub = Hub(opts)
     await asyncio.to_thread(users.add_user, hub.db, "ada", "long enough password")
     await asyncio.to_thread(seed_demo, hub.db)
     secret = await asyncio.to_thread(provisioning.add_broker_user, hub.db, "den", "speaker")
     await hub.start()
     speaker = SpeakerService(
         SpeakerConfig(id="den", name="Den", http_host="127.0.0.1", password=secret),
-        BrokerAddress(host="127.0.0.1", port=mqtt_port, username="den", password=secret),
+        BrokerAddress(
+            host="127.0.0.1",
+            port=mqtt_port,
+            username="den",
+            password=secret,
+            tls=True,
+            ca_pem=hub.tls.ca_pem,
+        ),
     )
     try:
         await speaker.start()

@@ -263,7 +263,12 @@ def test_a_sync_must_be_signed_by_the_registered_key_and_fresh(hub: Hub) -> None
         "licences": [],
         "revoked": [],
         "tracks": [],
+        "request_sha256": ok.json()["request_sha256"],
     }
+    # the answer is the hub's, signed by its licence key over the very bytes sent
+    hub_key = Ed25519PublicKey.from_public_bytes(lic.unb64(ok.json()["hub_key"]))
+    hub_key.verify(lic.unb64(ok.headers["legato-signature"]), ok.content)
+    assert len(ok.json()["request_sha256"]) == 64
 
 
 def test_licences_verify_unwrap_renew_with_the_same_kek_and_change_after_revoke(hub: Hub) -> None:

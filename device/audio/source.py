@@ -13,14 +13,17 @@ from __future__ import annotations
 import base64
 import http.client
 import logging
+import ssl
 import threading
 import time
 import urllib.parse
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from connect_protocol import codec
 from connect_protocol.media import Manifest, Quality
+from connect_protocol.tls import pinned_context
 from device.errors import DeviceError
 
 logger = logging.getLogger(__name__)
@@ -108,6 +111,13 @@ class Throughput:
         return None if self._averages is None else min(self._averages)
 
 
+@dataclass(frozen=True, slots=True)
+class HubAnswer:
+    status: int
+    body: bytes
+    headers: dict[str, str]  # names in lower case
+
+
 class HubMedia:
     """The hub's manifests and segments over one kept-alive HTTP connection.
 
@@ -123,6 +133,7 @@ class HubMedia:
         device_id: str,
         secret: str,
         *,
+        ca_pem: str = "",
         timeout_s: float = 5.0,
         clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
     ) -> None:
@@ -130,6 +141,13 @@ class HubMedia:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"hub URL must be http(s)://host[:port], not {hub_url!r}")
         self._https = parts.scheme == "https"
+        # https: the hub must hold a certificate its pinned CA signed (the system's CAs
+        # when the config pins none) before the credentials below are sent
+        self._tls = (
+            (pinned_context(ca_pem) if ca_pem else ssl.create_default_context())
+            if self._https
+            else None
+        )
         self._host = parts.hostname
         self._port = parts.port
         self._prefix = parts.path.rstrip("/")
@@ -219,8 +237,14 @@ class HubMedia:
 
     def _connection(self) -> http.client.HTTPConnection:
         if self._conn is None:
-            cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-            self._conn = cls(self._host, self._port, timeout=self._timeout_s)
+            if self._tls is not None:
+                self._conn = http.client.HTTPSConnection(
+                    self._host, self._port, timeout=self._timeout_s, context=self._tls
+                )
+            else:
+                self._conn = http.client.HTTPConnection(
+                    self._host, self._port, timeout=self._timeout_s
+                )
         return self._conn
 
     def _drop(self) -> None:
@@ -281,9 +305,9 @@ class HubMedia:
         url: str,
         body: bytes | None = None,
         headers: dict[str, str] | None = None,
-    ) -> tuple[int, bytes]:
-        """Any request to the hub as this speaker: (status, body); ``SourceError`` when
-        the hub cannot be reached."""
+    ) -> HubAnswer:
+        """Any request to the hub as this speaker; ``SourceError`` when the hub cannot be
+        reached."""
         with self._http_lock:
             response = self._request(url, method=method, body=body, headers=headers)
             try:
@@ -293,7 +317,7 @@ class HubMedia:
                 raise SourceError(f"hub unreachable: {exc}", retryable=True) from exc
             if response.will_close:
                 self._drop()
-        return response.status, answer
+        return HubAnswer(response.status, answer, {k.lower(): v for k, v in response.getheaders()})
 
     @staticmethod
     def _refused(status: int, url: str) -> SourceError:

@@ -11,8 +11,9 @@ from pathlib import Path
 from hub.accounts import users
 from hub.clock import now_ms
 from hub.errors import CliError, OfflineError
-from hub.fleet import provisioning
+from hub.fleet import pki, provisioning
 from hub.fleet.broker import write_mosquitto_config
+from hub.fleet.broker.mosquitto import TlsFiles
 from hub.media import signing
 from hub.offline.service import OfflineService
 from hub.server import open_database
@@ -50,6 +51,7 @@ def cmd_device_add(args: argparse.Namespace, data: Path) -> int:
         secret=secret,
         hub_url=args.hub_url,
         broker_url=args.broker_url,
+        hub_ca=pki.ca_pem(data),
     )
     print(f"speaker {args.id!r} provisioned; run: legato-speaker --config {args.out}")
     return 0
@@ -58,10 +60,17 @@ def cmd_device_add(args: argparse.Namespace, data: Path) -> int:
 def cmd_broker_config(args: argparse.Namespace, data: Path) -> int:
     db = open_database(data)
     provisioning.hub_secret(db, data)
+    hub_tls = pki.ensure_server_cert(data, [args.host])
     conf = write_mosquitto_config(
-        args.out, port=args.port, host=args.host, users=provisioning.all_broker_users(db)
+        args.out,
+        port=args.port,
+        host=args.host,
+        users=provisioning.all_broker_users(db),
+        tls=TlsFiles(hub_tls.ca_cert, hub_tls.cert, hub_tls.key),
+        plain_port=args.plain_port,
     )
     print(f"wrote {conf}; run: mosquitto -c {conf}  (send SIGHUP after adding devices)")
+    print(f"then: legato-hub serve --broker-url mqtts://{args.host}:{args.port}")
     return 0
 
 

@@ -53,12 +53,33 @@ def _server_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--mqtt-port",
         type=port_number,
-        default=1883,
-        help="embedded broker port (default 1883)",
+        default=8883,
+        help="the embedded broker's MQTT over TLS port (default 8883)",
     )
     p.add_argument(
+        "--mqtt-plain-port",
+        type=port_number,
+        default=None,
+        help="also listen for plain MQTT on this port (off by default: speakers' passwords "
+        "would cross the network in clear there)",
+    )
+    p.add_argument(
+        "--tls-port",
+        type=port_number,
+        default=8443,
+        help="HTTPS port for speakers, with the hub's own certificate (default 8443)",
+    )
+    p.add_argument(
+        "--tls-cert",
+        type=Path,
+        default=None,
+        help="serve the Web API (--port) over HTTPS with this certificate (PEM; with --tls-key)",
+    )
+    p.add_argument("--tls-key", type=Path, default=None, help="the key of --tls-cert (PEM)")
+    p.add_argument(
         "--broker-url",
-        help="use an external broker (mqtt://host:port) instead of the embedded one",
+        help="use an external broker (mqtts://host:port; see broker-config) instead of the "
+        "embedded one; mqtt:// works too, in clear, with a warning",
     )
     p.add_argument("--no-mdns", action="store_true", help="do not advertise over mDNS")
     p.add_argument(
@@ -129,8 +150,16 @@ def _add_accounts_and_speakers(sub: Subparsers, common: argparse.ArgumentParser)
     broker.add_argument(
         "--out", type=Path, required=True, help="directory for mosquitto.conf, passwd, acl"
     )
-    broker.add_argument("--port", type=port_number, default=1883)
+    broker.add_argument(
+        "--port", type=port_number, default=8883, help="MQTT over TLS (the hub's certificate)"
+    )
     broker.add_argument("--host", default="127.0.0.1")
+    broker.add_argument(
+        "--plain-port",
+        type=port_number,
+        default=None,
+        help="also a plain MQTT listener (passwords in clear: only on a trusted network)",
+    )
 
 
 def _add_ingest(sub: Subparsers, common: argparse.ArgumentParser) -> None:

@@ -16,7 +16,7 @@ from hub.accounts import users
 from hub.catalog import resolve as catalog
 from hub.cli.options import default_speaker_sink
 from hub.db import Database
-from hub.errors import AccountError
+from hub.errors import AccountError, CliError
 from hub.files import write_private
 from hub.fleet import provisioning
 from hub.server import Hub, ServeOptions, open_database, run_until_signalled, spawn_speaker
@@ -44,11 +44,17 @@ def _demo_account(data: Path) -> tuple[str, str]:
 
 
 async def serve(args: argparse.Namespace, data: Path, *, up: bool) -> int:
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise CliError("--tls-cert and --tls-key go together")
     opts = ServeOptions(
         data_dir=data,
         host=args.host,
         port=args.port,
         mqtt_port=args.mqtt_port,
+        mqtt_plain_port=args.mqtt_plain_port,
+        tls_port=args.tls_port,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
         broker_url=args.broker_url,
         advertise=not args.no_mdns,
         ack_timeout_s=args.command_timeout,
@@ -87,8 +93,9 @@ def _start_local_speaker(hub: Hub, sink: str | None, http_host: str) -> subproce
         device_id=LOCAL_SPEAKER_ID,
         name="Local speaker",
         secret=secret,
-        hub_url=hub.url,
-        broker_url=f"mqtt://{hub.address.host}:{hub.address.port}",
+        hub_url=hub.speaker_url,
+        broker_url=hub.address.url,
+        hub_ca=hub.tls.ca_pem,
         http_host=http_host,
         sink=sink,
     )
@@ -133,7 +140,7 @@ def print_banner(hub: Hub, port: int, *, demo: tuple[str, str] | None) -> None:
     print(f"  health:    {hub.url}/healthz")
     print(f"  Web API:   {hub.url}/v1/me/player  (described at {hub.url}/openapi.json)")
     print(f"  Connect:   ws://{hub.public_host}:{port}/v1/connect/ws?access_token=TOKEN")
-    print(f"  MQTT:      mqtt://{hub.address.host}:{hub.address.port}")
+    print(f"  MQTT:      {hub.address.url}   (speakers: {hub.speaker_url}, the hub's own CA)")
     if demo is not None:
         user, password = demo
         saved = hub.opts.data_dir / "demo-credentials.txt"

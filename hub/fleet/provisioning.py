@@ -132,19 +132,27 @@ def write_speaker_config(
     secret: str,
     hub_url: str = "",
     broker_url: str = "",
+    hub_ca: str = "",
     http_host: str = "0.0.0.0",
     sink: str = "null",
     engine: str = "native",
 ) -> None:
-    """A config ``legato-speaker --config`` reads, next to its 0600 secret file."""
+    """A config ``legato-speaker --config`` reads, next to its 0600 secret file and the
+    hub's CA certificate (``hub-ca.pem``), which the speaker pins: it sends its secret
+    only to a hub that CA signed."""
     path.parent.mkdir(parents=True, exist_ok=True)
     secret_path = path.with_suffix(".secret")
     write_private(secret_path, secret + "\n")
+    ca_line = ""
+    if hub_ca:
+        ca_path = path.with_name(f"{path.stem}-hub-ca.pem")
+        ca_path.write_text(hub_ca)
+        ca_line = f"ca_file = {json.dumps(ca_path.name)}\n"
     q = json.dumps  # a JSON string is a valid TOML basic string
     path.write_text(
         "# Written by legato-hub. The broker secret is in the file next to this one.\n"
         f"[speaker]\nid = {q(device_id)}\nname = {q(name)}\nhttp_host = {q(http_host)}\n\n"
-        f"[hub]\nurl = {q(hub_url)}\nbroker = {q(broker_url)}\n\n"
+        f"[hub]\nurl = {q(hub_url)}\nbroker = {q(broker_url)}\n{ca_line}\n"
         f"[broker]\nusername = {q(device_id)}\npassword_file = {q(secret_path.name)}\n\n"
         f"[audio]\nengine = {q(engine)}\nsink = {q(sink)}\n"
     )

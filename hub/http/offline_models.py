@@ -66,6 +66,7 @@ class SyncResponse(BaseModel):
     licences: list[SignedLicence]
     revoked: list[str] = Field(description="accounts whose offline content must be shredded")
     tracks: list[SyncTrack]
+    request_sha256: str = Field(description="SHA-256 (hex) of the request this answers")
 
 
 class DownloadRequest(Strict):

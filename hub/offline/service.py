@@ -42,6 +42,7 @@ from hub.offline import items as downloads
 from hub.offline import licences as licensing
 from hub.offline import rules as licence_rules
 from offline_cache import licence as lic
+from offline_cache.hub_messages import sign_answer
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +117,19 @@ class OfflineService:
                 raise OfflineError(refusal)
             downloads.store_progress(conn, device_id, reports, now)
             return self._holdings(conn, device_id, held.x25519, now)
+
+    def signed_sync(
+        self,
+        device_id: str,
+        body: bytes,
+        signature: str | None,
+        ts_ms: int,
+        reports: Sequence[dict[str, Any]],
+    ) -> tuple[bytes, str]:
+        """:meth:`sync`'s answer as the bytes sent and their signature by the licence key
+        (it names the request it answers, so it cannot be replayed to another)."""
+        doc = self.sync(device_id, body, signature, ts_ms, reports)
+        return sign_answer(doc, body, self.keys.get().signer)
 
     def _holdings(
         self, conn: sqlite3.Connection, device_id: str, x25519: str, now: int

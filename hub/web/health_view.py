@@ -23,6 +23,7 @@ class Health:
     ingest_running: bool
     version: str
     python: str
+    insecure: tuple[str, ...] = ()  # links the operator chose to leave in clear
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -53,4 +54,5 @@ async def collect(ctx: HubContext, version: str) -> Health:
         ingest_running=ctx.ingest.running(),
         version=version,
         python=platform.python_version(),
+        insecure=ctx.insecure,
     )

@@ -23,6 +23,20 @@ checked by ``tests/test_broker_acl.py``), next to Mosquitto 2.0.11:
   refuses the CONNECT of a client whose will topic it may not publish to.
   Mosquitto accepts such a CONNECT and drops the will when it would be sent.
 
+Bounds (amqtt has none of its own), so that a flood of idle or hostile sockets cannot
+starve the hub the broker runs inside:
+
+* at most ``max_connections`` connections at once; one more is closed at accept;
+* a connection must finish its TLS handshake and its CONNECT within
+  :data:`CONNECT_DEADLINE_S` (amqtt would wait for ever);
+* no packet over :data:`MAX_PACKET_BYTES` (the 1 MiB message cap and headers) is
+  read: the connection is closed at its length;
+* a client other than the hub may publish :data:`PUBLISH_BURST` messages at once and
+  :data:`PUBLISH_PER_S` a second after that; the rest are dropped like denied ones.
+
+A TLS listener's handshake is bounded by the same deadline (asyncio's
+``ssl_handshake_timeout``): an idle socket that never starts TLS is dropped then.
+
 amqtt 0.12.1 looks up, replaces or deletes the session of a CONNECT's client id
 *before* authenticating it: a client with a wrong password but a connected
 speaker's client id would silently drop that speaker's subscriptions.
@@ -39,28 +53,75 @@ import asyncio
 import contextlib
 import errno
 import logging
+import ssl
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from amqtt.adapters import ReaderAdapter, WriterAdapter
+from amqtt.adapters import ReaderAdapter, StreamReaderAdapter, StreamWriterAdapter, WriterAdapter
 from amqtt.broker import Broker
 from amqtt.contexts import Action, BaseContext
-from amqtt.errors import AMQTTError
+from amqtt.errors import AMQTTError, NoDataError
 from amqtt.mqtt.connack import NOT_AUTHORIZED, ConnackPacket
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import Session
 from amqtt.utils import gen_client_id
 
+from connect_protocol.messages import MAX_MESSAGE_BYTES
+from connect_protocol.topics import HUB_USERNAME
 from hub.errors import BrokerError
 from hub.fleet.broker.credentials import BrokerUser, may_publish, may_subscribe, verify_secret
 
 logger = logging.getLogger(__name__)
 
 UserLookup = Callable[[str], BrokerUser | None]
+
+CONNECT_DEADLINE_S = 10.0
+MAX_CONNECTIONS = 2000
+MAX_PACKET_BYTES = MAX_MESSAGE_BYTES + 64 * 1024
+PUBLISH_BURST = 200
+PUBLISH_PER_S = 50.0
+_MAX_BUCKETS = 10_000
+
+
+class PublishBudget:
+    """Token buckets per client id: ``burst`` at once, ``per_s`` a second after that."""
+
+    def __init__(
+        self,
+        *,
+        burst: int = PUBLISH_BURST,
+        per_s: float = PUBLISH_PER_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.burst, self.per_s, self.clock = burst, per_s, clock
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def take(self, client_id: str) -> bool:
+        now = self.clock()
+        tokens, then = self._buckets.get(client_id, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - then) * self.per_s)
+        allowed = tokens >= 1.0
+        if len(self._buckets) >= _MAX_BUCKETS and client_id not in self._buckets:
+            self._buckets.clear()  # bounded: a flood of ids starts everyone afresh
+        self._buckets[client_id] = (tokens - 1.0 if allowed else tokens, now)
+        return allowed
+
+
+class _CappedReader(StreamReaderAdapter):  # type: ignore[misc]  # amqtt is untyped
+    """Refuses to read a packet longer than :data:`MAX_PACKET_BYTES` (before buffering it)."""
+
+    async def read(self, n: int = -1) -> bytes:
+        if n < 0 or n > MAX_PACKET_BYTES:
+            raise NoDataError(f"a packet of {n} bytes is over the {MAX_PACKET_BYTES} cap")
+        data: bytes = await super().read(n)
+        return data
 
 
 class LegatoAclPlugin(BaseAuthPlugin, BaseTopicPlugin):  # type: ignore[misc]  # amqtt is untyped
@@ -86,6 +147,7 @@ class LegatoAclPlugin(BaseAuthPlugin, BaseTopicPlugin):  # type: ignore[misc]  #
         if not callable(users):
             raise TypeError("LegatoAclPlugin needs a callable 'users' in its config")
         self._users: UserLookup = users
+        self._budget = PublishBudget()
 
     def _lookup(self, username: str | None) -> BrokerUser | None:
         if not username:
@@ -139,6 +201,13 @@ class LegatoAclPlugin(BaseAuthPlugin, BaseTopicPlugin):  # type: ignore[misc]  #
         user = self._lookup(session.username)
         if action == Action.PUBLISH:
             allowed = may_publish(user, topic)
+            if allowed and session.username != HUB_USERNAME:
+                allowed = self._budget.take(str(session.client_id))
+                if not allowed:
+                    logger.info(
+                        "over its publish budget: dropped %r from %r", topic, session.username
+                    )
+                    return False
         elif action in (Action.SUBSCRIBE, Action.RECEIVE):
             allowed = may_subscribe(user, topic)
         else:
@@ -164,7 +233,53 @@ async def _close_quietly(writer: WriterAdapter) -> None:
 
 
 class _LegatoBroker(Broker):  # type: ignore[misc]  # amqtt is untyped
-    """amqtt's ``Broker``, authenticating a CONNECT before it touches any session."""
+    """amqtt's ``Broker``, authenticating a CONNECT before it touches any session, with
+    the bounds the module lists."""
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        *,
+        tls_listeners: dict[str, ssl.SSLContext],
+        max_connections: int,
+    ) -> None:
+        super().__init__(config)
+        self._tls_listeners = tls_listeners
+        self._max_connections = max_connections
+        self._open_connections = 0
+
+    async def stream_connected(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, listener_name: str
+    ) -> None:
+        if self._open_connections >= self._max_connections:
+            logger.warning("refusing a connection: %d open", self._open_connections)
+            writer.transport.abort()
+            return
+        self._open_connections += 1
+        try:
+            adapter = StreamWriterAdapter(writer)
+            await self._client_connected(listener_name, _CappedReader(reader), adapter)
+        finally:
+            self._open_connections -= 1
+
+    async def _create_server_instance(
+        self,
+        listener_name: str,
+        listener_type: Any,
+        address: str | None,
+        port: int,
+        ssl_context: ssl.SSLContext | None,
+    ) -> asyncio.Server:
+        """amqtt's TCP server, with our TLS context and a deadline on its handshake."""
+        context = self._tls_listeners.get(listener_name, ssl_context)
+        return await asyncio.start_server(
+            partial(self.stream_connected, listener_name=listener_name),
+            address,
+            port,
+            reuse_address=True,
+            ssl=context,
+            ssl_handshake_timeout=CONNECT_DEADLINE_S if context is not None else None,
+        )
 
     async def _initialize_client_session(
         self,
@@ -176,9 +291,13 @@ class _LegatoBroker(Broker):  # type: ignore[misc]  # amqtt is untyped
         # Errors raised here are amqtt's own (AMQTTError, MQTTError, NoDataError):
         # Broker._client_connected logs them and releases the connection.
         try:
-            handler, session = await BrokerProtocolHandler.init_from_connect(
-                reader, writer, self.plugins_manager
+            handler, session = await asyncio.wait_for(
+                BrokerProtocolHandler.init_from_connect(reader, writer, self.plugins_manager),
+                CONNECT_DEADLINE_S,
             )
+        except TimeoutError:
+            await _close_quietly(writer)
+            raise AMQTTError(f"{remote_address}:{remote_port} sent no CONNECT in time") from None
         except Exception:
             await _close_quietly(writer)
             raise
@@ -223,7 +342,16 @@ class EmbeddedBroker:
     picks a free port; read it from :attr:`port` after :meth:`start`.
     """
 
-    def __init__(self, host: str, port: int, users: UserLookup) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        users: UserLookup,
+        *,
+        tls: tuple[Path, Path] | None = None,
+        plain_port: int | None = None,
+        max_connections: int = MAX_CONNECTIONS,
+    ) -> None:
         if not host:
             raise ValueError("an explicit listener host is required")
         if ":" in host:
@@ -235,6 +363,9 @@ class EmbeddedBroker:
         self._requested_port = port
         self._port = port
         self._users = users
+        self._tls = tls  # (certificate, key): the main listener is MQTT over TLS
+        self._plain_port = plain_port  # an extra plain listener, when asked for
+        self._max_connections = max_connections
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_event: asyncio.Event | None = None
@@ -250,14 +381,30 @@ class EmbeddedBroker:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    @property
+    def tls(self) -> bool:
+        return self._tls is not None
+
     def config(self) -> dict[str, Any]:
-        """The amqtt broker config: one TCP listener on host:port, only our plugin."""
+        """The amqtt broker config: TCP listeners on host (TLS is begun by
+        :class:`_LegatoBroker` itself), only our plugin."""
+        listeners: dict[str, Any] = {
+            "default": {"type": "tcp", "bind": f"{self.host}:{self._requested_port}"},
+        }
+        if self._plain_port is not None:
+            listeners["plain"] = {"type": "tcp", "bind": f"{self.host}:{self._plain_port}"}
         return {
-            "listeners": {
-                "default": {"type": "tcp", "bind": f"{self.host}:{self._requested_port}"},
-            },
+            "listeners": listeners,
             "plugins": {f"{__name__}.LegatoAclPlugin": {"users": self._users}},
         }
+
+    def _tls_contexts(self) -> dict[str, ssl.SSLContext]:
+        if self._tls is None:
+            return {}
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(*self._tls)
+        return {"default": context}
 
     def start(self, timeout: float = 10.0) -> None:
         """Start the broker; block until it listens, or raise :class:`BrokerError`."""
@@ -315,7 +462,11 @@ class EmbeddedBroker:
 
     async def _serve(self) -> None:
         assert self._stop_event is not None
-        broker = _LegatoBroker(self.config())
+        broker = _LegatoBroker(
+            self.config(),
+            tls_listeners=self._tls_contexts(),
+            max_connections=self._max_connections,
+        )
         try:
             await broker.start()
         except Exception as exc:

@@ -34,10 +34,12 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
+from connect_protocol.messages import MAX_MESSAGE_BYTES
 from connect_protocol.topics import ROOT, acl_patterns_for_speaker
 from hub.errors import BrokerError
 from hub.files import write_private
@@ -51,6 +53,21 @@ ACL_NAME = "acl"
 LOG_NAME = "mosquitto.log"
 
 
+@dataclass(frozen=True, slots=True)
+class TlsFiles:
+    """The hub's CA certificate, and the certificate and key the broker presents."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+
+#: Bounds Mosquitto applies for us: no packet over the 1 MiB message cap (with room
+#: for headers), at most this many connections per listener.
+MAX_PACKET_BYTES = MAX_MESSAGE_BYTES + 64 * 1024
+MAX_CONNECTIONS = 2000
+
+
 def write_mosquitto_config(
     directory: Path,
     *,
@@ -58,12 +75,16 @@ def write_mosquitto_config(
     host: str = "127.0.0.1",
     users: Iterable[BrokerUser],
     persistence: bool = False,
+    tls: TlsFiles | None = None,
+    plain_port: int | None = None,
 ) -> Path:
     """Write ``mosquitto.conf``, ``passwd`` and ``acl`` into ``directory``; return the conf path.
 
     ``passwd`` and ``acl`` are written mode 0600 and replaced atomically, so a
     SIGHUP reload never reads half a file.  Rewriting an existing directory is
-    the way to change users at run time.
+    the way to change users at run time.  With ``tls`` the listener on ``port`` is
+    MQTT over TLS (its files copied next to the config, the key 0600); ``plain_port``
+    adds a plain listener (speakers' passwords in clear: only when asked for).
     """
     if not host:
         raise ValueError("an explicit listener host is required (an empty one binds everywhere)")
@@ -91,14 +112,14 @@ def write_mosquitto_config(
         "log_type information",
         "log_timestamp true",
         f"persistence {'true' if persistence else 'false'}",
+        # Nothing bigger than a message may cost the broker memory.
+        f"max_packet_size {MAX_PACKET_BYTES}",
     ]
     if persistence:
         lines.append(f"persistence_location {directory}/")
-    lines.append(f"listener {port} {host}")
-    # A listener option (before any `listener` line Mosquitto would open a default
-    # listener on 0.0.0.0:1883 for it): a client id is its user name, so no login
-    # can take over another's session, the hub's included.
-    lines.append("use_username_as_clientid true")
+    lines += _listener(port, host, _copy_tls(directory, tls) if tls else None)
+    if plain_port is not None:
+        lines += _listener(plain_port, host, None)
     lines += [
         # Small packets at once: with Nagle on, every hop waits ~40 ms for a delayed ACK.
         "set_tcp_nodelay true",
@@ -110,6 +131,37 @@ def write_mosquitto_config(
     config_path = directory / CONFIG_NAME
     write_private(config_path, "\n".join(lines) + "\n")
     return config_path
+
+
+def _listener(port: int, host: str, tls: TlsFiles | None) -> list[str]:
+    # Listener options (before any `listener` line Mosquitto would open a default
+    # listener on 0.0.0.0:1883 for them): a client id is its user name, so no login
+    # can take over another's session, the hub's included.
+    lines = [
+        f"listener {port} {host}",
+        "use_username_as_clientid true",
+        f"max_connections {MAX_CONNECTIONS}",
+    ]
+    if tls is not None:
+        lines += [
+            f"cafile {tls.ca}",
+            f"certfile {tls.cert}",
+            f"keyfile {tls.key}",
+            "tls_version tlsv1.2",
+            "require_certificate false",
+        ]
+    return lines
+
+
+def _copy_tls(directory: Path, tls: TlsFiles) -> TlsFiles:
+    """The TLS files next to the config, so a broker on another host can have them."""
+    copied = TlsFiles(
+        directory / "hub-ca.pem", directory / "hub-tls.pem", directory / "hub-tls.key"
+    )
+    copied.ca.write_text(tls.ca.read_text())
+    copied.cert.write_text(tls.cert.read_text())
+    write_private(copied.key, tls.key.read_text())
+    return copied
 
 
 def _user_line() -> list[str]:

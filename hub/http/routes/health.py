@@ -22,4 +22,5 @@ async def healthz(ctx: ContextDep) -> JSONResponse:
 
 @router.get("/api/connect", summary="Where speakers find the hub's MQTT broker")
 async def connect_info(ctx: ContextDep) -> dict[str, object]:
-    return {"mqtt": {"host": ctx.public_mqtt_host, "port": ctx.public_mqtt_port}, "proto": "1"}
+    mqtt = {"host": ctx.public_mqtt_host, "port": ctx.public_mqtt_port, "tls": ctx.public_mqtt_tls}
+    return {"mqtt": mqtt, "proto": "1"}

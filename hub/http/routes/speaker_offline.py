@@ -8,7 +8,7 @@ clock, which must be within ten minutes of the hub's.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -17,6 +17,7 @@ from hub.errors import OfflineForbidden
 from hub.http import offline_models as m
 from hub.http.deps import ContextDep
 from hub.http.routes.audio import SpeakerDep
+from offline_cache.hub_messages import SIGNATURE_HEADER
 
 router = APIRouter(prefix="/v1/devices", tags=["offline (speakers)"], responses=m.OFFLINE_ERRORS)
 
@@ -56,10 +57,13 @@ async def sync(
         str | None,
         Header(description="base64url Ed25519 signature of the exact body, by the speaker"),
     ] = None,
-) -> dict[str, Any]:
+) -> Response:
+    """The answer is signed in turn (``Legato-Signature``, by the hub's licence key) and
+    names the request it answers (``request_sha256``)."""
     _itself(device_id, speaker)
     body = await request.body()  # the bytes as signed (FastAPI parsed the same bytes)
     reports = [r.model_dump() for r in report.progress]
-    return await run_in_threadpool(
-        ctx.offline.sync, device_id, body, legato_signature, report.ts, reports
+    answer, signature = await run_in_threadpool(
+        ctx.offline.signed_sync, device_id, body, legato_signature, report.ts, reports
     )
+    return Response(answer, media_type="application/json", headers={SIGNATURE_HEADER: signature})

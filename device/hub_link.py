@@ -1,0 +1,118 @@
+"""How a speaker finds its hub and decides whether to trust it with its secret.
+
+mDNS only says *where* a hub is; anyone on the network can advertise one.  So:
+
+* a hub found over mDNS is used only by a speaker that pins its hub's CA
+  (``hub.ca_file``), and only through its TLS ports (HTTPS, MQTT over TLS), whose
+  handshake proves the peer holds a certificate that CA signed before the broker
+  password or the HTTP credentials are sent;
+* a hub URL or broker URL written in the config (or given on the command line) is
+  used as written: ``https://`` and ``mqtts://`` verified against the pinned CA (the
+  system's CAs when none is pinned), ``http://`` and ``mqtt://`` in clear with a
+  warning, because the operator asked for exactly that.
+
+:func:`plan_from_record` is the pure rule over an mDNS record; the rest is I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import ssl
+import urllib.request
+from dataclasses import dataclass
+from urllib.error import URLError
+from urllib.parse import urlsplit
+
+from connect_protocol import mdns
+from connect_protocol.mqtt import BrokerAddress
+from connect_protocol.tls import pinned_context
+from device import config as config_mod
+from device.config import ConfigError, SpeakerConfig
+
+logger = logging.getLogger(__name__)
+
+UNPINNED = (
+    "this speaker pins no hub certificate authority (hub.ca_file), so it sends its secret "
+    "to no hub it merely finds on the network; pair it with `legato-hub device add` (which "
+    "writes the CA next to the config), or name the hub in the config (hub.url)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class HubPlan:
+    """Where to reach a hub found over mDNS: its HTTPS URL, and its TLS broker if named."""
+
+    hub_url: str
+    broker_url: str | None
+
+
+def plan_from_record(host: str, extra: dict[str, str], *, pinned: bool) -> HubPlan:
+    """The TLS endpoints an mDNS hub record names; ``ConfigError`` when the speaker
+    pins no CA or the record offers no TLS port (a plain port is never taken from the
+    network)."""
+    if not pinned:
+        raise ConfigError(UNPINNED)
+    https = extra.get("https", "")
+    if not https.isdigit():
+        raise ConfigError(f"the hub at {host} offers no HTTPS port; not sending it any secret")
+    mqtts = extra.get("mqtts", "")
+    broker = f"mqtts://{host}:{mqtts}" if mqtts.isdigit() else None
+    return HubPlan(hub_url=f"https://{host}:{https}", broker_url=broker)
+
+
+def https_context(cfg: SpeakerConfig) -> ssl.SSLContext:
+    return pinned_context(cfg.hub_ca) if cfg.hub_ca else ssl.create_default_context()
+
+
+def warn_if_clear(url: str) -> None:
+    scheme = urlsplit(url).scheme
+    if scheme in ("http", "mqtt", "tcp"):
+        logger.warning(
+            "%s is in clear, as configured: the speaker's credentials cross the network "
+            "unencrypted (use https:// and mqtts:// with the hub's CA)",
+            url,
+        )
+
+
+def broker_from_hub(cfg: SpeakerConfig, timeout_s: float = 5.0) -> str:
+    """Ask the hub (over its verified HTTPS when the URL says so) where its broker is."""
+    url = cfg.hub_url.rstrip("/") + "/api/connect"
+    context = https_context(cfg) if url.startswith("https:") else None
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s, context=context) as resp:
+            doc = json.load(resp)
+    except (URLError, OSError, ValueError) as exc:
+        raise ConfigError(f"cannot ask the hub at {cfg.hub_url} for its broker: {exc}") from exc
+    mqtt = doc.get("mqtt", {}) if isinstance(doc, dict) else {}
+    host = mqtt.get("host") or urlsplit(cfg.hub_url).hostname
+    port = mqtt.get("port")
+    if not isinstance(port, int):
+        raise ConfigError(f"the hub at {cfg.hub_url} did not say where its broker is")
+    return f"{'mqtts' if mqtt.get('tls') else 'mqtt'}://{host}:{port}"
+
+
+async def resolve(cfg: SpeakerConfig, timeout_s: float) -> tuple[SpeakerConfig, BrokerAddress]:
+    """The config with its hub URL filled in, and the broker to log in to."""
+    broker_url = cfg.broker_url
+    if not cfg.hub_url:
+        logger.info("no hub configured; looking for one over mDNS (%.0f s)", timeout_s)
+        if not cfg.hub_ca:
+            raise ConfigError(UNPINNED)
+        record = await mdns.find_one("hub", timeout_s=timeout_s)
+        if record is None:
+            raise ConfigError(
+                "no hub found over mDNS; start one with `legato-hub up` or pass --hub URL"
+            )
+        plan = plan_from_record(record.host, dict(record.extra), pinned=bool(cfg.hub_ca))
+        cfg = config_mod.with_overrides(cfg, hub_url=plan.hub_url)
+        broker_url = broker_url or plan.broker_url or ""
+    warn_if_clear(cfg.hub_url)
+    if not broker_url:
+        broker_url = await asyncio.to_thread(broker_from_hub, cfg)
+    warn_if_clear(broker_url)
+    address = BrokerAddress.parse(
+        broker_url, username=cfg.username, password=cfg.password, ca_pem=cfg.hub_ca
+    )
+    return cfg, address
