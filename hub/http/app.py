@@ -93,18 +93,17 @@ def create_app(
     )
     routers = (auth, health, player, connect_ws, audio, catalog_api, search)
     library = (profile, playlists, saved, history)
-    for module in (
-        *routers,
-        *library,
-        speaker_offline,
-        offline,
-        pages,
-        dashboard,
-        admin,
-        admin_ingest,
-    ):
+    faces = (speaker_offline, offline, pages, dashboard, admin, admin_ingest)
+    for module in (*routers, *library, *faces):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    _install_error_handlers(app)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    """Every error answers in the Web API's format (``{"error": {status, message}}``)."""
 
     @app.exception_handler(HubError)
     async def hub_error(_request: Request, exc: HubError) -> JSONResponse:
@@ -127,5 +126,3 @@ def create_app(
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse(error_body(400, message_of(exc.errors())), status_code=400)
-
-    return app
