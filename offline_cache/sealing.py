@@ -51,8 +51,9 @@ def open_sealed(key: bytes, sealed: bytes, aad: bytes, what: str) -> bytes:
     """
     if len(sealed) < OVERHEAD:
         raise TamperedError(f"{what} is truncated")
+    view = memoryview(sealed)  # slices of a view: the blob is not copied
     try:
-        return _cipher(key).decrypt(sealed[:NONCE], sealed[NONCE:], aad)
+        return _cipher(key).decrypt(view[:NONCE], view[NONCE:], aad)
     except InvalidTag as exc:
         raise TamperedError(f"{what} failed its integrity check") from exc
 
