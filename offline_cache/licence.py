@@ -11,6 +11,11 @@ Verification is a pure function of the licence, the hub's public key, the
 device's identity and the time (``now_ms`` and the latest time the device has
 ever seen, so a clock set back is caught), returning the licence or raising a
 ``LicenceError`` whose message a listener can act on.
+
+The primitives are the ``cryptography`` package's (X25519, HKDF-SHA256, Ed25519;
+AES-256-GCM through ``sealing``); what they raise is translated here: a bad
+signature or hub key is a ``ForgedLicenceError``, a KEK that does not open a
+``WrongDeviceError``, a device key the hub cannot seal to a ``CryptoError``.
 """
 
 from __future__ import annotations
@@ -19,17 +24,15 @@ import base64
 import json
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
 
-from offline_cache import openssl
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from offline_cache import sealing
 from offline_cache.errors import OfflineCacheError
-
-if TYPE_CHECKING:  # the hub's side (issuing) hands in ``cryptography`` keys
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
-        Ed25519PrivateKey,
-        Ed25519PublicKey,
-    )
-    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 DAY_MS = 24 * 60 * 60 * 1000
 VALID_DAYS = 30
@@ -40,6 +43,11 @@ MAX_OFFLINE_DEVICES_PER_ACCOUNT = 5
 CLOCK_SLACK_MS = 60 * 60 * 1000
 FORMAT = "legato-licence-1"
 RENEW_HOW = "connect the speaker to its hub; it renews by itself (or download again)"
+
+
+class CryptoError(OfflineCacheError):
+    """A key the ``cryptography`` package refuses: a device's X25519 key nothing can be
+    sealed to (not 32 bytes, or a point of small order)."""
 
 
 class LicenceError(OfflineCacheError):
@@ -79,12 +87,9 @@ def unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def raw_public(key: Any) -> bytes:
-    """A ``cryptography`` public key's raw 32 bytes (the hub's side; tests)."""
-    from cryptography.hazmat.primitives import serialization
-
-    raw: bytes = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return raw
+def raw_public(key: Ed25519PublicKey | X25519PublicKey) -> bytes:
+    """A public key's raw 32 bytes, as licences and the hub's sync carry them."""
+    return key.public_bytes_raw()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -124,7 +129,8 @@ class SignedLicence:
 
 
 def _kek_key(shared: bytes, licence_id: str, device_id: str) -> bytes:
-    return openssl.hkdf_sha256(shared, f"{FORMAT}|kek|{licence_id}|{device_id}".encode())
+    info = f"{FORMAT}|kek|{licence_id}|{device_id}".encode()
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(shared)
 
 
 def issue(
@@ -142,10 +148,13 @@ def issue(
     """Seal ``kek`` to the device's X25519 key and sign the licence (the hub's side)."""
     if len(kek) != 32:
         raise ValueError("a KEK is 32 bytes")
-    ephemeral = openssl.new_private_key()
-    shared = openssl.x25519(ephemeral, device_x25519)
-    box = openssl.gcm_seal(_kek_key(shared, licence_id, device_id), kek, licence_id.encode())
-    nonce, sealed = box[: openssl.NONCE], box[openssl.NONCE :]
+    ephemeral = X25519PrivateKey.generate()
+    try:
+        shared = ephemeral.exchange(X25519PublicKey.from_public_bytes(device_x25519))
+    except ValueError as exc:
+        raise CryptoError(f"the device's X25519 key cannot be sealed to: {exc}") from exc
+    box = sealing.seal(_kek_key(shared, licence_id, device_id), kek, licence_id.encode())
+    nonce, sealed = box[: sealing.NONCE], box[sealing.NONCE :]
     body = Licence(
         licence_id=licence_id,
         device_id=device_id,
@@ -154,7 +163,7 @@ def issue(
         issued_ms=issued_ms,
         expires_ms=issued_ms + valid_days * DAY_MS,
         max_tracks=max_tracks,
-        kek_epk=b64(openssl.x25519_public(ephemeral)),
+        kek_epk=b64(raw_public(ephemeral.public_key())),
         kek_nonce=b64(nonce),
         kek_sealed=b64(sealed),
     )
@@ -167,13 +176,13 @@ def read(signed: SignedLicence, hub_key: bytes | Ed25519PublicKey) -> Licence:
     forged = ForgedLicenceError(
         "the licence is not signed by this hub (forged or altered); download again"
     )
-    raw_key = hub_key if isinstance(hub_key, bytes) else raw_public(hub_key)
     try:
+        if isinstance(hub_key, bytes):
+            hub_key = Ed25519PublicKey.from_public_bytes(hub_key)
         data = unb64(signed.body)
-        if not openssl.ed25519_verify(raw_key, unb64(signed.signature), data):
-            raise forged
+        hub_key.verify(unb64(signed.signature), data)
         licence = Licence(**json.loads(data))
-    except (ValueError, TypeError) as exc:
+    except (InvalidSignature, ValueError, TypeError) as exc:
         raise forged from exc
     if licence.format != FORMAT:
         raise ForgedLicenceError(f"unknown licence format {licence.format!r}")
@@ -211,20 +220,21 @@ def check(
 
 def unwrap_kek(licence: Licence, device_key: bytes | X25519PrivateKey) -> bytes:
     """Open the KEK with the device's private key (only the addressed device can)."""
-    if not isinstance(device_key, bytes):
-        from cryptography.hazmat.primitives import serialization
-
-        device_key = device_key.private_bytes(
-            serialization.Encoding.Raw,
-            serialization.PrivateFormat.Raw,
-            serialization.NoEncryption(),
-        )
     try:
-        shared = openssl.x25519(device_key, unb64(licence.kek_epk))
+        mine = (
+            X25519PrivateKey.from_private_bytes(device_key)
+            if isinstance(device_key, bytes)
+            else device_key
+        )
+        # ValueError for a key that is not 32 bytes or is a point of small order
+        shared = mine.exchange(X25519PublicKey.from_public_bytes(unb64(licence.kek_epk)))
+        nonce = unb64(licence.kek_nonce)
+        if len(nonce) != sealing.NONCE:  # the box is nonce || sealed: no other split
+            raise ValueError(f"a {len(nonce)}-byte nonce")
+        box = nonce + unb64(licence.kek_sealed)
         key = _kek_key(shared, licence.licence_id, licence.device_id)
-        box = unb64(licence.kek_nonce) + unb64(licence.kek_sealed)
-        return openssl.gcm_open(key, box, licence.licence_id.encode())
-    except (openssl.CryptoError, ValueError) as exc:
+        return sealing.open_sealed(key, box, licence.licence_id.encode(), "the licence's KEK")
+    except (sealing.TamperedError, ValueError) as exc:
         raise WrongDeviceError(
             "the licence's key does not open with this speaker's key; "
             "files copied from another speaker cannot play here"

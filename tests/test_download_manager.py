@@ -93,8 +93,11 @@ def test_downloads_wait_for_playback_report_progress_and_follow_removals(
         )
         assert r.status_code == 204, r.text
         manager.request_sync()
+        # rows go before files (a shred drops them all in one transaction, then deletes
+        # the blobs track by track): the rows gone, the blobs may still be going
+        blobs = tmp_path / "cache" / "blobs"
         wait_for(lambda: not store.tracks(OFFLINE), 10, "the downloads removed")
-        assert not list((tmp_path / "cache" / "blobs").iterdir())
+        wait_for(lambda: not any(blobs.iterdir()), 10, "their blobs deleted")
         # the last download gone, the hub revoked the licence: shredded here too
         wait_for(lambda: not store.licences(), 10, "the licence shredded")
     finally:

@@ -16,7 +16,7 @@ from .common import LatencyStats, Options
 TTFA_P99_MS = 150.0
 TTFA_VS_MPV = 0.5
 CPU_VS_OGGDEC = 1.5
-RSS_MIB = 60.0
+RSS_MIB = 64.0
 UNDERRUNS = 0
 
 
