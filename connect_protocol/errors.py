@@ -35,6 +35,7 @@ class ErrorCode(StrEnum):
     TOO_LARGE = "too_large"  # over MAX_MESSAGE_BYTES
     CONFLICT = "conflict"  # stale expected_revision
     NO_TRACK = "no_track"  # a command that needs something loaded
+    RATE_LIMITED = "rate_limited"  # too many commands too fast (a speaker's local control)
     NOT_FOUND = "not_found"  # unknown or offline device
     TIMEOUT = "timeout"  # no ack in time
     INTERNAL = "internal"

@@ -8,6 +8,9 @@ name = "Kitchen"
 model = "legato-pi"
 http_port = 0           # /info and the local control WebSocket; 0 = any free port
 http_host = "0.0.0.0"
+local_token_file = "speaker.local-token"  # 0600; what a phone needs for local control
+                        # (from the hub at pairing); absent: the speaker makes one in
+                        # $LEGATO_SPEAKER_STATE/<id>/local-token
 
 [hub]
 url = "https://127.0.0.1:8443"   # empty: find the hub over mDNS (its HTTPS port)
@@ -74,6 +77,7 @@ class SpeakerConfig:
     hub_url: str = ""
     broker_url: str = ""
     hub_ca: str = field(default="", repr=False)  # the pinned CA (PEM); "" when none
+    local_token: str = field(default="", repr=False)  # for /control and /offline
     username: str = ""
     password: str = field(default="", repr=False)
     engine: str = "native"
@@ -149,13 +153,19 @@ def read_secret(path: Path) -> str:
         raise ConfigError(f"cannot read secret file {path}: {exc.strerror}") from exc
 
 
+def _beside(name: str, config_path: Path | None) -> Path:
+    """A file the config names: relative names are relative to the config."""
+    found = Path(name)
+    if not found.is_absolute() and config_path is not None:
+        found = config_path.parent / found
+    return found
+
+
 def _read_ca(name: str, config_path: Path | None) -> str:
     """The pinned hub CA named by ``hub.ca_file`` (relative to the config), as PEM."""
     if not name:
         return ""
-    ca_path = Path(name)
-    if not ca_path.is_absolute() and config_path is not None:
-        ca_path = config_path.parent / ca_path
+    ca_path = _beside(name, config_path)
     try:
         pem = ca_path.read_text()
     except OSError as exc:
@@ -218,6 +228,8 @@ def load(path: Path | None) -> SpeakerConfig:
             secret_path = path.parent / secret_path
         password = read_secret(secret_path)
     hub_ca = _read_ca(_get(hub, "hub", "ca_file", str, ""), path)
+    token_file = _get(speaker, "speaker", "local_token_file", str, "")
+    local_token = read_secret(_beside(token_file, path)) if token_file else ""
     cache = _get(offline, "offline", "dir", str, "") or _get(audio, "audio", "cache_dir", str, "")
     keys = _get(offline, "offline", "keys_dir", str, "")
     return SpeakerConfig(
@@ -229,6 +241,7 @@ def load(path: Path | None) -> SpeakerConfig:
         hub_url=_get(hub, "hub", "url", str, ""),
         broker_url=_get(hub, "hub", "broker", str, ""),
         hub_ca=hub_ca,
+        local_token=local_token,
         username=_get(broker, "broker", "username", str, "") or device_id,
         password=password,
         engine=_get(audio, "audio", "engine", str, "native"),

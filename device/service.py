@@ -30,6 +30,7 @@ from device.controller import Controller, Outcome, SteadyWallClock
 from device.downloads import DownloadManager
 from device.engine_api import Engine
 from device.engine_factory import build_engine
+from device.local_access import own_hosts, pairing_token
 from device.local_api import LocalApi, info_document
 from offline_cache.device_keys import DeviceKeys
 from offline_cache.store import OfflineStore, StoreError
@@ -83,6 +84,8 @@ class SpeakerService:
             info=self._info_doc,
             state=lambda: self._controller.state,
             on_command=self._local_command,
+            token=pairing_token(self.config),
+            hosts=own_hosts(self.config.http_host),
             offline=self.downloads.status if self.downloads is not None else None,
         )
         await self.local_api.start(self.config.http_host, self.config.http_port)
@@ -144,9 +147,7 @@ class SpeakerService:
         return self.controller
 
     def _info_doc(self) -> dict[str, Any]:
-        return info_document(
-            self.info, paired=bool(self.config.password), hub_url=self.config.hub_url
-        )
+        return info_document(self.info)
 
     async def _advertise(self) -> None:
         assert self.local_api is not None

@@ -79,6 +79,7 @@ REFUSALS: dict[ErrorCode, tuple[int, str | None]] = {
     ErrorCode.CONFLICT: (409, None),
     ErrorCode.INVALID_VALUE: (400, None),
     ErrorCode.TOO_LARGE: (413, None),
+    ErrorCode.RATE_LIMITED: (429, None),
 }
 
 

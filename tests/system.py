@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import httpx
 
 from hub.accounts import users
-from hub.fleet import pki, provisioning
+from hub.fleet import local_control, pki, provisioning
 from hub.fleet.broker import MosquittoProcess, write_mosquitto_config
 from hub.fleet.broker.mosquitto import TlsFiles
 from hub.server import open_database
@@ -111,6 +111,10 @@ class System:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.hub_port}"
 
+    def local_token(self, device_id: str) -> str:
+        """What a phone needs to steer ``device_id`` through its own port."""
+        return local_control.local_token(self.data, device_id)
+
     @property
     def speaker_url(self) -> str:
         """Where speakers reach the hub: HTTPS with its own certificate."""
@@ -135,6 +139,7 @@ class System:
             hub_url=self.speaker_url,
             broker_url=self.broker_url,
             hub_ca=self.tls.ca_pem,
+            local_token=self.local_token(device_id),
             http_host="127.0.0.1",
             engine=engine,
         )

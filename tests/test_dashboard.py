@@ -311,3 +311,20 @@ def test_a_listener_cannot_ask_for_the_admin_scope(system: System) -> None:
     )
     assert r.status_code == 400
     assert r.json()["error"] == "invalid_scope"
+
+
+def test_local_control_tokens_come_from_the_hub(
+    system: System, admin: httpx.Client, listener: httpx.Client
+) -> None:
+    """The token a speaker's own port accepts: on the dashboard, and for a signed-in phone."""
+    expected = system.local_token("kitchen")
+    assert expected in admin.get("/dashboard/speakers/kitchen").text
+    r = listener.get("/v1/devices/kitchen/local-access")
+    assert r.status_code == 200, r.text
+    assert r.json() == {"device_id": "kitchen", "token": expected}
+    assert listener.get("/v1/devices/nobody/local-access").status_code == 404
+    assert httpx.get(f"{system.url}/v1/devices/kitchen/local-access").status_code == 401
+    # the speaker's own config holds that token, written at pairing (0600)
+    token_file = system.configs["kitchen"].with_suffix(".local-token")
+    assert token_file.read_text().strip() == expected
+    assert token_file.stat().st_mode & 0o777 == 0o600

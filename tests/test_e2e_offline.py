@@ -118,16 +118,16 @@ def speaker_args(out: Path, port: int, *extra: str) -> list[str]:
     ]
 
 
-def offline_tracks(port: int) -> list[dict[str, Any]]:
-    doc = httpx.get(f"http://127.0.0.1:{port}/offline", timeout=5).json()
+def offline_tracks(port: int, token: str) -> list[dict[str, Any]]:
+    doc = httpx.get(f"http://127.0.0.1:{port}/offline", params={"token": token}, timeout=5).json()
     return [t for t in doc["tracks"] if t["state"] == "ready"]
 
 
-def play_locally(port: int, tracks: list[dict[str, Any]]) -> tuple[dict[str, Any], str]:
+def play_locally(port: int, tracks: list[dict[str, Any]], token: str) -> tuple[dict[str, Any], str]:
     """A phone on the LAN with the hub gone: play through the speaker's own WebSocket.
     Returns the ack and the speaker's session (to tell its state from an older run's)."""
     refs = [{k: t[k] for k in ("uri", "duration_ms", "name", "artists", "album")} for t in tracks]
-    with connect(f"ws://127.0.0.1:{port}/control") as ws:
+    with connect(f"ws://127.0.0.1:{port}/control?token={token}") as ws:
         session = str(json.loads(ws.recv(timeout=5))["session"])  # the state comes first
         ws.send(json.dumps({"type": "play", "id": f"p{time.monotonic_ns()}", "tracks": refs}))
         while True:
@@ -177,11 +177,11 @@ def test_a_downloaded_album_plays_sample_exact_with_the_hub_stopped(
     finally:
         api.close()
     wait_local(port)
-    tracks = sorted_by_track_number(offline_tracks(port))
+    tracks = sorted_by_track_number(offline_tracks(port, system.local_token("den")))
     assert len(tracks) == 4
     assert system.hub is not None
     system.hub.stop()  # the hub is gone; Mosquitto stays for the test to watch the state
-    ack, session = play_locally(port, tracks)
+    ack, session = play_locally(port, tracks, system.local_token("den"))
     assert ack["ok"], ack
     wait_for(lambda: ended(system, session), 60, "the album to finish offline", system.logs)
     check_continuous(read_raw(out), expected_frames(pieces))
@@ -208,8 +208,8 @@ def test_a_tampered_blob_is_fetched_again_and_never_played(
         api.wait_online("den")
     finally:
         api.close()
-    tracks = sorted_by_track_number(offline_tracks(port))
-    ack, session = play_locally(port, tracks)
+    tracks = sorted_by_track_number(offline_tracks(port, system.local_token("den")))
+    ack, session = play_locally(port, tracks, system.local_token("den"))
     assert ack["ok"], ack
     wait_for(lambda: ended(system, session), 60, "the album to finish", system.logs)
     check_continuous(read_raw(out), expected_frames(pieces))
@@ -281,8 +281,8 @@ def test_faketime_day_29_plays_day_31_refuses_and_renewal_restores(
         out.unlink(missing_ok=True)
         proc = system.start_speaker("den", *speaker_args(out, port), wrapper=faketime(offset))
         wait_local(port)
-        tracks = sorted_by_track_number(offline_tracks(port))
-        ack, session = play_locally(port, tracks)
+        tracks = sorted_by_track_number(offline_tracks(port, system.local_token("den")))
+        ack, session = play_locally(port, tracks, system.local_token("den"))
         wait_for(lambda: ended(system, session), 60, f"the album to end at {offset}", system.logs)
         proc.stop()
         return ack, (system.root / "den.log").read_text()
@@ -303,13 +303,17 @@ def test_faketime_day_29_plays_day_31_refuses_and_renewal_restores(
     wait_local(port)
 
     def renewed() -> bool:
-        doc = httpx.get(f"http://127.0.0.1:{port}/offline", timeout=5).json()
+        doc = httpx.get(
+            f"http://127.0.0.1:{port}/offline",
+            params={"token": system.local_token("den")},
+            timeout=5,
+        ).json()
         return any(x["expires_ms"] > expires_ms for x in doc["licences"])
 
     wait_for(renewed, 30, "the licence to be renewed", system.logs)
     system.hub.stop()  # and it plays with the hub gone again
-    tracks = sorted_by_track_number(offline_tracks(port))
-    ack, session = play_locally(port, tracks)
+    tracks = sorted_by_track_number(offline_tracks(port, system.local_token("den")))
+    ack, session = play_locally(port, tracks, system.local_token("den"))
     assert ack["ok"], ack
     wait_for(lambda: ended(system, session), 60, "the album after renewal", system.logs)
     check_continuous(read_raw(out), expected_frames(pieces))

@@ -1,4 +1,5 @@
-"""A speaker's own port: /info for adoption and local control with no hub at all."""
+"""A speaker's own port: /info for adoption, and local control with no hub at all for
+whoever holds its pairing token (an unpaired speaker makes its own, in a 0600 file)."""
 
 from __future__ import annotations
 
@@ -39,19 +40,38 @@ def test_unpaired_speaker_serves_info_and_local_control(tmp_path: Path) -> None:
                 return None
 
         doc = wait_for(info, 20, "GET /info", [proc.log])
-        assert doc == {
+        assert doc == {  # what its mDNS record says, nothing more
             "id": "patio",
             "name": "Patio",
             "model": "legato-pi",
             "fw": "0.1.0",
             "proto": "1",
-            "paired": False,
-            "hub": None,
         }
         assert httpx.get(f"http://127.0.0.1:{port}/nope").status_code == 404
         assert "legato-hub device add patio" in proc.log.read_text()
+        token_file = tmp_path / "speaker-state" / "patio" / "local-token"
+        assert token_file.stat().st_mode & 0o777 == 0o600
+        token = token_file.read_text().strip()
+        assert token not in proc.log.read_text()  # the log says where, never what
 
-        with connect(f"ws://127.0.0.1:{port}/control") as ws:
+        # Without the token: neither control nor the list of downloads.
+        with pytest.raises(InvalidStatus) as refused:
+            connect(f"ws://127.0.0.1:{port}/control")
+        assert refused.value.response.status_code == 401
+        with pytest.raises(InvalidStatus):
+            connect(f"ws://127.0.0.1:{port}/control?token=not-{token}")
+        assert httpx.get(f"http://127.0.0.1:{port}/offline").status_code == 401
+        # A name that is not the speaker's own (DNS rebinding from a web page): refused.
+        rebound = httpx.get(f"http://127.0.0.1:{port}/info", headers={"Host": "evil.example"})
+        assert rebound.status_code == 403
+        with pytest.raises(InvalidStatus) as refused:
+            connect(
+                f"ws://127.0.0.1:{port}/control?token={token}",
+                additional_headers={"Host": f"evil.example:{port}"},
+            )
+        assert refused.value.response.status_code == 403
+
+        with connect(f"ws://127.0.0.1:{port}/control?token={token}") as ws:
             first = json.loads(ws.recv(timeout=5))
             assert first["type"] == "state"
             ws.send(json.dumps({"type": "volume", "id": "l1", "volume_percent": 12}))
@@ -72,10 +92,18 @@ def test_unpaired_speaker_serves_info_and_local_control(tmp_path: Path) -> None:
             ack = json.loads(ws.recv(timeout=5))
             assert ack["id"] == "l2"
             assert ack["error"] == "no_track"
+            # A flood is refused past the budget, and the connection stays up.
+            for n in range(100):
+                ws.send(json.dumps({"type": "pause", "id": f"f{n}"}))
+            acks = [json.loads(ws.recv(timeout=5)) for _ in range(100)]
+            assert sum(a["error"] == "rate_limited" for a in acks) >= 50
 
         # A web page (any site a listener visits) may not steer the speaker.
         with pytest.raises(InvalidStatus) as refused:
-            connect(f"ws://127.0.0.1:{port}/control", origin=Origin("http://evil.example"))
+            connect(
+                f"ws://127.0.0.1:{port}/control?token={token}",
+                origin=Origin("http://evil.example"),
+            )
         assert refused.value.response.status_code == 403
 
         # And it is on mDNS with its port, for the hub to adopt.

@@ -155,19 +155,17 @@ def test_controller_acks_garbage_it_can_attribute_and_ignores_the_rest() -> None
     asyncio.run(scenario())
 
 
-def test_info_document_shape() -> None:
+def test_info_document_says_only_what_mdns_says() -> None:
     from connect_protocol.messages import DeviceInfo
     from device.local_api import info_document
 
-    doc = info_document(DeviceInfo(id="x", name="X", model="m", fw="1"), paired=False, hub_url="")
+    doc = info_document(DeviceInfo(id="x", name="X", model="m", fw="1"))
     assert json.loads(json.dumps(doc)) == {
         "id": "x",
         "name": "X",
         "model": "m",
         "fw": "1",
         "proto": "1",
-        "paired": False,
-        "hub": None,
     }
 
 

@@ -14,6 +14,7 @@ from hub.errors import CliError, OfflineError
 from hub.fleet import pki, provisioning
 from hub.fleet.broker import write_mosquitto_config
 from hub.fleet.broker.mosquitto import TlsFiles
+from hub.fleet.local_control import local_token
 from hub.media import signing
 from hub.offline.service import OfflineService
 from hub.server import open_database
@@ -52,6 +53,7 @@ def cmd_device_add(args: argparse.Namespace, data: Path) -> int:
         hub_url=args.hub_url,
         broker_url=args.broker_url,
         hub_ca=pki.ca_pem(data),
+        local_token=local_token(data, args.id),
     )
     print(f"speaker {args.id!r} provisioned; run: legato-speaker --config {args.out}")
     return 0

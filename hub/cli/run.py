@@ -19,6 +19,7 @@ from hub.db import Database
 from hub.errors import AccountError, CliError
 from hub.files import write_private
 from hub.fleet import provisioning
+from hub.fleet.local_control import local_token
 from hub.server import Hub, ServeOptions, open_database, run_until_signalled, spawn_speaker
 
 logger = logging.getLogger("legato.hub")
@@ -96,6 +97,7 @@ def _start_local_speaker(hub: Hub, sink: str | None, http_host: str) -> subproce
         hub_url=hub.speaker_url,
         broker_url=hub.address.url,
         hub_ca=hub.tls.ca_pem,
+        local_token=local_token(hub.opts.data_dir, LOCAL_SPEAKER_ID),
         http_host=http_host,
         sink=sink,
     )

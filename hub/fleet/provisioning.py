@@ -133,6 +133,7 @@ def write_speaker_config(
     hub_url: str = "",
     broker_url: str = "",
     hub_ca: str = "",
+    local_token: str = "",
     http_host: str = "0.0.0.0",
     sink: str = "null",
     engine: str = "native",
@@ -143,6 +144,11 @@ def write_speaker_config(
     path.parent.mkdir(parents=True, exist_ok=True)
     secret_path = path.with_suffix(".secret")
     write_private(secret_path, secret + "\n")
+    token_line = ""
+    if local_token:
+        token_path = path.with_suffix(".local-token")
+        write_private(token_path, local_token + "\n")
+        token_line = f"local_token_file = {json.dumps(token_path.name)}\n"
     ca_line = ""
     if hub_ca:
         ca_path = path.with_name(f"{path.stem}-hub-ca.pem")
@@ -151,7 +157,8 @@ def write_speaker_config(
     q = json.dumps  # a JSON string is a valid TOML basic string
     path.write_text(
         "# Written by legato-hub. The broker secret is in the file next to this one.\n"
-        f"[speaker]\nid = {q(device_id)}\nname = {q(name)}\nhttp_host = {q(http_host)}\n\n"
+        f"[speaker]\nid = {q(device_id)}\nname = {q(name)}\nhttp_host = {q(http_host)}\n"
+        f"{token_line}\n"
         f"[hub]\nurl = {q(hub_url)}\nbroker = {q(broker_url)}\n{ca_line}\n"
         f"[broker]\nusername = {q(device_id)}\npassword_file = {q(secret_path.name)}\n\n"
         f"[audio]\nengine = {q(engine)}\nsink = {q(sink)}\n"

@@ -25,6 +25,7 @@ from hub.http.routes import (
     auth,
     catalog_api,
     connect_ws,
+    devices,
     health,
     history,
     offline,
@@ -91,7 +92,7 @@ def create_app(
             LargerBody(SYNC_PATH, MAX_SYNC_BYTES),  # a speaker's reports on 10,000 tracks
         ],
     )
-    routers = (auth, health, player, connect_ws, audio, catalog_api, search)
+    routers = (auth, health, player, devices, connect_ws, audio, catalog_api, search)
     library = (profile, playlists, saved, history)
     faces = (speaker_offline, offline, pages, dashboard, admin, admin_ingest)
     for module in (*routers, *library, *faces):

@@ -23,6 +23,7 @@ from hub.catalog import reads
 from hub.clock import now_ms
 from hub.context import HubContext
 from hub.fleet import events as device_events
+from hub.fleet.local_control import local_token
 from hub.web import charts_page, formatting, health_view
 from hub.web.fleet import fleet_rows
 from hub.web.session import page_session, page_user, to_login
@@ -135,6 +136,7 @@ async def speaker(request: Request, device_id: str) -> Response:
         s=row,
         state=device.state,
         events=stored or live,
+        local_token=await run_in_threadpool(local_token, _ctx(request).data_dir, device_id),
     )
 
 
