@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import resource
 import signal
 import socket
 import subprocess
@@ -69,6 +70,22 @@ def open_database(data_dir: Path) -> Database:
     return db
 
 
+#: Open files the hub asks for: sockets of speakers, browsers and the embedded broker's
+#: clients (capped at its own 2,000), with room to spare.
+OPEN_FILES = 65536
+
+
+def raise_open_file_limit(wanted: int = OPEN_FILES) -> int:
+    """Raise the soft limit on open files towards ``wanted`` (never past the hard
+    limit); a default of 1,024 would let a few hundred idle sockets stop the Web API."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        return target
+    return soft
+
+
 def check_port_free(host: str, port: int, what: str, flag: str) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -94,6 +111,7 @@ class Hub:
 
     def __init__(self, opts: ServeOptions) -> None:
         self.opts = opts
+        raise_open_file_limit()
         self.db = open_database(opts.data_dir)
         self.broker: EmbeddedBroker | None = None
         self.advertiser: mdns.Advertiser | None = None

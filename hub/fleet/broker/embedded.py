@@ -66,7 +66,7 @@ from typing import Any, Self
 from amqtt.adapters import ReaderAdapter, StreamReaderAdapter, StreamWriterAdapter, WriterAdapter
 from amqtt.broker import Broker
 from amqtt.contexts import Action, BaseContext
-from amqtt.errors import AMQTTError, NoDataError
+from amqtt.errors import AMQTTError
 from amqtt.mqtt.connack import NOT_AUTHORIZED, ConnackPacket
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
@@ -114,12 +114,16 @@ class PublishBudget:
         return allowed
 
 
+class PacketTooLarge(AMQTTError):  # type: ignore[misc]  # noqa: N818 - amqtt is untyped
+    """A packet over the cap: its connection is closed (amqtt's reader loop ends on it)."""
+
+
 class _CappedReader(StreamReaderAdapter):  # type: ignore[misc]  # amqtt is untyped
     """Refuses to read a packet longer than :data:`MAX_PACKET_BYTES` (before buffering it)."""
 
     async def read(self, n: int = -1) -> bytes:
         if n < 0 or n > MAX_PACKET_BYTES:
-            raise NoDataError(f"a packet of {n} bytes is over the {MAX_PACKET_BYTES} cap")
+            raise PacketTooLarge(f"a packet of {n} bytes is over the {MAX_PACKET_BYTES} cap")
         data: bytes = await super().read(n)
         return data
 
