@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -97,6 +98,8 @@ class System:
     speakers: dict[str, Process] = field(default_factory=dict)
     configs: dict[str, Path] = field(default_factory=dict)
     observer_secret: str = ""
+    #: the CA of the operator's certificate when the Web API runs over HTTPS (--tls-cert)
+    web_ca: Path | None = None
 
     def __post_init__(self) -> None:
         self.data = self.root / "hub-data"
@@ -109,7 +112,7 @@ class System:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.hub_port}"
+        return f"{'https' if self.web_ca else 'http'}://127.0.0.1:{self.hub_port}"
 
     def local_token(self, device_id: str) -> str:
         """What a phone needs to steer ``device_id`` through its own port."""
@@ -188,7 +191,10 @@ class System:
 
     def _healthy(self) -> bool:
         try:
-            return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
+            verify: ssl.SSLContext | bool = (
+                ssl.create_default_context(cafile=self.web_ca) if self.web_ca else True
+            )
+            return httpx.get(f"{self.url}/healthz", timeout=1, verify=verify).status_code == 200
         except httpx.HTTPError:
             return False
 

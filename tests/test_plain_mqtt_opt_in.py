@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 
 import httpx
 import pytest
 
 from hub.accounts import users
+from hub.fleet import pki
 from tests.brokers import MqttClient, free_port
 from tests.system import System
 
@@ -59,3 +61,18 @@ def test_a_hub_speaks_no_plain_mqtt_unless_asked(tmp_path: Path) -> None:
         with pytest.raises(TimeoutError):  # the TLS port never answers plain MQTT
             client.connect(timeout=3)
         client.close()
+
+
+def test_the_web_api_over_https_with_the_operators_certificate(tmp_path: Path) -> None:
+    """``--tls-cert/--tls-key``: browsers and Web API clients get HTTPS on --port."""
+    operator = pki.ensure_server_cert(tmp_path / "operator-ca", ["127.0.0.1"])
+    system = System(tmp_path, embedded=True, web_ca=operator.ca_cert)
+    system.start_hub("--tls-cert", str(operator.cert), "--tls-key", str(operator.key))
+    try:
+        url = f"https://127.0.0.1:{system.hub_port}/healthz"
+        with httpx.Client(verify=ssl.create_default_context(cafile=operator.ca_cert)) as client:
+            assert client.get(url).status_code == 200
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://127.0.0.1:{system.hub_port}/healthz", timeout=3)
+    finally:
+        system.stop()
