@@ -85,9 +85,10 @@ def test_search_play_volume_and_state_on_mqtt(system: System, browser: Browser) 
     screenshot(page, "remote-now-idle")
     choose(page, "Kitchen")
 
-    # typeahead: results appear while typing, without pressing enter
+    # typeahead: results appear while typing (at a person's pace), without pressing enter
     page.get_by_role("link", name=re.compile("^Search$")).click()
-    page.get_by_label("Search the catalog").press_sequentially("harb", delay=40)
+    page.get_by_label("Search the catalog").press_sequentially("harb", delay=120)
+    expect(page.get_by_label("Search the catalog")).to_have_value("harb")
     album = page.locator("#search-results a.row-main", has_text="Harbour Lights")
     expect(album).to_be_visible()
     screenshot(page, "remote-search")
@@ -139,6 +140,55 @@ def test_search_play_volume_and_state_on_mqtt(system: System, browser: Browser) 
     wait_for(lambda: mqtt_state(system, "kitchen")["is_playing"], 10, "playing again", system.logs)
     page.get_by_role("button", name="Next track").click()
     expect(page.locator("#track-title")).to_have_text("Rope and Anchor")
+    assert js_errors(page) == []
+
+
+def test_search_keeps_every_key_typed_as_soon_as_it_opens(system: System, browser: Browser) -> None:
+    """Keys typed right after opening Search all land in the box: typed through the box
+    at a person's pace and at once, and on the keyboard straight after the tab is
+    clicked or pressed with Enter, also with the CPU slowed down as on a cheap phone."""
+    page = signed_in(browser, system)
+    box = page.get_by_label("Search the catalog")
+    search = page.get_by_role("link", name=re.compile("^Search$"))
+    status = page.locator("#search-status")
+    album = page.locator("#search-results a.row-main", has_text="Harbour Lights")
+
+    def found() -> None:
+        expect(box).to_have_value("harb")
+        expect(status).to_have_text(re.compile(r"^\d+ results for “harb”$"))
+        expect(album).to_be_visible()
+        # empty again before the next round, so its results cannot be this round's
+        box.fill("")
+        expect(status).to_have_text("")
+        expect(page.locator("#search-results")).to_be_empty()
+        page.get_by_role("link", name=re.compile("^Playing$")).click()
+
+    search.click()
+    box.press_sequentially("harb", delay=120)
+    found()
+    search.click()
+    box.press_sequentially("harb", delay=0)
+    found()
+    cdp = page.context.new_cdp_session(page)
+    for rate in (1, 4):
+        cdp.send("Emulation.setCPUThrottlingRate", {"rate": rate})
+        for _ in range(5):
+            search.click()
+            page.keyboard.type("harb")  # wherever the focus is, as a keyboard does
+            found()
+            search.focus()
+            page.keyboard.press("Enter")
+            page.keyboard.type("harb")
+            found()
+    cdp.send("Emulation.setCPUThrottlingRate", {"rate": 1})
+    cdp.detach()
+    # the views are still the browser's history: Back returns to the one before
+    search.click()
+    page.get_by_role("link", name=re.compile("^Queue$")).click()
+    expect(page.get_by_role("heading", name="Queue", level=1)).to_be_visible()
+    page.go_back()
+    expect(page.get_by_role("heading", name="Search", level=1)).to_be_visible()
+    assert page.url.endswith("#/search")
     assert js_errors(page) == []
 
 

@@ -5,10 +5,18 @@
   const error = document.getElementById("login-error");
   const button = form.querySelector("button[type=submit]");
 
+  // Where to go once signed in: `next` as the browser itself resolves it, kept
+  // only if that is on this hub. A check of the text alone misses what the URL
+  // parser does ("/\\host" and "/<tab>/host" are both "//host", another origin).
+  // The whole resolved address is followed, never its path alone: "/.//host"
+  // resolves here with the path "//host", which as a link is another host again.
   function destination() {
-    const next = new URLSearchParams(location.search).get("next") || "/remote";
-    // only a path on this hub: never an address elsewhere
-    return next.startsWith("/") && !next.startsWith("//") ? next : "/remote";
+    const next = new URLSearchParams(location.search).get("next");
+    if (!next) return "/remote";
+    let url;
+    try { url = new URL(next, location.origin); } catch { return "/remote"; }
+    if (url.origin !== location.origin || url.pathname.startsWith("//")) return "/remote";
+    return url.href;
   }
 
   function show(message) {

@@ -104,7 +104,7 @@
   async function send(action, params = {}, patch = null, target = model.selected) {
     if (!target) {
       toast("Choose a speaker first.");
-      location.hash = "#/speakers";
+      go("#/speakers");
       return false;
     }
     let guess = null;
@@ -353,7 +353,7 @@
       if (!chosen) {
         buttons.append(el("button", {
           type: "button", text: "Control", "aria-label": `Control ${dev.name}`,
-          disabled: !dev.is_online, onclick: () => { select(dev.id); location.hash = "#/now"; },
+          disabled: !dev.is_online, onclick: () => { select(dev.id); go("#/now"); },
         }));
       }
       const from = playingElsewhere(dev.id);
@@ -378,7 +378,7 @@
     if (ok) {
       select(id, false);
       toast(`Playback moved to ${device(id) ? device(id).name : id}.`);
-      location.hash = "#/now";
+      go("#/now");
     }
   }
 
@@ -386,7 +386,7 @@
 
   async function play(params) {
     const ok = await send("play", params);
-    if (ok) location.hash = "#/now";
+    if (ok) go("#/now");
   }
 
   function trackRow(track, { onplay, index, extra } = {}) {
@@ -630,7 +630,7 @@
 
   async function openDownload(item, kind) {
     const dev = device(model.selected);
-    if (!dev) { toast("Choose a speaker first."); location.hash = "#/speakers"; return; }
+    if (!dev) { toast("Choose a speaker first."); go("#/speakers"); return; }
     const dialog = $("download-dialog");
     const confirm = $("download-confirm");
     $("download-what").textContent = `${item.name} (${kind}) to ${dev.name}.`;
@@ -672,7 +672,7 @@
     }
     const s = entry.state;
     const ref = (t) => ({ name: t.name || t.uri, uri: t.uri, duration_ms: t.duration_ms, artists: (t.artists || []).map((n) => ({ name: n })) });
-    now.append(trackRow(ref(s.current), { onplay: () => location.assign("#/now") }));
+    now.append(trackRow(ref(s.current), { onplay: () => go("#/now") }));
     const upcoming = [...s.queue.map(ref)];
     const order = s.order && s.order.length ? s.order : s.tracks.map((_, i) => i);
     const at = s.from_queue ? s.index : s.index;
@@ -686,6 +686,24 @@
   // --- views (the URL's hash) ----------------------------------------------------------
 
   let currentView = "now";
+
+  // A view opens in the task of the click (or key) that asks for it. Left to
+  // `hashchange`, it opened a task later, after the browser had already handed
+  // keys pressed meanwhile (input goes first) to the link: the first letters
+  // typed into Search straight after opening it were lost. Back and forward
+  // still arrive as `hashchange`.
+  function go(hash) {
+    if (location.hash !== hash) history.pushState(null, "", hash);
+    route();
+  }
+
+  document.addEventListener("click", (ev) => {
+    if (ev.defaultPrevented || ev.button !== 0 || ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.altKey) return;
+    const link = ev.target instanceof Element ? ev.target.closest('a[href^="#/"]') : null;
+    if (!link) return;
+    ev.preventDefault();
+    go(link.getAttribute("href"));
+  });
 
   function route() {
     const [, view = "now", id] = location.hash.split("/");
