@@ -23,7 +23,7 @@ from hub.db import Database
 from hub.ingest import IngestResult, ingest_paths
 from hub.ingest.limits import IngestLimits
 from hub.ingest.model import Failed
-from hub.ingest.processes import Lost, died, run_jobs
+from hub.ingest.processes import Lost, WorkerPool, died
 from hub.ingest.sources import content_hash
 from hub.ingest.worker import encode_file, track_id_for
 from hub.media import store
@@ -70,7 +70,8 @@ def spawned_children() -> list[int]:
 
 def test_each_job_gets_its_own_answer_or_the_reason_its_worker_is_gone() -> None:
     jobs = ["a", "kill", "b", "exit", "c", "greedy", "d", "raise", "e", "limit"]
-    answers = dict(run_jobs(task, jobs, workers=2, memory_bytes=GIB))
+    with WorkerPool(2, memory_bytes=GIB) as pool:
+        answers = dict(pool.run(task, jobs))
     assert answers == {
         "a": "A",
         "kill": Lost("the worker died: signal 9 (SIGKILL)"),
@@ -91,20 +92,22 @@ def test_each_job_gets_its_own_answer_or_the_reason_its_worker_is_gone() -> None
 
 
 def test_a_worker_that_survives_its_job_takes_the_next() -> None:
-    answers = list(
-        run_jobs(task, ["pid", "greedy", "pid", "raise", "pid"], workers=1, memory_bytes=GIB)
-    )
-    pids = {answer for job, answer in answers if job == "pid"}
+    with WorkerPool(1, memory_bytes=GIB) as pool:
+        first = list(pool.run(task, ["pid", "greedy", "pid", "raise", "pid"]))
+        second = list(pool.run(task, ["pid"]))  # and the next run's
+    pids = {answer for job, answer in first + second if job == "pid"}
     assert len(pids) == 1  # a MemoryError or an exception does not cost the worker
 
 
 def test_stopping_early_kills_the_workers() -> None:
-    answers = run_jobs(task, ["a", "sleep", "sleep"], workers=3, memory_bytes=GIB)
-    assert next(answers) == ("a", "A")
-    assert len(spawned_children()) == 3
-    started = time.monotonic()
-    answers.close()
-    assert time.monotonic() - started < 5
+    with WorkerPool(3, memory_bytes=GIB) as pool:
+        answers = pool.run(task, ["a", "sleep", "sleep"])
+        assert next(answers) == ("a", "A")
+        assert len(spawned_children()) == 3
+        started = time.monotonic()
+        answers.close()
+        assert time.monotonic() - started < 5
+        assert len(spawned_children()) == 1  # the idle one stays for the next run
     assert not spawned_children()
 
 

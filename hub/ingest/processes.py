@@ -8,8 +8,9 @@ codec that crashes) is seen through its process sentinel: the one job it held
 comes back as ``Lost`` with the reason, and a fresh worker takes the next job.
 Each worker has its own pipe, so a death is always pinned on the right job.
 
-    for job, outcome in run_jobs(task, jobs, workers=2, memory_bytes=1 << 30):
-        ...  # outcome is task(job), or Lost; task must be a module-level function
+    with WorkerPool(2, memory_bytes=1 << 30) as pool:
+        for job, outcome in pool.run(task, jobs):
+            ...  # outcome is task(job), or Lost; task must be a module-level function
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.context import SpawnContext, SpawnProcess
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, TypeVar
 
 logger = logging.getLogger(__name__)
 
@@ -92,17 +93,17 @@ def _mapped_bytes() -> int:
     return pages * os.sysconf("SC_PAGE_SIZE")
 
 
-def _serve(conn: Connection, task: Callable[[J], R], memory_bytes: int) -> None:
-    """A worker's life: jobs in, answers out, until the parent closes the pipe."""
+def _serve(conn: Connection, memory_bytes: int) -> None:
+    """A worker's life: (task, job) in, answers out, until the parent closes the pipe."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     limit_memory(memory_bytes)
     while True:
         try:
-            job = conn.recv()
+            task, job = conn.recv()
         except EOFError:
             return
         try:
-            answer: R | Lost = task(job)
+            answer: object = task(job)
         except MemoryError:
             answer = Lost("the worker ran out of memory")
         except Exception as exc:  # the job's failure, not the worker's
@@ -110,32 +111,28 @@ def _serve(conn: Connection, task: Callable[[J], R], memory_bytes: int) -> None:
         conn.send(answer)
 
 
-class _Worker(Generic[J, R]):
-    def __init__(self, ctx: SpawnContext, task: Callable[[J], R], memory_bytes: int) -> None:
+class _Worker:
+    def __init__(self, ctx: SpawnContext, memory_bytes: int) -> None:
         self.conn, theirs = ctx.Pipe()
         self.process: SpawnProcess = ctx.Process(
-            target=_serve,
-            args=(theirs, task, memory_bytes),
-            name="legato-ingest",
-            daemon=True,
+            target=_serve, args=(theirs, memory_bytes), name="legato-ingest", daemon=True
         )
         with _children_ignore_interrupts():
             self.process.start()
         theirs.close()
 
-    def send(self, job: J) -> bool:
+    def send(self, task: Callable[[Any], Any], job: object) -> bool:
         try:
-            self.conn.send(job)
+            self.conn.send((task, job))
         except OSError:  # it died while idle
             return False
         return True
 
-    def answer(self) -> R | Lost:
+    def answer(self) -> Any:
         """What the worker sent back, or ``Lost`` when it died instead."""
         if self.conn.poll():
             try:
-                answer: R | Lost = self.conn.recv()
-                return answer
+                return self.conn.recv()
             except (EOFError, OSError):
                 pass
         self.process.join(_STOP_S)
@@ -156,46 +153,73 @@ class _Worker(Generic[J, R]):
             self.process.join()
 
 
-def run_jobs(
-    task: Callable[[J], R], jobs: Iterable[J], *, workers: int, memory_bytes: int
-) -> Generator[tuple[J, R | Lost], None, None]:
-    """Each job with its answer, in completion order, on at most ``workers`` processes.
+class WorkerPool:
+    """Up to ``workers`` worker processes, started as jobs need them and kept between runs.
 
-    Closing the iterator early (or an exception in the caller) kills the workers.
+    Leaving the ``with`` block stops them (at once, killing them, on an exception).
     """
-    ctx = multiprocessing.get_context("spawn")
-    waiting = deque(jobs)
-    idle: list[_Worker[J, R]] = []
-    busy: dict[_Worker[J, R], J] = {}
-    try:
-        while waiting or busy:
-            while waiting and len(busy) < workers:
-                reused = bool(idle)
-                worker = idle.pop() if reused else _Worker(ctx, task, memory_bytes)
-                job = waiting.popleft()
-                if worker.send(job):
-                    busy[worker] = job
-                    continue
-                worker.stop(now=reused)
-                if reused:  # it died between jobs: the job is innocent, try a new worker
-                    waiting.appendleft(job)
-                else:  # a new worker that cannot take a job: say why, and go on
-                    yield job, Lost(died(worker.process.exitcode))
-            ready = set(wait([w.conn for w in busy] + [w.process.sentinel for w in busy]))
-            for worker in [w for w in busy if w.conn in ready or w.process.sentinel in ready]:
-                job = busy.pop(worker)
-                answer = worker.answer()
-                if worker.alive:
-                    idle.append(worker)
-                else:
-                    worker.stop(now=True)
-                yield job, answer
-    except BaseException:  # Ctrl-C, or the caller stopped early: stop the workers now
-        for worker in [*busy, *idle]:
-            worker.stop(now=True)
-        raise
-    for worker in idle:
-        worker.stop(now=False)
+
+    def __init__(self, workers: int, *, memory_bytes: int) -> None:
+        self.workers, self.memory_bytes = max(1, workers), memory_bytes
+        self._ctx = multiprocessing.get_context("spawn")
+        self._idle: list[_Worker] = []
+        self._busy: dict[_Worker, object] = {}
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        self.close(now=exc_type is not None)
+
+    def close(self, *, now: bool = False) -> None:
+        for worker in [*self._busy, *self._idle]:
+            worker.stop(now=now or worker in self._busy)
+        self._busy.clear()
+        self._idle.clear()
+
+    def run(
+        self, task: Callable[[J], R], jobs: Iterable[J]
+    ) -> Generator[tuple[J, R | Lost], None, None]:
+        """Each job with ``task(job)`` or ``Lost``, in completion order.
+
+        ``task`` must be a module-level function (it is sent by name).  Closing
+        the iterator early (or an exception in the caller) kills the busy workers.
+        """
+        waiting = deque(jobs)
+        busy: dict[_Worker, J] = {}
+        try:
+            while waiting or busy:
+                while waiting and len(busy) < self.workers:
+                    job = waiting.popleft()
+                    worker, reused = self._worker()
+                    if worker.send(task, job):
+                        busy[worker] = self._busy[worker] = job
+                        continue
+                    worker.stop(now=reused)
+                    if reused:  # it died between jobs: the job is innocent, try a new worker
+                        waiting.appendleft(job)
+                    else:  # a new worker that cannot take a job: say why, and go on
+                        yield job, Lost(died(worker.process.exitcode))
+                ready = set(wait([w.conn for w in busy] + [w.process.sentinel for w in busy]))
+                for worker in [w for w in busy if w.conn in ready or w.process.sentinel in ready]:
+                    job = busy.pop(worker)
+                    del self._busy[worker]
+                    answer: R | Lost = worker.answer()
+                    if worker.alive:
+                        self._idle.append(worker)
+                    else:
+                        worker.stop(now=True)
+                    yield job, answer
+        except BaseException:  # Ctrl-C, or the caller stopped early: stop them now
+            for worker in busy:
+                del self._busy[worker]
+                worker.stop(now=True)
+            raise
+
+    def _worker(self) -> tuple[_Worker, bool]:
+        if self._idle:
+            return self._idle.pop(), True
+        return _Worker(self._ctx, self.memory_bytes), False
 
 
 @contextlib.contextmanager
