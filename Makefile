@@ -18,13 +18,15 @@ bench: install
 	$(BIN)/python bench/audio_engine.py $(AUDIO_BENCH_ARGS)
 	$(BIN)/python bench/search_catalog.py $(SEARCH_BENCH_ARGS)
 	$(BIN)/python bench/offline_playback.py $(OFFLINE_BENCH_ARGS)
+	$(BIN)/python bench/ingest_memory.py $(INGEST_BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/mypy --strict bench/control_latency.py bench/latency bench/audio_engine.py bench/audio \
-	  bench/search_catalog.py bench/search bench/offline_playback.py bench/offline
+	  bench/search_catalog.py bench/search bench/offline_playback.py bench/offline \
+	  bench/ingest_memory.py
 
 install: system-deps $(STAMP) native
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 
 import av
 import numpy as np
@@ -11,10 +12,16 @@ import soundfile as sf
 import soxr
 from numpy.typing import NDArray
 
-from connect_protocol.media import Quality, Rendition, segment_boundaries
+from connect_protocol.media import Quality, Rendition, scaled_boundaries, segment_boundaries
 from connect_protocol.ogg import OggError, ogg_crc, parse_pages
 from hub.errors import IngestError
-from hub.ingest.encode import decoded_frames, encode_rendition, encode_segment, rendition_pcm
+from hub.ingest.encode import (
+    COMPRESSION_LEVEL,
+    decoded_frames,
+    encode_rendition,
+    encode_segment,
+    rendition_pcm,
+)
 from hub.ingest.oggpages import split_single_page
 from tests.audio_files import music, pink_noise, sine
 
@@ -160,3 +167,33 @@ def test_encode_segment_writes_vorbis() -> None:
     blob = encode_segment(sine(22_050, 22_050, channels=1), 22_050, 1.0)
     info = sf.info(io.BytesIO(blob))
     assert (info.format, info.subtype, info.frames) == ("OGG", "VORBIS", 22_050)
+
+
+@pytest.mark.parametrize(
+    ("rate", "channels", "frames"),
+    [(44_100, 2, 44_100 * 9 + 5), (48_000, 2, 48_000 * 9 + 5), (44_100, 1, 44_100 * 9 + 5)],
+)
+@pytest.mark.parametrize("block", [1000, 65_536])
+def test_streamed_segments_are_the_whole_array_cut(
+    rate: int, channels: int, frames: int, block: int
+) -> None:
+    """Fed in blocks, each segment is the same frames as cutting the whole track at once."""
+    pcm = music(frames / rate + 0.1, rate)[:frames, :channels].copy()
+    bounds = segment_boundaries(frames, rate)
+    for quality in Quality:
+        blobs: dict[int, bytes] = {}
+        rendition = encode_rendition(
+            pcm, rate, bounds, quality, blobs.__setitem__, block_frames=block
+        )
+        whole, out_rate = rendition_pcm(pcm, rate, quality)
+        cuts = scaled_boundaries(bounds, rate, out_rate, whole.shape[0])
+        assert [s.frames for s in rendition.segments] == list(np.diff(cuts))
+        assert (rendition.frames, rendition.sample_rate) == (whole.shape[0], out_rate)
+        for n, (start, end) in enumerate(itertools.pairwise(cuts)):
+            reference = encode_segment(whole[start:end], out_rate, COMPRESSION_LEVEL[quality])
+            assert np.array_equal(decoded(blobs[n]), decoded(reference)), (quality, n)
+
+
+def decoded(blob: bytes) -> NDArray[np.float32]:
+    pcm, _ = sf.read(io.BytesIO(blob), dtype="float32", always_2d=True)
+    return np.asarray(pcm, dtype=np.float32)

@@ -9,8 +9,9 @@ import pytest
 import soundfile as sf
 
 from hub.errors import IngestError
-from hub.ingest.decode import decode
+from hub.ingest.decode import PcmReader, decode
 from hub.ingest.integrity import check_complete
+from hub.ingest.limits import IngestLimits
 from hub.ingest.sources import check_supported, content_hash, find_audio
 from hub.ingest.tags import UNKNOWN_ALBUM, UNKNOWN_ARTIST, read_art, read_tags, track_info
 from tests.audio_files import FileTags, music, png_bytes, sine, write_audio
@@ -159,3 +160,25 @@ def test_a_truncated_file_is_caught(suffix: str, tmp_path: Path) -> None:
 def test_a_whole_file_passes(suffix: str, tmp_path: Path) -> None:
     path = write_audio(tmp_path / f"t{suffix}", music(3, 44_100), 44_100)
     check_complete(path, decode(path).frames)
+
+
+@pytest.mark.parametrize("suffix", FORMATS)
+def test_blocks_are_the_whole_decode_in_pieces(suffix: str, tmp_path: Path) -> None:
+    path = write_audio(tmp_path / f"t{suffix}", music(5, 44_100), 44_100)
+    whole = decode(path)
+    with PcmReader(path, limits=IngestLimits()) as reader:
+        blocks = list(reader.blocks(frames=10_000))
+    assert max(b.shape[0] for b in blocks) < 10_000 + 8192  # at most one codec frame over
+    assert np.array_equal(np.concatenate(blocks), whole.pcm)
+    assert reader.frames == whole.frames
+    with PcmReader(path, limits=IngestLimits()) as reader:
+        assert reader.check() == whole.frames
+
+
+def test_non_finite_samples_are_caught_before_encoding(tmp_path: Path) -> None:
+    pcm = sine(4800, 48_000)
+    pcm[100, 0] = np.nan
+    path = tmp_path / "nan.wav"
+    sf.write(path, pcm, 48_000, subtype="FLOAT")
+    with PcmReader(path, limits=IngestLimits()) as reader, pytest.raises(IngestError, match="NaN"):
+        reader.check()

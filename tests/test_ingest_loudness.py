@@ -127,3 +127,44 @@ def test_block_energies_cover_every_whole_block() -> None:
     blocks = loudness.block_energies(sine(rate * 2 + 100, rate), rate)
     assert blocks.size == 17  # 400 ms blocks every 100 ms in 2.002 s
     assert np.allclose(blocks[2:], blocks[5], rtol=1e-3)
+
+
+def streamed(pcm: NDArray[np.float32], rate: int, block: int) -> loudness.TrackLoudness:
+    meter = loudness.LoudnessMeter(rate, pcm.shape[1])
+    for start in range(0, pcm.shape[0], block):
+        meter.feed(pcm[start : start + block])
+    return meter.result()
+
+
+@pytest.mark.parametrize("rate", [44_100, 48_000, 11_025])
+@pytest.mark.parametrize("name", list(SIGNALS))
+@pytest.mark.parametrize("block", [1103, 4410, 65_536])
+def test_the_streamed_meter_gives_the_whole_array_measurement(
+    name: str, rate: int, block: int
+) -> None:
+    """What ingest measures a block at a time is what ``measure`` gets from the whole track."""
+    pcm = SIGNALS[name](rate)
+    whole, meter = loudness.measure(pcm, rate), streamed(pcm, rate, block)
+    assert (meter.lufs, meter.peak_dbtp) == (whole.lufs, whole.peak_dbtp)
+    assert meter.blocks.shape == whole.blocks.shape
+    assert np.allclose(meter.blocks, whole.blocks, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize(
+    "frames",
+    [
+        1,
+        4409,  # no whole 400 ms block
+        4410,  # exactly one 400 ms block
+        round(0.7 * 11_025),  # ends on a hop that rounds down onto the last frame
+        11_025 * 3 + 1,
+    ],
+)
+def test_the_meter_at_the_edges(frames: int) -> None:
+    rate = 11_025
+    pcm = music(frames / rate + 0.1, rate)[:frames]
+    whole = loudness.measure(pcm, rate)
+    for block in (1, 7, frames):
+        meter = streamed(pcm, rate, block)
+        assert (meter.lufs, meter.peak_dbtp) == (whole.lufs, whole.peak_dbtp)
+        assert np.allclose(meter.blocks, whole.blocks, rtol=1e-12, atol=0)

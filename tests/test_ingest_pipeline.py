@@ -16,6 +16,9 @@ from hub.context import hub_database
 from hub.db import Database
 from hub.ingest import IngestResult, Progress, ingest_paths, loudness
 from hub.ingest.decode import decode
+from hub.ingest.model import Failed
+from hub.ingest.sources import content_hash
+from hub.ingest.worker import encode_file
 from hub.media import store
 from tests.audio_files import FileTags, music, png_bytes, sine, write_audio
 
@@ -161,8 +164,9 @@ def test_bad_files_are_skipped_and_leave_nothing(
 
 
 def test_a_segment_that_is_not_exact_fails_the_whole_track(
-    db: Database, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The worker's own function, run in this process so that the fault can be planted.
     from hub.ingest import encode
 
     real = encode.decoded_frames
@@ -173,10 +177,9 @@ def test_a_segment_that_is_not_exact_fails_the_whole_track(
 
     monkeypatch.setattr(encode, "decoded_frames", one_short_in_stereo)
     path = write_audio(tmp_path / "t.flac", music(3, 44_100), 44_100)
-    [result] = ingest_paths(db, data_dir, [path], jobs=1)
-    assert result.status == "failed"
-    assert "decodes to" in (result.error or "")
-    assert count(db, "tracks") == 0
+    outcome = encode_file(path, content_hash(path), data_dir)
+    assert isinstance(outcome, Failed)
+    assert "decodes to" in outcome.error
     assert not list((data_dir / "media").glob("*/*"))  # segments already written are gone
 
 

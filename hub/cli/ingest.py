@@ -13,7 +13,7 @@ from hub.server import open_database
 
 def cmd_ingest(args: argparse.Namespace, data: Path) -> int:
     # Imported here: numpy, PyAV and scipy are heavy and only ingest needs them.
-    from hub.ingest import IngestError, ingest_paths
+    from hub.ingest import IngestError, IngestLimits, ingest_paths
     from hub.ingest.progress import Reporter, summary
 
     missing = [str(p) for p in args.paths if not p.exists()]
@@ -32,6 +32,9 @@ def cmd_ingest(args: argparse.Namespace, data: Path) -> int:
                 jobs=args.jobs,
                 on_progress=reporter.progress,
                 on_result=reporter.result,
+                limits=IngestLimits(
+                    max_duration_s=args.max_duration, worker_memory_bytes=args.worker_memory
+                ),
             )
     except IngestError as exc:
         raise CliError(str(exc)) from exc

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from hub.cli.options import (
     port_number,
@@ -12,10 +13,20 @@ from hub.cli.options import (
     positive_seconds,
     rate_limits,
 )
+from hub.ingest.limits import (
+    DEFAULT_MAX_DURATION_S,
+    DEFAULT_WORKER_MEMORY_BYTES,
+    DURATION_FLAG,
+    MEMORY_FLAG,
+    parse_duration,
+    parse_size,
+)
 from hub.media import signing
 
 if TYPE_CHECKING:
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
+
+T = TypeVar("T")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,6 +108,40 @@ def _server_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _checked(parse: Callable[[str], T]) -> Callable[[str], T]:
+    """An option type from a parser that raises ``ValueError``: a usage error instead."""
+
+    def check(text: str) -> T:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    check.__name__ = parse.__name__
+    return check
+
+
+def _ingest_limit_flags(p: argparse.ArgumentParser, *, whose: str) -> None:
+    p.add_argument(
+        DURATION_FLAG,
+        dest="max_duration",
+        type=_checked(parse_duration),
+        default=DEFAULT_MAX_DURATION_S,
+        metavar="DURATION",
+        help=f"longest track {whose} accepts: hours (2.5) or hours and minutes (3h, 90m, "
+        "2h30m); a longer file fails as soon as its decoded audio passes it (default 3h)",
+    )
+    p.add_argument(
+        MEMORY_FLAG,
+        dest="worker_memory",
+        type=_checked(parse_size),
+        default=DEFAULT_WORKER_MEMORY_BYTES,
+        metavar="SIZE",
+        help="address space of each ingest worker process, e.g. 1.5G or 800M; a file "
+        "that needs more fails alone (default 1.5G)",
+    )
+
+
 def _add_running(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     up = sub.add_parser(
         "up", parents=[common], help="hub + broker + demo catalog + a local speaker"
@@ -115,8 +160,10 @@ def _add_running(sub: Subparsers, common: argparse.ArgumentParser) -> None:
         default=None,
         help="length of each generated demo track (default: 38-56 s, 10 minutes in all)",
     )
+    _ingest_limit_flags(up, whose="the dashboard's ingest")
     serve = sub.add_parser("serve", parents=[common], help="run the hub")
     _server_flags(serve)
+    _ingest_limit_flags(serve, whose="the dashboard's ingest")
 
 
 def _add_accounts_and_speakers(sub: Subparsers, common: argparse.ArgumentParser) -> None:
@@ -172,7 +219,9 @@ def _add_ingest(sub: Subparsers, common: argparse.ArgumentParser) -> None:
         "ladder (low ~24, normal ~96, high ~160, very_high ~320 kbps) the speakers stream. "
         "Content already in the catalog (same bytes) is skipped, so running it again is "
         "safe. A file that cannot be read is reported and skipped; nothing of it reaches "
-        "the catalog.",
+        "the catalog. Each file is decoded a block at a time in a worker process of its "
+        "own, so a long track costs no more memory than a short one, a track over "
+        "--max-duration fails early, and a file that crashes its decoder fails alone.",
         epilog="Exit status: 0 when every file was added or already present, 1 when any "
         "file failed, 2 for a usage error (such as a path that does not exist).",
     )
@@ -196,6 +245,7 @@ def _add_ingest(sub: Subparsers, common: argparse.ArgumentParser) -> None:
         metavar="N",
         help="files encoded at once, one process each (default: the number of CPUs)",
     )
+    _ingest_limit_flags(ingest, whose="ingest")
 
 
 def _add_keys_and_licences(sub: Subparsers, common: argparse.ArgumentParser) -> None:

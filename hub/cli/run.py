@@ -20,6 +20,7 @@ from hub.errors import AccountError, CliError
 from hub.files import write_private
 from hub.fleet import provisioning
 from hub.fleet.local_control import local_token
+from hub.ingest.limits import IngestLimits
 from hub.server import Hub, ServeOptions, open_database, run_until_signalled, spawn_speaker
 
 logger = logging.getLogger("legato.hub")
@@ -62,10 +63,12 @@ async def serve(args: argparse.Namespace, data: Path, *, up: bool) -> int:
         rate_limits=args.rate_limits,
     )
     hub = Hub(opts)
+    limits = IngestLimits(max_duration_s=args.max_duration, worker_memory_bytes=args.worker_memory)
+    hub.ctx.ingest.limits = limits  # the dashboard's ingest jobs
     children = []
     demo = _demo_account(data) if up else None
     if up:
-        await asyncio.to_thread(_demo_catalog, hub.db, data, args.demo_seconds)
+        await asyncio.to_thread(_demo_catalog, hub.db, data, args.demo_seconds, limits)
     try:
         await hub.start()
     except BaseException:  # Ctrl-C or a failure half-way: stop what did start
@@ -105,7 +108,7 @@ def _start_local_speaker(hub: Hub, sink: str | None, http_host: str) -> subproce
     return spawn_speaker(config, sink)
 
 
-def _demo_catalog(db: Database, data: Path, seconds: float | None) -> None:
+def _demo_catalog(db: Database, data: Path, seconds: float | None, limits: IngestLimits) -> None:
     """Generate the demo albums (once) and put them through the real ingest.
 
     The files are rendered deterministically, so a second ``up`` finds every
@@ -122,7 +125,12 @@ def _demo_catalog(db: Database, data: Path, seconds: float | None) -> None:
     )
     with reporter:
         results = ingest_paths(
-            db, data, paths, on_progress=reporter.progress, on_result=reporter.result
+            db,
+            data,
+            paths,
+            on_progress=reporter.progress,
+            on_result=reporter.result,
+            limits=limits,
         )
     with db.transaction() as conn:
         catalog_extras.apply(conn)  # features and popularity: the demo composed them

@@ -1,8 +1,10 @@
 """One ingest at a time in the background, for the dashboard to start and watch.
 
 The same pipeline as ``legato-hub ingest`` (hub/ingest/), run on a thread with
-one encoder (in the hub's own process: a dashboard ingest is a handful of
-files; a whole library is the CLI's job, with a worker per core).  The job
+one worker process (a dashboard ingest is a handful of files; a whole library
+is the CLI's job, with a worker per core).  Nothing is decoded in the hub's own
+process, and ``limits`` (the duration limit and the worker's memory, which
+``legato-hub up`` and ``serve`` set from their flags) bound what a file costs.  The job
 keeps its progress and one line per file (added, already present, or the
 error), which the page polls.  Uploaded files live under ``uploads/`` in the
 data directory only until their job ends.
@@ -21,6 +23,7 @@ from typing import Any, Literal
 from hub.clock import now_ms
 from hub.db import Database
 from hub.errors import IngestBusy
+from hub.ingest.limits import IngestLimits
 
 logger = logging.getLogger(__name__)
 
@@ -74,8 +77,9 @@ def _line(f: FileLine) -> dict[str, Any]:
 class IngestJobs:
     """Start a job (refused while one runs) and read the latest one."""
 
-    def __init__(self, db: Database, data_dir: Path) -> None:
+    def __init__(self, db: Database, data_dir: Path, limits: IngestLimits | None = None) -> None:
         self.db, self.data_dir = db, data_dir
+        self.limits = limits or IngestLimits()  # read when a job starts
         self._lock = threading.Lock()
         self._job: Job | None = None
         self._thread: threading.Thread | None = None
@@ -145,7 +149,13 @@ class IngestJobs:
         error: str | None = None
         try:
             results = ingest_paths(
-                self.db, self.data_dir, paths, jobs=1, on_progress=progress, on_result=result
+                self.db,
+                self.data_dir,
+                paths,
+                jobs=1,
+                on_progress=progress,
+                on_result=result,
+                limits=self.limits,
             )
             if not results:
                 state, error = "failed", "no .flac, .wav, .mp3 or .ogg files found there"

@@ -10,6 +10,11 @@ True peak is the largest magnitude after 4x oversampling (soxr), in dBTP.
 Channels are weighted 1 (mono and stereo only: sources are down-mixed first).
 Silence has no blocks above the gate; it reads ``SILENCE_LUFS`` (as ffmpeg's
 ebur128 does) and a peak of ``SILENCE_DBTP``, so the manifest stays finite.
+
+Ingest measures with ``LoudnessMeter``, fed a track a block at a time (the
+filters' state and the oversampler carry across blocks, so memory is the
+blocks' energies: 10 numbers a second).  ``measure`` does the same over a
+whole array at once and is the reference the meter is tested against.
 """
 
 from __future__ import annotations
@@ -66,10 +71,14 @@ def k_weighting(rate: int) -> NDArray[np.float64]:
     return np.array([shelf, highpass], dtype=np.float64)
 
 
+def _hop_positions(first: int, stop: int, rate: int) -> NDArray[np.int64]:
+    """Where hops ``first`` to ``stop - 1`` start: every 100 ms, rounded to a frame."""
+    return np.round(np.arange(first, max(first, stop)) * rate / 10).astype(np.int64)
+
+
 def _hop_starts(frames: int, rate: int) -> NDArray[np.int64]:
     """Sample positions every 100 ms up to the last that ends a whole block."""
-    count = int(frames * 10 // rate) + 1
-    starts = np.round(np.arange(count) * rate / 10).astype(np.int64)
+    starts = _hop_positions(0, int(frames * 10 // rate) + 1, rate)
     return starts[starts <= frames]
 
 
@@ -122,6 +131,72 @@ def true_peak(pcm: NDArray[np.float32], rate: int) -> float:
 def measure(pcm: NDArray[np.float32], rate: int) -> TrackLoudness:
     blocks = block_energies(pcm, rate)
     return TrackLoudness(lufs=integrated(blocks), peak_dbtp=true_peak(pcm, rate), blocks=blocks)
+
+
+class LoudnessMeter:
+    """``measure`` a track fed in blocks of any size; ``result`` once it has all."""
+
+    def __init__(self, rate: int, channels: int) -> None:
+        self.rate = rate
+        self.frames = 0
+        self._sos = k_weighting(rate)
+        self._zi = np.zeros((self._sos.shape[0], 2, channels), dtype=np.float64)
+        self._hop_count = 1  # hop starts passed so far (the first is frame 0)
+        self._open_sum = 0.0  # energy of the hop under way
+        self._sums: list[NDArray[np.float64]] = []  # finished hops' energies
+        self._peak = 0.0
+        self._oversampler = soxr.ResampleStream(
+            rate, rate * OVERSAMPLING, channels, dtype="float32"
+        )
+
+    def feed(self, pcm: NDArray[np.float32]) -> None:
+        if not pcm.shape[0]:
+            return
+        start, end = self.frames, self.frames + pcm.shape[0]
+        weighted, self._zi = sosfilt(self._sos, pcm.astype(np.float64), axis=0, zi=self._zi)
+        energy = np.square(weighted).sum(axis=1)
+        ends = self._hops_until(end) - start  # hops that finish in this block, relative
+        cuts = np.concatenate(([0], ends[ends < len(energy)])).astype(np.int64)
+        parts = np.add.reduceat(energy, cuts)
+        if len(ends):
+            finished = parts[: len(ends)].copy()
+            finished[0] += self._open_sum
+            self._sums.append(finished)
+            self._open_sum = float(parts[len(ends)]) if len(parts) > len(ends) else 0.0
+        else:
+            self._open_sum += float(parts[0])
+        self.frames = end
+        self._peak = max(self._peak, float(np.abs(pcm).max()))
+        self._oversample(pcm, last=False)
+
+    def _hops_until(self, end: int) -> NDArray[np.int64]:
+        """Hop starts in (frames fed, ``end``]: where finished hops end."""
+        # One more than end * 10 / rate: a start can round down onto ``end``.
+        stop = int((end + 1) * 10 // self.rate) + 1
+        starts = _hop_positions(self._hop_count, stop, self.rate)
+        starts = starts[starts <= end]
+        self._hop_count += len(starts)
+        return starts
+
+    def _oversample(self, pcm: NDArray[np.float32], *, last: bool) -> None:
+        out = self._oversampler.resample_chunk(pcm, last=last)
+        if out.size:
+            self._peak = max(self._peak, float(np.abs(out).max()))
+
+    def result(self) -> TrackLoudness:
+        """The track's loudness; the meter takes nothing more after this."""
+        self._oversample(np.zeros((0, self._zi.shape[2]), dtype=np.float32), last=True)
+        peak = round(20.0 * math.log10(self._peak), 2) if self._peak > 0 else SILENCE_DBTP
+        hops = _hop_starts(self.frames, self.rate)
+        if len(hops) <= _HOPS_PER_BLOCK:
+            blocks = np.zeros(0, dtype=np.float64)
+        else:
+            # _hop_starts leaves out a last start that rounds down onto the very end
+            sums = np.concatenate(self._sums)[: len(hops) - 1]
+            window = np.convolve(sums, np.ones(_HOPS_PER_BLOCK), mode="valid")
+            lengths = hops[_HOPS_PER_BLOCK:] - hops[:-_HOPS_PER_BLOCK]
+            blocks = np.asarray(window / lengths, dtype=np.float64)
+        return TrackLoudness(lufs=integrated(blocks), peak_dbtp=peak, blocks=blocks)
 
 
 def album(tracks: Sequence[TrackLoudness]) -> tuple[float, float]:

@@ -1,7 +1,8 @@
 """What ingest passes between its steps and hands back to its caller.
 
-Workers return ``Encoded`` or ``Failed`` (plain, picklable values); the
-parent turns each file into one ``IngestResult`` once its fate is sealed.
+Workers are sent an ``EncodeJob`` and return ``Encoded`` or ``Failed`` (plain,
+picklable values); the parent turns each file into one ``IngestResult`` once
+its fate is sealed.
 """
 
 from __future__ import annotations
@@ -11,10 +12,21 @@ from pathlib import Path
 from typing import Any, Literal
 
 from connect_protocol.media import Loudness, Rendition
+from hub.ingest.limits import IngestLimits
 from hub.ingest.loudness import TrackLoudness
 from hub.ingest.tags import FileInfo
 
 Status = Literal["added", "present", "failed"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EncodeJob:
+    """One file for a worker: where it is, its content and what it may cost."""
+
+    path: Path
+    content_hash: str
+    data_dir: Path
+    limits: IngestLimits
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

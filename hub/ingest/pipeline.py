@@ -1,9 +1,15 @@
 """An ingest run: find files, scan them, encode the new ones in parallel, commit.
 
-1. Scan (threads: hashing and tag reading mostly wait on the disk): content
-   hash, tags, length.  Content the catalog has is "present"; content that
-   appears twice in the run is encoded once and the copy follows its fate.
-2. Encode in worker processes (``encode_file``): decode, loudness, the ladder.
+1. Scan: content hash, tags, length.  Content the catalog has is "present";
+   content that appears twice in the run is encoded once and the copy follows
+   its fate.
+2. Encode (``encode_file``): decode, loudness, the ladder.
+
+Both run in worker processes (``WorkerPool``), always, even for one file: this
+process never hands a source file to libav, and a file that crashes its
+decoder or exhausts its worker's memory is that file's failure; the run goes
+on with a fresh worker.  Then:
+
 3. Commit per album: album loudness gates all the album's blocks from this
    run together, so an album's tracks are committed once all of them are
    encoded (or failed), each track in its own transaction.
@@ -17,24 +23,22 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import multiprocessing
 import os
 import shutil
-import signal
-import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable, Generator, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from connect_protocol.media import Loudness
 from hub.db import Database
 from hub.ingest import loudness
 from hub.ingest.commit import album_id_for, commit_track, describe
-from hub.ingest.model import Encoded, Failed, IngestResult, Progress, Scanned, Status
+from hub.ingest.limits import IngestLimits
+from hub.ingest.model import Encoded, EncodeJob, Failed, IngestResult, Progress, Scanned, Status
+from hub.ingest.processes import Lost, WorkerPool
 from hub.ingest.sources import find_audio
 from hub.ingest.tags import TrackInfo, track_info
-from hub.ingest.worker import encode_file, ignore_interrupts, scan_file, track_id_for
+from hub.ingest.worker import encode_job, scan_file, track_id_for
 from hub.media import store
 
 logger = logging.getLogger(__name__)
@@ -48,74 +52,43 @@ def default_jobs() -> int:
 
 
 def _scan_all(
-    files: list[Path], jobs: int, on_progress: ProgressCallback | None
+    pool: WorkerPool, files: list[Path], on_progress: ProgressCallback | None
 ) -> list[Scanned | Failed]:
-    out: list[Scanned | Failed] = []
-    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="ingest-scan") as pool:
-        for done, item in enumerate(pool.map(scan_file, files), start=1):
-            out.append(item)
-            if on_progress:
-                on_progress(
-                    Progress(
-                        stage="scan",
-                        done=done,
-                        total=len(files),
-                        done_seconds=0.0,
-                        total_seconds=0.0,
-                        path=item.path,
-                    )
+    """Each file's hash and tags, in the order of ``files``."""
+    found: dict[Path, Scanned | Failed] = {}
+    for done, (path, answer) in enumerate(pool.run(scan_file, files), start=1):
+        found[path] = Failed(path, answer.reason) if isinstance(answer, Lost) else answer
+        if on_progress:
+            on_progress(
+                Progress(
+                    stage="scan",
+                    done=done,
+                    total=len(files),
+                    done_seconds=0.0,
+                    total_seconds=0.0,
+                    path=path,
                 )
-    return out
-
-
-@contextlib.contextmanager
-def _children_ignore_interrupts() -> Iterator[None]:
-    """Spawn workers with SIGINT ignored from their first instruction.
-
-    The initializer runs only after a worker's imports; a Ctrl-C before that
-    would print each worker's traceback.  (Only the main thread may do this.)
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
+            )
+    return [found[path] for path in files]
 
 
 def _encode_all(
-    jobs: list[Scanned], data_dir: Path, workers: int
+    pool: WorkerPool, todo: list[Scanned], data_dir: Path, limits: IngestLimits
 ) -> Generator[Encoded | Failed, None, None]:
-    """Outcomes in completion order; in this process when one worker would do."""
-    if workers <= 1 or len(jobs) <= 1:
-        for job in jobs:
-            yield encode_file(job.path, job.content_hash, data_dir)
-        return
-    pool = ProcessPoolExecutor(
-        max_workers=min(workers, len(jobs)),
-        mp_context=multiprocessing.get_context("spawn"),  # fork is unsafe beside threads
-        initializer=ignore_interrupts,
-    )
-    try:
-        with _children_ignore_interrupts():
-            futures: list[Future[Encoded | Failed]] = [
-                pool.submit(encode_file, job.path, job.content_hash, data_dir) for job in jobs
-            ]
-        for future in as_completed(futures):
-            yield future.result()
-    except BaseException:  # Ctrl-C, or the caller stopped early: stop the workers now
-        _terminate(pool)
-        raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _terminate(pool: ProcessPoolExecutor) -> None:
-    """Kill the pool's workers (``ProcessPoolExecutor.terminate_workers`` is 3.14+)."""
-    for process in list(getattr(pool, "_processes", {}).values()):
-        process.terminate()
+    """Outcomes in completion order."""
+    jobs = [
+        EncodeJob(path=s.path, content_hash=s.content_hash, data_dir=data_dir, limits=limits)
+        for s in todo
+    ]
+    answers = pool.run(encode_job, jobs)
+    with contextlib.closing(answers):
+        for job, answer in answers:
+            if isinstance(answer, Lost):  # its worker died: clean up what it left
+                track_dir = store.track_dir(data_dir, track_id_for(job.content_hash))
+                shutil.rmtree(track_dir, ignore_errors=True)
+                yield Failed(job.path, answer.reason)
+            else:
+                yield answer
 
 
 class _Run:
@@ -221,34 +194,38 @@ def ingest_paths(
     jobs: int | None = None,
     on_progress: ProgressCallback | None = None,
     on_result: ResultCallback | None = None,
+    limits: IngestLimits | None = None,
 ) -> list[IngestResult]:
     """Ingest files and folders (recursively); one result per file, in the order found.
 
     Raises ``IngestError`` only for a path that does not exist; any problem with
-    a file is that file's "failed" result.  ``db`` must be migrated.
+    a file is that file's "failed" result.  ``db`` must be migrated.  ``jobs``
+    worker processes scan and encode (default: one per CPU), each within ``limits``.
     """
     workers = jobs or default_jobs()
+    limits = limits or IngestLimits()
     files = find_audio(paths)
     run = _Run(db, data_dir, on_result)
     todo: list[Scanned] = []
     first_with: dict[str, Path] = {}
-    for item in _scan_all(files, workers, on_progress):
-        if isinstance(item, Failed):
-            run.settle(IngestResult(path=item.path, status="failed", error=item.error))
-        elif (known := store.track_for_hash(db, item.content_hash)) is not None:
-            run.settle(describe(db, item.path, known))
-        elif item.content_hash in first_with:
-            run.copies[first_with[item.content_hash]].append(item.path)
-        else:
-            first_with[item.content_hash] = item.path
-            run.expect(item)
-            todo.append(item)
-    seconds = {item.path: max(item.info.seconds, 1.0) for item in todo}
-    # closing(): on Ctrl-C the pool goes now, not when the traceback is freed
-    try:
-        with contextlib.closing(_encode_all(todo, data_dir, workers)) as outcomes:
-            run.encode(outcomes, on_progress, seconds)
-    except BaseException:
-        run.discard_uncommitted(todo)
-        raise
+    pool = WorkerPool(min(workers, len(files)), memory_bytes=limits.worker_memory_bytes)
+    with pool:  # on Ctrl-C the workers go now, not when the traceback is freed
+        for item in _scan_all(pool, files, on_progress):
+            if isinstance(item, Failed):
+                run.settle(IngestResult(path=item.path, status="failed", error=item.error))
+            elif (known := store.track_for_hash(db, item.content_hash)) is not None:
+                run.settle(describe(db, item.path, known))
+            elif item.content_hash in first_with:
+                run.copies[first_with[item.content_hash]].append(item.path)
+            else:
+                first_with[item.content_hash] = item.path
+                run.expect(item)
+                todo.append(item)
+        seconds = {item.path: max(item.info.seconds, 1.0) for item in todo}
+        try:
+            with contextlib.closing(_encode_all(pool, todo, data_dir, limits)) as outcomes:
+                run.encode(outcomes, on_progress, seconds)
+        except BaseException:
+            run.discard_uncommitted(todo)
+            raise
     return [run.results[path] for path in files]

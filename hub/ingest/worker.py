@@ -1,36 +1,41 @@
-"""The work done per file, in a worker process: scan, then decode, measure, encode.
+"""The work done per file, in a worker process: scan, then check, measure and encode.
 
 Both steps return a value and never raise for a bad file, so one corrupt file
-cannot take a run (or a process pool) down.  ``encode_file`` leaves a failed
-track's directory removed: a track is in the store whole or not at all.
+cannot take a run down.  ``encode_file`` reads the file twice, a block at a
+time, so its memory does not depend on the track's length:
+
+1. check: decode to the end keeping nothing, stopping at the duration limit;
+   samples must be finite and the length what the container declares
+   (``integrity``).  A file that fails here has cost no encoding and no store.
+2. encode: decode again into the loudness meter and the four renditions, whose
+   segment boundaries follow from the length found in step 1.
+
+A failed track's directory is removed: a track is in the store whole or not at
+all.  (A worker that dies mid-file cannot do that; the pipeline does it then.)
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
-import signal
+from collections.abc import Callable
 from pathlib import Path
 
 from connect_protocol.media import Quality, segment_boundaries
 from hub.catalog import resolve as catalog
 from hub.errors import IngestError
 from hub.files import write_atomic
-from hub.ingest import loudness
-from hub.ingest.decode import decode
-from hub.ingest.encode import encode_rendition
+from hub.ingest.decode import PcmReader
+from hub.ingest.encode import RenditionEncoder
 from hub.ingest.integrity import check_complete
-from hub.ingest.model import Encoded, Failed, Scanned
+from hub.ingest.limits import IngestLimits
+from hub.ingest.loudness import LoudnessMeter
+from hub.ingest.model import Encoded, EncodeJob, Failed, Scanned
 from hub.ingest.sources import check_supported, content_hash
 from hub.ingest.tags import read_file_info
 from hub.media import store
 
 logger = logging.getLogger(__name__)
-
-
-def ignore_interrupts() -> None:
-    """Pool initializer: Ctrl-C is the parent's to handle, not each worker's."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def track_id_for(content: str) -> str:
@@ -48,37 +53,71 @@ def scan_file(path: Path) -> Scanned | Failed:
     return Scanned(path=path, content_hash=digest, info=read_file_info(path))
 
 
-def encode_file(path: Path, digest: str, data_dir: Path) -> Encoded | Failed:
+def encode_job(job: EncodeJob) -> Encoded | Failed:
+    """``encode_file`` for one job of a worker pool."""
+    return encode_file(job.path, job.content_hash, job.data_dir, job.limits)
+
+
+def encode_file(
+    path: Path, digest: str, data_dir: Path, limits: IngestLimits | None = None
+) -> Encoded | Failed:
     """Everything but the catalog: segments of every quality in the store, verified."""
+    limits = limits or IngestLimits()
     track_id = track_id_for(digest)
     try:
-        source = decode(path)
-        check_complete(path, source.frames)
-        measured = loudness.measure(source.pcm, source.rate)
-        bounds = segment_boundaries(source.frames, source.rate)
-        renditions = []
-        for quality in Quality:
-
-            def put(n: int, blob: bytes, q: Quality = quality) -> None:
-                write_atomic(store.segment_path(data_dir, track_id, q, n), blob)
-
-            renditions.append(encode_rendition(source.pcm, source.rate, bounds, quality, put))
+        return _encode(path, digest, data_dir, limits, track_id)
     except Exception as exc:  # any failure is this file's, reported by its name
         shutil.rmtree(store.track_dir(data_dir, track_id), ignore_errors=True)
         if isinstance(exc, IngestError):
             return Failed(path, str(exc))
+        if isinstance(exc, MemoryError):
+            return Failed(path, limits.out_of_memory())
         if isinstance(exc, OSError):
             return Failed(path, f"cannot write the store: {exc.strerror or exc}")
         logger.debug("unexpected failure on %s", path, exc_info=True)
         return Failed(path, f"unexpected {type(exc).__name__}: {exc}")
+
+
+def _encode(
+    path: Path, digest: str, data_dir: Path, limits: IngestLimits, track_id: str
+) -> Encoded:
+    with PcmReader(path, limits=limits) as reader:
+        frames = reader.check()
+    check_complete(path, frames)
+    with PcmReader(path, limits=limits) as reader:
+        bounds = segment_boundaries(frames, reader.rate)
+        meter = LoudnessMeter(reader.rate, reader.channels)
+        ladder = [
+            RenditionEncoder(
+                quality, reader.rate, reader.channels, bounds, _put(data_dir, track_id, quality)
+            )
+            for quality in Quality
+        ]
+        for block in reader.blocks():
+            if reader.frames > frames:
+                break
+            meter.feed(block)
+            for rendition in ladder:
+                rendition.feed(block)
+        if reader.frames != frames:
+            raise IngestError(
+                f"decoded {frames} frames, then {reader.frames}: the decoder is not repeatable"
+            )
     return Encoded(
         path=path,
         content_hash=digest,
         track_id=track_id,
-        frames=source.frames,
-        sample_rate=source.rate,
-        channels=source.pcm.shape[1],
+        frames=frames,
+        sample_rate=reader.rate,
+        channels=reader.channels,
         boundaries=tuple(bounds),
-        renditions=tuple(renditions),
-        loudness=measured,
+        renditions=tuple(rendition.finish() for rendition in ladder),
+        loudness=meter.result(),
     )
+
+
+def _put(data_dir: Path, track_id: str, quality: Quality) -> Callable[[int, bytes], None]:
+    def put(n: int, blob: bytes) -> None:
+        write_atomic(store.segment_path(data_dir, track_id, quality, n), blob)
+
+    return put
