@@ -225,10 +225,22 @@ def _rss_rows(r: dict[str, Any], targets: dict[str, dict[str, Any]]) -> None:
             _verdict(ok),
         )
     )
+    plain = r["native_plain"]["vm_hwm_mib"]
+    print(
+        _line(
+            "  (reference: native, in clear)",
+            f"{native:.1f}",
+            f"in clear {plain:.1f}",
+            _ratio(native, plain),
+            "",
+            "",
+        )
+    )
     targets["speaker_vm_hwm_mib"] = {
         "target": RSS_MIB,
         "measured": native,
         "clock_engine_mib": clock,
+        "native_in_clear_mib": plain,
         "pass": ok,
     }
 
@@ -342,14 +354,20 @@ def _cpu_details(c: dict[str, Any]) -> None:
 
 def _rss_details(r: dict[str, Any]) -> None:
     print(
-        f"  memory, MiB: two speaker processes (python -m device --sink null) playing "
-        f"{r['seconds']:g} s in real time across a track join; VmRSS sampled every 0.25 s"
+        f"  memory, MiB: three speaker processes (python -m device --sink null) playing "
+        f"{r['seconds']:g} s in real time across a track join; VmRSS sampled every 0.25 s; "
+        "paired (MQTT over TLS, HTTPS, the hub's CA pinned) but the one 'in clear' "
+        "(--hub the Web API port, --broker the embedded broker's plain listener)"
     )
-    for engine in ("native", "clock"):
-        e = r[engine]
+    for kind, label in (
+        ("native", "--engine native"),
+        ("clock", "--engine clock"),
+        ("native_plain", "native, in clear"),
+    ):
+        e = r[kind]
         s = e["rss_samples_mib"]
         print(
-            f"    --engine {engine:<7} VmHWM {e['vm_hwm_mib']:.1f}; VmRSS "
+            f"    {label:<16} VmHWM {e['vm_hwm_mib']:.1f}; VmRSS "
             f"{e['vm_rss_idle_mib']:.1f} online before playing, {s['min']:.1f}-{s['max']:.1f} "
             f"while playing, {e['vm_rss_end_mib']:.1f} at the end (anon {e['rss_anon_mib']:.1f}, "
             f"file {e['rss_file_mib']:.1f}); joined the next track: {e['joined_next_track']}"
