@@ -6,11 +6,17 @@ new state at 1,000 speakers on loopback.  This measures exactly that path with r
 run, the raw MQTT round trip on the same broker without the hub, so the report shows what
 the hub adds (benchmark policy: a baseline measured alongside).
 
-All on 127.0.0.1 and under one temporary directory: Mosquitto with one provisioned login
-per speaker; the hub on that broker; N virtual speakers in W spawned worker processes
-(``latency/speakers.py``); and in this process the Connect WebSocket listener and the
-raw-MQTT baseline client.  ``--restart-hub`` also checks that a restarted hub finds every
-connected speaker again.  The parts live in the ``latency`` package beside this file.
+It does so over both MQTT transports, in the same run: TLS under the hub's own CA (what
+the product ships, so the target is judged there) and plain MQTT, so the report shows
+what TLS costs.  Each transport has its own system; the measured phases alternate
+between them (``latency/commands.py``).
+
+All on 127.0.0.1 and under one temporary directory: per transport, Mosquitto with one
+provisioned login per speaker; the hub on that broker; N virtual speakers in W spawned
+worker processes (``latency/speakers.py``); and in this process the Connect WebSocket
+listener and the raw-MQTT baseline client.  ``--restart-hub`` also checks that a restarted
+hub finds every connected speaker again.  The parts live in the ``latency`` package beside
+this file.
 
 Run: ``make bench BENCH_ARGS="--speakers 1000"`` (see ``--help`` and ``bench/README.md``).
 It exits non-zero only when something fails (a command refused or timed out, a speaker
@@ -28,7 +34,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from latency.common import Options
+from latency.common import TRANSPORTS, Options
 from latency.driver import drive
 from latency.report import machine, report
 from latency.run import run
@@ -78,6 +84,13 @@ def parse_args(argv: list[str] | None = None) -> Options:
         help="at the end, restart the hub with every speaker connected and time how long "
         "until it shows them all online again (it must, from their retained status)",
     )
+    p.add_argument(
+        "--transport",
+        choices=[*TRANSPORTS, "both"],
+        default="both",
+        help="MQTT between hub, broker and speakers: in clear, over TLS under the hub's CA "
+        "(as shipped), or both in the same run, taking turns (default: both)",
+    )
     p.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
     a = p.parse_args(argv)
@@ -106,6 +119,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         keep=a.keep,
         watch=a.watch,
         restart_hub=a.restart_hub,
+        transports=TRANSPORTS if a.transport == "both" else (a.transport,),
     )
 
 

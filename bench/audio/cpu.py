@@ -3,12 +3,14 @@
 The engine (``NativeEngine``, pinned to ``very_high``, loudness normalisation per track as
 by default, volume 50 %) plays the demo tracks back to back, as a queue, into a
 ``NullSink(fast=True)``: as fast as it will go, so the figure is CPU per audio played,
-not per second waited.  Twice: with segments fetched from the hub process over HTTP
-(``HubMedia``, as a speaker does), and read from the media store's files (so the decode
-and DSP cost shows apart from HTTP).  CPU is this process's (``time.process_time``) over
-the run, and also per engine thread (producer: fetch, decode, resample, gain, limiter,
-int16; sink: volume and writes) from ``/proc/self/task``.  Nothing else runs in this
-process meanwhile; the hub's CPU (serving the segments) is shown on its own.
+not per second waited.  Twice: with segments fetched from the hub process over HTTPS
+(``HubMedia`` with the hub's CA pinned, as a paired speaker does), and read from the
+media store's files (so the decode and DSP cost shows apart from HTTP).  A third run
+fetches over plain HTTP (the Web API port), to show what TLS adds.  CPU is this
+process's (``time.process_time``) over the run, and also per engine thread (producer:
+fetch, decode, resample, gain, limiter, int16; sink: volume and writes) from
+``/proc/self/task``.  Nothing else runs in this process meanwhile; the hub's CPU
+(serving the segments) is shown on its own.
 
 The baseline, in the same run: ``oggdec -Q -R -o /dev/null`` (vorbis-tools, libvorbis)
 decoding the same ``very_high`` segment files, in the same order, to 16-bit PCM; its CPU
@@ -49,7 +51,7 @@ from device.audio import dsp, pcm_native
 from device.audio.decoder import decode_segment
 from device.audio.native import EngineOptions
 from device.audio.sinks import NullSink
-from device.audio.source import HubMedia, SegmentSource
+from device.audio.source import SegmentSource
 from hub.media import store
 
 from .common import BenchError, Options, Progress, proc_cpu_s
@@ -220,6 +222,7 @@ async def measure(rig: Rig, opts: Options, progress: Progress) -> dict[str, Any]
         "decoder": [],
         "pyav": [],
         "http": [],
+        "http_plain": [],
         "local": [],
         "local_one_cpu": [],
         "local_numpy": [],
@@ -229,9 +232,12 @@ async def measure(rig: Rig, opts: Options, progress: Progress) -> dict[str, Any]
         runs["oggdec"].append(await asyncio.to_thread(oggdec, files))
         runs["decoder"].append(await asyncio.to_thread(decoder_only, plan, blobs))
         runs["pyav"].append(await asyncio.to_thread(pyav_only, blobs))
-        source = HubMedia(rig.system.url, cfg.id, cfg.password)
         runs["http"].append(
-            await engine_run(rig, f"HTTP {k + 1}/{REPEATS}", plan, source, progress)
+            await engine_run(rig, f"HTTPS {k + 1}/{REPEATS}", plan, rig.media(cfg), progress)
+        )
+        plain = rig.media(cfg, tls=False)
+        runs["http_plain"].append(
+            await engine_run(rig, f"plain HTTP {k + 1}/{REPEATS}", plan, plain, progress)
         )
         local = StoreFiles(rig.data, manifests)
         runs["local"].append(
@@ -259,11 +265,13 @@ async def measure(rig: Rig, opts: Options, progress: Progress) -> dict[str, Any]
         "decoder_only": best["decoder"],
         "pyav_decode_only": best["pyav"],
         "engine_http": best["http"],
+        "engine_http_plain": best["http_plain"],
         "engine_local": best["local"],
         "engine_local_one_cpu": best.get("local_one_cpu"),
         "engine_local_numpy": best.get("local_numpy"),
         "native_pcm": pcm_native.native() is not None,
         "ratio_http": round(best["http"]["cpu_s"] / best["oggdec"]["cpu_s"], 2),
+        "ratio_http_plain": round(best["http_plain"]["cpu_s"] / best["oggdec"]["cpu_s"], 2),
         "ratio_local": round(best["local"]["cpu_s"] / best["oggdec"]["cpu_s"], 2),
     }
 

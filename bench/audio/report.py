@@ -122,12 +122,13 @@ def _plain(value: Any) -> Any:
 
 
 def _ttfa_rows(t: dict[str, Any], targets: dict[str, dict[str, Any]]) -> None:
-    ours: LatencyStats = t["ours"]
+    series = t["series"]
+    ours: LatencyStats = t["ours"]  # the TLS speaker's, as paired
     cold: LatencyStats = t["mpv_command"]
     warm: LatencyStats = t["mpv"]
     print(
         _line(
-            "time to first audio p50, ms",
+            "time to first audio p50, ms (TLS)",
             f"{ours.p50:.1f}",
             f"mpv {cold.p50:.1f}",
             _ratio(ours.p50, cold.p50),
@@ -140,7 +141,7 @@ def _ttfa_rows(t: dict[str, Any], targets: dict[str, dict[str, Any]]) -> None:
     ok_rel = ratio <= TTFA_VS_MPV
     print(
         _line(
-            f"time to first audio p99, ms ({ours.n} plays)",
+            f"time to first audio p99, ms (TLS, {ours.n} plays)",
             f"{ours.p99:.1f}",
             f"mpv {cold.p99:.1f}",
             ratio,
@@ -149,6 +150,14 @@ def _ttfa_rows(t: dict[str, Any], targets: dict[str, dict[str, Any]]) -> None:
         )
     )
     print(_line("", "", "", None, f"<= {TTFA_VS_MPV:g} x mpv p99", _verdict(ok_rel)))
+    plain: LatencyStats = series["plain"]["total"]
+    tls_new: LatencyStats = series["tls_new"]["total"]
+    plain_new: LatencyStats = series["plain_new"]["total"]
+    for figure, a, b, label in (
+        ("  (reference: in clear, MQTT + HTTP)", ours, plain, "plain"),
+        ("  (reference: new connection each play)", tls_new, plain_new, "plain, new"),
+    ):
+        print(_line(figure, f"{a.p99:.1f}", f"{label} {b.p99:.1f}", _ratio(a.p99, b.p99), "", ""))
     print(
         _line(
             "  (reference: libmpv already running)",
@@ -159,12 +168,19 @@ def _ttfa_rows(t: dict[str, Any], targets: dict[str, dict[str, Any]]) -> None:
             "",
         )
     )
-    targets["ttfa_p99_ms"] = {"target": TTFA_P99_MS, "measured": round(ours.p99, 2), "pass": ok_abs}
+    targets["ttfa_p99_ms"] = {
+        "target": TTFA_P99_MS,
+        "measured": round(ours.p99, 2),
+        "speaker": series[t["target_series"]]["label"],
+        "plain_p99_ms": round(plain.p99, 2),
+        "tls_over_plain_p99": round(_ratio(ours.p99, plain.p99), 2),
+        "pass": ok_abs,
+    }
     targets["ttfa_p99_vs_mpv"] = {
         "target": TTFA_VS_MPV,
         "measured": round(ratio, 2),
         "mpv_p99_ms": round(cold.p99, 2),
-        "baseline": "the mpv program, cold: process start -> first audio byte",
+        "baseline": "the mpv program, cold: process start -> first audio byte, plain HTTP",
         "libmpv_loadfile_p99_ms": round(warm.p99, 2),
         "pass": ok_rel,
     }
@@ -173,7 +189,7 @@ def _ttfa_rows(t: dict[str, Any], targets: dict[str, dict[str, Any]]) -> None:
 def _cpu_rows(c: dict[str, Any], targets: dict[str, dict[str, Any]]) -> None:
     minutes = c["audio_s"] / 60
     base = c["oggdec"]["cpu_s"]
-    for key, how in (("http", "over HTTP"), ("local", "from files")):
+    for key, how in (("http", "over HTTPS"), ("local", "from files")):
         run = c[f"engine_{key}"]
         ratio = c[f"ratio_{key}"]
         ok = ratio <= CPU_VS_OGGDEC
@@ -209,10 +225,22 @@ def _rss_rows(r: dict[str, Any], targets: dict[str, dict[str, Any]]) -> None:
             _verdict(ok),
         )
     )
+    plain = r["native_plain"]["vm_hwm_mib"]
+    print(
+        _line(
+            "  (reference: native, in clear)",
+            f"{native:.1f}",
+            f"in clear {plain:.1f}",
+            _ratio(native, plain),
+            "",
+            "",
+        )
+    )
     targets["speaker_vm_hwm_mib"] = {
         "target": RSS_MIB,
         "measured": native,
         "clock_engine_mib": clock,
+        "native_in_clear_mib": plain,
         "pass": ok,
     }
 
@@ -242,33 +270,47 @@ def _trace_rows(t: dict[str, Any], targets: dict[str, dict[str, Any]]) -> None:
 
 
 def _ttfa_details(t: dict[str, Any]) -> None:
-    ours: LatencyStats = t["ours"]
+    series = t["series"]
     print(
-        f"  time to first audio, ms: {t['plays']} plays after {t['warmup_plays']} warm-up ones, "
-        f"over {t['distinct_tracks']} tracks, every one cold (manifest forgotten; segments are "
-        "never cached by the speaker); first segment at "
-        f"{'/'.join(t['first_segment_quality'])}"
+        f"  time to first audio, ms: {t['plays']} plays by each speaker after "
+        f"{t['warmup_plays']} warm-up ones, over {t['distinct_tracks']} tracks, every one cold "
+        "(manifest forgotten; segments are never cached by the speaker); first segment at "
+        f"{'/'.join(t['first_segment_quality'])}; the speakers take turns, the first rotating"
     )
-    print(f"    {'':<44} {'n':>4} {'p50':>7} {'p90':>7} {'p99':>7} {'max':>7}")
-    for label, s in (
-        ("ours: PUT /v1/me/player/play -> first frame", ours),
+    print(f"    {'':<52} {'n':>4} {'p50':>7} {'p90':>7} {'p99':>7} {'max':>7}")
+    rows = [(f"ours, {s['label']}", s["total"]) for s in series.values()]
+    rows += [
         ("mpv URL (cold): start -> first audio byte", t["mpv_command"]),
         ("libmpv (warm): loadfile -> playback-restart", t["mpv"]),
         ("mpv: GET manifest (listener's token)", t["mpv_manifest"]),
         ("libmpv: manifest + loadfile -> restart", t["mpv_with_manifest"]),
-    ):
-        print(f"    {label:<44} {s.n:>4} {s.p50:>7.2f} {s.p90:>7.2f} {s.p99:>7.2f} {s.max:>7.2f}")
-    print("    where our time goes (p50 / p99 of each step, ms):")
-    for step, p50 in t["breakdown_p50_ms"].items():
-        print(f"      {step:<52} {p50:>7.2f} / {t['breakdown_p99_ms'][step]:.2f}")
+    ]
+    for label, s in rows:
+        print(f"    {label:<52} {s.n:>4} {s.p50:>7.2f} {s.p90:>7.2f} {s.p99:>7.2f} {s.max:>7.2f}")
+    print(
+        "    ours: PUT /v1/me/player/play -> first frame; TLS is what a paired speaker does "
+        "(MQTT over TLS, HTTPS on the hub's speaker port, the hub's CA pinned: the targets' "
+        "figure); plain is MQTT on the embedded broker's plain listener and HTTP on the "
+        "Web API port; 'new' closes the speaker's HTTP connection before each play (the hub "
+        "closes idle ones after 5 s), so the manifest fetch opens one (TCP + TLS handshake)"
+    )
+    names = list(series)
+    print(f"    {'where the time goes, ms (p50 / p99)':<54}" + "".join(f"{n:>17}" for n in names))
+    for step in next(iter(series.values()))["breakdown_p50_ms"]:
+        cells = [
+            f"{series[n]['breakdown_p50_ms'][step]:.2f} / {series[n]['breakdown_p99_ms'][step]:.2f}"
+            for n in names
+        ]
+        print(f"      {step:<52}" + "".join(f"{c:>17}" for c in cells))
     slow = "; ".join(
         f"{x['total']:g} = {x['command']:g} + {x['manifest']:g} + {x['segment']:g} + {x['after']:g}"
-        for x in t["slowest_ms"]
+        for x in series[t["target_series"]]["slowest_ms"]
     )
-    print(f"    slowest plays, ms (total = command + manifest + segment + the rest): {slow}")
+    print(f"    slowest TLS plays, ms (total = command + manifest + segment + the rest): {slow}")
     print(
         f"    ({t['mpv_command_version']}: --no-config --ao=pcm into a FIFO, a new process per "
-        f"play; libmpv {t['mpv_version']}, ao=null, in this process; alternating with our plays)"
+        f"play; libmpv {t['mpv_version']}, ao=null, in this process; alternating with our plays; "
+        "both fetch a listener's signed URL over plain HTTP on the Web API port, as before TLS)"
     )
 
 
@@ -292,7 +334,8 @@ def _cpu_details(c: dict[str, Any]) -> None:
     print(f"    decode_segment alone (libvorbisfile): {decode['cpu_s']:.2f} {runs(decode)}")
     print(f"    PyAV (libavcodec) decode alone:       {pyav['cpu_s']:.2f} {runs(pyav)}")
     for key, how in (
-        ("http", "engine, HTTP from the hub:"),
+        ("http", "engine, HTTPS from the hub:"),
+        ("http_plain", "engine, plain HTTP from the hub:"),
         ("local", "engine, store files:"),
         ("local_one_cpu", "engine, store files, 1 CPU:"),
         ("local_numpy", "engine, store files, numpy path:"),
@@ -311,14 +354,20 @@ def _cpu_details(c: dict[str, Any]) -> None:
 
 def _rss_details(r: dict[str, Any]) -> None:
     print(
-        f"  memory, MiB: two speaker processes (python -m device --sink null) playing "
-        f"{r['seconds']:g} s in real time across a track join; VmRSS sampled every 0.25 s"
+        f"  memory, MiB: three speaker processes (python -m device --sink null) playing "
+        f"{r['seconds']:g} s in real time across a track join; VmRSS sampled every 0.25 s; "
+        "paired (MQTT over TLS, HTTPS, the hub's CA pinned) but the one 'in clear' "
+        "(--hub the Web API port, --broker the embedded broker's plain listener)"
     )
-    for engine in ("native", "clock"):
-        e = r[engine]
+    for kind, label in (
+        ("native", "--engine native"),
+        ("clock", "--engine clock"),
+        ("native_plain", "native, in clear"),
+    ):
+        e = r[kind]
         s = e["rss_samples_mib"]
         print(
-            f"    --engine {engine:<7} VmHWM {e['vm_hwm_mib']:.1f}; VmRSS "
+            f"    {label:<16} VmHWM {e['vm_hwm_mib']:.1f}; VmRSS "
             f"{e['vm_rss_idle_mib']:.1f} online before playing, {s['min']:.1f}-{s['max']:.1f} "
             f"while playing, {e['vm_rss_end_mib']:.1f} at the end (anon {e['rss_anon_mib']:.1f}, "
             f"file {e['rss_file_mib']:.1f}); joined the next track: {e['joined_next_track']}"

@@ -2,7 +2,10 @@
 
 Two engines play the library from its start in real time (``NullSink``), each behind
 its own ``ThrottleProxy`` (a token bucket on the download direction) to the hub
-process, and both links follow the same trace at the same moments: ``auto`` (the ABR
+process's HTTPS port for speakers (the proxy is a byte pipe: TLS passes through it, and
+each engine's ``HubMedia`` pins the hub's CA as a paired speaker's does; the link's byte
+count includes TLS's overhead), and both links follow the same trace at the same
+moments: ``auto`` (the ABR
 chooses each segment's quality) and the baseline pinned to ``normal`` (what playing
 without adaptation would do on the same link).  ``--trace-scale`` scales every phase's
 length (1.0: 30 s + 60 s + 60 s).
@@ -92,10 +95,11 @@ def rate_at(phases: list[tuple[float, float, int]], t: float) -> int:
 
 async def _lane(rig: Rig, label: str, quality: str, stack: contextlib.ExitStack) -> Lane:
     cfg = rig.login(f"bench-trace-{label.replace('_', '-')}")
-    proxy = ThrottleProxy("127.0.0.1", rig.system.hub_port).start()
+    proxy = ThrottleProxy("127.0.0.1", rig.system.tls_port).start()
     stack.callback(proxy.stop)
     proxy.throttle(TRACE[0][0])
-    recorder = Recorder(HubMedia(proxy.url, cfg.id, cfg.password))
+    media = HubMedia(f"https://127.0.0.1:{proxy.port}", cfg.id, cfg.password, ca_pem=cfg.hub_ca)
+    recorder = Recorder(media)
     sink = NullSink(RATE)
     seq = Sequencer(
         [t.ref() for t in rig.library.tracks],

@@ -2,17 +2,26 @@
 
 The speaker is the real one (``SpeakerService``: MQTT, controller, reducer) running in
 this process so the bench can read its engine's ``first_audio_ns``; its engine is a
-``NativeEngine`` fetching from the hub process over HTTP (``HubMedia``, through a
-``Recorder`` that also makes every manifest fetch cold) and writing to a real-time
-``NullSink``.  Each play is ``PUT /v1/me/player/play`` with the track's URI, sent by a
-listener's HTTP client with a bearer token on a kept-alive connection.
+``NativeEngine`` fetching from the hub process (``HubMedia``, through a ``Recorder`` that
+also makes every manifest fetch cold) and writing to a real-time ``NullSink``.  Each play
+is ``PUT /v1/me/player/play`` with the track's URI, sent by a listener's HTTP client with
+a bearer token on a kept-alive connection.
+
+Four such speakers, one per way of reaching the hub (``LINKS``), play each track in
+turn, the order rotating from one track to the next: over TLS as a paired speaker does
+(MQTT over TLS and HTTPS, the hub's CA pinned: the target is judged on it), and in
+clear (the embedded broker's plain listener, HTTP on the Web API port) for reference;
+each with its HTTP connection to the hub kept alive between plays, and with it closed
+before each play, as after the hub has closed an idle one (uvicorn closes them after
+5 s), so the first fetch opens a new connection (a TLS handshake, over TLS).
 
 The baseline the target is set against, in the same run and alternating with our
 plays, is the ``mpv`` program playing the same track from the hub as a user of mpv
 would, cold: ``mpv --no-config --ao=pcm URL`` of the track's first segment's signed URL
-(from ``GET /v1/audio/{id}/manifest`` with the listener's token, in the quality our
-engine started with; the fetch is not counted), timed from starting the process to the
-first byte of audio it writes (raw PCM, into a FIFO the bench reads).
+(from ``GET /v1/audio/{id}/manifest`` with the listener's token on the Web API port, in
+the quality our TLS speaker started with; the fetch is not counted), over plain HTTP as
+before TLS, timed from starting the process to the first byte of audio it writes (raw
+PCM, into a FIFO the bench reads).
 
 A second, stricter reference is shown beside it: libmpv already running in this
 process (python-mpv, ``ao=null``), ``loadfile`` of the same URL to its
@@ -31,6 +40,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +59,25 @@ from .sources import Recorder
 WARMUP_PLAYS = 2  # not counted: the first plays load codecs and open connections
 IDLE_MS = 150  # the engine has fetched nothing for this long: its buffer is full
 FIRST_AUDIO_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """How one series' speaker reaches the hub."""
+
+    name: str
+    label: str
+    tls: bool  # MQTT over TLS and HTTPS, the CA pinned (paired); else both in clear
+    new_connection: bool  # its HTTP connection to the hub closed before each play
+
+
+LINKS = (
+    Link("tls", "TLS: MQTT over TLS + HTTPS, CA pinned", tls=True, new_connection=False),
+    Link("plain", "plain: MQTT + HTTP in clear", tls=False, new_connection=False),
+    Link("tls_new", "TLS, new HTTPS connection each play", tls=True, new_connection=True),
+    Link("plain_new", "plain, new HTTP connection each play", tls=False, new_connection=True),
+)
+TARGET = "tls"  # the series the targets are judged on: what a paired speaker does
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,23 +101,27 @@ class InProcessSpeaker:
     callbacks, exactly as ``device.engine_factory.build_engine`` wires one.
     """
 
-    def __init__(self, rig: Rig, device_id: str, options: EngineOptions) -> None:
+    def __init__(self, rig: Rig, device_id: str, options: EngineOptions, link: Link) -> None:
         self.rig = rig
         self.device_id = device_id
         self.options = options
+        self.link = link
         self.service: SpeakerService | None = None
         self.engine: NativeEngine | None = None
+        self.media: HubMedia | None = None
         self.recorder: Recorder | None = None
 
     async def start(self) -> None:
         os.environ.setdefault("LEGATO_MDNS_INTERFACES", "127.0.0.1")  # as the harness sets
         cfg = self.rig.login(self.device_id)
+        tls = self.link.tls
         service = self.service = SpeakerService(
-            dataclasses.replace(cfg, engine="clock", http_port=0), self.rig.broker(cfg)
+            dataclasses.replace(cfg, engine="clock", http_port=0), self.rig.broker(cfg, tls=tls)
         )
         await service.start()
         assert service.controller is not None
-        self.recorder = Recorder(HubMedia(self.rig.system.url, cfg.id, cfg.password), cold=True)
+        self.media = self.rig.media(cfg, tls=tls)
+        self.recorder = Recorder(self.media, cold=True)
         engine = self.engine = NativeEngine(
             service._on_track_ended,
             source=self.recorder,
@@ -116,10 +149,13 @@ class InProcessSpeaker:
         await wait_until(lambda: recorder.idle_for_ns() >= IDLE_MS * 1_000_000, 60, "idle")
 
     async def play(self, track: Track) -> Play:
-        engine, recorder = self.engine, self.recorder
+        engine, recorder, media = self.engine, self.recorder, self.media
         assert engine is not None
         assert recorder is not None
+        assert media is not None
         await self.wait_idle()
+        if self.link.new_connection:
+            await asyncio.to_thread(media.close)  # the next request connects afresh
         before = engine.first_audio_ns
         mark = len(recorder.fetches)
         t0 = time.monotonic_ns()
@@ -259,45 +295,59 @@ async def _first_segment_url(rig: Rig, track: Track, quality: Quality) -> tuple[
 
 async def measure(rig: Rig, opts: Options, progress: Progress) -> dict[str, Any]:
     tracks = rig.library.tracks
-    speaker = InProcessSpeaker(rig, "bench-ttfa", EngineOptions())
+    speakers = [
+        InProcessSpeaker(rig, f"bench-ttfa-{link.name.replace('_', '-')}", EngineOptions(), link)
+        for link in LINKS
+    ]
     player: Mpv | None = None
     command = MpvCommand(Path(tempfile.mkdtemp(prefix="ttfa-mpv-", dir=rig.root)))
-    ours: list[Play] = []
+    ours: dict[str, list[Play]] = {link.name: [] for link in LINKS}
     mpv_ns: list[int] = []
     mpv_cold_ns: list[int] = []
     mpv_manifest_ns: list[int] = []
     try:
-        await speaker.start()
+        for speaker in speakers:
+            await speaker.start()
         player = await asyncio.to_thread(Mpv)
         for k in range(WARMUP_PLAYS + opts.plays):
             track = tracks[k % len(tracks)]
-            play = await speaker.play(track)
-            await speaker.wait_idle()
-            await rig.command("PUT", "pause", speaker.device_id)
-            manifest_ns, url = await _first_segment_url(rig, track, play.quality)
+            first = k % len(speakers)  # who plays first rotates
+            played: dict[str, Play] = {}
+            for speaker in speakers[first:] + speakers[:first]:
+                played[speaker.link.name] = await speaker.play(track)
+                await speaker.wait_idle()
+                await rig.command("PUT", "pause", speaker.device_id)
+            manifest_ns, url = await _first_segment_url(rig, track, played[TARGET].quality)
             loaded_ns = await asyncio.to_thread(player.play, url)
             cold_ns = await asyncio.to_thread(command.play, url)
             if k >= WARMUP_PLAYS:
-                ours.append(play)
+                for name, play in played.items():
+                    ours[name].append(play)
                 mpv_ns.append(loaded_ns)
                 mpv_cold_ns.append(cold_ns)
                 mpv_manifest_ns.append(manifest_ns)
             progress.show(
-                f"time to first audio: {len(ours)}/{opts.plays} plays (and as many by mpv)"
+                f"time to first audio: {len(mpv_ns)}/{opts.plays} plays by each of "
+                f"{len(speakers)} speakers (and as many by mpv)"
             )
-        progress.finish(f"time to first audio: {len(ours)} plays, {len(mpv_ns)} by mpv")
+        progress.finish(
+            f"time to first audio: {len(mpv_ns)} plays by each of {len(speakers)} speakers, "
+            f"{len(mpv_ns)} by mpv"
+        )
     finally:
         if player is not None:
             await asyncio.to_thread(player.close)
-        await speaker.stop()
-    qualities = sorted({p.quality.label for p in ours})
-    slowest = sorted(ours, key=lambda p: p.total_ns, reverse=True)[:3]
+        for speaker in speakers:
+            await speaker.stop()
+    series = {link.name: {"label": link.label, **_series(ours[link.name])} for link in LINKS}
     return {
-        "plays": len(ours),
+        "plays": len(mpv_ns),
         "warmup_plays": WARMUP_PLAYS,
         "distinct_tracks": min(len(tracks), opts.plays),
-        "first_segment_quality": qualities,
-        "ours": LatencyStats.of([p.total_ns for p in ours]),
+        "target_series": TARGET,
+        "ours": series[TARGET]["total"],
+        "first_segment_quality": series[TARGET]["first_segment_quality"],
+        "series": series,
         "mpv_command": LatencyStats.of(mpv_cold_ns),
         "mpv_command_version": command.version,
         "mpv": LatencyStats.of(mpv_ns),
@@ -306,17 +356,29 @@ async def measure(rig: Rig, opts: Options, progress: Progress) -> dict[str, Any]
         ),
         "mpv_manifest": LatencyStats.of(mpv_manifest_ns),
         "mpv_version": player.version if player is not None else "",
-        "breakdown_p50_ms": {
-            "command to engine (HTTP, hub, MQTT, controller)": _p50(
-                [p.to_manifest_ns for p in ours]
-            ),
-            "manifest fetch": _p50([p.manifest_ns for p in ours]),
-            "first segment fetch": _p50([p.segment_ns for p in ours]),
-            "decode, DSP, queue, first write": _p50([p.after_ns for p in ours]),
-        },
-        "ours_ms": [round(p.total_ns / 1e6, 2) for p in ours],
         "mpv_ms": [round(ns / 1e6, 2) for ns in mpv_ns],
         "mpv_command_ms": [round(ns / 1e6, 2) for ns in mpv_cold_ns],
+    }
+
+
+#: Where a play's time goes, step by step.
+STEPS: dict[str, Callable[[Play], int]] = {
+    "command to engine (HTTP, hub, MQTT, controller)": lambda p: p.to_manifest_ns,
+    "manifest fetch": lambda p: p.manifest_ns,
+    "first segment fetch": lambda p: p.segment_ns,
+    "decode, DSP, queue, first write": lambda p: p.after_ns,
+}
+
+
+def _series(plays: list[Play]) -> dict[str, Any]:
+    """One speaker's plays: the totals, where the time went, the slowest three."""
+    slowest = sorted(plays, key=lambda p: p.total_ns, reverse=True)[:3]
+    return {
+        "total": LatencyStats.of([p.total_ns for p in plays]),
+        "first_segment_quality": sorted({p.quality.label for p in plays}),
+        "breakdown_p50_ms": {s: _p50([f(p) for p in plays]) for s, f in STEPS.items()},
+        "breakdown_p99_ms": {s: _p99([f(p) for p in plays]) for s, f in STEPS.items()},
+        "ms": [round(p.total_ns / 1e6, 2) for p in plays],
         "slowest_ms": [
             {
                 "total": round(p.total_ns / 1e6, 1),
@@ -327,14 +389,6 @@ async def measure(rig: Rig, opts: Options, progress: Progress) -> dict[str, Any]
             }
             for p in slowest
         ],
-        "breakdown_p99_ms": {
-            "command to engine (HTTP, hub, MQTT, controller)": _p99(
-                [p.to_manifest_ns for p in ours]
-            ),
-            "manifest fetch": _p99([p.manifest_ns for p in ours]),
-            "first segment fetch": _p99([p.segment_ns for p in ours]),
-            "decode, DSP, queue, first write": _p99([p.after_ns for p in ours]),
-        },
     }
 
 

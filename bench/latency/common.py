@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HOST = "127.0.0.1"  # everything listens and connects on loopback only
+#: MQTT in clear, and over TLS under the hub's own CA (what the product ships).
+TRANSPORTS = ("plain", "tls")
 
 
 class BenchError(Exception):
@@ -34,6 +36,7 @@ class Options:
     keep: bool
     watch: str
     restart_hub: bool
+    transports: tuple[str, ...]  # of TRANSPORTS, in that order
 
 
 async def poll_until(

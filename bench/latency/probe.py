@@ -12,6 +12,7 @@ from paho.mqtt.enums import MQTTErrorCode
 
 from connect_protocol.codec import encode
 from connect_protocol.messages import SetVolume
+from connect_protocol.tls import pinned_context
 from connect_protocol.topics import Channel, all_devices_filter, device_topic, parse_device_topic
 
 from .common import HOST, BenchError, poll_until
@@ -23,14 +24,15 @@ class RawProbe:
     """Publishes a command straight to a speaker's cmd topic and waits for its state.
 
     Logs in as its own bench-only user (see ``system.add_probe_login``); the path is
-    broker -> speaker -> broker, with the hub still connected but not in between.
+    broker -> speaker -> broker, with the hub still connected but not in between.  Over
+    TLS (``ca_pem``: the hub's CA, pinned) as the speakers and the hub are.
     """
 
-    def __init__(self, port: int, username: str, secret: str) -> None:
+    def __init__(self, port: int, username: str, secret: str, ca_pem: str = "") -> None:
         loop = asyncio.get_running_loop()
         self.port = port
         self.errors: list[str] = []
-        client = new_client(username, secret)
+        client = new_client(username, secret, pinned_context(ca_pem) if ca_pem else None)
         client.on_connect = self._on_connect
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message

@@ -3,12 +3,15 @@
 No network thread per client: the loop watches each socket and calls ``loop_read``,
 ``loop_write`` and ``loop_misc``.  Every client sets TCP_NODELAY on its socket as the
 product's ``connect_protocol/mqtt.py`` does (``on_socket_open``), so the bench's speakers
-and probe send small packets at once, like the real ones.
+and probe send small packets at once, like the real ones.  Over TLS a client is given a
+context as the product's ``MqttTransport`` gives it one (``tls_set_context``, the hub's CA
+pinned); paho then does the handshake in ``connect``, blocking (a loopback round trip).
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -20,8 +23,9 @@ from connect_protocol.mqtt import no_delay
 KEEPALIVE_S = 30
 
 
-def new_client(username: str, secret: str) -> paho.Client:
-    """An MQTT 3.1.1 client logged in as ``username`` (the broker requires id == user name)."""
+def new_client(username: str, secret: str, tls: ssl.SSLContext | None = None) -> paho.Client:
+    """An MQTT 3.1.1 client logged in as ``username`` (the broker requires id == user name),
+    over TLS with ``tls`` (one context can serve every client of a process)."""
     client = paho.Client(
         CallbackAPIVersion.VERSION2,
         client_id=username,
@@ -29,6 +33,8 @@ def new_client(username: str, secret: str) -> paho.Client:
         clean_session=True,
     )
     client.username_pw_set(username, secret)
+    if tls is not None:
+        client.tls_set_context(tls)
     client.on_socket_open = no_delay
     return client
 
@@ -38,7 +44,9 @@ class LoopPump:
 
     Reads when the socket is readable; writes at once after every read (publishes made in
     paho callbacks are only queued), and watches for writability only while the kernel
-    buffer is full.  That keeps it to the syscalls paho itself needs.
+    buffer is full.  That keeps it to the syscalls paho itself needs.  Over TLS a read may
+    leave decrypted bytes in the SSL object, which no readiness event announces: it reads
+    on until none are pending, as paho's own loop does.
     """
 
     __slots__ = ("_sock", "_writing", "after_read", "client", "errors", "loop")
@@ -73,6 +81,8 @@ class LoopPump:
     def _readable(self) -> None:
         try:
             self.client.loop_read()
+            while isinstance(self._sock, ssl.SSLSocket) and self._sock.pending():
+                self.client.loop_read()
             self.flush()
             if self.after_read is not None:
                 self.after_read()

@@ -2,7 +2,8 @@
 
 Each speaker has its own broker login and runs the real speaker logic (``decode_command``
 -> ``Controller`` -> ``ClockEngine``), publishing as ``device/service.py`` does: retained
-status and state on connect; per command state (retained), then ack, then events.
+status and state on connect; per command state (retained), then ack, then events.  Over
+TLS, each worker pins the hub's CA in one client context shared by its speakers.
 
 The parent talks to a worker over a pipe: it sends ``connect``, ``stats`` and ``stop``;
 the worker answers ``ready``, ``progress``, ``connected``, ``stats``, ``error`` and
@@ -16,6 +17,7 @@ import contextlib
 import dataclasses
 import multiprocessing
 import signal
+import ssl
 import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -25,6 +27,7 @@ import paho.mqtt.client as paho
 
 from connect_protocol.codec import encode
 from connect_protocol.messages import DeviceInfo
+from connect_protocol.tls import pinned_context
 from connect_protocol.topics import Channel, device_topic
 from device.clock_engine import ClockEngine
 from device.controller import Controller, Outcome
@@ -49,7 +52,12 @@ class VirtualSpeaker:
     """One speaker: its own broker login and the real Controller, published as the daemon does."""
 
     def __init__(
-        self, device_id: str, secret: str, loop: asyncio.AbstractEventLoop, counters: WorkerCounters
+        self,
+        device_id: str,
+        secret: str,
+        loop: asyncio.AbstractEventLoop,
+        counters: WorkerCounters,
+        tls: ssl.SSLContext | None,
     ) -> None:
         self.id = device_id
         self.counters = counters
@@ -60,7 +68,7 @@ class VirtualSpeaker:
         engine.set_volume(50)
         self.controller = Controller(engine)
         self.topics = {c: device_topic(device_id, c) for c in Channel}
-        client = new_client(device_id, secret)
+        client = new_client(device_id, secret, tls)
         offline = encode(dataclasses.replace(self.info, online=False))
         client.will_set(self.topics[Channel.STATUS], offline, qos=1, retain=True)
         client.on_connect = self._on_connect
@@ -129,6 +137,7 @@ class VirtualSpeaker:
 class WorkerConfig:
     port: int
     batch: int
+    ca_pem: str = ""  # the hub's CA, pinned: MQTT over TLS; empty: plain MQTT
 
 
 def worker_main(conn: Connection, specs: list[Spec], cfg: WorkerConfig) -> None:
@@ -172,7 +181,8 @@ async def _connect_all(
 async def _worker(conn: Connection, specs: list[Spec], cfg: WorkerConfig) -> None:
     loop = asyncio.get_running_loop()
     counters = WorkerCounters()
-    speakers = [VirtualSpeaker(i, s, loop, counters) for i, s in specs]
+    tls = pinned_context(cfg.ca_pem) if cfg.ca_pem else None
+    speakers = [VirtualSpeaker(i, s, loop, counters, tls) for i, s in specs]
     inbox: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
 
     def drain() -> None:

@@ -1,5 +1,10 @@
 """The system under test: provisioning, Mosquitto and the hub, each on a free loopback port.
 
+Two transports, as the product can run: ``tls`` (what it ships: Mosquitto's TLS listener
+with the hub's own CA and certificate, ``hub.fleet.pki``, and the hub on ``--broker-url
+mqtts://``, verifying it against that CA) and ``plain`` (MQTT in clear, ``mqtt://``, which
+the hub allows with a warning).
+
 Hub code is imported inside the functions that need it: spawned speaker workers import
 this package's modules, and should not load the hub (FastAPI, the database...) for nothing.
 """
@@ -116,10 +121,16 @@ class Broker:
     process: MosquittoProcess
     port: int
     probe_secret: str
+    ca_pem: str  # the hub's CA: its listener is MQTT over TLS; empty: plain MQTT
 
     @property
     def pid(self) -> int:
         return self.process.pid or 0
+
+    @property
+    def url(self) -> str:
+        """What the hub is given as ``--broker-url``."""
+        return f"{'mqtts' if self.ca_pem else 'mqtt'}://{HOST}:{self.port}"
 
     def dropped_messages_to(self) -> list[str]:
         """The client of every "Outgoing messages are being dropped" line in its log."""
@@ -130,19 +141,33 @@ class Broker:
         ]
 
 
-def start_broker(stack: contextlib.AsyncExitStack, root: Path, users: list[BrokerUser]) -> Broker:
-    """Mosquitto configured by the product's ``write_mosquitto_config``, plus the probe's login."""
-    from hub.fleet.broker import BrokerError, MosquittoProcess, write_mosquitto_config
+def start_broker(
+    stack: contextlib.AsyncExitStack, root: Path, accounts: Provisioned, *, tls: bool
+) -> Broker:
+    """Mosquitto configured by the product's ``write_mosquitto_config``, plus the probe's login.
 
+    With ``tls`` its listener is MQTT over TLS with the hub's CA and certificate, made in
+    the hub's data directory as the hub makes them at its first start.
+    """
+    from hub.fleet import pki
+    from hub.fleet.broker import BrokerError, MosquittoProcess, write_mosquitto_config
+    from hub.fleet.broker.mosquitto import TlsFiles
+
+    files, ca_pem = None, ""
+    if tls:
+        hub_tls = pki.ensure_server_cert(accounts.data, [HOST])
+        files, ca_pem = TlsFiles(hub_tls.ca_cert, hub_tls.cert, hub_tls.key), hub_tls.ca_pem
     for attempt in range(PORT_ATTEMPTS):
         port = free_port()
-        conf = write_mosquitto_config(root / "mosquitto", port=port, users=users)
+        conf = write_mosquitto_config(
+            root / "mosquitto", port=port, users=accounts.users, tls=files
+        )
         probe_secret = add_probe_login(conf)
         process = MosquittoProcess(conf, port=port)
         stack.callback(process.stop)
         try:
             process.start()
-            return Broker(process, port, probe_secret)
+            return Broker(process, port, probe_secret, ca_pem)
         except BrokerError:
             if attempt == PORT_ATTEMPTS - 1:
                 raise
@@ -182,13 +207,14 @@ def _check_alive(proc: subprocess.Popen[bytes], log: Path) -> None:
         raise BenchError(f"the hub exited with status {proc.returncode}:\n{log_tail(log)}")
 
 
-def _spawn_hub(data: Path, port: int, mqtt_port: int, log: Path) -> subprocess.Popen[bytes]:
+def _spawn_hub(data: Path, port: int, broker_url: str, log: Path) -> subprocess.Popen[bytes]:
     env = dict(os.environ)
     env["LEGATO_MDNS_INTERFACES"] = HOST
     env["PYTHONUNBUFFERED"] = "1"
     # the bench drives hundreds of commands a second for one user: no per-user limits
     args = ["serve", "--data", str(data), "--port", str(port), "--rate-limits", "off"]
-    args += ["--broker-url", f"mqtt://{HOST}:{mqtt_port}", "--no-mdns", "--log-level", "WARNING"]
+    args += ["--tls-port", str(free_port())]  # the speakers' HTTPS port: unused here
+    args += ["--broker-url", broker_url, "--no-mdns", "--log-level", "WARNING"]
     with log.open("wb") as fh:
         return subprocess.Popen(
             [sys.executable, "-m", "hub", *args],
@@ -201,11 +227,13 @@ def _spawn_hub(data: Path, port: int, mqtt_port: int, log: Path) -> subprocess.P
         )
 
 
-async def start_hub(stack: contextlib.AsyncExitStack, data: Path, mqtt_port: int, log: Path) -> Hub:
-    """Start the hub, wait until it is healthy, get a token; a new port if its was taken."""
+async def start_hub(
+    stack: contextlib.AsyncExitStack, data: Path, broker_url: str, log: Path
+) -> Hub:
+    """Start the hub, wait until it is healthy, get a token; new ports if one was taken."""
     for attempt in range(PORT_ATTEMPTS):
         port = free_port()
-        proc = _spawn_hub(data, port, mqtt_port, log)
+        proc = _spawn_hub(data, port, broker_url, log)
         stack.callback(stop_process, proc)
         try:
             return Hub(proc, port, await _hub_token(f"http://{HOST}:{port}", proc, log), log)

@@ -22,7 +22,8 @@ the library in turn; ``WARMUP_PLAYS`` uncounted plays first.
   (``audio.sources.StoreFiles``): no index, no licence, no cipher; and the same with
   their pages evicted.  Pinned to ``very_high``.
 - **hub, no cache** (baseline, first, while the hub runs): ``HubMedia`` to the hub process
-  (the audio bench's rig: its embedded broker, a speaker login) over loopback HTTP, the
+  (the audio bench's rig: its embedded broker, a speaker login) over loopback HTTPS with
+  the hub's CA pinned, as a paired speaker fetches (``Rig.media``), the
   manifest fetched cold on every play (as the audio bench does), pinned to ``very_high``.
 
 The cache and plain-file series run after the hub has stopped, interleaved play by play
@@ -255,8 +256,8 @@ async def measure(
             hub = [
                 _series(
                     "hub",
-                    "hub up, no cache (HubMedia, loopback HTTP, manifest cold)",
-                    HubMedia(rig.system.url, cfg.id, cfg.password),
+                    "hub up, no cache (HubMedia, loopback HTTPS, manifest cold)",
+                    rig.media(cfg),
                     pinned,
                     cold_manifest=True,
                 )
