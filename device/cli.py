@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--cache", type=Path, help="offline cache directory")
     p.add_argument("--port", type=int, help="port for /info and /control (0 = any)")
+    p.add_argument(
+        "--listen", metavar="HOST", help="address for /info and /control (config: http_host)"
+    )
     p.add_argument("--discover-timeout", type=float, default=10.0, help="seconds to look for a hub")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return p
@@ -130,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
             normalisation=args.normalisation,
             cache_dir=args.cache,
             http_port=args.port,
+            http_host=args.listen,
         )
         with contextlib.suppress(KeyboardInterrupt):
             return asyncio.run(run(cfg, args.discover_timeout, fast_sink=args.as_fast_as_possible))

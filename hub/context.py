@@ -31,6 +31,7 @@ class HubContext:
     public_mqtt_port: int
     #: whether speakers are told to use MQTT over TLS (``mqtts://``)
     public_mqtt_tls: bool = True
+    public_https_port: int = 0  # the speakers' HTTPS port (0: not served by this process)
     broker_healthy: Callable[[], bool] = field(default=lambda: True)
     #: what the operator turned off and should know about (plain MQTT...): shown on
     #: the dashboard's health page, logged at start

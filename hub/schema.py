@@ -380,4 +380,24 @@ MIGRATIONS: list[str] = [
         value TEXT NOT NULL
     );
     """,
+    # 9: the maker's path (hub.fleet.enrolment): one-time enrolment codes, kept as
+    # digests only, and each flashed speaker's set-up from "enrolled" to "first boot done".
+    """
+    CREATE TABLE enrolments (
+        code_hash TEXT PRIMARY KEY,
+        created_by TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        expires_ms INTEGER NOT NULL,
+        used_ms INTEGER,
+        device_id TEXT
+    );
+    CREATE TABLE speaker_setups (
+        device_id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        board TEXT NOT NULL DEFAULT '',
+        enrolled_ms INTEGER NOT NULL,
+        enrolled_by TEXT NOT NULL,
+        first_boot_ms INTEGER
+    );
+    """,
 ]

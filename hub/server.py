@@ -149,6 +149,7 @@ class Hub:
             public_mqtt_host=self.public_host if not opts.broker_url else self.address.host,
             public_mqtt_port=self.address.port,
             public_mqtt_tls=self.address.tls,
+            public_https_port=self.opts.tls_port,
             broker_healthy=self._broker_healthy,
             insecure=self.insecure,
         )

@@ -100,6 +100,9 @@ class System:
     observer_secret: str = ""
     #: the CA of the operator's certificate when the Web API runs over HTTPS (--tls-cert)
     web_ca: Path | None = None
+    #: advertise the hub over mDNS (on loopback: LEGATO_MDNS_INTERFACES), for speakers
+    #: whose config names no hub URL
+    mdns: bool = False
 
     def __post_init__(self) -> None:
         self.data = self.root / "hub-data"
@@ -175,7 +178,7 @@ class System:
             str(self.hub_port),
             "--tls-port",
             str(self.tls_port),
-            "--no-mdns",
+            *([] if self.mdns else ["--no-mdns"]),
             "--command-timeout",
             str(self.command_timeout_s),
             "--rate-limits",

@@ -35,7 +35,27 @@ def run(*args: str, **kw: object) -> subprocess.CompletedProcess[str]:
     [
         ("legato-hub", ["up", "serve", "user", "device", "--data"]),
         ("legato-speaker", ["--config", "--hub", "--sink", "--engine", "--quality", "--cache"]),
-        ("legato-flash", ["legato-speaker", "Provision"]),
+        (
+            "legato-flash",
+            [
+                "IMAGE",
+                "--hub",
+                "--token",
+                "--enrol",
+                "--name",
+                "--board",
+                "--wifi-ssid",
+                "--wifi-password-file",
+                "--wifi-country",
+                "--hostname",
+                "--ssh-key",
+                "--write",
+                "--dry-run",
+                "--yes",
+                "--list-boards",
+                "--hub-fingerprint",
+            ],
+        ),
     ],
 )
 def test_help_names_the_options(script: str, expect: list[str]) -> None:
@@ -183,10 +203,10 @@ def test_speaker_with_a_bad_config_says_why(tmp_path: Path) -> None:
     assert "invalid choice: 'loud'" in out.stderr
 
 
-def test_flash_says_it_is_not_available_yet() -> None:
+def test_flash_without_an_image_says_what_is_missing() -> None:
     flash = run(str(BIN / "legato-flash"))
     assert flash.returncode == 2
-    assert "not available yet" in flash.stderr
+    assert "missing IMAGE, --hub, --name" in flash.stderr
 
 
 def test_bad_flags_are_refused_before_anything_starts(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from connect_protocol import logs
 from hub.cli.admin import (
     cmd_broker_config,
     cmd_device_add,
+    cmd_device_enrol,
     cmd_keys_rotate,
     cmd_licences,
     cmd_user_add,
@@ -48,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             case "user":
                 return cmd_user_add(args, data)
+            case "device" if args.device_command == "enrol":
+                return cmd_device_enrol(args, data)
             case "device":
                 return cmd_device_add(args, data)
             case "broker-config":

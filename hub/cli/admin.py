@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import json
 import sys
+import time
 from pathlib import Path
 
+from connect_protocol.tls import fingerprint as fingerprint_of
 from hub.accounts import users
 from hub.clock import now_ms
 from hub.errors import CliError, OfflineError
-from hub.fleet import pki, provisioning
+from hub.fleet import enrolment, pki, provisioning
 from hub.fleet.broker import write_mosquitto_config
 from hub.fleet.broker.mosquitto import TlsFiles
 from hub.fleet.local_control import local_token
@@ -56,6 +59,22 @@ def cmd_device_add(args: argparse.Namespace, data: Path) -> int:
         local_token=local_token(data, args.id),
     )
     print(f"speaker {args.id!r} provisioned; run: legato-speaker --config {args.out}")
+    return 0
+
+
+def cmd_device_enrol(args: argparse.Namespace, data: Path) -> int:
+    db = open_database(data)
+    made = enrolment.create(db, created_by="legato-hub device enrol", now_ms=now_ms())
+    if args.json:
+        print(json.dumps({"code": made.code, "expires_ms": made.expires_ms}))
+        return 0
+    expires = time.strftime("%H:%M", time.localtime(made.expires_ms / 1000))
+    fingerprint = fingerprint_of(pki.ca_pem(data))
+    print(f"enrolment code: {made.code}   (single use, valid until {expires})")
+    print(
+        "flash a card with: legato-flash IMAGE --hub https://HUB:8443 "
+        f"--hub-fingerprint {fingerprint} --enrol {made.code} --name NAME [--board BOARD]"
+    )
     return 0
 
 

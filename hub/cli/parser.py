@@ -189,6 +189,13 @@ def _add_accounts_and_speakers(sub: Subparsers, common: argparse.ArgumentParser)
         "--broker-url", default="", help="broker URL for the speaker (default: ask the hub)"
     )
 
+    dev_enrol = device_sub.add_parser(
+        "enrol",
+        parents=[common],
+        help="make a one-time enrolment code for legato-flash --enrol (1 hour, single use)",
+    )
+    dev_enrol.add_argument("--json", action="store_true", help="print {code, expires_ms}")
+
     broker = sub.add_parser(
         "broker-config",
         parents=[common],

@@ -14,7 +14,9 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from connect_protocol.topics import HUB_USERNAME, is_valid_device_id
 from hub.clock import now_ms
@@ -26,15 +28,20 @@ from hub.fleet.broker import BrokerUser, Role, hash_secret, new_secret
 
 def _upsert_user(db: Database, username: str, role: Role, secret: str) -> None:
     with db.transaction() as conn:
-        conn.execute(
-            "INSERT INTO broker_users (username, role, secret_hash, created_ms) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT(username) DO UPDATE SET role = excluded.role,"
-            " secret_hash = excluded.secret_hash",
-            (username, role, hash_secret(secret), now_ms()),
-        )
-        # Pairing (again) is a fresh install: it registers new offline keys, and the
-        # hub then seals licences to those (hub.offline).
-        conn.execute("DELETE FROM device_keys WHERE device_id = ?", (username,))
+        upsert_user_in(conn, username, role, secret)
+
+
+def upsert_user_in(conn: sqlite3.Connection, username: str, role: Role, secret: str) -> None:
+    """Create or re-key a broker login inside the caller's transaction."""
+    conn.execute(
+        "INSERT INTO broker_users (username, role, secret_hash, created_ms) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT(username) DO UPDATE SET role = excluded.role,"
+        " secret_hash = excluded.secret_hash",
+        (username, role, hash_secret(secret), now_ms()),
+    )
+    # Pairing (again) is a fresh install: it registers new offline keys, and the
+    # hub then seals licences to those (hub.offline).
+    conn.execute("DELETE FROM device_keys WHERE device_id = ?", (username,))
 
 
 def hub_secret(db: Database, data_dir: Path) -> str:
@@ -124,8 +131,18 @@ def all_broker_users(db: Database) -> list[BrokerUser]:
     return [BrokerUser(username=r[0], role=r[1], secret_hash=r[2]) for r in rows]
 
 
-def write_speaker_config(
-    path: Path,
+@dataclass(frozen=True, slots=True)
+class ConfigFile:
+    """One file of a speaker's config set: its name beside the config, its text, and
+    whether it holds a secret (written 0600, and deleted from a card after first boot)."""
+
+    name: str
+    text: str
+    secret: bool
+
+
+def speaker_config_files(
+    stem: str,
     *,
     device_id: str,
     name: str,
@@ -137,29 +154,42 @@ def write_speaker_config(
     http_host: str = "0.0.0.0",
     sink: str = "null",
     engine: str = "native",
-) -> None:
-    """A config ``legato-speaker --config`` reads, next to its 0600 secret file and the
-    hub's CA certificate (``hub-ca.pem``), which the speaker pins: it sends its secret
-    only to a hub that CA signed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    secret_path = path.with_suffix(".secret")
-    write_private(secret_path, secret + "\n")
-    token_line = ""
-    if local_token:
-        token_path = path.with_suffix(".local-token")
-        write_private(token_path, local_token + "\n")
-        token_line = f"local_token_file = {json.dumps(token_path.name)}\n"
-    ca_line = ""
-    if hub_ca:
-        ca_path = path.with_name(f"{path.stem}-hub-ca.pem")
-        ca_path.write_text(hub_ca)
-        ca_line = f"ca_file = {json.dumps(ca_path.name)}\n"
+    board: str = "",
+) -> list[ConfigFile]:
+    """The files of a config ``legato-speaker --config STEM.toml`` reads: the config
+    itself naming the others by paths relative to it (so the set runs wherever it is
+    copied: a data dir, a card's boot partition, ``/etc/legato``), the broker secret,
+    the local-control token, and the hub's CA, which the speaker pins: it sends its
+    secret only to a hub that CA signed.  An empty ``sink`` leaves the choice to the
+    board profile (its ALSA PCM) or the speaker's default."""
     q = json.dumps  # a JSON string is a valid TOML basic string
-    path.write_text(
+    files = [ConfigFile(f"{stem}.secret", secret + "\n", True)]
+    token_line = ca_line = board_line = ""
+    if local_token:
+        files.append(ConfigFile(f"{stem}.local-token", local_token + "\n", True))
+        token_line = f"local_token_file = {q(f'{stem}.local-token')}\n"
+    if hub_ca:
+        files.append(ConfigFile(f"{stem}-hub-ca.pem", hub_ca, False))
+        ca_line = f"ca_file = {q(f'{stem}-hub-ca.pem')}\n"
+    if board:
+        board_line = f"board = {q(board)}\n"
+    config = (
         "# Written by legato-hub. The broker secret is in the file next to this one.\n"
         f"[speaker]\nid = {q(device_id)}\nname = {q(name)}\nhttp_host = {q(http_host)}\n"
-        f"{token_line}\n"
+        f"{board_line}{token_line}\n"
         f"[hub]\nurl = {q(hub_url)}\nbroker = {q(broker_url)}\n{ca_line}\n"
-        f"[broker]\nusername = {q(device_id)}\npassword_file = {q(secret_path.name)}\n\n"
-        f"[audio]\nengine = {q(engine)}\nsink = {q(sink)}\n"
+        f"[broker]\nusername = {q(device_id)}\npassword_file = {q(f'{stem}.secret')}\n\n"
+        f"[audio]\nengine = {q(engine)}\n" + (f"sink = {q(sink)}\n" if sink else "")
     )
+    return [ConfigFile(f"{stem}.toml", config, False), *files]
+
+
+def write_speaker_config(path: Path, **values: Any) -> None:
+    """Write :func:`speaker_config_files` as ``path`` and its neighbours (secrets 0600)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for file in speaker_config_files(path.stem, **values):
+        target = path.with_name(file.name)
+        if file.secret:
+            write_private(target, file.text)
+        else:
+            target.write_text(file.text)

@@ -26,6 +26,7 @@ from hub.http.routes import (
     catalog_api,
     connect_ws,
     devices,
+    enrolment,
     health,
     history,
     offline,
@@ -94,7 +95,7 @@ def create_app(
     )
     routers = (auth, health, player, devices, connect_ws, audio, catalog_api, search)
     library = (profile, playlists, saved, history)
-    faces = (speaker_offline, offline, pages, dashboard, admin, admin_ingest)
+    faces = (speaker_offline, enrolment, offline, pages, dashboard, admin, admin_ingest)
     for module in (*routers, *library, *faces):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

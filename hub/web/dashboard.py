@@ -16,12 +16,14 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
+from connect_protocol.tls import fingerprint
 from hub.accounts import admin as user_admin
 from hub.accounts import scopes
 from hub.accounts.users import User
 from hub.catalog import reads
 from hub.clock import now_ms
 from hub.context import HubContext
+from hub.fleet import enrolment, pki
 from hub.fleet import events as device_events
 from hub.fleet.local_control import local_token
 from hub.web import charts_page, formatting, health_view
@@ -42,6 +44,7 @@ templates.env.filters.update(
 #: (path, label) of the navigation, in order
 SECTIONS = (
     ("/dashboard", "Fleet"),
+    ("/dashboard/speakers", "Speakers"),
     ("/dashboard/charts", "Charts"),
     ("/dashboard/catalog", "Catalog"),
     ("/dashboard/users", "Users"),
@@ -103,6 +106,25 @@ async def fleet(request: Request) -> Response:
     devices = list(_ctx(request).relay.devices.values())
     rows = await _read(request, lambda conn: fleet_rows(conn, devices, now_ms()))
     return _render(request, "fleet.html", "/dashboard", speakers=rows)
+
+
+@router.get("/speakers")
+async def setups(request: Request) -> Response:
+    """Flashed speakers from enrolment to first boot, and new enrolment codes."""
+    if (refused := _refuse(request)) is not None:
+        return refused
+    ctx = _ctx(request)
+    online = {d.id for d in ctx.relay.devices.values() if d.online}
+    rows = await _read(request, enrolment.setups)
+    ca = await run_in_threadpool(pki.ca_pem, ctx.data_dir)
+    return _render(
+        request,
+        "setups.html",
+        "/dashboard/speakers",
+        setups=rows,
+        online=online,
+        fingerprint=fingerprint(ca),
+    )
 
 
 @router.get("/speakers/{device_id}")

@@ -23,4 +23,7 @@ async def healthz(ctx: ContextDep) -> JSONResponse:
 @router.get("/api/connect", summary="Where speakers find the hub's MQTT broker")
 async def connect_info(ctx: ContextDep) -> dict[str, object]:
     mqtt = {"host": ctx.public_mqtt_host, "port": ctx.public_mqtt_port, "tls": ctx.public_mqtt_tls}
-    return {"mqtt": mqtt, "proto": "1"}
+    doc: dict[str, object] = {"mqtt": mqtt, "proto": "1"}
+    if ctx.public_https_port:
+        doc["https_port"] = ctx.public_https_port  # where speakers (and legato-flash) go
+    return doc

@@ -200,6 +200,22 @@
     });
   }
 
+  // --- speakers: enrolment codes for legato-flash ---------------------------------
+  const enrolButton = $("#new-enrolment");
+  if (enrolButton) {
+    enrolButton.addEventListener("click", async () => {
+      const r = await Legato.api("POST", "/api/admin/enrolments");
+      if (!r.ok) { say($("#enrolment-error"), r.error, true); return; }
+      say($("#enrolment-error"), "", false);
+      $("#enrolment-code").textContent = r.data.code;
+      $("#enrolment-expiry").textContent = `single use, valid until ${when(r.data.expires_ms)}`;
+      const fp = $("#hub-fingerprint").textContent;
+      $("#enrolment-command").textContent =
+        `legato-flash raspios-lite.img --hub https://${location.hostname}:8443 --hub-fingerprint ${fp} --enrol ${r.data.code} --name "Kitchen" --board BOARD`;
+      $("#enrolment").hidden = false;
+    });
+  }
+
   // --- licences ------------------------------------------------------------------
   for (const button of document.querySelectorAll(".revoke-licence")) {
     button.addEventListener("click", async () => {

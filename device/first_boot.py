@@ -1,0 +1,77 @@
+"""``python -m device.first_boot --config FILE``: tell the hub a flashed speaker's
+first boot is done, so its dashboard stops saying "waiting for first boot".
+
+Run by the first-boot script once the speaker's own environment is installed; it
+finds the hub as the speaker does (its URL, or mDNS with the pinned CA) and speaks
+with the speaker's login over the verified HTTPS.  Bounded retries: the network may
+still be coming up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import logging
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.error import HTTPError, URLError
+
+from device import config as config_mod
+from device import hub_link
+from device.config import ConfigError, SpeakerConfig
+
+logger = logging.getLogger("legato.first_boot")
+
+
+def report_once(cfg: SpeakerConfig, timeout_s: float = 10.0) -> None:
+    """One attempt; raises ConfigError (bad config, refused) or OSError (network)."""
+    cfg, _broker = asyncio.run(hub_link.resolve(cfg, timeout_s))
+    url = f"{cfg.hub_url.rstrip('/')}/v1/devices/{cfg.id}/first-boot"
+    login = base64.b64encode(f"{cfg.username}:{cfg.password}".encode()).decode()
+    request = urllib.request.Request(
+        url, method="POST", data=b"", headers={"Authorization": f"Basic {login}"}
+    )
+    context = hub_link.https_context(cfg) if url.startswith("https:") else None
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s, context=context):
+            pass
+    except HTTPError as exc:
+        raise ConfigError(f"the hub refused the first-boot report: HTTP {exc.code}") from exc
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m device.first_boot", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--config", type=Path, required=True, help="the speaker's config")
+    parser.add_argument("--attempts", type=int, default=6, help="tries before giving up")
+    parser.add_argument("--wait", type=float, default=10.0, help="seconds between tries")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    try:
+        cfg = config_mod.load(args.config)
+    except ConfigError as exc:
+        print(f"first boot report: {exc}", file=sys.stderr)
+        return 2
+    for attempt in range(1, max(1, args.attempts) + 1):
+        try:
+            report_once(cfg)
+        except ConfigError as exc:
+            print(f"first boot report: {exc}", file=sys.stderr)
+            if "refused" in str(exc):
+                return 1
+        except (URLError, OSError) as exc:
+            print(f"first boot report: hub not reachable yet ({exc})", file=sys.stderr)
+        else:
+            print(f"first boot done: reported to the hub as {cfg.id}")
+            return 0
+        if attempt < args.attempts:
+            time.sleep(args.wait)
+    return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

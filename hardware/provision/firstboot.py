@@ -1,0 +1,226 @@
+#!/usr/bin/env python3
+"""Legato's first boot on a flashed Raspberry Pi: from the card's boot partition to a
+running, paired speaker.  Standard library only: it runs before Legato is installed.
+
+Steps, each skipped when already done, so running it again is harmless:
+  1. a ``legato`` system user in the ``audio`` group;
+  2. the Debian packages the speaker needs (apt-get);
+  3. a virtual environment at /opt/legato/releases/VERSION with ``legato[speaker]``
+     from the wheel on the card (its dependencies from the package index, or only
+     from ``legato/wheels/`` when the card carries them), ``/opt/legato/current``
+     switched to it atomically;
+  4. ``speaker.toml`` and the files it names moved to /etc/legato (mode 0600);
+  5. every secret deleted from the boot partition (broker secret, local token, the
+     Wi-Fi key in the network seed and the firstrun script);
+  6. the hardened ``legato-speaker.service`` installed, enabled and started;
+  7. "first boot done" reported to the hub (bounded retries; not fatal).
+
+``--root`` installs under another directory and ``--commands DIR`` makes any
+program found in DIR stand in for the system one (apt-get, useradd, chown,
+systemctl): that is how the tests run it on a machine that is not a Pi.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+APT_PACKAGES = ("python3-venv", "python3-pip", "libvorbisfile3", "libasound2", "libmpv2")
+CONFIG_FILES = ("speaker.toml", "speaker.secret", "speaker.local-token", "speaker-hub-ca.pem")
+SECRET_FILES = ("speaker.secret", "speaker.local-token", "firstrun.sh")
+UNIT = "legato-speaker.service"
+
+
+def log(message: str) -> None:
+    print(f"legato first boot: {message}", flush=True)
+
+
+class FirstBoot:
+    def __init__(self, boot: Path, root: Path, commands: Path | None) -> None:
+        self.boot = boot
+        self.card = boot / "legato"
+        self.root = root
+        self.commands = commands
+
+    def path(self, absolute: str) -> Path:
+        return self.root / absolute.lstrip("/")
+
+    def run(self, *args: str, attempts: int = 1, env: dict[str, str] | None = None) -> None:
+        """A system command (or its stand-in from --commands), retried when asked."""
+        program = args[0]
+        if self.commands is not None and (self.commands / program).exists():
+            program = str(self.commands / program)
+        for attempt in range(1, attempts + 1):
+            done = subprocess.run(
+                [program, *args[1:]], env={**os.environ, **(env or {})}, check=False
+            )
+            if done.returncode == 0:
+                return
+            if attempt < attempts:
+                log(f"{args[0]} failed (status {done.returncode}); trying again in 10 s")
+                time.sleep(10)
+        raise SystemExit(f"legato first boot: {' '.join(args)} failed")
+
+    # 1 ------------------------------------------------------------------------------
+    def user(self) -> None:
+        passwd = self.path("/etc/passwd")
+        if passwd.exists() and any(
+            line.startswith("legato:") for line in passwd.read_text().splitlines()
+        ):
+            return
+        log("creating the legato system user")
+        self.run(
+            "useradd",
+            "--system",
+            "--user-group",
+            "--groups",
+            "audio",
+            "--home-dir",
+            "/var/lib/legato",
+            "--no-create-home",
+            "--shell",
+            "/usr/sbin/nologin",
+            "legato",
+        )
+
+    # 2 ------------------------------------------------------------------------------
+    def packages(self) -> None:
+        marker = self.path("/var/lib/legato/.apt-done")
+        if marker.exists():
+            return
+        log("installing system packages: " + " ".join(APT_PACKAGES))
+        env = {"DEBIAN_FRONTEND": "noninteractive"}
+        self.run("apt-get", "update", attempts=3, env=env)
+        self.run(
+            "apt-get",
+            "install",
+            "-y",
+            "--no-install-recommends",
+            *APT_PACKAGES,
+            attempts=3,
+            env=env,
+        )
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text("done\n")
+
+    # 3 ------------------------------------------------------------------------------
+    def wheel(self) -> Path | None:
+        found = sorted(self.card.glob("legato-*.whl")) if self.card.is_dir() else []
+        return found[-1] if found else None
+
+    def environment(self) -> None:
+        wheel = self.wheel()
+        current = self.path("/opt/legato/current")
+        if wheel is None:
+            if (current / "bin" / "legato-speaker").exists():
+                return
+            raise SystemExit("legato first boot: no Legato wheel on the card and none installed")
+        version = wheel.name.split("-")[1]
+        slot = self.path(f"/opt/legato/releases/{version}")
+        if not (slot / ".legato-complete").exists():
+            log(f"installing Legato {version} into {slot}")
+            shutil.rmtree(slot, ignore_errors=True)
+            slot.parent.mkdir(parents=True, exist_ok=True)
+            self.run(sys.executable, "-m", "venv", str(slot))
+            pip = [str(slot / "bin" / "python"), "-m", "pip", "install", "--no-input"]
+            pip += ["--disable-pip-version-check", f"{wheel}[speaker]"]
+            if (self.card / "constraints.txt").exists():
+                pip += ["-c", str(self.card / "constraints.txt")]
+            if (self.card / "wheels").is_dir():
+                pip += ["--no-index", "--find-links", str(self.card / "wheels")]
+            self.run(*pip, attempts=3)
+            (slot / ".legato-complete").write_text(version + "\n")
+        link = current.with_name(".current.new")
+        link.unlink(missing_ok=True)
+        link.symlink_to(f"releases/{version}")
+        os.replace(link, current)  # atomic: a crash leaves the old link or the new one
+
+    # 4 ------------------------------------------------------------------------------
+    def config(self) -> None:
+        target = self.path("/etc/legato")
+        if not (self.card / "speaker.toml").exists():
+            if (target / "speaker.toml").exists():
+                return
+            raise SystemExit("legato first boot: no speaker.toml on the card nor in /etc/legato")
+        log(f"moving the speaker's config to {target}")
+        target.mkdir(parents=True, exist_ok=True)
+        os.chmod(target, 0o750)
+        for name in CONFIG_FILES:
+            source = self.card / name
+            if not source.exists():
+                continue
+            staged = target / f".{name}.new"
+            with open(os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
+                f.write(source.read_bytes())
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(staged, target / name)
+        self.run("chown", "-R", "legato:legato", str(target))
+
+    # 5 ------------------------------------------------------------------------------
+    def scrub(self) -> None:
+        """Delete every secret from the boot partition, now that /etc/legato has them."""
+        for name in (*CONFIG_FILES, *SECRET_FILES):
+            (self.card / name).unlink(missing_ok=True)
+        shutil.rmtree(self.card / "wheels", ignore_errors=True)
+        for wheel in self.card.glob("*.whl") if self.card.is_dir() else ():
+            wheel.unlink()
+        seed = self.boot / "network-config"
+        if seed.exists() and "password" in seed.read_text(errors="replace"):
+            seed.write_text("network:\n  config: disabled\n")  # applied already; no key kept
+        os.sync()
+
+    # 6 ------------------------------------------------------------------------------
+    def service(self) -> None:
+        source = self.card / UNIT
+        unit = self.path(f"/etc/systemd/system/{UNIT}")
+        if source.exists():
+            unit.parent.mkdir(parents=True, exist_ok=True)
+            unit.write_text(source.read_text())
+        self.run("systemctl", "daemon-reload")
+        self.run("systemctl", "enable", "--now", UNIT)
+        self.run("systemctl", "disable", "legato-firstboot.service")
+
+    # 7 ------------------------------------------------------------------------------
+    def report(self) -> None:
+        marker = self.path("/var/lib/legato/.first-boot-reported")
+        if marker.exists():
+            return
+        python = self.path("/opt/legato/current/bin/python")
+        config = self.path("/etc/legato/speaker.toml")
+        done = subprocess.run(
+            [str(python), "-m", "device.first_boot", "--config", str(config)], check=False
+        )
+        if done.returncode == 0:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(json.dumps({"at": int(time.time())}) + "\n")
+        else:
+            log("could not tell the hub; the speaker still pairs when it comes online")
+
+    def all(self) -> None:
+        for step in (self.user, self.packages, self.environment, self.config, self.scrub):
+            step()
+        self.service()
+        self.report()
+        log("done")
+
+
+def main(argv: list[str] | None = None) -> int:
+    here = Path(__file__).resolve().parent
+    parser = argparse.ArgumentParser(description="Legato's first boot on a flashed Pi.")
+    parser.add_argument("--boot", type=Path, default=here.parent, help="the boot partition")
+    parser.add_argument("--root", type=Path, default=Path("/"), help="install under this root")
+    parser.add_argument("--commands", type=Path, help="stand-ins for system commands (tests)")
+    args = parser.parse_args(argv)
+    FirstBoot(args.boot, args.root, args.commands).all()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
