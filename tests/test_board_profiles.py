@@ -1,8 +1,10 @@
 """Board profiles: the shipped ones load and say what the hardware needs; a bad
-profile is refused naming the file, the key and what is allowed."""
+profile is refused naming the file, the key and what is allowed; the speaker's
+config takes its sink, mixer and pins from the board it names."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 import sys
@@ -14,6 +16,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from device import cli
+from device import config as speaker_config
+from device.config import ConfigError
 from hardware.board_profiles import (
     CONTROLS,
     KNOWN_SAMPLE_RATES,
@@ -366,6 +371,115 @@ def test_every_control_name_is_accepted(tmp_path: Path) -> None:
     body = "".join(f"{c} = {i}\n" for i, c in enumerate(c for c in CONTROLS if c != "led"))
     board = load_board_file(write(tmp_path, PROFILE_HEAD + body))
     assert set(board.pins) == set(CONTROLS) - {"led"}
+
+
+# --- the speaker's config --------------------------------------------------------------
+
+
+def speaker_toml(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "speaker.toml"
+    path.write_text('[speaker]\nid = "den-1"\nname = "Den"\n' + text)
+    return path
+
+
+def test_a_board_gives_the_speaker_its_pcm_mixer_and_pins(tmp_path: Path) -> None:
+    cfg = speaker_config.load(speaker_toml(tmp_path, 'board = "pi-iqaudio-digiamp-plus"\n'))
+    board = load_board("pi-iqaudio-digiamp-plus")
+    assert cfg.board == board
+    assert cfg.sink == "alsa:plughw:CARD=IQaudIODAC,DEV=0"
+    assert cfg.mixer == "Digital"
+    assert cfg.pins == board.pins
+    assert cfg.pins["play"] == 17
+
+
+def test_without_a_board_nothing_changes(tmp_path: Path) -> None:
+    cfg = speaker_config.load(speaker_toml(tmp_path, ""))
+    assert (cfg.board, cfg.sink, cfg.mixer, dict(cfg.pins)) == (None, "null", "", {})
+
+
+def test_a_board_without_a_mixer_means_software_volume(tmp_path: Path) -> None:
+    cfg = speaker_config.load(speaker_toml(tmp_path, 'board = "pi-max98357a"\n'))
+    assert (cfg.sink, cfg.mixer) == ("alsa:plughw:CARD=MAX98357A,DEV=0", "")
+
+
+@pytest.mark.parametrize(
+    ("audio", "sink", "mixer"),
+    [
+        # The config's own sink wins; the board's mixer follows it only on the board's card.
+        ('sink = "alsa:hw:CARD=IQaudIODAC,DEV=0"', "alsa:hw:CARD=IQaudIODAC,DEV=0", "Digital"),
+        ('sink = "alsa:hw:CARD=Device,DEV=0"', "alsa:hw:CARD=Device,DEV=0", ""),
+        ('sink = "file:/tmp/x.raw"', "file:/tmp/x.raw", ""),
+        # The config's own mixer wins, "" (software volume) included.
+        ('mixer = ""', "alsa:plughw:CARD=IQaudIODAC,DEV=0", ""),
+        ('mixer = "Analogue"', "alsa:plughw:CARD=IQaudIODAC,DEV=0", "Analogue"),
+        ('sink = "null"\nmixer = "Digital"', "null", "Digital"),
+    ],
+)
+def test_what_the_config_sets_itself_wins(
+    tmp_path: Path, audio: str, sink: str, mixer: str
+) -> None:
+    text = f'board = "pi-iqaudio-digiamp-plus"\n[audio]\n{audio}\n'
+    cfg = speaker_config.load(speaker_toml(tmp_path, text))
+    assert (cfg.sink, cfg.mixer) == (sink, mixer)
+    assert cfg.pins["led"] == 12  # the pins stay the board's whatever plays
+
+
+@pytest.mark.parametrize(
+    ("audio", "flag", "mixer"),
+    [
+        ("", "null", ""),
+        ("", "alsa:hw:CARD=IQaudIODAC,DEV=0", "Digital"),
+        ("", "alsa:hw:1,0", ""),
+        ('mixer = "Digital"', "alsa:hw:1,0", "Digital"),
+        ('sink = "null"', "alsa:hw:CARD=IQaudIODAC,DEV=0", "Digital"),
+    ],
+)
+def test_the_command_line_sink_wins(tmp_path: Path, audio: str, flag: str, mixer: str) -> None:
+    path = speaker_toml(tmp_path, f'board = "pi-iqaudio-digiamp-plus"\n[audio]\n{audio}\n')
+    cfg = cli.config_from_args(cli.build_parser().parse_args(["--config", str(path)]))
+    assert cfg.board == load_board("pi-iqaudio-digiamp-plus")
+    cfg = cli.config_from_args(
+        cli.build_parser().parse_args(["--config", str(path), "--sink", flag])
+    )
+    assert (cfg.sink, cfg.mixer) == (flag, mixer)
+
+
+def test_a_boards_mixer_follows_its_card() -> None:
+    board = load_board("pi-iqaudio-digiamp-plus")
+    assert speaker_config.board_mixer(board, "alsa:plughw:CARD=IQaudIODAC,DEV=0") == "Digital"
+    assert speaker_config.board_mixer(board, "alsa:hw:IQaudIODAC") == "Digital"
+    assert speaker_config.board_mixer(board, "alsa:default") == ""
+    assert speaker_config.board_mixer(board, "null") == ""
+    assert speaker_config.board_mixer(None, "alsa:default") == ""
+    custom = dataclasses.replace(board, alsa_pcm="default", mixer="Master")
+    assert speaker_config.board_mixer(custom, "alsa:default") == "Master"
+    assert speaker_config.board_mixer(custom, "alsa:hw:0") == ""
+
+
+def test_an_unknown_board_is_a_config_error_naming_the_known_ones(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"speaker\.board: unknown board 'pi-zero-w'") as err:
+        speaker_config.load(speaker_toml(tmp_path, 'board = "pi-zero-w"\n'))
+    for key in SHIPPED:
+        assert key in str(err.value)
+    with pytest.raises(ConfigError, match=r"speaker\.board must be a str"):
+        speaker_config.load(speaker_toml(tmp_path, "board = 4\n"))
+
+
+def test_a_sample_rate_the_board_cannot_play_is_refused(tmp_path: Path) -> None:
+    text = 'board = "pi4-headphones"\n[audio]\nsample_rate = 96000\n'
+    with pytest.raises(
+        ConfigError,
+        match=r"audio\.sample_rate 96000 is not a rate board 'pi4-headphones' plays; "
+        r"use one of 44100, 48000",
+    ):
+        speaker_config.load(speaker_toml(tmp_path, text))
+    path = speaker_toml(tmp_path, 'board = "pi4-headphones"\n')
+    assert speaker_config.load(path).sample_rate == 44100
+    args = cli.build_parser().parse_args(["--config", str(path), "--sample-rate", "88200"])
+    with pytest.raises(ConfigError, match=r"audio\.sample_rate 88200 is not a rate board"):
+        cli.config_from_args(args)
+    args = cli.build_parser().parse_args(["--config", str(path), "--sample-rate", "48000"])
+    assert cli.config_from_args(args).sample_rate == 48000
 
 
 # --- packaging -----------------------------------------------------------------------------
