@@ -39,7 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="name shown to listeners (overrides the config)")
     p.add_argument("--hub", help="hub URL, e.g. http://hub.local:8000 (default: find by mDNS)")
     p.add_argument("--broker", help="broker URL mqtt://host:port (default: ask the hub)")
-    p.add_argument("--sink", help="alsa[:PCM] | file:PATH | null")
+    p.add_argument(
+        "--sink", help="alsa[:PCM] | file:PATH | null (default: the config's, else its board's)"
+    )
     p.add_argument(
         "--engine",
         choices=config_mod.ENGINES,
@@ -116,25 +118,30 @@ def limit_malloc_arenas(arenas: int = 2) -> None:
         ctypes.CDLL("libc.so.6").mallopt(-8, arenas)  # M_ARENA_MAX
 
 
+def config_from_args(args: argparse.Namespace) -> SpeakerConfig:
+    """The config file (and its board profile) with the flags on top: flags win."""
+    return config_mod.with_overrides(
+        config_mod.load(args.config),
+        name=args.name,
+        hub_url=args.hub,
+        broker_url=args.broker,
+        sink=args.sink,
+        engine=args.engine,
+        quality=args.quality,
+        sample_rate=args.sample_rate,
+        normalisation=args.normalisation,
+        cache_dir=args.cache,
+        http_port=args.port,
+        http_host=args.listen,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     limit_malloc_arenas()
     args = build_parser().parse_args(argv)
     logs.configure(args.log_level)
     try:
-        cfg = config_mod.with_overrides(
-            config_mod.load(args.config),
-            name=args.name,
-            hub_url=args.hub,
-            broker_url=args.broker,
-            sink=args.sink,
-            engine=args.engine,
-            quality=args.quality,
-            sample_rate=args.sample_rate,
-            normalisation=args.normalisation,
-            cache_dir=args.cache,
-            http_port=args.port,
-            http_host=args.listen,
-        )
+        cfg = config_from_args(args)
         with contextlib.suppress(KeyboardInterrupt):
             return asyncio.run(run(cfg, args.discover_timeout, fast_sink=args.as_fast_as_possible))
         return 0

@@ -6,6 +6,9 @@ id = "kitchen-1"        # broker user name and topic level; made up once if abse
                         # and kept in $LEGATO_SPEAKER_STATE (default ~/.local/state/legato-speaker)
 name = "Kitchen"
 model = "legato-pi"
+board = "pi-iqaudio-digiamp-plus"  # a profile in hardware/boards/ (legato-flash --list-boards):
+                        # its ALSA device and mixer are the audio.sink and audio.mixer
+                        # used when those are not set, its GPIO pins the controls' own
 http_port = 0           # /info and the local control WebSocket; 0 = any free port
 http_host = "0.0.0.0"
 local_token_file = "speaker.local-token"  # 0600; what a phone needs for local control
@@ -25,13 +28,14 @@ password_file = "broker.secret" # relative to this file; mode 0600
 
 [audio]
 engine = "native"       # native | mpv | clock (silence on a clock; no audio fetched)
-sink = "null"           # alsa[:PCM] | file:PATH | null
+#sink = "null"          # alsa[:PCM] | file:PATH | null; unset: the board's PCM, else null
 quality = "auto"        # auto | low | normal | high | very_high (a level pins it)
-sample_rate = 44100     # the sink's rate; other rates are resampled (soxr)
+sample_rate = 44100     # the sink's rate; other rates are resampled (soxr); one the board plays
 normalisation = "track" # track | album | off: loudness to target_lufs, with a limiter
 target_lufs = -14.0
 crossfade_s = 0         # 0-12; never between consecutive tracks of one album
-mixer = ""              # ALSA hardware mixer control, when the board has one
+#mixer = ""             # ALSA hardware mixer control, "" = software volume; unset: the
+                        # board's, when the sink plays on the board's card
 
 [offline]
 dir = ""                # the encrypted cache; default $LEGATO_SPEAKER_STATE/<id>/cache
@@ -40,7 +44,8 @@ stream_cache_mb = 1024  # what played is kept (encrypted) up to this size; 0 = o
 quality = "high"        # downloads: low | normal | high | very_high
 ```
 
-Command-line flags override the file.
+Command-line flags override the file.  A ``--sink`` off the board's card drops the
+board's mixer too (software volume), unless ``audio.mixer`` was set in the file.
 """
 
 from __future__ import annotations
@@ -49,17 +54,23 @@ import os
 import secrets
 import stat
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from connect_protocol.topics import is_valid_device_id
 from device.errors import DeviceError
+from hardware.board_profiles import BoardProfile, FrozenMap, load_board, pcm_card
+from hardware.errors import BoardError
 
 ENGINES = ("clock", "native", "mpv")
 QUALITIES = ("auto", "low", "normal", "high", "very_high")
 NORMALISATIONS = ("track", "album", "off")
 FIRMWARE_VERSION = "0.1.0"
+
+
+NO_PINS: Mapping[str, int] = FrozenMap()
 
 
 class ConfigError(DeviceError):
@@ -88,10 +99,19 @@ class SpeakerConfig:
     target_lufs: float = -14.0
     crossfade_s: float = 0.0
     mixer: str = ""
+    # The board profile ``speaker.board`` names, and whether ``mixer`` came from it
+    # (a board's mixer follows its card: see ``board_mixer``).
+    board: BoardProfile | None = None
+    mixer_from_board: bool = field(default=False, repr=False)
     cache_dir: Path | None = None
     keys_dir: Path | None = None
     stream_cache_mb: int = 1024
     download_quality: str = "high"
+
+    @property
+    def pins(self) -> Mapping[str, int]:
+        """The board's control pins (control name -> BCM GPIO); empty without a board."""
+        return self.board.pins if self.board is not None else NO_PINS
 
     def offline_dirs(self) -> tuple[Path, Path]:
         """Where the cache and the keys live (apart: a copied cache carries no keys)."""
@@ -113,6 +133,12 @@ class SpeakerConfig:
             raise ConfigError("audio.sink must be alsa[:PCM], file:PATH or null")
         if self.sample_rate not in (44100, 48000, 88200, 96000):
             raise ConfigError("audio.sample_rate must be 44100, 48000, 88200 or 96000")
+        if self.board is not None and self.sample_rate not in self.board.sample_rates:
+            rates = ", ".join(str(r) for r in self.board.sample_rates)
+            raise ConfigError(
+                f"audio.sample_rate {self.sample_rate} is not a rate board "
+                f"{self.board.key!r} plays; use one of {rates}"
+            )
         if self.normalisation not in NORMALISATIONS:
             raise ConfigError(f"audio.normalisation must be one of {', '.join(NORMALISATIONS)}")
         if not -30.0 <= self.target_lufs <= -5.0:
@@ -175,6 +201,35 @@ def _read_ca(name: str, config_path: Path | None) -> str:
     return pem
 
 
+def load_speaker_board(key: str) -> BoardProfile | None:
+    """The profile ``speaker.board`` names ("" = none); unknown or broken is a ConfigError."""
+    if not key:
+        return None
+    try:
+        return load_board(key)
+    except BoardError as exc:
+        raise ConfigError(f"speaker.board: {exc}") from exc
+
+
+def board_sink(board: BoardProfile | None) -> str:
+    """The sink a board plays through by default (``null`` without a board)."""
+    return f"alsa:{board.alsa_pcm}" if board is not None else "null"
+
+
+def board_mixer(board: BoardProfile | None, sink: str) -> str:
+    """The board's mixer when ``sink`` plays on the board's own card, else "" (software).
+
+    A mixer control belongs to one card: applied to a sink elsewhere it would set
+    the wrong device's volume or fail to open, where software volume always works.
+    """
+    if board is None or not sink.startswith("alsa:"):
+        return ""
+    if sink == board_sink(board):  # also for a maker's profile on e.g. "default"
+        return board.mixer
+    card = pcm_card(sink.removeprefix("alsa:"))
+    return board.mixer if card and card == pcm_card(board.alsa_pcm) else ""
+
+
 def default_state_dir() -> Path:
     if os.environ.get("LEGATO_SPEAKER_STATE"):
         return Path(os.environ["LEGATO_SPEAKER_STATE"])
@@ -232,6 +287,8 @@ def load(path: Path | None) -> SpeakerConfig:
     local_token = read_secret(_beside(token_file, path)) if token_file else ""
     cache = _get(offline, "offline", "dir", str, "") or _get(audio, "audio", "cache_dir", str, "")
     keys = _get(offline, "offline", "keys_dir", str, "")
+    board = load_speaker_board(_get(speaker, "speaker", "board", str, ""))
+    sink = _get(audio, "audio", "sink", str, board_sink(board))
     return SpeakerConfig(
         id=device_id,
         name=_get(speaker, "speaker", "name", str, "") or f"Legato {device_id[-4:]}",
@@ -245,13 +302,15 @@ def load(path: Path | None) -> SpeakerConfig:
         username=_get(broker, "broker", "username", str, "") or device_id,
         password=password,
         engine=_get(audio, "audio", "engine", str, "native"),
-        sink=_get(audio, "audio", "sink", str, "null"),
+        sink=sink,
         quality=_get(audio, "audio", "quality", str, "auto"),
         sample_rate=_get(audio, "audio", "sample_rate", int, 44100),
         normalisation=_get(audio, "audio", "normalisation", str, "track"),
         target_lufs=float(_get(audio, "audio", "target_lufs", float, -14.0)),
         crossfade_s=float(_get(audio, "audio", "crossfade_s", float, 0.0)),
-        mixer=_get(audio, "audio", "mixer", str, ""),
+        mixer=_get(audio, "audio", "mixer", str, board_mixer(board, sink)),
+        board=board,
+        mixer_from_board=board is not None and "mixer" not in audio,
         cache_dir=Path(cache) if cache else None,
         keys_dir=Path(keys) if keys else None,
         stream_cache_mb=_get(offline, "offline", "stream_cache_mb", int, 1024),
@@ -260,6 +319,12 @@ def load(path: Path | None) -> SpeakerConfig:
 
 
 def with_overrides(config: SpeakerConfig, **overrides: Any) -> SpeakerConfig:
-    """Apply command-line flags (``None`` means not given)."""
+    """Apply command-line flags (``None`` means not given).
+
+    A new sink takes the board's mixer along only if it is on the board's card,
+    unless the file named the mixer itself.
+    """
     given = {k: v for k, v in overrides.items() if v is not None}
+    if "sink" in given and "mixer" not in given and config.mixer_from_board:
+        given["mixer"] = board_mixer(config.board, given["sink"])
     return replace(config, **given).validated()
