@@ -338,12 +338,12 @@ def run(args: argparse.Namespace) -> int:
     image: Path = args.image
     if not image.is_file():
         raise FlashError(f"{image}: no such image file")
-    if args.write is not None and not args.dry_run:
-        target = card_writer.inspect(args.write)  # refuse a bad card before any change
-        if (why := card_writer.refusal(_image_size(image), target)) is not None:
-            raise FlashError(why)
     if image.name.endswith(".xz"):
         image = xz.decompress(image)
+    if args.write is not None and not args.dry_run:
+        target = card_writer.inspect(args.write)  # refuse a bad card before any change
+        if (why := card_writer.refusal(image.stat().st_size, target)) is not None:
+            raise FlashError(why)
     changes = customise(args, image)
     secrets = {f"{CARD_DIR}/{n}" for n in ("speaker.secret", "speaker.local-token")}
     secrets |= {"network-config", firstrun.SCRIPT_NAME}
@@ -365,13 +365,6 @@ def run(args: argparse.Namespace) -> int:
         "speaker under Speakers (waiting for first boot, then online)"
     )
     return 0
-
-
-def _image_size(image: Path) -> int:
-    """The size the card needs: the image's, or an estimate for a compressed one."""
-    if not image.name.endswith(".xz"):
-        return image.stat().st_size
-    return 0  # known only once decompressed; checked again before writing
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,7 +31,18 @@ import sys
 import time
 from pathlib import Path
 
-APT_PACKAGES = ("python3-venv", "python3-pip", "libvorbisfile3", "libasound2", "libmpv2")
+#: python3-dev, gcc and libasound2-dev: pyalsaaudio has no wheel for the Pi and is built,
+#: and so is the engine's small C library (device/audio/pcm_native.c)
+APT_PACKAGES = (
+    "python3-venv",
+    "python3-pip",
+    "python3-dev",
+    "gcc",
+    "libasound2-dev",
+    "libvorbisfile3",
+    "libasound2",
+    "libmpv2",
+)
 CONFIG_FILES = ("speaker.toml", "speaker.secret", "speaker.local-token", "speaker-hub-ca.pem")
 SECRET_FILES = ("speaker.secret", "speaker.local-token", "firstrun.sh")
 UNIT = "legato-speaker.service"
@@ -135,11 +146,29 @@ class FirstBoot:
             if (self.card / "wheels").is_dir():
                 pip += ["--no-index", "--find-links", str(self.card / "wheels")]
             self.run(*pip, attempts=3)
+            self.native(slot)
             (slot / ".legato-complete").write_text(version + "\n")
         link = current.with_name(".current.new")
         link.unlink(missing_ok=True)
         link.symlink_to(f"releases/{version}")
         os.replace(link, current)  # atomic: a crash leaves the old link or the new one
+
+    def native(self, slot: Path) -> None:
+        """The engine's per-sample loops built for this CPU; without them the speaker
+        uses numpy (slower, same sound), so a failure here is only logged."""
+        sources = list(slot.glob("lib/python3*/site-packages/device/audio/pcm_native.c"))
+        compiler = shutil.which("cc")
+        if not sources or compiler is None:
+            log("no C compiler or source: the speaker uses its numpy path for PCM")
+            return
+        source = sources[0]
+        flags = ["-O3", "-fno-trapping-math", "-shared", "-fPIC", "-o"]
+        built = subprocess.run(
+            [compiler, *flags, str(source.with_name("libpcm_native.so")), str(source), "-lm"],
+            check=False,
+        )
+        if built.returncode != 0:
+            log("building the engine's C library failed: the speaker uses numpy instead")
 
     # 4 ------------------------------------------------------------------------------
     def config(self) -> None:

@@ -1,0 +1,453 @@
+"""legato-flash on images laid out as Raspberry Pi OS lays them out, against a real hub.
+
+Every test runs the console script as a maker would, then reads the image back with
+mtools (tests/pi_images.py, independent of the code under test): the files, the
+overlay, ``cmdline.txt`` still one line, the Wi-Fi passphrase nowhere in the image's
+bytes, the root partition untouched.  Bad input leaves the image byte for byte as it
+was and registers nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import lzma
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from connect_protocol.tls import fingerprint
+from device import config as device_config
+from hub.accounts import users
+from hub.clock import now_ms
+from hub.fleet import enrolment
+from tests.brokers import free_port
+from tests.pi_images import MIB, PiImage, boot_names, make_image, read_boot_file
+from tests.system import PASSWORD, System
+
+pytestmark = [pytest.mark.integration]
+
+FLASH = str(Path(sys.executable).with_name("legato-flash"))
+ADMIN_PASSWORD = "operator-password"
+PASSPHRASE = "correct horse battery"
+BOARD = "pi-zero-2w-hifiberry-dacplus-zero"
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    system = System(tmp_path_factory.mktemp("flash-hub"), embedded=True)
+    users.add_user(system.db, "operator", ADMIN_PASSWORD, admin=True)
+    try:
+        system.start_hub()
+        yield system
+    finally:
+        system.stop()
+
+
+def token(system: System, user: str, password: str) -> str:
+    r = httpx.post(
+        f"{system.url}/api/token",
+        data={"grant_type": "password", "username": user, "password": password},
+    )
+    r.raise_for_status()
+    return str(r.json()["access_token"])
+
+
+def new_code(system: System) -> str:
+    return enrolment.create(system.db, created_by="test", now_ms=now_ms()).code
+
+
+def setups(system: System) -> dict[str, enrolment.SetupRow]:
+    with system.db.reading() as conn:
+        return {row.device_id: row for row in enrolment.setups(conn)}
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def flash(system: System, image: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "XDG_CACHE_HOME": str(Path.home() / ".cache")}
+    env.pop("LEGATO_TOKEN", None)
+    return subprocess.run(
+        [
+            FLASH,
+            str(image),
+            "--hub",
+            system.speaker_url,
+            "--hub-fingerprint",
+            fingerprint(system.tls.ca_pem),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+
+
+@pytest.fixture
+def wifi_file(tmp_path: Path) -> Path:
+    path = tmp_path / "wifi.txt"
+    path.write_text(PASSPHRASE + "\n")
+    return path
+
+
+@pytest.fixture
+def ssh_key(tmp_path: Path) -> Path:
+    path = tmp_path / "id.pub"
+    path.write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFlash maker@laptop\n")
+    return path
+
+
+def config_from_card(image: PiImage, into: Path) -> device_config.SpeakerConfig:
+    """``legato/`` copied off the card as the first boot copies it (0600), then loaded
+    by the speaker's own config reader."""
+    into.mkdir(parents=True, exist_ok=True)
+    for name in ("speaker.toml", "speaker.secret", "speaker.local-token", "speaker-hub-ca.pem"):
+        data = read_boot_file(image, f"legato/{name}")
+        assert data is not None, name
+        (into / name).write_bytes(data)
+        (into / name).chmod(0o600)
+    return device_config.load(into / "speaker.toml")
+
+
+def test_an_enrolment_code_makes_a_cloud_init_card_a_paired_speaker(
+    hub: System, tmp_path: Path, wifi_file: Path, ssh_key: Path
+) -> None:
+    image = make_image(tmp_path / "new.img", cloud_init=True)
+    code = new_code(hub)
+    done = flash(
+        hub,
+        image.path,
+        "--enrol",
+        code,
+        "--name",
+        "Küche 2",
+        "--board",
+        BOARD,
+        "--wifi-ssid",
+        'Home "Net"',
+        "--wifi-password-file",
+        str(wifi_file),
+        "--wifi-country",
+        "de",
+        "--ssh-key",
+        str(ssh_key),
+    )
+    assert done.returncode == 0, done.stderr
+    assert image.root_digest() == image.root_sha256  # the root partition is not touched
+    cfg = config_from_card(image, tmp_path / "card")
+    assert cfg.name == "Küche 2"
+    assert cfg.id.startswith("kuche-2-")
+    assert cfg.hub_ca == hub.tls.ca_pem  # the hub's identity is pinned
+    assert cfg.board is not None
+    assert cfg.board.key == BOARD
+    assert cfg.sink == "alsa:plughw:CARD=sndrpihifiberry,DEV=0"  # from the board profile
+    assert cfg.password  # the broker secret the hub made for it
+    assert f"registered speaker 'Küche 2' as {cfg.id}" in done.stdout
+    assert setups(hub)[cfg.id].first_boot_ms is None  # waiting for first boot
+    # the board's lines at the end of config.txt, every stock line kept
+    config_txt = (read_boot_file(image, "config.txt") or b"").decode()
+    assert config_txt.rstrip().endswith(
+        "[all]\ndtparam=audio=off\ndtoverlay=hifiberry-dac\n# --- end legato-flash ---"
+    )
+    assert "dtparam=audio=on\n" in config_txt
+    assert "[cm5]\n" in config_txt
+    # cloud-init: host name, SSH key, the first boot; Wi-Fi with the derived key
+    user = yaml.safe_load(read_boot_file(image, "user-data") or b"")
+    assert user["hostname"] == "kuche-2"
+    assert user["users"][0]["ssh_authorized_keys"] == [ssh_key.read_text().strip()]
+    assert user["runcmd"][-1][1] == "/boot/firmware/legato/firstboot.py"
+    network = yaml.safe_load(read_boot_file(image, "network-config") or b"")
+    wlan = network["network"]["wifis"]["wlan0"]
+    assert list(wlan["access-points"]) == ['Home "Net"']
+    assert len(wlan["access-points"]['Home "Net"']["password"]) == 64
+    assert yaml.safe_load(read_boot_file(image, "meta-data") or b"") == {
+        "instance-id": f"legato-{cfg.id}"
+    }
+    names = boot_names(image)
+    assert "legato/firstboot.py" in names
+    assert "legato/legato-speaker.service" in names
+    assert any(n.startswith("legato/legato-") and n.endswith(".whl") for n in names)
+    # the passphrase is nowhere on the card, in any encoding a tool would use
+    raw = image.path.read_bytes()
+    for form in (PASSPHRASE.encode(), PASSPHRASE.encode("utf-16-le")):
+        assert form not in raw
+    # and the code is spent
+    again = flash(
+        hub,
+        make_image(tmp_path / "b.img", cloud_init=True).path,
+        "--enrol",
+        code,
+        "--name",
+        "Other",
+    )
+    assert again.returncode == 2
+    assert "already used" in again.stderr
+
+
+def test_an_admin_token_flashes_an_older_image_with_a_firstrun_hook(
+    hub: System, tmp_path: Path, wifi_file: Path
+) -> None:
+    image = make_image(tmp_path / "old.img", cloud_init=False, bookworm=False)
+    admin = token(hub, "operator", ADMIN_PASSWORD)
+    args = (
+        "--token",
+        admin,
+        "--name",
+        "Den",
+        "--board",
+        "pi-max98357a",
+        "--wifi-ssid",
+        "Home",
+        "--wifi-password-file",
+        str(wifi_file),
+    )
+    done = flash(hub, image.path, *args)
+    assert done.returncode == 0, done.stderr
+    cmdline = (read_boot_file(image, "cmdline.txt") or b"").decode()
+    assert cmdline.count("\n") == 1
+    assert cmdline.startswith("console=serial0,115200 console=tty1 root=PARTUUID=4e639091-02 ")
+    assert " systemd.run=/boot/legato/firstrun.sh systemd.run_success_action=reboot" in cmdline
+    script = (read_boot_file(image, "legato/firstrun.sh") or b"").decode()
+    assert "NEW_HOST=den" in script
+    assert PASSPHRASE not in script
+    assert "user-data" not in boot_names(image)
+    assert image.root_digest() == image.root_sha256
+    # a second run with another board: one block, the new board's; cmdline one hook
+    again = flash(hub, image.path, "--token", admin, "--name", "Den", "--board", BOARD)
+    assert again.returncode == 0, again.stderr
+    config_txt = (read_boot_file(image, "config.txt") or b"").decode()
+    assert config_txt.count("# --- legato-flash: board") == 1
+    assert "dtoverlay=hifiberry-dac" in config_txt
+    assert "max98357a" not in config_txt
+    assert (read_boot_file(image, "cmdline.txt") or b"").decode().count("systemd.run=") == 1
+
+
+def test_a_dry_run_changes_nothing_and_registers_nothing(hub: System, tmp_path: Path) -> None:
+    image = make_image(tmp_path / "dry.img", cloud_init=True)
+    before, speakers = digest(image.path), set(setups(hub))
+    code = new_code(hub)
+    done = flash(hub, image.path, "--enrol", code, "--name", "Dry", "--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert "create /legato/speaker.toml  from the hub's answer" in done.stdout
+    assert "change /user-data" in done.stdout
+    assert "nothing was changed" in done.stdout
+    assert digest(image.path) == before
+    assert set(setups(hub)) == speakers
+    # the code is still good
+    assert flash(hub, image.path, "--enrol", code, "--name", "Dry").returncode == 0
+
+
+def _gpt(path: Path) -> Path:
+    image = make_image(path, cloud_init=True)
+    with image.path.open("r+b") as f:
+        f.seek(446 + 4)
+        f.write(b"\xee")
+    return image.path
+
+
+def _truncated(path: Path) -> Path:
+    image = make_image(path, cloud_init=True)
+    os.truncate(image.path, image.root_start + 1000)
+    return image.path
+
+
+def _no_fat(path: Path) -> Path:
+    image = make_image(path, cloud_init=True)
+    with image.path.open("r+b") as f:
+        f.seek(446 + 4)
+        f.write(b"\x83")
+    return image.path
+
+
+def _full(path: Path) -> Path:
+    filler = {"filler.bin": os.urandom(33 * MIB)}
+    return make_image(path, cloud_init=True, boot_mib=34, extra_files=filler).path
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (_gpt, "GPT disk"),
+        (_truncated, "the image is truncated"),
+        (_no_fat, "no FAT boot partition"),
+        (_full, "the boot partition is too full"),
+    ],
+)
+def test_a_broken_image_is_refused_and_left_as_it_was(
+    hub: System, tmp_path: Path, make: object, message: str
+) -> None:
+    path = make(tmp_path / "bad.img")  # type: ignore[operator]
+    before, speakers = digest(path), set(setups(hub))
+    done = flash(hub, path, "--enrol", new_code(hub), "--name", "Broken")
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert digest(path) == before
+    assert set(setups(hub)) == speakers
+    assert not list(tmp_path.glob(".*legato-boot"))  # no scratch copy left behind
+
+
+def test_refusals_from_the_hub_leave_the_image_as_it_was(hub: System, tmp_path: Path) -> None:
+    image = make_image(tmp_path / "r.img", cloud_init=True)
+    before = digest(image.path)
+    expired = enrolment.create(hub.db, created_by="test", now_ms=now_ms() - 2 * 3600_000).code
+    listener = token(hub, "listener", PASSWORD)
+    cases = [
+        (("--enrol", expired), "has expired"),
+        (("--enrol", "AAAA-BBBB-CCCC"), "unknown enrolment code"),
+        (("--token", listener), "needs an administrator's token"),
+        (("--token", "not-a-token"), "HTTP 401"),
+    ]
+    for args, message in cases:
+        done = flash(hub, image.path, *args, "--name", "Refused")
+        assert done.returncode == 2, args
+        assert message in done.stderr, (args, done.stderr)
+        assert digest(image.path) == before
+
+
+def test_a_hub_that_is_down_or_not_the_one_named_is_refused(hub: System, tmp_path: Path) -> None:
+    image = make_image(tmp_path / "h.img", cloud_init=True)
+    before = digest(image.path)
+    down = subprocess.run(
+        [
+            FLASH,
+            str(image.path),
+            "--hub",
+            f"https://127.0.0.1:{free_port()}",
+            "--hub-fingerprint",
+            fingerprint(hub.tls.ca_pem),
+            "--enrol",
+            new_code(hub),
+            "--name",
+            "X",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert down.returncode == 2
+    assert "cannot reach the hub" in down.stderr
+    impostor = subprocess.run(
+        [
+            FLASH,
+            str(image.path),
+            "--hub",
+            hub.speaker_url,
+            "--hub-fingerprint",
+            "sha256:" + "ab" * 32,
+            "--enrol",
+            new_code(hub),
+            "--name",
+            "X",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert impostor.returncode == 2
+    assert "is not the one you named" in impostor.stderr
+    unpinned = subprocess.run(
+        [FLASH, str(image.path), "--hub", hub.speaker_url, "--enrol", new_code(hub), "--name", "X"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert unpinned.returncode == 2
+    assert f"fingerprint {fingerprint(hub.tls.ca_pem)}" in unpinned.stderr
+    assert digest(image.path) == before
+
+
+def test_an_xz_image_is_decompressed_and_written_to_a_card_with_read_back(
+    hub: System, tmp_path: Path
+) -> None:
+    image = make_image(tmp_path / "os.img", cloud_init=True)
+    packed = tmp_path / "os.img.xz"
+    packed.write_bytes(lzma.compress(image.path.read_bytes(), preset=0))
+    image.path.unlink()
+    small = tmp_path / "small-card"
+    small.write_bytes(b"\0" * MIB)
+    refused = flash(
+        hub, packed, "--enrol", new_code(hub), "--name", "Card", "--write", str(small), "--yes"
+    )
+    assert refused.returncode == 2
+    assert "is too small" in refused.stderr
+    assert image.path.exists()  # decompressed beside the .xz, checked against the card
+    assert "legato/speaker.toml" not in boot_names(image)  # and not edited
+    image.path.unlink()
+    card = tmp_path / "card"
+    card.write_bytes(b"\xff" * (image.root_start + image.root_size + 4 * MIB))
+    done = flash(
+        hub, packed, "--enrol", new_code(hub), "--name", "Card", "--write", str(card), "--yes"
+    )
+    assert done.returncode == 0, done.stderr
+    assert "written and verified" in done.stdout
+    size = image.path.stat().st_size
+    assert card.read_bytes()[:size] == image.path.read_bytes()
+    on_card = PiImage(
+        card,
+        image.boot_start,
+        image.boot_size,
+        image.root_start,
+        image.root_size,
+        image.root_sha256,
+    )
+    assert on_card.root_digest() == image.root_sha256
+    assert read_boot_file(on_card, "legato/speaker.toml") is not None
+
+
+def test_writing_needs_a_yes_without_a_terminal(hub: System, tmp_path: Path) -> None:
+    image = make_image(tmp_path / "y.img", cloud_init=True)
+    card = tmp_path / "card"
+    card.write_bytes(b"\0" * (image.root_start + image.root_size))
+    done = flash(hub, image.path, "--enrol", new_code(hub), "--name", "Y", "--write", str(card))
+    assert done.returncode == 2
+    assert "pass --yes" in done.stderr
+    assert set(card.read_bytes()) == {0}
+
+
+def test_an_unknown_board_is_refused_before_the_hub_is_asked(hub: System, tmp_path: Path) -> None:
+    image = make_image(tmp_path / "b.img", cloud_init=True)
+    before, speakers = digest(image.path), set(setups(hub))
+    done = flash(hub, image.path, "--enrol", new_code(hub), "--name", "B", "--board", "pi-nope")
+    assert done.returncode == 2
+    assert "unknown board 'pi-nope'" in done.stderr
+    assert digest(image.path) == before
+    assert set(setups(hub)) == speakers
+
+
+def test_mtools_missing_is_said_plainly(tmp_path: Path) -> None:
+    image = make_image(tmp_path / "m.img", cloud_init=True)
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    for tool in ("python3",):
+        found = shutil.which(tool)
+        assert found is not None
+        (bare / tool).symlink_to(found)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hardware.flash",
+            str(image.path),
+            "--hub",
+            "https://h:8443",
+            "--enrol",
+            "X",
+            "--name",
+            "M",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": str(bare)},
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "mtools is not installed" in done.stderr
