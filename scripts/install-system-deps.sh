@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages Legato needs, only those missing (quick when none are).
 set -euo pipefail
-packages=(gcc libc6-dev mosquitto mosquitto-clients dnsutils libasound2-dev libmpv2 mpv libvorbisfile3 vorbis-tools sox libsox-fmt-all ffmpeg faketime chromium fonts-dejavu-core)
+packages=(gcc libc6-dev mtools dosfstools mosquitto mosquitto-clients dnsutils libasound2-dev libmpv2 mpv libvorbisfile3 vorbis-tools sox libsox-fmt-all ffmpeg faketime chromium fonts-dejavu-core)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -13,6 +13,7 @@ import hashlib
 import lzma
 import os
 import shutil
+import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -451,3 +452,32 @@ def test_mtools_missing_is_said_plainly(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "mtools is not installed" in done.stderr
+
+
+def test_enrolment_codes_are_for_admins_and_guessing_them_is_slowed(tmp_path: Path) -> None:
+    system = System(tmp_path / "hub", embedded=True)
+    users.add_user(system.db, "operator", ADMIN_PASSWORD, admin=True)
+    try:
+        system.start_hub()
+        listener = {"Authorization": f"Bearer {token(system, 'listener', PASSWORD)}"}
+        admin = {"Authorization": f"Bearer {token(system, 'operator', ADMIN_PASSWORD)}"}
+        url = system.speaker_url
+        ca = ssl.create_default_context(cafile=system.tls.ca_cert)
+        r = httpx.post(f"{url}/api/admin/enrolments", headers=listener, verify=ca)
+        assert r.status_code == 403
+        r = httpx.post(f"{url}/api/admin/enrolments", headers=admin, verify=ca)
+        assert r.status_code == 201
+        assert len(r.json()["code"]) == 14  # XXXX-XXXX-XXXX
+        r = httpx.post(f"{url}/api/speakers", json={"name": "No auth"}, verify=ca)
+        assert r.status_code == 403
+        assert "admin token or an enrolment code" in r.json()["error"]["message"]
+        statuses = []
+        for i in range(31):  # 30 free failures per address (the request above was one)
+            bad = {"name": "Guess", "enrol_code": f"AAAA-BBBB-{i:04d}"}
+            statuses.append(httpx.post(f"{url}/api/speakers", json=bad, verify=ca).status_code)
+        assert statuses[:29] == [403] * 29
+        assert statuses[29:] == [429, 429]
+        with system.db.reading() as conn:
+            assert enrolment.setups(conn) == []
+    finally:
+        system.stop()

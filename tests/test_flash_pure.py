@@ -89,7 +89,7 @@ def test_the_board_block_goes_last_under_all_and_every_line_is_kept() -> None:
 _config_lines = st.lists(
     st.text(
         st.characters(
-            blacklist_categories=("Cs",),
+            blacklist_categories=["Cs"],
             blacklist_characters="\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029",
         ),
         max_size=40,
@@ -180,7 +180,7 @@ def test_the_settings_never_show_the_key() -> None:
 # --- cloud-init and firstrun -------------------------------------------------------
 
 _ssids = st.text(
-    st.characters(min_codepoint=32, max_codepoint=0x2FFF, blacklist_categories=("Cs",)),
+    st.characters(min_codepoint=32, max_codepoint=0x2FFF, blacklist_categories=["Cs"]),
     min_size=1,
     max_size=16,
 ).filter(lambda s: len(s.encode()) <= 32)

@@ -114,7 +114,7 @@ async def setups(request: Request) -> Response:
     if (refused := _refuse(request)) is not None:
         return refused
     ctx = _ctx(request)
-    online = {d.id for d in ctx.relay.devices.values() if d.online}
+    online = {device_id for device_id, d in ctx.relay.devices.items() if d.online}
     rows = await _read(request, enrolment.setups)
     ca = await run_in_threadpool(pki.ca_pem, ctx.data_dir)
     return _render(

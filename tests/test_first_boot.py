@@ -1,0 +1,224 @@
+"""The maker's whole path on this machine: a real hub, ``legato-flash`` with an
+enrolment code, the boot partition taken off the image, the first-boot script run
+against a temporary root (``apt-get``, ``useradd``, ``chown`` and ``systemctl``
+stand-ins that log their arguments; the virtual environment really built from the
+wheel on the card), and the speaker started from that environment with the config
+the script installed: it finds the hub over mDNS, comes online and plays a track to
+its file sink, and the hub's dashboard says its first boot is done.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from connect_protocol.tls import fingerprint
+from hardware.provision.unit import unit_text
+from hub.accounts import users
+from hub.clock import now_ms
+from hub.fleet import enrolment
+from hub.ingest.pipeline import ingest_paths
+from tests.audio_files import FileTags, write_audio
+from tests.media_fixtures import sweep_span
+from tests.pi_images import make_image, mtools
+from tests.system import Api, System, child_env, spawn, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.timeout(600)]
+
+FLASH = str(Path(sys.executable).with_name("legato-flash"))
+ADMIN_PASSWORD = "operator-password"
+STAND_INS = {
+    "apt-get": 'echo "apt-get $*" >> "$CALLS"',
+    "chown": 'echo "chown $*" >> "$CALLS"',
+    "systemctl": 'echo "systemctl $*" >> "$CALLS"',
+    "useradd": 'echo "useradd $*" >> "$CALLS"\n'
+    'echo "legato:x:998:998::/var/lib/legato:/usr/sbin/nologin" >> "$ROOT/etc/passwd"',
+}
+
+
+@pytest.fixture
+def hub(tmp_path: Path) -> Iterator[System]:
+    system = System(tmp_path / "hub", embedded=True, mdns=True)
+    users.add_user(system.db, "operator", ADMIN_PASSWORD, admin=True)
+    album = tmp_path / "album"
+    album.mkdir()
+    pcm = sweep_span(0.0, 44100 * 3, 44100, f0=220, f1=880, total_s=3.0)
+    write_audio(album / "01.flac", pcm, 44100, FileTags(title="Sweep", artist="Test", album="A"))
+    assert all(r.status == "added" for r in ingest_paths(system.db, system.data, [album], jobs=1))
+    try:
+        system.start_hub()
+        yield system
+    finally:
+        system.stop()
+
+
+def stand_ins(folder: Path) -> Path:
+    folder.mkdir()
+    for name, body in STAND_INS.items():
+        (folder / name).write_text(f"#!/bin/sh\n{body}\n")
+        (folder / name).chmod(0o755)
+    return folder
+
+
+def first_boot(boot: Path, root: Path, commands: Path) -> subprocess.CompletedProcess[str]:
+    env = {**child_env(), "CALLS": str(root.parent / "calls.log"), "ROOT": str(root)}
+    return subprocess.run(
+        [
+            sys.executable,
+            str(boot / "legato" / "firstboot.py"),
+            "--boot",
+            str(boot),
+            "--root",
+            str(root),
+            "--commands",
+            str(commands),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=480,
+        env=env,
+    )
+
+
+def test_from_a_flashed_card_to_a_speaker_that_plays(hub: System, tmp_path: Path) -> None:
+    image = make_image(tmp_path / "raspios.img", cloud_init=True)
+    code = enrolment.create(hub.db, created_by="test", now_ms=now_ms()).code
+    flashed = subprocess.run(
+        [
+            FLASH,
+            str(image.path),
+            "--hub",
+            hub.speaker_url,
+            "--hub-fingerprint",
+            fingerprint(hub.tls.ca_pem),
+            "--enrol",
+            code,
+            "--name",
+            "Shelf",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert flashed.returncode == 0, flashed.stderr
+    # the boot partition as the Pi mounts it
+    boot, root = tmp_path / "bootfs", tmp_path / "root"
+    boot.mkdir()
+    (root / "etc").mkdir(parents=True)
+    (root / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/bash\n")
+    mtools("mcopy", "-s", "-n", "-i", f"{image.path}@@{image.boot_start}", "::/*", str(boot))
+    assert (boot / "legato" / "speaker.secret").exists()
+    commands = stand_ins(tmp_path / "bin")
+
+    done = first_boot(boot, root, commands)
+    assert done.returncode == 0, done.stdout + done.stderr
+    calls = (tmp_path / "calls.log").read_text().splitlines()
+    assert calls[0].startswith("useradd --system --user-group --groups audio ")
+    assert any(c.startswith("apt-get install -y --no-install-recommends ") for c in calls)
+    assert f"chown -R legato:legato {root}/etc/legato" in calls
+    assert "systemctl enable --now legato-speaker.service" in calls
+    # the config moved to /etc/legato, 0600; every secret gone from the card
+    etc = root / "etc" / "legato"
+    for name in ("speaker.toml", "speaker.secret", "speaker.local-token", "speaker-hub-ca.pem"):
+        assert (etc / name).stat().st_mode & 0o777 == 0o600, name
+    left = sorted(p.name for p in (boot / "legato").iterdir())
+    assert left == ["constraints.txt", "firstboot.py", "legato-speaker.service"]
+    assert "password" not in (boot / "network-config").read_text()
+    secret = (etc / "speaker.secret").read_text().strip()
+    assert secret not in "".join(
+        p.read_text(errors="replace") for p in boot.rglob("*") if p.is_file()
+    )
+    current = root / "opt" / "legato" / "current"
+    assert os.readlink(current) == "releases/0.1.0"
+    assert (
+        root / "etc" / "systemd" / "system" / "legato-speaker.service"
+    ).read_text() == unit_text()
+    # the hub heard "first boot done" from the speaker's own login, over mDNS + pinned TLS
+    device_id = next(
+        line.split('"')[1]
+        for line in (etc / "speaker.toml").read_text().splitlines()
+        if line.startswith("id = ")
+    )
+    with hub.db.reading() as conn:
+        row = {r.device_id: r for r in enrolment.setups(conn)}[device_id]
+    assert row.first_boot_ms is not None
+
+    # running it again is harmless: nothing reinstalled, nothing asked of apt
+    installed = (current / ".legato-complete").stat().st_mtime_ns
+    (tmp_path / "calls.log").write_text("")
+    again = first_boot(boot, root, commands)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert (current / ".legato-complete").stat().st_mtime_ns == installed
+    assert not any(
+        "apt-get" in c or "useradd" in c for c in (tmp_path / "calls.log").read_text().splitlines()
+    )
+
+    # the unit as systemd reads it, with this root's paths
+    if shutil.which("systemd-analyze"):
+        unit = tmp_path / "legato-speaker.service"
+        unit.write_text(unit_text(str(root)))
+        verify = subprocess.run(
+            ["systemd-analyze", "verify", "--man=no", str(unit)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert verify.returncode == 0, verify.stderr
+        assert verify.stderr.strip() == ""
+
+    # the speaker from that environment, with that config, plays
+    out = tmp_path / "out.raw"
+    speaker = spawn(
+        "flashed",
+        [
+            str(current / "bin" / "legato-speaker"),
+            "--config",
+            str(etc / "speaker.toml"),
+            "--sink",
+            f"file:{out}",
+            "--listen",
+            "127.0.0.1",
+            "--normalisation",
+            "off",
+        ],
+        tmp_path / "hub" / "flashed.log",
+    )
+    hub.speakers[device_id] = speaker
+    api = Api(hub)
+    try:
+        api.wait_online(device_id)
+        with hub.db.reading() as conn:
+            track = conn.execute("SELECT id FROM tracks LIMIT 1").fetchone()[0]
+        r = api.client.put(
+            "/v1/me/player/play",
+            params={"device_id": device_id},
+            json={"uris": [f"legato:track:{track}"]},
+        )
+        assert r.status_code == 204, r.text
+
+        def heard() -> bool:
+            """The whole 3 s track, and not silence (at the default volume of 50 %)."""
+            if not out.exists() or out.stat().st_size < 3 * 44100 * 4:
+                return False
+            pcm = np.fromfile(out, dtype="<i2")
+            return bool(np.abs(pcm).max() > 100)
+
+        wait_for(heard, 60, "the flashed speaker to play the track", hub.logs)
+    finally:
+        api.close()
+    admin = httpx.post(
+        f"{hub.url}/api/token",
+        data={"grant_type": "password", "username": "operator", "password": ADMIN_PASSWORD},
+    ).json()["access_token"]
+    page = httpx.get(f"{hub.url}/dashboard/speakers", cookies={"legato_token": admin})
+    assert page.status_code == 200
+    assert "Shelf" in page.text
+    assert "first boot done" in page.text
