@@ -93,6 +93,61 @@ def broker_from_hub(cfg: SpeakerConfig, timeout_s: float = 5.0) -> str:
     return f"{'mqtts' if mqtt.get('tls') else 'mqtt'}://{host}:{port}"
 
 
+def proves_pinned(cfg: SpeakerConfig, hub_url: str, timeout_s: float = 3.0) -> bool:
+    """Whether the hub at ``hub_url`` completes a TLS handshake against the pinned CA
+    (and answers): a hub on the network that is not this speaker's is skipped, so a
+    second hub, or an impostor answering first, cannot keep the speaker from its own."""
+    try:
+        with urllib.request.urlopen(
+            hub_url + "/api/connect", timeout=timeout_s, context=pinned_context(cfg.hub_ca)
+        ):
+            return True
+    except (URLError, OSError, ValueError):
+        return False
+
+
+async def find_pinned_hub(cfg: SpeakerConfig, timeout_s: float) -> HubPlan:
+    """The first hub seen over mDNS within ``timeout_s`` that proves it is the pinned one."""
+    candidates: asyncio.Queue[mdns.ServiceRecord] = asyncio.Queue(maxsize=64)
+
+    def on_change(change: str, record: mdns.ServiceRecord) -> None:
+        if change != "removed" and not candidates.full():
+            candidates.put_nowait(record)
+
+    tried: set[tuple[str, str]] = set()
+    browser = mdns.Browser("hub", on_change)
+    try:
+        await browser.start()
+        async with asyncio.timeout(timeout_s):
+            while True:
+                record = await candidates.get()
+                try:
+                    plan = plan_from_record(record.host, dict(record.extra), pinned=True)
+                except ConfigError as exc:
+                    logger.warning("skipping the hub %s: %s", record.id, exc)
+                    continue
+                if (record.id, plan.hub_url) in tried:
+                    continue
+                tried.add((record.id, plan.hub_url))
+                if await asyncio.to_thread(proves_pinned, cfg, plan.hub_url):
+                    return plan
+                logger.warning(
+                    "the hub %r at %s is not the one this speaker is paired with; skipping it",
+                    record.name,
+                    plan.hub_url,
+                )
+    except TimeoutError:
+        pass
+    finally:
+        await browser.close()
+    if tried:
+        raise ConfigError(
+            f"found {len(tried)} hub(s) over mDNS, none of them the one this speaker is "
+            "paired with (its CA did not sign them)"
+        )
+    raise ConfigError("no hub found over mDNS; start one with `legato-hub up` or pass --hub URL")
+
+
 async def resolve(cfg: SpeakerConfig, timeout_s: float) -> tuple[SpeakerConfig, BrokerAddress]:
     """The config with its hub URL filled in, and the broker to log in to."""
     broker_url = cfg.broker_url
@@ -100,12 +155,7 @@ async def resolve(cfg: SpeakerConfig, timeout_s: float) -> tuple[SpeakerConfig, 
         logger.info("no hub configured; looking for one over mDNS (%.0f s)", timeout_s)
         if not cfg.hub_ca:
             raise ConfigError(UNPINNED)
-        record = await mdns.find_one("hub", timeout_s=timeout_s)
-        if record is None:
-            raise ConfigError(
-                "no hub found over mDNS; start one with `legato-hub up` or pass --hub URL"
-            )
-        plan = plan_from_record(record.host, dict(record.extra), pinned=bool(cfg.hub_ca))
+        plan = await find_pinned_hub(cfg, timeout_s)
         cfg = config_mod.with_overrides(cfg, hub_url=plan.hub_url)
         broker_url = broker_url or plan.broker_url or ""
     warn_if_clear(cfg.hub_url)

@@ -26,7 +26,7 @@ from device.hub_link import UNPINNED, plan_from_record
 from hub.fleet import pki, provisioning
 from hub.server import open_database
 from tests.brokers import free_port
-from tests.system import spawn, wait_for
+from tests.system import Api, System, spawn, wait_for
 
 pytestmark = [pytest.mark.integration]
 
@@ -140,18 +140,23 @@ def test_a_fake_hub_on_mdns_receives_no_secret_from_a_starting_speaker(
                 tmp_path / "porch.log",
             )
             try:
-                # it finds the impostor and tries its TLS broker (the record names one):
-                # the handshake stops it, again at every retry
-                wait_for(lambda: mqtts.connections > 1, 30, "the speaker to try the impostor")
+                # it finds the impostor and asks its HTTPS port to prove it is the pinned
+                # hub: the handshake fails, the impostor is skipped, and with no other
+                # hub the speaker gives up (systemd starts it again)
+                wait_for(lambda: https.connections >= 1, 30, "the speaker to try the impostor")
+                wait_for(lambda: speaker.proc.poll() is not None, 30, "the speaker to give up")
             finally:
                 speaker.stop()
+            assert "none of them the one this speaker is paired with" in (
+                (tmp_path / "porch.log").read_text()
+            )
     finally:
         for trap in (https, mqtts, plain):
             trap.close()
     for trap in (https, mqtts, plain):
         assert secret.encode() not in bytes(trap.received)
         assert b"Authorization" not in bytes(trap.received)
-    assert mqtts.received == bytearray()  # nothing got past a handshake: no CONNECT at all
+    assert mqtts.connections == 0  # an unproven hub's broker is not even dialled
     assert plain.connections == 0  # a plain port taken from the network: never
 
 
@@ -215,3 +220,37 @@ def test_what_a_hub_record_may_and_may_not_make_a_speaker_do() -> None:
     only_https = plan_from_record("10.0.0.5", {"https": "8443", "mqtt": "1883"}, pinned=True)
     assert only_https.broker_url is None  # asked over HTTPS, never a plain port from mDNS
     assert "pins no hub" in UNPINNED
+
+
+def test_beside_an_impostor_the_speaker_finds_its_own_hub(tmp_path: Path) -> None:
+    """Two hubs on the network (here an impostor that answers at once): the speaker
+    skips the one that cannot prove itself and pairs with its own."""
+    system = System(tmp_path / "real", embedded=True, mdns=True)
+    secret = provisioning.add_broker_user(system.db, "porch", "speaker")
+    config = tmp_path / "porch.toml"
+    provisioning.write_speaker_config(
+        config,
+        device_id="porch",
+        name="Porch",
+        secret=secret,
+        http_host="127.0.0.1",
+        hub_ca=system.tls.ca_pem,
+        engine="clock",
+    )
+    https, mqtts = Trap(impostor_tls(tmp_path)), Trap(impostor_tls(tmp_path))
+    try:
+        with advertised_hub(https.port, mqtts.port, mqtts.port):
+            system.start_hub()
+            system.configs["porch"] = config
+            system.start_speaker("porch")
+            api = Api(system)
+            try:
+                api.wait_online("porch")
+            finally:
+                api.close()
+    finally:
+        system.stop()
+        for trap in (https, mqtts):
+            trap.close()
+    assert secret.encode() not in bytes(https.received) + bytes(mqtts.received)
+    assert mqtts.connections == 0
