@@ -6,6 +6,7 @@ test-output/screenshots/dashboard-*.png for a person to look at.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,9 +14,11 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from connect_protocol.tls import fingerprint
 from hub.accounts import users
 from hub.clock import now_ms
 from hub.demo_music.seed import seed_demo
+from hub.fleet import enrolment
 from tests.browser import chromium, js_errors, log_in, new_page, screenshot
 from tests.system import PASSWORD, System, wait_for
 
@@ -29,6 +32,9 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     sysm = System(tmp_path_factory.mktemp("dashboard-browser"))
     users.add_user(sysm.db, "operator", ADMIN_PASSWORD, admin=True)
     seed_demo(sysm.db)
+    enrolment.register(
+        sysm.db, sysm.data, name="Shelf", code=None, admin="operator", now_ms=now_ms()
+    )
     with sysm.running("kitchen", "lounge"):
         _some_history(sysm)
         yield sysm
@@ -122,6 +128,22 @@ def test_an_operator_tours_the_console(system: System, browser: Browser, phone: 
         expect(page.locator("#events")).to_contain_text("skipped")
         no_horizontal_overflow(page)
         screenshot(page, "dashboard-speaker")
+
+        page.get_by_role("link", name="Speakers", exact=True).click()
+        page.wait_for_url("**/dashboard/speakers")
+        expect(page.get_by_role("heading", name="Speakers", level=1)).to_be_visible()
+        expect(page.locator('#setups tr[data-id^="shelf-"]')).to_contain_text(
+            "waiting for first boot"
+        )
+        page.get_by_role("button", name="New enrolment code").click()
+        expect(page.locator("#enrolment-code")).to_have_text(
+            re.compile(r"^[A-Z2-9]{4}-[A-Z2-9]{4}-[A-Z2-9]{4}$")
+        )
+        command = page.locator("#enrolment-command")
+        expect(command).to_contain_text(f"--hub https://127.0.0.1:{system.tls_port} ")
+        expect(command).to_contain_text(fingerprint(system.tls.ca_pem))
+        no_horizontal_overflow(page)
+        screenshot(page, "dashboard-speakers")
 
         for name, heading in [
             ("catalog", "Catalog"),

@@ -124,6 +124,7 @@ async def setups(request: Request) -> Response:
         setups=rows,
         online=online,
         fingerprint=fingerprint(ca),
+        https_port=ctx.public_https_port or 8443,
     )
 
 

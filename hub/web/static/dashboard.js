@@ -211,7 +211,7 @@
       $("#enrolment-expiry").textContent = `single use, valid until ${when(r.data.expires_ms)}`;
       const fp = $("#hub-fingerprint").textContent;
       $("#enrolment-command").textContent =
-        `legato-flash raspios-lite.img --hub https://${location.hostname}:8443 --hub-fingerprint ${fp} --enrol ${r.data.code} --name "Kitchen" --board BOARD`;
+        `legato-flash raspios-lite.img --hub https://${location.hostname}:${enrolButton.dataset.httpsPort} --hub-fingerprint ${fp} --enrol ${r.data.code} --name "Kitchen" --board BOARD`;
       $("#enrolment").hidden = false;
     });
   }
