@@ -14,7 +14,7 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from hub.accounts import scopes, tokens
@@ -26,6 +26,7 @@ from hub.http.deps import AdminDep, ContextDep, bearer_token
 from hub.http.routes.audio import SpeakerDep
 
 router = APIRouter(tags=["speaker set-up"])
+PEM = "application/x-pem-file"
 
 
 class NewSpeaker(BaseModel):
@@ -42,11 +43,17 @@ class NewSpeaker(BaseModel):
 @router.get(
     "/api/hub-ca",
     summary="The hub's CA certificate (public): legato-flash checks its fingerprint",
-    response_class=PlainTextResponse,
+    response_class=Response,
+    responses={
+        200: {
+            "description": "the CA certificate, PEM",
+            "content": {PEM: {"schema": {"type": "string"}}},
+        }
+    },
 )
-async def hub_ca(ctx: ContextDep) -> PlainTextResponse:
+async def hub_ca(ctx: ContextDep) -> Response:
     pem = await run_in_threadpool(pki.ca_pem, ctx.data_dir)
-    return PlainTextResponse(pem, media_type="application/x-pem-file")
+    return Response(pem, media_type=PEM)
 
 
 @router.post(
