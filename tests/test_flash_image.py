@@ -243,8 +243,14 @@ def test_a_dry_run_changes_nothing_and_registers_nothing(hub: System, tmp_path: 
     assert "nothing was changed" in done.stdout
     assert digest(image.path) == before
     assert set(setups(hub)) == speakers
-    # the code is still good
-    assert flash(hub, image.path, "--enrol", code, "--name", "Dry").returncode == 0
+    # the code is still good, and wheels for an install without the index go along
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    (wheels / "numpy-2.0.0-cp311-cp311-manylinux_2_17_aarch64.whl").write_bytes(b"w" * 5000)
+    done = flash(hub, image.path, "--enrol", code, "--name", "Dry", "--offline-wheels", str(wheels))
+    assert done.returncode == 0, done.stderr
+    assert "create /legato/wheels/numpy-2.0.0-cp311-cp311-manylinux_2_17_aarch64.whl" in done.stdout
+    assert read_boot_file(image, "legato/wheels/numpy-2.0.0-cp311-cp311-manylinux_2_17_aarch64.whl")
 
 
 def _gpt(path: Path) -> Path:
