@@ -251,7 +251,7 @@ class AvahiBus:
     def _on_message(self, msg: Message) -> None:
         if msg.message_type is not MessageType.SIGNAL:
             return
-        if msg.member == "NameOwnerChanged" and msg.interface == _DBUS:
+        if msg.member == "NameOwnerChanged" and msg.sender == _DBUS:
             name, _old, new = msg.body
             if name == AVAHI:
                 self._owner_changed(str(new))
