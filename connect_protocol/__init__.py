@@ -5,6 +5,6 @@ Sans-I/O core: ``messages`` (types), ``codec`` (JSON, validation),
 (catalog URIs), ``media`` (manifests and renditions), ``ogg`` (Ogg pages, segment
 checks), ``errors`` (wire error codes, the exception tree), ``backoff`` and
 ``dedupe`` (pure policies).  Thin adapters: ``mqtt`` (paho-mqtt) and the ``mdns``
-package (zeroconf over its pure ``mdns.records``); ``logs`` sets up logging for
-the command-line programs.
+package (avahi-daemon over D-Bus or python-zeroconf, over its pure
+``mdns.records``); ``logs`` sets up logging for the command-line programs.
 """

@@ -6,7 +6,8 @@ Codes travel in acks and in the hub's HTTP errors, so they are strings in an
     ConnectError                 root of everything this package raises
     ├── TransportError           the broker or socket failed (local side)
     │   ├── NotConnectedError    a publish while the transport is down
-    │   └── PayloadTooLargeError a message over MAX_MESSAGE_BYTES, refused unsent
+    │   ├── PayloadTooLargeError a message over MAX_MESSAGE_BYTES, refused unsent
+    │   └── MdnsError            avahi-daemon refused or failed a D-Bus call (mdns)
     └── OggError                 bytes that are not the simple Ogg Vorbis stream ingest
         │                        writes (ogg; also a ValueError)
         └── BadSegmentError      the bytes are not the segment the manifest describes (ogg)
@@ -46,7 +47,7 @@ class ConnectError(Exception):
 
 
 class TransportError(ConnectError):
-    """The MQTT or WebSocket transport failed on our side."""
+    """The MQTT or WebSocket transport, or the mDNS responder, failed on our side."""
 
 
 class NotConnectedError(TransportError):
@@ -55,3 +56,11 @@ class NotConnectedError(TransportError):
 
 class PayloadTooLargeError(TransportError):
     """A message over the protocol's size cap: refused before it is sent."""
+
+
+class MdnsError(TransportError):
+    """avahi-daemon refused a request or did not answer it (its D-Bus error name is kept)."""
+
+    def __init__(self, message: str, *, dbus_error: str = "") -> None:
+        super().__init__(message)
+        self.dbus_error = dbus_error

@@ -23,7 +23,7 @@ from connect_protocol.mqtt import BrokerAddress
 from device import config as config_mod
 from device import hub_link
 from device.config import ConfigError, SpeakerConfig
-from device.service import SpeakerService
+from device.service import MdnsPlan, SpeakerService
 
 logger = logging.getLogger("legato.speaker")
 
@@ -71,11 +71,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--listen", metavar="HOST", help="address for /info and /control (config: http_host)"
     )
     p.add_argument("--discover-timeout", type=float, default=10.0, help="seconds to look for a hub")
+    mdns_group = p.add_mutually_exclusive_group()
+    mdns_group.add_argument("--no-mdns", action="store_true", help="do not advertise over mDNS")
+    mdns_group.add_argument(
+        "--mdns-handoff",
+        type=Path,
+        metavar="FILE",
+        help="start no mDNS responder: write the speaker's record to FILE for the process "
+        "that advertises for this host (legato-hub up does)",
+    )
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return p
 
 
-async def run(cfg: SpeakerConfig, discover_timeout_s: float, *, fast_sink: bool = False) -> int:
+async def run(
+    cfg: SpeakerConfig,
+    discover_timeout_s: float,
+    *,
+    fast_sink: bool = False,
+    mdns_plan: MdnsPlan | None = None,
+) -> int:
     broker: BrokerAddress | None = None
     if cfg.password:
         cfg, broker = await hub_link.resolve(cfg, discover_timeout_s)
@@ -86,7 +101,7 @@ async def run(cfg: SpeakerConfig, discover_timeout_s: float, *, fast_sink: bool 
             cfg.id,
             cfg.id,
         )
-    service = SpeakerService(cfg, broker, fast_sink=fast_sink)
+    service = SpeakerService(cfg, broker, fast_sink=fast_sink, mdns_plan=mdns_plan or MdnsPlan())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -143,7 +158,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = config_from_args(args)
         with contextlib.suppress(KeyboardInterrupt):
-            return asyncio.run(run(cfg, args.discover_timeout, fast_sink=args.as_fast_as_possible))
+            plan = MdnsPlan(advertise=not args.no_mdns, handoff=args.mdns_handoff)
+            return asyncio.run(
+                run(cfg, args.discover_timeout, fast_sink=args.as_fast_as_possible, mdns_plan=plan)
+            )
         return 0
     except ConfigError as exc:
         print(f"legato-speaker: {exc}", file=sys.stderr)

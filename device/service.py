@@ -14,6 +14,7 @@ import dataclasses
 import logging
 import secrets
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 from connect_protocol import mdns
@@ -38,11 +39,26 @@ from offline_cache.store import OfflineStore, StoreError
 logger = logging.getLogger(__name__)
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class MdnsPlan:
+    """How the speaker appears on mDNS: with its own advertiser (the default), not at all,
+    or through the host's advertiser, handing it the record in ``handoff``."""
+
+    advertise: bool = True
+    handoff: Path | None = None
+
+
 class SpeakerService:
     def __init__(
-        self, config: SpeakerConfig, broker: BrokerAddress | None, *, fast_sink: bool = False
+        self,
+        config: SpeakerConfig,
+        broker: BrokerAddress | None,
+        *,
+        fast_sink: bool = False,
+        mdns_plan: MdnsPlan = MdnsPlan(),
     ) -> None:
         self.config = config
+        self._mdns_plan = mdns_plan
         self._wall_ms = SteadyWallClock()  # read as the service is made, not at import
         self._fast_sink = fast_sink
         self.broker = broker
@@ -50,7 +66,7 @@ class SpeakerService:
         self.controller: Controller | None = None
         self.mqtt: AsyncMqtt | None = None
         self.local_api: LocalApi | None = None
-        self._advertiser: mdns.Advertiser | None = None
+        self._advertiser: mdns.Advertiser | mdns.Handoff | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.store: OfflineStore | None = None
         self.downloads: DownloadManager | None = None
@@ -161,7 +177,13 @@ class SpeakerService:
             host=mdns.reachable_address(self.config.http_host),
             port=self.local_api.port,
         )
-        self._advertiser = mdns.Advertiser(record)
+        plan = self._mdns_plan
+        if not plan.advertise:
+            return
+        if plan.handoff is not None:
+            self._advertiser = mdns.Handoff(record, plan.handoff)
+        else:
+            self._advertiser = mdns.Advertiser(record)
         try:
             await self._advertiser.start()
         except Exception:  # mDNS is a convenience: a speaker still plays without it

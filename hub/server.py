@@ -19,7 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,6 +119,7 @@ class Hub:
         self.speaker_server: uvicorn.Server | None = None
         self._serve_task: asyncio.Task[None] | None = None
         self._speaker_task: asyncio.Task[None] | None = None
+        self._handoffs: list[asyncio.Task[None]] = []
         secret = provisioning.hub_secret(self.db, opts.data_dir)
         self.public_host = mdns.reachable_address(opts.host)
         self.tls = pki.ensure_server_cert(opts.data_dir, [self.public_host, opts.host])
@@ -234,7 +235,19 @@ class Hub:
             extra["mqtt"] = str(self.address.port)
         return extra
 
+    def advertise_for(self, handoff: Path, alive: Callable[[], bool]) -> None:
+        """Advertise the record another process on this host hands over in ``handoff``
+        (the local speaker of ``up``) while ``alive()``, so the host has one mDNS
+        responder.  Only with an advertiser (``self.advertiser``, after ``start``)."""
+        if self.advertiser is None:
+            raise RuntimeError("the hub advertises nothing over mDNS")
+        follow = mdns.follow_handoff(handoff, self.advertiser, alive=alive)
+        self._handoffs.append(asyncio.create_task(follow, name=f"mdns-handoff-{handoff}"))
+
     async def stop(self) -> None:
+        for handoff in self._handoffs:
+            handoff.cancel()
+        await asyncio.gather(*self._handoffs, return_exceptions=True)
         if self.advertiser is not None:
             with contextlib.suppress(Exception):
                 await self.advertiser.close()
@@ -306,8 +319,11 @@ async def run_until_signalled(
         await hub.stop()
 
 
-def spawn_speaker(config: Path, sink: str, log_level: str = "WARNING") -> subprocess.Popen[bytes]:
-    """Start the local speaker as its own process (the hub never imports ``device``)."""
+def spawn_speaker(
+    config: Path, sink: str, log_level: str = "WARNING", *, mdns_flags: Sequence[str] = ()
+) -> subprocess.Popen[bytes]:
+    """Start the local speaker as its own process (the hub never imports ``device``);
+    ``mdns_flags`` say how it appears on mDNS (``--mdns-handoff FILE``, ``--no-mdns``)."""
     return subprocess.Popen(
         [
             sys.executable,
@@ -319,6 +335,7 @@ def spawn_speaker(config: Path, sink: str, log_level: str = "WARNING") -> subpro
             sink,
             "--log-level",
             log_level,
+            *mdns_flags,
         ],
         start_new_session=True,  # Ctrl-C reaches us; we stop it in order
     )

@@ -12,6 +12,7 @@ Nothing imports device or hub.  Inside the hub the parts are layered too (see
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,9 @@ ALLOWED: dict[str, set[str]] = {
 }
 # The speaker's install has no FastAPI: these must never be imported by its side.
 HUB_ONLY_LIBRARIES = {"fastapi", "uvicorn", "starlette", "amqtt", "argon2"}
+# What the protocol package may import besides the standard library (docs/ARCHITECTURE.md):
+# MQTT, mDNS (zeroconf, or avahi-daemon over D-Bus), WebSocket.
+PROTOCOL_LIBRARIES = {"paho", "zeroconf", "dbus_fast", "websockets"}
 
 
 def imports_of(path: Path) -> set[str]:
@@ -58,6 +62,15 @@ def test_speaker_side_never_needs_hub_libraries(package: str) -> None:
         for path in sorted((ROOT / package).rglob("*.py"))
         if imports_of(path) & HUB_ONLY_LIBRARIES
     ]
+    assert offenders == []
+
+
+def test_the_protocol_package_needs_only_its_few_libraries() -> None:
+    offenders = []
+    for path in sorted((ROOT / "connect_protocol").rglob("*.py")):
+        outside = imports_of(path) - set(sys.stdlib_module_names) - {"connect_protocol"}
+        if outside - PROTOCOL_LIBRARIES:
+            offenders.append(f"{path.relative_to(ROOT)} imports {sorted(outside)}")
     assert offenders == []
 
 

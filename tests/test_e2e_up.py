@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -189,3 +190,88 @@ def test_up_explains_a_port_in_use(tmp_path: Path) -> None:
     assert f"cannot use 127.0.0.1:{busy} for the MQTT broker" in out.stderr
     assert "--mqtt-port" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def private_network() -> list[str]:
+    """A command prefix that runs a program in a network namespace of its own with only
+    loopback up, so the mDNS responders there are the program's alone; [] where this
+    process may not make one (not root), and the host's network is shared then."""
+    if os.geteuid() != 0 or not (shutil.which("unshare") and shutil.which("nsenter")):
+        return []
+    probe = subprocess.run(["unshare", "--net", "true"], capture_output=True, check=False)
+    if probe.returncode != 0:
+        return []
+    return ["unshare", "--net", "--", "sh", "-c", 'ip link set lo up && exec "$@"', "sh"]
+
+
+def udp_5353_sockets(netns_of: int) -> list[str]:
+    """``ss`` lines of the UDP sockets on port 5353 in the network namespace of
+    ``netns_of`` (with their processes' pids where we may see them)."""
+    inside = [] if netns_of == os.getpid() else ["nsenter", f"--net=/proc/{netns_of}/ns/net"]
+    out = subprocess.run(
+        [*inside, "ss", "-uanpH", "sport = :5353"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=10,
+    ).stdout
+    return out.splitlines()
+
+
+def udp_5353_owners(netns_of: int) -> set[str]:
+    return set(re.findall(r"pid=(\d+)", "\n".join(udp_5353_sockets(netns_of))))
+
+
+def test_up_is_one_mdns_responder_for_the_hub_and_its_speaker(tmp_path: Path) -> None:
+    """The local speaker hands its record to the hub's advertiser: every unicast query
+    (which reaches only one socket bound to 5353) is answered for both services."""
+    dig = shutil.which("dig")
+    if dig is None:
+        pytest.fail("dig (dnsutils) is not on PATH: make test installs it")
+    netns = private_network()
+    if not netns and udp_5353_sockets(os.getpid()):
+        pytest.skip("another mDNS responder on this host would take some of the queries")
+    data, port = tmp_path / "data", free_port()
+    up = ["up", "--data", str(data), "--port", str(port), "--mqtt-port", str(free_port())]
+    up += ["--tls-port", str(free_port()), "--log-level", "WARNING", "--demo-seconds", "3"]
+    proc = subprocess.Popen(
+        [*netns, sys.executable, "-m", "hub", *up],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=child_env(),
+        text=True,
+    )
+    inside = ["nsenter", f"--net=/proc/{proc.pid}/ns/net"] if netns else []
+
+    def ask(service: str) -> str:
+        query = [dig, "-p", "5353", "@127.0.0.1", service, "PTR", "+time=2", "+tries=1"]
+        out = subprocess.run([*inside, *query], capture_output=True, text=True, timeout=10)
+        return out.stdout
+
+    speaker_ptr = "PTR\tLocal\\032speaker\\032\\(local-speaker\\)._legato._tcp.local."
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line or "Press Ctrl-C" in line:
+                break
+        wait_for(lambda: speaker_ptr in ask("_legato._tcp.local"), 30, "the speaker on mDNS")
+        speakers = [ask("_legato._tcp.local") for _ in range(10)]
+        hubs = [ask("_legato-hub._tcp.local") for _ in range(10)]
+        if netns:
+            assert udp_5353_owners(proc.pid) == {str(proc.pid)}, "more than one responder"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            rest = proc.communicate(timeout=20)[0]
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    answered = sum(speaker_ptr in out and '"id=local-speaker"' in out for out in speakers)
+    assert answered == 10, speakers
+    hub_ptr = "._legato-hub._tcp.local."
+    answered = sum(hub_ptr in out and f'"api={port}"' in out for out in hubs)
+    assert answered == 10, hubs
+    assert proc.returncode == 0, rest
+    assert "Traceback" not in rest, rest

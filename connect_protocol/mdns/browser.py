@@ -1,22 +1,26 @@
-"""Browsing and resolving speakers or hubs over python-zeroconf (a thin adapter over ``records``).
+"""Browsing and resolving speakers or hubs through this host's mDNS responder.
 
 :class:`Browser` keeps the current records by id as instances come and go, and
-:func:`find_one` waits for the first one that matches.  What the network sends is
-parsed by :func:`~connect_protocol.mdns.records.record_from_service`; a malformed
-service is logged once and ignored, never raised into the event loop.
+:func:`find_one` waits for the first one that matches.  The instances come from
+avahi-daemon (:mod:`~connect_protocol.mdns.avahi_watch`) or python-zeroconf
+(:mod:`~connect_protocol.mdns.zc_watch`); what they resolve to is parsed by
+:func:`~connect_protocol.mdns.records.record_from_service` in the pure
+:class:`~connect_protocol.mdns.tracking.Tracker`.  A malformed service is logged
+once and ignored, never raised into the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import Final, Self
+from typing import Protocol, Self
 
-from zeroconf import IPVersion, ServiceStateChange, Zeroconf
-from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
+from zeroconf.asyncio import AsyncZeroconf
 
+from connect_protocol.mdns.avahi_watch import AvahiWatcher
+from connect_protocol.mdns.backend import which_backend
 from connect_protocol.mdns.network import make_zeroconf
 from connect_protocol.mdns.records import (
     SERVICE_TYPES,
@@ -24,13 +28,20 @@ from connect_protocol.mdns.records import (
     Kind,
     OnChange,
     ServiceRecord,
-    record_from_service,
 )
+from connect_protocol.mdns.tracking import Tracker
+from connect_protocol.mdns.zc_watch import RESOLVE_TIMEOUT_MS, ZeroconfWatcher
+
+__all__ = ["RESOLVE_TIMEOUT_MS", "Browser", "find_one"]
 
 logger = logging.getLogger(__name__)
 
-#: How long the browser waits for SRV/TXT/A answers of one instance.
-RESOLVE_TIMEOUT_MS: Final = 3000
+
+class Watcher(Protocol):
+    """A backend's source of instances (see the module doc)."""
+
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...
 
 
 class Browser:
@@ -40,7 +51,8 @@ class Browser:
     called on the event loop as services are added, updated and removed;
     exceptions it raises are logged, not propagated.  If two instances claim the
     same id the most recently resolved one wins, and the id is only removed when
-    no instance claims it any more.
+    no instance claims it any more.  A ``zc`` passed in pins the zeroconf backend
+    and stays open.
     """
 
     def __init__(
@@ -56,13 +68,8 @@ class Browser:
         self._type = SERVICE_TYPES[kind]
         self._on_change = on_change
         self._zc = zc
-        self._owns_zc = zc is None
-        self._browser: AsyncServiceBrowser | None = None
-        self._by_name: dict[str, ServiceRecord] = {}
-        self._records: dict[str, ServiceRecord] = {}
-        self._warned: set[str] = set()
-        # Last task per instance name: events for one name are handled in order.
-        self._tails: dict[str, asyncio.Task[None]] = {}
+        self._tracker = Tracker(kind)
+        self._watcher: Watcher | None = None
         self._closed = False
 
     @property
@@ -72,33 +79,41 @@ class Browser:
     @property
     def records(self) -> dict[str, ServiceRecord]:
         """Current records by id (a copy)."""
-        return dict(self._records)
+        return self._tracker.records
 
     async def start(self) -> None:
         if self._closed:
             raise RuntimeError("Browser is closed")
-        if self._browser is not None:
+        if self._watcher is not None:
             return
-        if self._zc is None:
-            self._zc = make_zeroconf()
-        self._browser = AsyncServiceBrowser(
-            self._zc.zeroconf, self._type, handlers=[self._on_state_change]
+        watcher = await self._make_watcher()
+        self._watcher = watcher
+        try:
+            await watcher.start()
+        except BaseException:
+            self._watcher = None
+            await watcher.close()
+            raise
+
+    async def _make_watcher(self) -> Watcher:
+        resolved, gone = self._resolved, self._gone
+        if self._zc is not None:
+            return ZeroconfWatcher(
+                self._zc, self._type, owns_zc=False, on_resolved=resolved, on_gone=gone
+            )
+        if await which_backend() == "avahi":
+            return AvahiWatcher(self._type, on_resolved=resolved, on_gone=gone)
+        return ZeroconfWatcher(
+            make_zeroconf(), self._type, owns_zc=True, on_resolved=resolved, on_gone=gone
         )
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        browser, self._browser = self._browser, None
-        if browser is not None:
-            await browser.async_cancel()
-        tasks = list(self._tails.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._tails.clear()
-        if self._owns_zc and self._zc is not None:
-            await self._zc.async_close()
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            await watcher.close()
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -112,85 +127,28 @@ class Browser:
     ) -> None:
         await self.close()
 
-    # zeroconf calls this on its event loop, keyword arguments only.
-    def _on_state_change(
-        self,
-        zeroconf: Zeroconf,
-        service_type: str,
-        name: str,
-        state_change: ServiceStateChange,
+    def _resolved(
+        self, name: str, txt: Mapping[bytes, bytes | None], addresses: list[str], port: int
     ) -> None:
-        if self._closed or service_type.lower() != self._type:
+        if self._closed:
             return
-        previous = self._tails.get(name)
-        task = asyncio.get_running_loop().create_task(
-            self._handle(zeroconf, name, state_change, previous),
-            name=f"mdns-{state_change.name.lower()}-{name}",
-        )
-        self._tails[name] = task
-        task.add_done_callback(lambda t: self._task_done(name, t))
+        outcome = self._tracker.resolved(name, txt, addresses, port)
+        if outcome.warn_malformed:
+            logger.warning(
+                "ignoring malformed mDNS service %s (txt=%r, addresses=%s, port=%s)",
+                name,
+                dict(txt),
+                addresses,
+                port,
+            )
+        for change, record in outcome.changes:
+            self._notify(change, record)
 
-    def _task_done(self, name: str, task: asyncio.Task[None]) -> None:
-        if self._tails.get(name) is task:
-            del self._tails[name]
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            logger.error("mDNS handler for %s failed", name, exc_info=exc)
-
-    async def _handle(
-        self,
-        zeroconf: Zeroconf,
-        name: str,
-        state_change: ServiceStateChange,
-        previous: asyncio.Task[None] | None,
-    ) -> None:
-        if previous is not None:
-            await asyncio.gather(previous, return_exceptions=True)
-        if state_change is ServiceStateChange.Removed:
-            self._forget(name)
+    def _gone(self, name: str) -> None:
+        if self._closed:
             return
-        info = AsyncServiceInfo(self._type, name)
-        if not await info.async_request(zeroconf, RESOLVE_TIMEOUT_MS):
-            logger.debug("could not resolve %s", name)
-            return
-        record = record_from_service(
-            self._kind, info.properties, info.parsed_addresses(IPVersion.V4Only), info.port or 0
-        )
-        if record is None:
-            if name not in self._warned:
-                self._warned.add(name)
-                logger.warning(
-                    "ignoring malformed mDNS service %s (txt=%r, addresses=%s, port=%s)",
-                    name,
-                    info.properties,
-                    info.parsed_addresses(),
-                    info.port,
-                )
-            self._forget(name)  # a valid record that turned malformed is gone
-            return
-        self._warned.discard(name)
-        old_name_record = self._by_name.get(name)
-        if old_name_record is not None and old_name_record.id != record.id:
-            self._forget(name)  # the instance changed its id
-        self._by_name[name] = record
-        current = self._records.get(record.id)
-        if current == record:
-            return
-        self._records[record.id] = record
-        self._notify("added" if current is None else "updated", record)
-
-    def _forget(self, name: str) -> None:
-        record = self._by_name.pop(name, None)
-        if record is None:
-            return
-        if self._records.get(record.id) != record:
-            return  # another instance with this id was resolved later and is current
-        others = [r for r in self._by_name.values() if r.id == record.id]
-        if others:
-            self._records[record.id] = others[-1]
-            self._notify("updated", others[-1])
-        else:
-            del self._records[record.id]
-            self._notify("removed", record)
+        for change, record in self._tracker.gone(name):
+            self._notify(change, record)
 
     def _notify(self, change: Change, record: ServiceRecord) -> None:
         logger.debug("%s %s %s", change, record.kind, record.id)

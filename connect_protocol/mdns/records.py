@@ -10,8 +10,9 @@ network.  Anything arriving from the network is untrusted:
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final, Literal, TypeAlias
@@ -109,6 +110,25 @@ def txt_properties(record: ServiceRecord) -> dict[str, str]:
         if size > MAX_TXT_ITEM_BYTES:
             raise ValueError(f"TXT entry {key!r} is {size} bytes, over {MAX_TXT_ITEM_BYTES}")
     return props
+
+
+def txt_items(record: ServiceRecord) -> list[bytes]:
+    """The TXT strings (``b"key=value"``) for ``record``, as avahi's ``AddService`` takes them."""
+    return [f"{key}={value}".encode() for key, value in txt_properties(record).items()]
+
+
+def txt_from_items(items: Sequence[bytes]) -> dict[bytes, bytes | None]:
+    """TXT strings as received (``b"key=value"``, or ``b"key"`` for a bare flag) as a mapping.
+
+    The first string for a key wins, as in RFC 6763; ``record_from_service`` parses
+    the result, so nothing here is checked beyond the split.
+    """
+    out: dict[bytes, bytes | None] = {}
+    for item in items:
+        key, eq, value = bytes(item).partition(b"=")
+        if key not in out:
+            out[key] = value if eq else None
+    return out
 
 
 def _decode_txt(txt: Mapping[bytes, bytes | None]) -> dict[str, str] | None:
@@ -214,3 +234,48 @@ def host_name(record: ServiceRecord) -> str:
     """The SRV target, e.g. ``"legato-abc123.local."`` (one label, at most 63 bytes)."""
     label = f"legato-{record.id.lower().replace('_', '-')}"[:MAX_LABEL_BYTES].rstrip("-")
     return f"{label}.local."
+
+
+def record_to_json(record: ServiceRecord) -> str:
+    """``record`` as one JSON object: how a process hands its record to the host's advertiser."""
+    txt_properties(record)  # only a record that can be advertised is handed over
+    fields = {name: getattr(record, name) for name in (*CORE_KEYS, "kind", "host", "port")}
+    return json.dumps({**fields, "extra": dict(record.extra)}, sort_keys=True)
+
+
+def record_from_json(text: str | bytes) -> ServiceRecord | None:
+    """The record :func:`record_to_json` wrote; ``None`` for anything else (never raises)."""
+    try:
+        doc = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(doc, dict):
+        return None
+    strings = [doc.get(name) for name in (*CORE_KEYS, "kind", "host")]
+    extra = doc.get("extra", {})
+    port = doc.get("port")
+    if not all(isinstance(v, str) for v in strings) or not isinstance(extra, dict):
+        return None
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in extra.items()):
+        return None
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+        return None
+    kind = doc["kind"]
+    if kind not in SERVICE_TYPES or not is_valid_device_id(doc["id"]):
+        return None
+    try:
+        record = ServiceRecord(
+            kind=kind,
+            id=doc["id"],
+            name=doc["name"],
+            model=doc["model"],
+            proto=doc["proto"],
+            fw=doc["fw"],
+            host=str(ipaddress.IPv4Address(doc["host"])),
+            port=port,
+            extra=MappingProxyType(dict(extra)) if extra else _EMPTY,
+        )
+        txt_properties(record)
+    except ValueError:
+        return None
+    return record

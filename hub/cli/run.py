@@ -26,6 +26,7 @@ from hub.server import Hub, ServeOptions, open_database, run_until_signalled, sp
 logger = logging.getLogger("legato.hub")
 DEMO_USER = "demo"
 LOCAL_SPEAKER_ID = "local-speaker"
+MDNS_HANDOFF = "mdns-record.json"  # beside the local speaker's config
 
 
 def _demo_account(data: Path) -> tuple[str, str]:
@@ -105,7 +106,15 @@ def _start_local_speaker(hub: Hub, sink: str | None, http_host: str) -> subproce
         sink=sink,
     )
     hub.broker_users.forget(LOCAL_SPEAKER_ID)
-    return spawn_speaker(config, sink)
+    if hub.advertiser is None:  # --no-mdns, or the hub's mDNS failed
+        flags = ["--no-mdns"] if not hub.opts.advertise else []
+        return spawn_speaker(config, sink, mdns_flags=flags)
+    # One mDNS responder per host: the speaker hands its record to the hub's advertiser.
+    handoff = config.parent / MDNS_HANDOFF
+    handoff.unlink(missing_ok=True)  # a record left by a previous run is not this speaker's
+    proc = spawn_speaker(config, sink, mdns_flags=["--mdns-handoff", str(handoff)])
+    hub.advertise_for(handoff, alive=lambda: proc.poll() is None)
+    return proc
 
 
 def _demo_catalog(db: Database, data: Path, seconds: float | None, limits: IngestLimits) -> None:
