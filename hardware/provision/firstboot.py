@@ -42,6 +42,7 @@ APT_PACKAGES = (
     "libvorbisfile3",
     "libasound2",
     "libmpv2",
+    "avahi-daemon",  # Raspberry Pi OS has it; mDNS goes through it (one responder)
 )
 CONFIG_FILES = ("speaker.toml", "speaker.secret", "speaker.local-token", "speaker-hub-ca.pem")
 SECRET_FILES = ("speaker.secret", "speaker.local-token", "firstrun.sh")
