@@ -231,6 +231,11 @@ def system_files(
         wanted["meta-data"] = cloud_init.meta_data(device_id).encode()
     else:
         mount = firstrun.boot_mount(names)
+        if mount == "/boot":
+            raise FlashError(
+                "this image is older than Raspberry Pi OS Bookworm (2023-10): its Python "
+                "is too old for Legato (3.11 or newer); download a current image"
+            )
         wanted[firstrun.SCRIPT_NAME] = firstrun.firstrun_script(
             boot=mount, hostname=hostname, wifi=wifi, ssh_key=ssh_key
         ).encode()
@@ -258,10 +263,21 @@ def _print_plan(changes: Sequence[Change], secrets: set[str], dry_run: bool) -> 
             continue
         note = " (secret: deleted from the card at first boot)" if change.path in secrets else ""
         size = "from the hub's answer" if change.path in from_hub else f"{len(change.data):,} bytes"
+        if change.action == "delete":
+            size = "(left by an earlier flash)"
         print(f"  {change.action:<6} /{change.path}  {size}{note}")
 
 
 CONFIG_NAMES = ("speaker.toml", "speaker.secret", "speaker.local-token", "speaker-hub-ca.pem")
+
+
+def _stale_wheels(volume: FatVolume, files: dict[str, bytes]) -> list[Change]:
+    """Wheels on the card from an earlier flash that this one does not write."""
+    return [
+        Change(name, b"", "delete")
+        for name in volume.names(CARD_DIR)
+        if name.endswith(".whl") and name not in files
+    ]
 
 
 def customise(args: argparse.Namespace, image: Path) -> list[Change]:
@@ -271,7 +287,9 @@ def customise(args: argparse.Namespace, image: Path) -> list[Change]:
     hostname = _checked_hostname(args.hostname or hostname_for(args.name))
     _board_lines(args.board)  # an unknown board is refused before the hub is asked
     boot_region.find_boot(image)  # so is a broken image
-    token = args.token or os.environ.get("LEGATO_TOKEN")
+    if not args.dry_run and not os.access(image, os.W_OK):
+        raise FlashError(f"{image} is read-only: copy it somewhere you can write, or chmod u+w")
+    token = args.token or (None if args.enrol else os.environ.get("LEGATO_TOKEN"))
     if not token and not args.enrol:
         raise FlashError(
             "say who registers the speaker: --token TOKEN ($LEGATO_TOKEN) or --enrol CODE"
@@ -289,8 +307,11 @@ def customise(args: argparse.Namespace, image: Path) -> list[Change]:
         )
         padded = {f"{CARD_DIR}/{name}": b"#" * PLACEHOLDER_BYTES for name in CONFIG_NAMES}
         before = {path: volume.read(path) for path in (*files, *padded)}
+        stale = _stale_wheels(volume, files)
         if args.dry_run:
-            return _planned(volume, {**files, **{path: b"" for path in padded}})
+            return [*stale, *_planned(volume, {**files, **{path: b"" for path in padded}})]
+        for old in stale:  # an earlier flash's wheels: first boot must not pick them
+            volume.delete(old.path)
         _apply(volume, _planned(volume, {**files, **padded}))  # room for the real ones
         made = hub_client.register(
             hub,
@@ -300,14 +321,17 @@ def customise(args: argparse.Namespace, image: Path) -> list[Change]:
             code=args.enrol,
             speaker_hub_url=hub_client.speaker_url(hub),
         )
+        print(f"registered speaker {made.name!r} as {made.device_id} at {hub.url}")
         if "meta-data" in files:
             files["meta-data"] = cloud_init.meta_data(made.device_id).encode()
-        config = {f"{CARD_DIR}/{f.name}": f.text.encode() for f in made.files}
+        # only the files a config is made of: a name from the hub never lands elsewhere
+        config = {
+            f"{CARD_DIR}/{f.name}": f.text.encode() for f in made.files if f.name in CONFIG_NAMES
+        }
         for stale in set(padded) - set(config):
             volume.delete(stale)
         _apply(volume, _planned(volume, {**files, **config}))
-        changes = _planned(volume, {**files, **config}, before)
-        print(f"registered speaker {made.name!r} as {made.device_id} at {hub.url}")
+        changes = [*stale, *_planned(volume, {**files, **config}, before)]
     return changes
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.error import HTTPError, URLError
 from urllib.parse import urlsplit
 
-from connect_protocol.tls import fingerprint, pinned_context
+from connect_protocol.tls import canonical_pem, fingerprint, pinned_context
 from hardware.errors import FlashError
 
 TIMEOUT_S = 15.0
@@ -99,11 +99,14 @@ def connect(url: str, fingerprint_text: str | None) -> Hub:
     unverified.verify_mode = ssl.CERT_NONE  # only to fetch the CA, checked just below
     if fingerprint_text:
         wanted = normalised_fingerprint(fingerprint_text)
-        ca = _read(url + "/api/hub-ca", unverified).decode("ascii", "replace")
+        answer = _read(url + "/api/hub-ca", unverified).decode("ascii", "replace")
         try:
-            got = fingerprint(ca)
+            ca = canonical_pem(answer)  # exactly one certificate, or nothing is trusted
         except ValueError as exc:
-            raise FlashError(f"{url} did not send a certificate; is it a Legato hub?") from exc
+            raise FlashError(
+                f"{url} did not send one certificate ({exc}); is it a Legato hub?"
+            ) from None
+        got = fingerprint(ca)
         if normalised_fingerprint(got) != wanted:
             raise FlashError(
                 f"the hub at {url} is not the one you named: its fingerprint is {got}. "
@@ -111,14 +114,16 @@ def connect(url: str, fingerprint_text: str | None) -> Hub:
             )
         return Hub(url=url, ca_pem=ca, context=pinned_context(ca))
     try:
-        ca = _read(url + "/api/hub-ca", ssl.create_default_context()).decode()
-    except ssl.SSLCertVerificationError:
-        ca = _read(url + "/api/hub-ca", unverified).decode("ascii", "replace")
-        shown = fingerprint(ca) if "BEGIN CERTIFICATE" in ca else "unknown"
+        ca = canonical_pem(_read(url + "/api/hub-ca", ssl.create_default_context()).decode())
+    except ssl.SSLCertVerificationError:  # a ValueError too: first
         raise FlashError(
-            f"cannot verify the hub at {url}: it uses its own certificate authority, "
-            f"fingerprint {shown}. Compare it with the dashboard (Speakers page) or "
-            "`legato-hub device enrol`, then run again with --hub-fingerprint."
+            f"cannot verify the hub at {url}: it uses its own certificate authority. Read "
+            "its fingerprint on the hub itself (`legato-hub device enrol`) or on its "
+            "dashboard's Speakers page over HTTPS, then run again with --hub-fingerprint."
+        ) from None
+    except ValueError as exc:
+        raise FlashError(
+            f"{url} did not send one certificate ({exc}); is it a Legato hub?"
         ) from None
     return Hub(url=url, ca_pem=ca, context=ssl.create_default_context())
 

@@ -155,6 +155,13 @@ def make_image(
         }
     files |= extra_files or {}
     for name, data in files.items():
+        if "/" in name:
+            folder = name.rsplit("/", 1)[0]
+            subprocess.run(
+                ["mmd", "-D", "s", "-i", str(fat), f"::/{folder}"],
+                capture_output=True,
+                env={**os.environ, "MTOOLS_SKIP_CHECK": "1"},
+            )
         staged = path.with_name(name.replace("/", "_"))
         staged.write_bytes(data)
         mtools("mcopy", "-o", "-i", str(fat), str(staged), f"::/{name}")

@@ -197,7 +197,8 @@ def test_an_enrolment_code_makes_a_cloud_init_card_a_paired_speaker(
 def test_an_admin_token_flashes_an_older_image_with_a_firstrun_hook(
     hub: System, tmp_path: Path, wifi_file: Path
 ) -> None:
-    image = make_image(tmp_path / "old.img", cloud_init=False, bookworm=False)
+    earlier = "legato/legato-0.0.9-py3-none-any.whl"  # from an earlier flash
+    image = make_image(tmp_path / "old.img", cloud_init=False, extra_files={earlier: b"old"})
     admin = token(hub, "operator", ADMIN_PASSWORD)
     args = (
         "--token",
@@ -216,11 +217,16 @@ def test_an_admin_token_flashes_an_older_image_with_a_firstrun_hook(
     cmdline = (read_boot_file(image, "cmdline.txt") or b"").decode()
     assert cmdline.count("\n") == 1
     assert cmdline.startswith("console=serial0,115200 console=tty1 root=PARTUUID=4e639091-02 ")
-    assert " systemd.run=/boot/legato/firstrun.sh systemd.run_success_action=reboot" in cmdline
+    assert (
+        " systemd.run=/boot/firmware/legato/firstrun.sh systemd.run_success_action=reboot"
+        in cmdline
+    )
     script = (read_boot_file(image, "legato/firstrun.sh") or b"").decode()
     assert "NEW_HOST=den" in script
     assert PASSPHRASE not in script
     assert "user-data" not in boot_names(image)
+    assert earlier not in boot_names(image)  # first boot must not install it
+    assert f"delete /{earlier}" in done.stdout
     assert image.root_digest() == image.root_sha256
     # a second run with another board: one block, the new board's; cmdline one hook
     again = flash(hub, image.path, "--token", admin, "--name", "Den", "--board", BOARD)
@@ -275,6 +281,10 @@ def _no_fat(path: Path) -> Path:
     return image.path
 
 
+def _bullseye(path: Path) -> Path:
+    return make_image(path, cloud_init=False, bookworm=False).path
+
+
 def _full(path: Path) -> Path:
     filler = {"filler.bin": os.urandom(33 * MIB)}
     return make_image(path, cloud_init=True, boot_mib=34, extra_files=filler).path
@@ -287,6 +297,7 @@ def _full(path: Path) -> Path:
         (_truncated, "the image is truncated"),
         (_no_fat, "no FAT boot partition"),
         (_full, "the boot partition is too full"),
+        (_bullseye, "older than Raspberry Pi OS Bookworm"),
     ],
 )
 def test_a_broken_image_is_refused_and_left_as_it_was(
@@ -368,7 +379,8 @@ def test_a_hub_that_is_down_or_not_the_one_named_is_refused(hub: System, tmp_pat
         timeout=60,
     )
     assert unpinned.returncode == 2
-    assert f"fingerprint {fingerprint(hub.tls.ca_pem)}" in unpinned.stderr
+    assert "uses its own certificate authority" in unpinned.stderr
+    assert "--hub-fingerprint" in unpinned.stderr
     assert digest(image.path) == before
 
 

@@ -4,18 +4,25 @@ key, the cloud-init and firstrun texts, the rule that refuses a card."""
 from __future__ import annotations
 
 import subprocess
+import tomllib
+from pathlib import Path
 
 import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
+from connect_protocol.quoting import quoted
+from connect_protocol.tls import canonical_pem, fingerprint
+from device import config as device_config
 from hardware.card_writer import Target, mounted_from, refusal
 from hardware.errors import FlashError
 from hardware.flash import hostname_for
 from hardware.image.mbr import Partition, boot_partition, partitions
 from hardware.provision import boot_config, cloud_init, firstrun
 from hardware.provision.wifi import wifi_settings, wpa_psk
+from hub.fleet import pki
+from hub.fleet.provisioning import write_speaker_config
 from tests.pi_images import STOCK_CMDLINE, STOCK_CONFIG, mbr
 
 # --- MBR -------------------------------------------------------------------------
@@ -180,7 +187,7 @@ def test_the_settings_never_show_the_key() -> None:
 # --- cloud-init and firstrun -------------------------------------------------------
 
 _ssids = st.text(
-    st.characters(min_codepoint=32, max_codepoint=0x2FFF, blacklist_categories=["Cs"]),
+    st.characters(min_codepoint=32, blacklist_categories=["Cs"]),
     min_size=1,
     max_size=16,
 ).filter(lambda s: len(s.encode()) <= 32)
@@ -198,7 +205,13 @@ def test_cloud_init_seeds_parse_back_to_what_was_asked(ssid: str, host: str) -> 
     )
     assert user["hostname"] == host
     assert user["users"][0]["ssh_authorized_keys"] == ["ssh-ed25519 AAAA me@x"]
-    assert user["runcmd"][-1] == ["python3", "/b/f.py", "--boot", "/boot/firmware"]
+    assert user["runcmd"][-1] == [
+        "python3",
+        "/b/f.py",
+        "--boot",
+        "/boot/firmware",
+        "--install-unit",
+    ]
     assert yaml.safe_load(cloud_init.meta_data("kitchen-1a2b")) == {
         "instance-id": "legato-kitchen-1a2b"
     }
@@ -270,3 +283,32 @@ def test_host_names_come_from_speaker_names() -> None:
     assert hostname_for("  Living Room!! ") == "living-room"
     assert hostname_for("♫♫") == "legato-speaker"
     assert len(hostname_for("x" * 100)) == 63
+
+
+# --- the hub's CA as the flasher reads it ------------------------------------------
+
+
+def test_a_second_certificate_behind_the_real_ca_is_refused(tmp_path: Path) -> None:
+    """A middleman answering with the real CA followed by its own must not pass the
+    fingerprint check with the real CA's fingerprint while both end up trusted."""
+    real = pki.ca_pem(tmp_path / "real")
+    rogue = pki.ca_pem(tmp_path / "rogue")
+    with pytest.raises(ValueError, match="exactly one PEM certificate"):
+        canonical_pem(real + rogue)
+    with pytest.raises(ValueError, match="not valid base64"):
+        canonical_pem(real.replace("-----END", "A=B=\n-----END"))
+    assert fingerprint(canonical_pem("\n\n" + real + "\n")) == fingerprint(real)
+    assert canonical_pem(real).count("BEGIN CERTIFICATE") == 1
+
+
+@given(st.text(st.characters(blacklist_categories=["Cs"]), max_size=40))
+def test_quoted_strings_read_back_exactly_as_toml_and_yaml(text: str) -> None:
+    assert tomllib.loads(f"v = {quoted(text)}")["v"] == text
+    assert yaml.safe_load(f"v: {quoted(text)}")["v"] == text
+
+
+def test_a_speaker_named_with_an_emoji_loads(tmp_path: Path) -> None:
+    write_speaker_config(
+        tmp_path / "speaker.toml", device_id="k-1", name='Küche 🎶 "Bar"', secret="s"
+    )
+    assert device_config.load(tmp_path / "speaker.toml").name == 'Küche 🎶 "Bar"'

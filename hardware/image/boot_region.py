@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -65,7 +66,9 @@ def editing(image: Path, *, commit: bool = True) -> Iterator[FatVolume]:
     part = find_boot(image)
     scratch = image.with_name(f".{image.name}.legato-boot")
     try:
-        with image.open("rb") as src, scratch.open("wb") as dst:
+        # 0600: the scratch copy will hold the speaker's secrets and the Wi-Fi key
+        fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with image.open("rb") as src, open(fd, "wb") as dst:
             _copy_range(src.fileno(), dst.fileno(), part.start, part.size)
     except OSError as exc:
         scratch.unlink(missing_ok=True)
@@ -73,6 +76,15 @@ def editing(image: Path, *, commit: bool = True) -> Iterator[FatVolume]:
     try:
         yield FatVolume(scratch)
         if commit:
-            write_back(scratch, image, part)
+            # Ctrl-C must not leave half a boot partition behind: held until done
+            blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+            try:
+                write_back(scratch, image, part)
+            except OSError as exc:
+                raise FlashError(
+                    f"writing the edited boot partition into {image} failed: {exc.strerror or exc}"
+                ) from exc
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
     finally:
         scratch.unlink(missing_ok=True)

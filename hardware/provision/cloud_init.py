@@ -1,14 +1,13 @@
 """The cloud-init seed files newer Raspberry Pi OS images read from the boot
 partition (NoCloud: ``user-data``, ``network-config``, ``meta-data``).
 
-YAML is written by hand with every string as a JSON string, which is a valid YAML
-double-quoted scalar: no value can break out of its place, whatever the maker typed.
+YAML is written by hand with every string quoted by ``connect_protocol.quoting``: no
+value can break out of its place, whatever the maker typed.
 """
 
 from __future__ import annotations
 
-import json
-
+from connect_protocol.quoting import quoted
 from hardware.provision.wifi import Wifi
 
 BOOT_MOUNT = "/boot/firmware"  # where images with cloud-init mount the boot partition
@@ -22,7 +21,7 @@ def is_cloud_init(names: list[str]) -> bool:
 
 
 def user_data(*, hostname: str, ssh_key: str | None, firstboot: str) -> str:
-    q = json.dumps
+    q = quoted
     lines = [
         "#cloud-config",
         "# Written by legato-flash: host name, SSH key, and Legato's first boot.",
@@ -44,14 +43,16 @@ def user_data(*, hostname: str, ssh_key: str | None, firstboot: str) -> str:
     lines.append("runcmd:")
     if ssh_key:
         lines.append("  - [systemctl, enable, --now, ssh]")
-    lines.append(f"  - [python3, {q(firstboot)}, --boot, {q(BOOT_MOUNT)}]")
+    # runcmd runs once per instance, even if the script fails: it installs a unit that
+    # retries at every boot until the first boot has succeeded
+    lines.append(f"  - [python3, {q(firstboot)}, --boot, {q(BOOT_MOUNT)}, --install-unit]")
     return "\n".join(lines) + "\n"
 
 
 def network_config(wifi: Wifi | None) -> str:
     """Netplan v2 for Wi-Fi with the derived key (64 hex digits, never the passphrase);
     without Wi-Fi, Ethernet by DHCP as the image would do anyway."""
-    q = json.dumps
+    q = quoted
     lines = [
         "network:",
         "  version: 2",
@@ -81,4 +82,4 @@ def network_config_without_secrets() -> str:
 
 def meta_data(device_id: str) -> str:
     """A new instance id, so cloud-init runs its once-per-instance steps on this card."""
-    return f"instance-id: {json.dumps('legato-' + device_id)}\n"
+    return f"instance-id: {quoted('legato-' + device_id)}\n"

@@ -33,6 +33,7 @@ from pathlib import Path
 
 #: python3-dev, gcc and libasound2-dev: pyalsaaudio has no wheel for the Pi and is built,
 #: and so is the engine's small C library (device/audio/pcm_native.c)
+#: no "libasound2": Debian 13 renamed it (time64), and libasound2-dev brings the right one
 APT_PACKAGES = (
     "python3-venv",
     "python3-pip",
@@ -40,13 +41,47 @@ APT_PACKAGES = (
     "gcc",
     "libasound2-dev",
     "libvorbisfile3",
-    "libasound2",
     "libmpv2",
     "avahi-daemon",  # Raspberry Pi OS has it; mDNS goes through it (one responder)
 )
 CONFIG_FILES = ("speaker.toml", "speaker.secret", "speaker.local-token", "speaker-hub-ca.pem")
 SECRET_FILES = ("speaker.secret", "speaker.local-token", "firstrun.sh")
 UNIT = "legato-speaker.service"
+RETRY_UNIT = "legato-firstboot.service"
+
+
+def retry_unit(boot: str) -> str:
+    """The one-shot unit that runs this script at every boot, and again a minute after a
+    failure, until it succeeds (its last step disables it): apt, pip or the hub may
+    be unreachable the first time, and power may be cut half way."""
+    return f"""[Unit]
+Description=Legato first boot: install the speaker and pair it
+Wants=network-online.target
+After=network-online.target time-sync.target
+ConditionPathExists={boot}/legato/firstboot.py
+StartLimitIntervalSec=0
+
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/python3 {boot}/legato/firstboot.py --boot {boot}
+Restart=on-failure
+RestartSec=60
+TimeoutStartSec=infinity
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def shred(path: Path) -> None:
+    """Overwrite, then delete: on FAT an unlinked file's clusters keep their bytes."""
+    if not path.exists():
+        return
+    with open(path, "r+b") as f:
+        f.write(b"\0" * path.stat().st_size)
+        f.flush()
+        os.fsync(f.fileno())
+    path.unlink()
 
 
 def log(message: str) -> None:
@@ -63,7 +98,9 @@ class FirstBoot:
     def path(self, absolute: str) -> Path:
         return self.root / absolute.lstrip("/")
 
-    def run(self, *args: str, attempts: int = 1, env: dict[str, str] | None = None) -> None:
+    def run(
+        self, *args: str, attempts: int = 1, env: dict[str, str] | None = None, fatal: bool = True
+    ) -> bool:
         """A system command (or its stand-in from --commands), retried when asked."""
         program = args[0]
         if self.commands is not None and (self.commands / program).exists():
@@ -73,11 +110,37 @@ class FirstBoot:
                 [program, *args[1:]], env={**os.environ, **(env or {})}, check=False
             )
             if done.returncode == 0:
-                return
+                return True
             if attempt < attempts:
                 log(f"{args[0]} failed (status {done.returncode}); trying again in 10 s")
                 time.sleep(10)
-        raise SystemExit(f"legato first boot: {' '.join(args)} failed")
+        if fatal:
+            raise SystemExit(f"legato first boot: {' '.join(args)} failed")
+        return False
+
+    def have(self, program: str) -> bool:
+        return shutil.which(program) is not None or (
+            self.commands is not None and (self.commands / program).exists()
+        )
+
+    # 0 ------------------------------------------------------------------------------
+    def clock(self, timeout_s: float = 180.0) -> None:
+        """Wait (bounded) for NTP: a Pi has no clock battery and boots at its image's
+        date, at which TLS certificates and apt's Release files are not valid yet."""
+        if self.root != Path("/") or not self.have("timedatectl"):
+            return
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            done = subprocess.run(
+                ["timedatectl", "show", "-p", "NTPSynchronized", "--value"],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if done.stdout.strip() == "yes":
+                return
+            time.sleep(2)
+        log("the clock is not synchronised yet; going on (apt ignores Release dates)")
 
     # 1 ------------------------------------------------------------------------------
     def user(self) -> None:
@@ -108,9 +171,13 @@ class FirstBoot:
             return
         log("installing system packages: " + " ".join(APT_PACKAGES))
         env = {"DEBIAN_FRONTEND": "noninteractive"}
-        self.run("apt-get", "update", attempts=3, env=env)
+        if self.have("dpkg"):  # a power cut during an earlier try leaves dpkg half done
+            self.run("dpkg", "--configure", "-a", env=env, fatal=False)
+        wait = "-o", "DPkg::Lock::Timeout=300"
+        self.run("apt-get", *wait, "-o", "Acquire::Check-Date=false", "update", attempts=3, env=env)
         self.run(
             "apt-get",
+            *wait,
             "install",
             "-y",
             "--no-install-recommends",
@@ -142,11 +209,13 @@ class FirstBoot:
             self.run(sys.executable, "-m", "venv", str(slot))
             pip = [str(slot / "bin" / "python"), "-m", "pip", "install", "--no-input"]
             pip += ["--disable-pip-version-check", f"{wheel}[speaker]"]
-            if (self.card / "constraints.txt").exists():
-                pip += ["-c", str(self.card / "constraints.txt")]
             if (self.card / "wheels").is_dir():
                 pip += ["--no-index", "--find-links", str(self.card / "wheels")]
-            self.run(*pip, attempts=3)
+            constraints = self.card / "constraints.txt"
+            pinned = [*pip, "-c", str(constraints)] if constraints.exists() else pip
+            if not self.run(*pinned, attempts=2, fatal=False):
+                log("the pinned versions do not install here; letting pip choose")
+                self.run(*pip, attempts=2)
             self.native(slot)
             (slot / ".legato-complete").write_text(version + "\n")
         link = current.with_name(".current.new")
@@ -192,12 +261,13 @@ class FirstBoot:
                 os.fsync(f.fileno())
             os.replace(staged, target / name)
         self.run("chown", "-R", "legato:legato", str(target))
+        os.sync()  # on disk before the card's copies are deleted
 
     # 5 ------------------------------------------------------------------------------
     def scrub(self) -> None:
         """Delete every secret from the boot partition, now that /etc/legato has them."""
         for name in (*CONFIG_FILES, *SECRET_FILES):
-            (self.card / name).unlink(missing_ok=True)
+            shred(self.card / name)
         shutil.rmtree(self.card / "wheels", ignore_errors=True)
         for wheel in self.card.glob("*.whl") if self.card.is_dir() else ():
             wheel.unlink()
@@ -215,7 +285,7 @@ class FirstBoot:
             unit.write_text(source.read_text())
         self.run("systemctl", "daemon-reload")
         self.run("systemctl", "enable", "--now", UNIT)
-        self.run("systemctl", "disable", "legato-firstboot.service")
+        self.run("systemctl", "disable", RETRY_UNIT)
 
     # 7 ------------------------------------------------------------------------------
     def report(self) -> None:
@@ -233,8 +303,25 @@ class FirstBoot:
         else:
             log("could not tell the hub; the speaker still pairs when it comes online")
 
+    def install_retry_unit(self) -> None:
+        """Run from cloud-init's once-only ``runcmd``: hand the work to a unit that
+        retries, and return at once."""
+        unit = self.path(f"/etc/systemd/system/{RETRY_UNIT}")
+        unit.parent.mkdir(parents=True, exist_ok=True)
+        unit.write_text(retry_unit(str(self.boot)))
+        self.run("systemctl", "daemon-reload")
+        self.run("systemctl", "enable", RETRY_UNIT)
+        self.run("systemctl", "start", "--no-block", RETRY_UNIT)
+
     def all(self) -> None:
-        for step in (self.user, self.packages, self.environment, self.config, self.scrub):
+        for step in (
+            self.clock,
+            self.user,
+            self.packages,
+            self.environment,
+            self.config,
+            self.scrub,
+        ):
             step()
         self.service()
         self.report()
@@ -247,8 +334,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--boot", type=Path, default=here.parent, help="the boot partition")
     parser.add_argument("--root", type=Path, default=Path("/"), help="install under this root")
     parser.add_argument("--commands", type=Path, help="stand-ins for system commands (tests)")
+    parser.add_argument(
+        "--install-unit", action="store_true", help="install the retrying unit and start it"
+    )
     args = parser.parse_args(argv)
-    FirstBoot(args.boot, args.root, args.commands).all()
+    first = FirstBoot(args.boot, args.root, args.commands)
+    if args.install_unit:
+        first.install_retry_unit()
+    else:
+        first.all()
     return 0
 
 

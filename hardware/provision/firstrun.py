@@ -12,6 +12,7 @@ from __future__ import annotations
 from shlex import quote
 
 from hardware.provision.cloud_init import ADMIN_USER
+from hardware.provision.firstboot import retry_unit
 from hardware.provision.wifi import Wifi
 
 SCRIPT_NAME = "legato/firstrun.sh"
@@ -71,7 +72,7 @@ country={country}
 update_config=1
 
 network={{
-  ssid="{ssid_wpa}"
+  ssid={ssid_wpa}
   psk={psk}
 }}
 LEGATO_EOF
@@ -91,20 +92,8 @@ chmod 440 /etc/sudoers.d/010_legato-admin
 systemctl enable ssh
 """
 
-_FIRSTBOOT = """cat > /etc/systemd/system/legato-firstboot.service << LEGATO_EOF
-[Unit]
-Description=Legato first boot: install the speaker and pair it
-Wants=network-online.target
-After=network-online.target time-sync.target
-ConditionPathExists=$BOOT/legato/firstboot.py
-
-[Service]
-Type=oneshot
-ExecStart=/usr/bin/python3 $BOOT/legato/firstboot.py --boot $BOOT
-RemainAfterExit=yes
-
-[Install]
-WantedBy=multi-user.target
+_FIRSTBOOT = """cat > /etc/systemd/system/legato-firstboot.service << 'LEGATO_EOF'
+{unit}
 LEGATO_EOF
 ln -sf /etc/systemd/system/legato-firstboot.service \\
   /etc/systemd/system/multi-user.target.wants/legato-firstboot.service
@@ -116,28 +105,24 @@ exit 0
 
 
 def _nm_ssid(ssid: str) -> str:
-    """An SSID as a NetworkManager keyfile value (``;`` and ``\\`` escaped)."""
-    return ssid.replace("\\", "\\\\").replace(";", "\\;")
+    """An SSID as a NetworkManager keyfile byte list (``72;111;109;101;``), which it
+    reads exactly: no escaping, no trimmed spaces."""
+    return "".join(f"{b};" for b in ssid.encode())
 
 
 def firstrun_script(*, boot: str, hostname: str, wifi: Wifi | None, ssh_key: str | None) -> str:
     """The script, for a boot partition mounted at ``boot``."""
     parts = [_HEADER.format(boot=quote(boot)), _HOSTNAME.format(host=quote(hostname))]
     if wifi is not None:
-        if '"' in wifi.ssid or "\n" in wifi.ssid:
-            ssid_wpa = wifi.ssid.encode().hex()  # wpa_supplicant takes a hex SSID unquoted
-            wpa = _WIFI.replace('ssid="{ssid_wpa}"', "ssid={ssid_wpa}")
-        else:
-            ssid_wpa, wpa = wifi.ssid, _WIFI
         parts.append(
-            wpa.format(
+            _WIFI.format(
                 country=quote(wifi.country),
                 ssid_nm=_nm_ssid(wifi.ssid),
-                ssid_wpa=ssid_wpa,
+                ssid_wpa=wifi.ssid.encode().hex(),  # unquoted hex: any bytes
                 psk=wifi.psk,
             )
         )
     if ssh_key:
         parts.append(_SSH.format(user=ADMIN_USER, key=quote(ssh_key)))
-    parts.append(_FIRSTBOOT)
+    parts.append(_FIRSTBOOT.format(unit=retry_unit(boot).rstrip("\n")))
     return "".join(parts)

@@ -31,6 +31,8 @@ def wpa_psk(ssid: str, passphrase: str) -> str:
 
 def wifi_settings(ssid: str, passphrase: str | None, country: str) -> Wifi:
     """Checked settings, or a FlashError that says which one is wrong."""
+    if any(0xD800 <= ord(c) <= 0xDFFF for c in ssid):
+        raise FlashError("--wifi-ssid is not valid text in this terminal's encoding")
     if not 1 <= len(ssid.encode()) <= 32:
         raise FlashError("--wifi-ssid must be 1-32 bytes")
     if any(ord(c) < 32 for c in ssid):

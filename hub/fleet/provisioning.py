@@ -9,7 +9,6 @@ under ``keys/`` (mode 0700).  The config format is the one
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 import time
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from connect_protocol.quoting import quoted
 from connect_protocol.topics import HUB_USERNAME, is_valid_device_id
 from hub.clock import now_ms
 from hub.db import Database
@@ -162,7 +162,7 @@ def speaker_config_files(
     the local-control token, and the hub's CA, which the speaker pins: it sends its
     secret only to a hub that CA signed.  An empty ``sink`` leaves the choice to the
     board profile (its ALSA PCM) or the speaker's default."""
-    q = json.dumps  # a JSON string is a valid TOML basic string
+    q = quoted  # names people type: emoji, quotes, accents
     files = [ConfigFile(f"{stem}.secret", secret + "\n", True)]
     token_line = ca_line = board_line = ""
     if local_token:
