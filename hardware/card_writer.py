@@ -9,16 +9,33 @@ A regular file is accepted as a target too (a card image to write later).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from hardware.errors import FlashError
 from hardware.progress import Progress
 
 CHUNK = 4 << 20
+SYNC_EVERY = 64 << 20
+T = TypeVar("T")
+
+
+def _plain(path: Path, flags: int, use: Callable[[int], None]) -> None:
+    """A regular file as the target (a card image to write later)."""
+    try:
+        fd = os.open(path, flags | os.O_CLOEXEC)
+    except OSError as exc:
+        raise FlashError(f"cannot open {path}: {exc.strerror}") from exc
+    try:
+        use(fd)
+    finally:
+        os.close(fd)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,12 +113,38 @@ def inspect(path: Path) -> Target:
         return Target(str(path), info.st_size, block=False, mounted=(), holds_root=False)
     if not stat.S_ISBLK(info.st_mode):
         raise FlashError(f"{path} is neither a block device nor a file")
-    with path.open("rb") as f:
-        size = f.seek(0, os.SEEK_END)
+    sys_path = Path(f"/sys/dev/block/{os.major(info.st_rdev)}:{os.minor(info.st_rdev)}")
+    if (sys_path / "partition").exists():
+        raise FlashError(
+            f"{path} is a partition ({os.path.realpath(path)}): name the whole card, "
+            f"e.g. /dev/{_disk_of(info.st_rdev)}"
+        )
+    size = _open_exclusive(path, os.O_RDONLY, lambda fd: os.lseek(fd, 0, os.SEEK_END))
     disk = _disk_of(info.st_rdev)
     root = _root_device()
     holds_root = root is not None and _disk_of(root) == disk
     return Target(str(path), size, True, mounted_from(disk, _mounts()), holds_root)
+
+
+def _open_exclusive(path: Path, flags: int, use: Callable[[int], T]) -> T:
+    """``use`` an fd of ``path`` opened with O_EXCL: for a block device the kernel then
+    refuses (EBUSY) a disk that is mounted or held (LVM, RAID, LUKS, swap)."""
+    try:
+        fd = os.open(path, flags | os.O_EXCL | os.O_CLOEXEC)
+    except PermissionError as exc:
+        raise FlashError(
+            f"no permission to open {path}: run with sudo, or join the 'disk' group"
+        ) from exc
+    except OSError as exc:
+        if exc.errno == errno.EBUSY:
+            raise FlashError(
+                f"{path} is in use (mounted, or part of LVM, RAID, encryption or swap)"
+            ) from exc
+        raise FlashError(f"cannot open {path}: {exc.strerror}") from exc
+    try:
+        return use(fd)
+    finally:
+        os.close(fd)
 
 
 def write(image: Path, target: Path) -> str:
@@ -109,22 +152,33 @@ def write(image: Path, target: Path) -> str:
     size = image.stat().st_size
     written = hashlib.sha256()
     progress = Progress(f"writing {target}", size)
-    try:
-        with image.open("rb") as src, target.open("r+b") as dst:
+
+    def copy(fd: int) -> None:
+        with image.open("rb") as src:
+            since_sync = 0
             while chunk := src.read(CHUNK):
-                dst.write(chunk)
+                os.write(fd, chunk)
                 written.update(chunk)
+                since_sync += len(chunk)
+                if since_sync >= SYNC_EVERY:  # the bar follows the card, not the cache
+                    os.fdatasync(fd)
+                    since_sync = 0
                 progress.update(len(chunk))
-            dst.flush()
-            os.fsync(dst.fileno())
+            os.fsync(fd)
             # Read the card, not the page cache the write just filled.
-            os.posix_fadvise(dst.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+
+    flags = os.O_WRONLY if target.is_block_device() else os.O_WRONLY | os.O_CREAT
+    try:
+        _open_exclusive(target, flags, copy) if target.is_block_device() else _plain(
+            target, flags, copy
+        )
     except OSError as exc:
         raise FlashError(f"writing {target} failed: {exc.strerror or exc}") from exc
     progress.close()
     verify = Progress(f"verifying {target}", size)
     read_back = hashlib.sha256()
-    with target.open("rb") as f:
+    with target.open("rb") as f:  # (opened already once: permissions are not the issue)
         left = size
         while left and (chunk := f.read(min(CHUNK, left))):
             read_back.update(chunk)

@@ -310,8 +310,8 @@ def customise(args: argparse.Namespace, image: Path) -> list[Change]:
         stale = _stale_wheels(volume, files)
         if args.dry_run:
             return [*stale, *_planned(volume, {**files, **{path: b"" for path in padded}})]
-        for old in stale:  # an earlier flash's wheels: first boot must not pick them
-            volume.delete(old.path)
+        for leftover in stale:  # an earlier flash's wheels: first boot must not pick them
+            volume.delete(leftover.path)
         _apply(volume, _planned(volume, {**files, **padded}))  # room for the real ones
         made = hub_client.register(
             hub,
@@ -328,8 +328,8 @@ def customise(args: argparse.Namespace, image: Path) -> list[Change]:
         config = {
             f"{CARD_DIR}/{f.name}": f.text.encode() for f in made.files if f.name in CONFIG_NAMES
         }
-        for stale in set(padded) - set(config):
-            volume.delete(stale)
+        for unused in set(padded) - set(config):
+            volume.delete(unused)
         _apply(volume, _planned(volume, {**files, **config}))
         changes = [*stale, *_planned(volume, {**files, **config}, before)]
     return changes

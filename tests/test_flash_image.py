@@ -499,3 +499,55 @@ def test_enrolment_codes_are_for_admins_and_guessing_them_is_slowed(tmp_path: Pa
             assert enrolment.setups(conn) == []
     finally:
         system.stop()
+
+
+@pytest.fixture
+def loop_card(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    """A real block device for a card: a loop device over a file (root only)."""
+    if os.geteuid() != 0 or shutil.which("losetup") is None:
+        pytest.skip("loop devices need root and losetup")
+    backing = tmp_path / "card.bin"
+    backing.write_bytes(b"\xff" * (96 * MIB))
+    made = subprocess.run(
+        ["losetup", "--find", "--show", "--partscan", str(backing)], capture_output=True, text=True
+    )
+    if made.returncode != 0:
+        pytest.skip(f"no loop device here: {made.stderr.strip()}")
+    device = Path(made.stdout.strip())
+    try:
+        yield device, backing
+    finally:
+        subprocess.run(["losetup", "--detach", str(device)], check=False)
+
+
+def test_a_real_block_device_is_written_and_a_held_one_refused(
+    hub: System, tmp_path: Path, loop_card: tuple[Path, Path]
+) -> None:
+    device, backing = loop_card
+    image = make_image(tmp_path / "os.img", cloud_init=True)
+    # held by someone else (as LVM, RAID or a mount holds a disk): the kernel says busy
+    holder = os.open(device, os.O_RDONLY | os.O_EXCL)
+    try:
+        busy = flash(
+            hub,
+            image.path,
+            "--enrol",
+            new_code(hub),
+            "--name",
+            "L",
+            "--write",
+            str(device),
+            "--yes",
+        )
+    finally:
+        os.close(holder)
+    assert busy.returncode == 2
+    assert "is in use" in busy.stderr
+    done = flash(
+        hub, image.path, "--enrol", new_code(hub), "--name", "L", "--write", str(device), "--yes"
+    )
+    assert done.returncode == 0, done.stderr
+    assert "written and verified" in done.stdout
+    size = image.path.stat().st_size
+    with backing.open("rb") as f:
+        assert f.read(size) == image.path.read_bytes()
