@@ -26,10 +26,16 @@ from device.config import ConfigError, SpeakerConfig
 logger = logging.getLogger("legato.first_boot")
 
 
+class Refused(ConfigError):  # noqa: N818 - what the hub said
+    """The hub answered and said no (HTTP 4xx): trying again will not help."""
+
+
 def report_once(cfg: SpeakerConfig, timeout_s: float = 10.0) -> None:
-    """One attempt; raises ConfigError (bad config, refused) or OSError (network)."""
-    cfg, _broker = asyncio.run(hub_link.resolve(cfg, timeout_s))
-    url = f"{cfg.hub_url.rstrip('/')}/v1/devices/{cfg.id}/first-boot"
+    """One attempt; raises Refused, ConfigError (no hub found) or OSError (network)."""
+    hub_url = cfg.hub_url
+    if not hub_url:  # only the hub's address is needed here, not its broker
+        hub_url = asyncio.run(hub_link.find_pinned_hub(cfg, timeout_s)).hub_url
+    url = f"{hub_url.rstrip('/')}/v1/devices/{cfg.id}/first-boot"
     login = base64.b64encode(f"{cfg.username}:{cfg.password}".encode()).decode()
     request = urllib.request.Request(
         url, method="POST", data=b"", headers={"Authorization": f"Basic {login}"}
@@ -39,7 +45,9 @@ def report_once(cfg: SpeakerConfig, timeout_s: float = 10.0) -> None:
         with urllib.request.urlopen(request, timeout=timeout_s, context=context):
             pass
     except HTTPError as exc:
-        raise ConfigError(f"the hub refused the first-boot report: HTTP {exc.code}") from exc
+        if 400 <= exc.code < 500:
+            raise Refused(f"the hub refused the first-boot report: HTTP {exc.code}") from exc
+        raise OSError(f"the hub failed: HTTP {exc.code}") from exc
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,10 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     for attempt in range(1, max(1, args.attempts) + 1):
         try:
             report_once(cfg)
-        except ConfigError as exc:
+        except Refused as exc:
             print(f"first boot report: {exc}", file=sys.stderr)
-            if "refused" in str(exc):
-                return 1
+            return 1
+        except ConfigError as exc:  # no hub found yet: it may still be starting
+            print(f"first boot report: {exc}", file=sys.stderr)
         except (URLError, OSError) as exc:
             print(f"first boot report: hub not reachable yet ({exc})", file=sys.stderr)
         else:

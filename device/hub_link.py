@@ -106,43 +106,66 @@ def proves_pinned(cfg: SpeakerConfig, hub_url: str, timeout_s: float = 3.0) -> b
         return False
 
 
+#: hubs probed at once, and at most, per search: junk records cannot crowd out the real one
+PROBES_AT_ONCE = 8
+MAX_CANDIDATES = 64
+
+
 async def find_pinned_hub(cfg: SpeakerConfig, timeout_s: float) -> HubPlan:
-    """The first hub seen over mDNS within ``timeout_s`` that proves it is the pinned one."""
-    candidates: asyncio.Queue[mdns.ServiceRecord] = asyncio.Queue(maxsize=64)
+    """The first hub seen over mDNS within ``timeout_s`` that proves it is the pinned one.
+
+    Every candidate is probed as soon as it appears, several at once, each at most a
+    few seconds: a host advertising many hubs that stall cannot hold up the real one."""
+    loop = asyncio.get_running_loop()
+    found: asyncio.Future[HubPlan] = loop.create_future()
+    seen: set[str] = set()
+    probes: set[asyncio.Task[None]] = set()
+    limit = asyncio.Semaphore(PROBES_AT_ONCE)
+
+    async def probe(plan: HubPlan, name: str) -> None:
+        async with limit:
+            if found.done():
+                return
+            proved = await asyncio.to_thread(proves_pinned, cfg, plan.hub_url)
+        if proved and not found.done():
+            found.set_result(plan)
+        elif not proved:
+            logger.warning(
+                "the hub %r at %s is not the one this speaker is paired with; skipping it",
+                name,
+                plan.hub_url,
+            )
 
     def on_change(change: str, record: mdns.ServiceRecord) -> None:
-        if change != "removed" and not candidates.full():
-            candidates.put_nowait(record)
+        if change == "removed" or found.done() or len(seen) >= MAX_CANDIDATES:
+            return
+        try:
+            plan = plan_from_record(record.host, dict(record.extra), pinned=True)
+        except ConfigError as exc:
+            logger.warning("skipping the hub %s: %s", record.id, exc)
+            return
+        if plan.hub_url in seen:
+            return
+        seen.add(plan.hub_url)
+        task = loop.create_task(probe(plan, record.name))
+        probes.add(task)
+        task.add_done_callback(probes.discard)
 
-    tried: set[tuple[str, str]] = set()
     browser = mdns.Browser("hub", on_change)
     try:
         await browser.start()
         async with asyncio.timeout(timeout_s):
-            while True:
-                record = await candidates.get()
-                try:
-                    plan = plan_from_record(record.host, dict(record.extra), pinned=True)
-                except ConfigError as exc:
-                    logger.warning("skipping the hub %s: %s", record.id, exc)
-                    continue
-                if (record.id, plan.hub_url) in tried:
-                    continue
-                tried.add((record.id, plan.hub_url))
-                if await asyncio.to_thread(proves_pinned, cfg, plan.hub_url):
-                    return plan
-                logger.warning(
-                    "the hub %r at %s is not the one this speaker is paired with; skipping it",
-                    record.name,
-                    plan.hub_url,
-                )
+            return await found
     except TimeoutError:
         pass
     finally:
         await browser.close()
-    if tried:
+        for task in list(probes):
+            task.cancel()
+        await asyncio.gather(*probes, return_exceptions=True)
+    if seen:
         raise ConfigError(
-            f"found {len(tried)} hub(s) over mDNS, none of them the one this speaker is "
+            f"found {len(seen)} hub(s) over mDNS, none of them the one this speaker is "
             "paired with (its CA did not sign them)"
         )
     raise ConfigError("no hub found over mDNS; start one with `legato-hub up` or pass --hub URL")

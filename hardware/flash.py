@@ -384,6 +384,13 @@ def run(args: argparse.Namespace) -> int:
         _confirm(target, args.yes)
         digest = card_writer.write(image, args.write)
         print(f"{args.write}: written and verified (sha256 {digest[:16]}…)")
+    if args.wifi_ssid is None:
+        print("note: no Wi-Fi given: the speaker needs Ethernet (a Pi Zero has none)")
+    if args.write is not None:
+        print(
+            f"note: {image} now holds this speaker's secrets until its first boot: "
+            "delete it, or keep it private (writing it to a second card clones the speaker)"
+        )
     print(
         "next: put the card in the Pi and power it on; the hub's dashboard shows the "
         "speaker under Speakers (waiting for first boot, then online)"

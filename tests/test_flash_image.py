@@ -9,6 +9,7 @@ was and registers nothing.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import lzma
 import os
@@ -28,8 +29,11 @@ from device import config as device_config
 from hub.accounts import users
 from hub.clock import now_ms
 from hub.fleet import enrolment
+from hub.http.app import create_app
+from hub.server import open_database
 from tests.brokers import free_port
 from tests.pi_images import MIB, PiImage, boot_names, make_image, read_boot_file
+from tests.serving import offline_context
 from tests.system import PASSWORD, System
 
 pytestmark = [pytest.mark.integration]
@@ -551,3 +555,24 @@ def test_a_real_block_device_is_written_and_a_held_one_refused(
     size = image.path.stat().st_size
     with backing.open("rb") as f:
         assert f.read(size) == image.path.read_bytes()
+
+
+def test_a_registration_over_plain_http_from_the_network_is_refused(tmp_path: Path) -> None:
+    """The answer holds the speaker's secret: over plain HTTP only on loopback (the hub's
+    own machine). The app is driven in process with a LAN client address."""
+    db = open_database(tmp_path / "data")
+    users.add_user(db, "operator", ADMIN_PASSWORD, admin=True)
+    app = create_app(offline_context(db, tmp_path / "data"), manage_relay=False)
+    code = enrolment.create(db, created_by="test", now_ms=now_ms()).code
+
+    async def post(client: tuple[str, int]) -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, client=client)
+        async with httpx.AsyncClient(transport=transport, base_url="http://hub") as http:
+            return await http.post("/api/speakers", json={"name": "LAN", "enrol_code": code})
+
+    refused = asyncio.run(post(("192.168.1.20", 50000)))
+    assert refused.status_code == 403
+    assert "HTTPS port" in refused.json()["error"]["message"]
+    with db.reading() as conn:
+        assert enrolment.setups(conn) == []
+    assert asyncio.run(post(("127.0.0.1", 50000))).status_code == 201

@@ -39,6 +39,9 @@ def decompress(path: Path) -> Path:
     except OSError as exc:
         partial.unlink(missing_ok=True)
         raise FlashError(f"cannot decompress {path}: {exc.strerror or exc}") from exc
+    except BaseException:  # Ctrl-C: no half image left behind
+        partial.unlink(missing_ok=True)
+        raise
     progress.close()
     partial.rename(target)
     return target

@@ -73,7 +73,7 @@ def code_digest(code: str) -> str:
 
 
 def device_id_for(name: str, suffix: str) -> str:
-    """A readable, unique broker id from a speaker's name: ``Küche 2`` → ``kuche-2-3fa9``."""
+    """A readable, unique broker id from a speaker's name: ``Küche 2`` → ``kuche-2-3fa9c1``."""
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:40].strip("-")
     return f"{slug or 'speaker'}-{suffix}"
@@ -175,6 +175,21 @@ def _checked(name: str, board: str, hub_url: str) -> str:
     return name
 
 
+def _unused_id(conn: sqlite3.Connection, name: str) -> str:
+    """A new id from the name: never one a speaker (or ``device add``) already holds,
+    whose login the upsert would otherwise re-key."""
+    for _ in range(20):
+        candidate = device_id_for(name, secrets.token_hex(3))
+        taken = conn.execute(
+            "SELECT 1 FROM broker_users WHERE username = ?"
+            " UNION SELECT 1 FROM speaker_setups WHERE device_id = ?",
+            (candidate, candidate),
+        ).fetchone()
+        if taken is None:
+            return candidate
+    raise ProvisioningError("could not find a free speaker id; try another name")
+
+
 def register(
     db: Database,
     data_dir: Path,
@@ -193,9 +208,9 @@ def register(
     if admin is None and not code:
         raise EnrolmentRefused("registering a speaker needs an admin token or an enrolment code")
     provisioning.hub_secret(db, data_dir)
-    device_id = device_id_for(name, secrets.token_hex(2))
     secret = new_secret()
     with db.transaction() as conn:
+        device_id = _unused_id(conn, name)
         if admin is None:
             redeem(conn, code or "", device_id, now_ms)
         by = admin if admin is not None else "enrolment code"

@@ -125,6 +125,8 @@ async def setups(request: Request) -> Response:
         online=online,
         fingerprint=fingerprint(ca),
         https_port=ctx.public_https_port or 8443,
+        in_clear=request.url.scheme != "https"
+        and request.url.hostname not in ("127.0.0.1", "localhost", "::1"),
     )
 
 

@@ -10,6 +10,7 @@ boot with its own login (``POST /v1/devices/{id}/first-boot``).
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, Response
@@ -68,6 +69,13 @@ async def new_enrolment(ctx: ContextDep, admin: AdminDep) -> dict[str, Any]:
     return {"code": made.code, "expires_ms": made.expires_ms}
 
 
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _admin_name(request: Request, ctx: Any) -> str | None:
     """The administrator behind the bearer token, None without one; 401/403 for a bad one."""
     token = bearer_token(request.headers.get("authorization"))
@@ -92,6 +100,13 @@ def _admin_name(request: Request, ctx: Any) -> str | None:
 )
 async def register(body: NewSpeaker, request: Request, ctx: ContextDep) -> Response:
     client = request.client.host if request.client else "-"
+    if request.url.scheme != "https" and not _loopback(client):
+        # the answer carries the speaker's broker secret: never in clear on the network
+        raise HTTPException(
+            status_code=403,
+            detail="register speakers over the hub's HTTPS port (8443 by default), "
+            "whose certificate legato-flash checks",
+        )
     throttle: LoginThrottle = request.app.state.address_throttle
     if wait_s := throttle.retry_after_s("enrol", client):
         return JSONResponse(
