@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from connect_protocol.tls import fingerprint
+from hardware.flash import FIRSTBOOT_SOURCE
 from hardware.provision.unit import unit_text
 from hub.accounts import users
 from hub.clock import now_ms
@@ -38,6 +39,8 @@ ADMIN_PASSWORD = "operator-password"
 STAND_INS = {
     "apt-get": 'echo "apt-get $*" >> "$CALLS"',
     "chown": 'echo "chown $*" >> "$CALLS"',
+    "dpkg": 'echo "dpkg $*" >> "$CALLS"',
+    "timedatectl": "echo yes",
     "systemctl": 'echo "systemctl $*" >> "$CALLS"',
     "useradd": 'echo "useradd $*" >> "$CALLS"\n'
     'echo "legato:x:998:998::/var/lib/legato:/usr/sbin/nologin" >> "$ROOT/etc/passwd"',
@@ -122,7 +125,11 @@ def test_from_a_flashed_card_to_a_speaker_that_plays(hub: System, tmp_path: Path
     assert done.returncode == 0, done.stdout + done.stderr
     calls = (tmp_path / "calls.log").read_text().splitlines()
     assert calls[0].startswith("useradd --system --user-group --groups audio ")
-    assert any(c.startswith("apt-get install -y --no-install-recommends ") for c in calls)
+    assert "dpkg --configure -a" in calls  # an earlier, interrupted try is repaired first
+    assert any(c.startswith("apt-get") and " update" in c for c in calls)
+    assert any(
+        c.startswith("apt-get") and " install -y --no-install-recommends " in c for c in calls
+    )
     assert f"chown -R legato:legato {root}/etc/legato" in calls
     assert "systemctl enable --now legato-speaker.service" in calls
     # the config moved to /etc/legato, 0600; every secret gone from the card
@@ -222,3 +229,52 @@ def test_from_a_flashed_card_to_a_speaker_that_plays(hub: System, tmp_path: Path
     assert page.status_code == 200
     assert "Shelf" in page.text
     assert "first boot done" in page.text
+
+
+def test_cloud_init_hands_the_first_boot_to_a_unit_that_retries(tmp_path: Path) -> None:
+    """cloud-init's runcmd runs once, even when what it ran failed: it only installs and
+    starts a unit that runs the first boot at every start, and a minute after a
+    failure, until it succeeds."""
+    boot, root = tmp_path / "bootfs", tmp_path / "root"
+    (boot / "legato").mkdir(parents=True)
+    shutil.copy(Path(FIRSTBOOT_SOURCE), boot / "legato" / "firstboot.py")
+    root.mkdir()
+    commands = stand_ins(tmp_path / "bin")
+    env = {**child_env(), "CALLS": str(tmp_path / "calls.log"), "ROOT": str(root)}
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(boot / "legato" / "firstboot.py"),
+            "--boot",
+            str(boot),
+            "--root",
+            str(root),
+            "--commands",
+            str(commands),
+            "--install-unit",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    unit = root / "etc" / "systemd" / "system" / "legato-firstboot.service"
+    text = unit.read_text()
+    assert f"ExecStart=/usr/bin/python3 {boot}/legato/firstboot.py --boot {boot}" in text
+    assert "Restart=on-failure" in text
+    calls = (tmp_path / "calls.log").read_text().splitlines()
+    assert calls == [
+        "systemctl daemon-reload",
+        "systemctl enable legato-firstboot.service",
+        "systemctl start --no-block legato-firstboot.service",
+    ]
+    if shutil.which("systemd-analyze") and Path("/usr/bin/python3").exists():
+        verify = subprocess.run(
+            ["systemd-analyze", "verify", "--man=no", str(unit)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert verify.returncode == 0, verify.stderr
+        assert verify.stderr.strip() == ""

@@ -48,6 +48,8 @@ CONFIG_FILES = ("speaker.toml", "speaker.secret", "speaker.local-token", "speake
 SECRET_FILES = ("speaker.secret", "speaker.local-token", "firstrun.sh")
 UNIT = "legato-speaker.service"
 RETRY_UNIT = "legato-firstboot.service"
+#: what changes the running system: only ever run on it, or as a stand-in (tests)
+SYSTEM_COMMANDS = frozenset({"apt-get", "dpkg", "useradd", "chown", "systemctl", "timedatectl"})
 
 
 def retry_unit(boot: str) -> str:
@@ -101,10 +103,15 @@ class FirstBoot:
     def run(
         self, *args: str, attempts: int = 1, env: dict[str, str] | None = None, fatal: bool = True
     ) -> bool:
-        """A system command (or its stand-in from --commands), retried when asked."""
+        """A system command (or its stand-in from --commands), retried when asked.
+        Under another --root, a system command without a stand-in is skipped: it would
+        change this machine, not the root being set up."""
         program = args[0]
         if self.commands is not None and (self.commands / program).exists():
             program = str(self.commands / program)
+        elif program in SYSTEM_COMMANDS and self.root != Path("/"):
+            log(f"skipping {program}: not the running system's root")
+            return True
         for attempt in range(1, attempts + 1):
             done = subprocess.run(
                 [program, *args[1:]], env={**os.environ, **(env or {})}, check=False
@@ -118,21 +125,27 @@ class FirstBoot:
             raise SystemExit(f"legato first boot: {' '.join(args)} failed")
         return False
 
+    def program(self, name: str) -> str:
+        """The stand-in for ``name`` when there is one, else ``name`` itself."""
+        if self.commands is not None and (self.commands / name).exists():
+            return str(self.commands / name)
+        return name
+
     def have(self, program: str) -> bool:
-        return shutil.which(program) is not None or (
-            self.commands is not None and (self.commands / program).exists()
-        )
+        if self.commands is not None and (self.commands / program).exists():
+            return True
+        return self.root == Path("/") and shutil.which(program) is not None
 
     # 0 ------------------------------------------------------------------------------
     def clock(self, timeout_s: float = 180.0) -> None:
         """Wait (bounded) for NTP: a Pi has no clock battery and boots at its image's
         date, at which TLS certificates and apt's Release files are not valid yet."""
-        if self.root != Path("/") or not self.have("timedatectl"):
+        if not self.have("timedatectl"):
             return
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             done = subprocess.run(
-                ["timedatectl", "show", "-p", "NTPSynchronized", "--value"],
+                [self.program("timedatectl"), "show", "-p", "NTPSynchronized", "--value"],
                 capture_output=True,
                 text=True,
                 check=False,
