@@ -370,7 +370,8 @@ def run(args: argparse.Namespace) -> int:
             raise FlashError(why)
     changes = customise(args, image)
     secrets = {f"{CARD_DIR}/{n}" for n in ("speaker.secret", "speaker.local-token")}
-    secrets |= {"network-config", firstrun.SCRIPT_NAME}
+    if args.wifi_ssid is not None:
+        secrets |= {"network-config", firstrun.SCRIPT_NAME}
     verb = "would write" if args.dry_run else "wrote"
     print(f"{verb} on the boot partition of {image}:")
     _print_plan(changes, secrets, args.dry_run)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -83,12 +84,39 @@ def legato_wheel(explicit: Path | None) -> Path:
     return found[-1]
 
 
+def _requirement_names(dist: str, extras: frozenset[str]) -> list[str]:
+    """The distributions ``dist`` (with ``extras``) requires, markers other than
+    extras ignored (a pin for something the Pi does not install is harmless)."""
+    try:
+        requires = importlib.metadata.requires(dist) or []
+    except importlib.metadata.PackageNotFoundError:
+        return []
+    names = []
+    for line in requires:
+        requirement, _, marker = line.partition(";")
+        wanted = re.findall(r"""extra\s*==\s*["']([^"']+)["']""", marker)
+        if wanted and not extras.intersection(wanted):
+            continue
+        if found := re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement):
+            names.append(found.group(1))
+    return names
+
+
 def constraints() -> str:
-    """``name==version`` for every distribution installed beside this Legato."""
-    pins = {}
-    for dist in importlib.metadata.distributions():
-        name = dist.metadata["Name"]
-        if name and name.lower() != "legato":
-            pins[name.lower()] = f"{name}=={dist.version}"
-    lines = ["# Pinned by legato-flash: the versions installed with the flashing Legato."]
+    """``name==version`` for what ``legato[speaker]`` needs, as installed beside this
+    Legato: only the speaker's side, so no hub or developer pin can get in the Pi's way."""
+    pins: dict[str, str] = {}
+    todo = [("legato", frozenset({"speaker"}))]
+    while todo:
+        dist, extras = todo.pop()
+        for name in _requirement_names(dist, extras):
+            key = re.sub(r"[-_.]+", "-", name).lower()
+            if key in pins:
+                continue
+            try:
+                pins[key] = f"{name}=={importlib.metadata.version(name)}"
+            except importlib.metadata.PackageNotFoundError:
+                continue  # not installed here (another platform's dependency): no pin
+            todo.append((name, frozenset()))
+    lines = ["# Pinned by legato-flash: legato[speaker]'s dependencies as installed with it."]
     return "\n".join(lines + [pins[k] for k in sorted(pins)]) + "\n"

@@ -3,6 +3,7 @@ key, the cloud-init and firstrun texts, the rule that refuses a card."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import subprocess
 import tomllib
 from pathlib import Path
@@ -21,6 +22,7 @@ from hardware.flash import hostname_for
 from hardware.image.mbr import Partition, boot_partition, partitions
 from hardware.provision import boot_config, cloud_init, firstrun
 from hardware.provision.wifi import wifi_settings, wpa_psk
+from hardware.release_wheel import constraints
 from hub.fleet import pki
 from hub.fleet.provisioning import write_speaker_config
 from tests.pi_images import STOCK_CMDLINE, STOCK_CONFIG, mbr
@@ -312,3 +314,13 @@ def test_a_speaker_named_with_an_emoji_loads(tmp_path: Path) -> None:
         tmp_path / "speaker.toml", device_id="k-1", name='Küche 🎶 "Bar"', secret="s"
     )
     assert device_config.load(tmp_path / "speaker.toml").name == 'Küche 🎶 "Bar"'
+
+
+def test_the_pins_a_card_carries_are_the_speakers_only() -> None:
+    """The Pi installs legato[speaker]: its dependencies are pinned to the versions
+    installed here; nothing of the hub's or the developer's set is."""
+    pins = dict(line.split("==") for line in constraints().splitlines() if not line.startswith("#"))
+    names = {name.lower() for name in pins}
+    assert {"numpy", "cryptography", "paho-mqtt", "zeroconf", "soxr"} <= names
+    assert not names & {"fastapi", "uvicorn", "pytest", "amqtt", "av", "legato"}
+    assert pins["numpy"] == importlib.metadata.version("numpy")
