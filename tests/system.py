@@ -216,10 +216,10 @@ class System:
         self.speakers[device_id] = proc
         return proc
 
-    def token(self) -> str:
+    def token(self, user: str = "listener", password: str = PASSWORD) -> str:
         r = httpx.post(
             f"{self.url}/api/token",
-            data={"grant_type": "password", "username": "listener", "password": PASSWORD},
+            data={"grant_type": "password", "username": user, "password": password},
         )
         r.raise_for_status()
         return str(r.json()["access_token"])

@@ -55,15 +55,6 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
         system.stop()
 
 
-def token(system: System, user: str, password: str) -> str:
-    r = httpx.post(
-        f"{system.url}/api/token",
-        data={"grant_type": "password", "username": user, "password": password},
-    )
-    r.raise_for_status()
-    return str(r.json()["access_token"])
-
-
 def new_code(system: System) -> str:
     return enrolment.create(system.db, created_by="test", now_ms=now_ms()).code
 
@@ -77,23 +68,22 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def flash(system: System, image: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "XDG_CACHE_HOME": str(Path.home() / ".cache")}
-    env.pop("LEGATO_TOKEN", None)
+def flash_to(hub_url: str, image: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The console script as a maker runs it (no $LEGATO_TOKEN from this shell)."""
+    env = {k: v for k, v in os.environ.items() if k != "LEGATO_TOKEN"}
     return subprocess.run(
-        [
-            FLASH,
-            str(image),
-            "--hub",
-            system.speaker_url,
-            "--hub-fingerprint",
-            fingerprint(system.tls.ca_pem),
-            *args,
-        ],
+        [FLASH, str(image), "--hub", hub_url, *args],
         capture_output=True,
         text=True,
         timeout=120,
         env=env,
+    )
+
+
+def flash(system: System, image: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """legato-flash against ``system``'s hub, its fingerprint given."""
+    return flash_to(
+        system.speaker_url, image, "--hub-fingerprint", fingerprint(system.tls.ca_pem), *args
     )
 
 
@@ -203,7 +193,7 @@ def test_an_admin_token_flashes_an_older_image_with_a_firstrun_hook(
 ) -> None:
     earlier = "legato/legato-0.0.9-py3-none-any.whl"  # from an earlier flash
     image = make_image(tmp_path / "old.img", cloud_init=False, extra_files={earlier: b"old"})
-    admin = token(hub, "operator", ADMIN_PASSWORD)
+    admin = hub.token("operator", ADMIN_PASSWORD)
     args = (
         "--token",
         admin,
@@ -321,7 +311,7 @@ def test_refusals_from_the_hub_leave_the_image_as_it_was(hub: System, tmp_path: 
     image = make_image(tmp_path / "r.img", cloud_init=True)
     before = digest(image.path)
     expired = enrolment.create(hub.db, created_by="test", now_ms=now_ms() - 2 * 3600_000).code
-    listener = token(hub, "listener", PASSWORD)
+    listener = hub.token("listener", PASSWORD)
     cases = [
         (("--enrol", expired), "has expired"),
         (("--enrol", "AAAA-BBBB-CCCC"), "unknown enrolment code"),
@@ -338,50 +328,31 @@ def test_refusals_from_the_hub_leave_the_image_as_it_was(hub: System, tmp_path: 
 def test_a_hub_that_is_down_or_not_the_one_named_is_refused(hub: System, tmp_path: Path) -> None:
     image = make_image(tmp_path / "h.img", cloud_init=True)
     before = digest(image.path)
-    down = subprocess.run(
-        [
-            FLASH,
-            str(image.path),
-            "--hub",
-            f"https://127.0.0.1:{free_port()}",
-            "--hub-fingerprint",
-            fingerprint(hub.tls.ca_pem),
-            "--enrol",
-            new_code(hub),
-            "--name",
-            "X",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
+    down = flash_to(
+        f"https://127.0.0.1:{free_port()}",
+        image.path,
+        "--hub-fingerprint",
+        fingerprint(hub.tls.ca_pem),
+        "--enrol",
+        new_code(hub),
+        "--name",
+        "X",
     )
     assert down.returncode == 2
     assert "cannot reach the hub" in down.stderr
-    impostor = subprocess.run(
-        [
-            FLASH,
-            str(image.path),
-            "--hub",
-            hub.speaker_url,
-            "--hub-fingerprint",
-            "sha256:" + "ab" * 32,
-            "--enrol",
-            new_code(hub),
-            "--name",
-            "X",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
+    impostor = flash_to(
+        hub.speaker_url,
+        image.path,
+        "--hub-fingerprint",
+        "sha256:" + "ab" * 32,
+        "--enrol",
+        new_code(hub),
+        "--name",
+        "X",
     )
     assert impostor.returncode == 2
     assert "is not the one you named" in impostor.stderr
-    unpinned = subprocess.run(
-        [FLASH, str(image.path), "--hub", hub.speaker_url, "--enrol", new_code(hub), "--name", "X"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    unpinned = flash_to(hub.speaker_url, image.path, "--enrol", new_code(hub), "--name", "X")
     assert unpinned.returncode == 2
     assert "uses its own certificate authority" in unpinned.stderr
     assert "--hub-fingerprint" in unpinned.stderr
@@ -481,8 +452,8 @@ def test_enrolment_codes_are_for_admins_and_guessing_them_is_slowed(tmp_path: Pa
     users.add_user(system.db, "operator", ADMIN_PASSWORD, admin=True)
     try:
         system.start_hub()
-        listener = {"Authorization": f"Bearer {token(system, 'listener', PASSWORD)}"}
-        admin = {"Authorization": f"Bearer {token(system, 'operator', ADMIN_PASSWORD)}"}
+        listener = {"Authorization": f"Bearer {system.token('listener', PASSWORD)}"}
+        admin = {"Authorization": f"Bearer {system.token('operator', ADMIN_PASSWORD)}"}
         url = system.speaker_url
         ca = ssl.create_default_context(cafile=system.tls.ca_cert)
         r = httpx.post(f"{url}/api/admin/enrolments", headers=listener, verify=ca)
