@@ -89,7 +89,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def _add_card_options(parser: argparse.ArgumentParser) -> None:
     """Wi-Fi, host, SSH, what to install and where to write."""
-    parser.add_argument("--wifi-ssid", metavar="SSID", help="Wi-Fi network to join")
+    parser.add_argument(
+        "--wifi-ssid",
+        metavar="SSID",
+        help="Wi-Fi network to join (WPA2 personal; not hidden, not WPA3-only)",
+    )
     parser.add_argument(
         "--wifi-password-file",
         type=Path,
