@@ -150,6 +150,7 @@ class Hub:
         body = f"grant_type=password&username=operator&password={PASSWORD}".encode()
         with urllib.request.urlopen(self.url + "/api/token", body, timeout=5) as r:
             self.token = str(json.load(r)["access_token"])
+        self.fingerprint = fingerprint(self.data)  # once: every flash names it
 
     @staticmethod
     def _pw(root: Path) -> Path:
@@ -216,7 +217,7 @@ def flash(hub: Hub, image: Path, wifi: Path, name: str) -> float:
             "--hub",
             f"https://127.0.0.1:{hub.tls_port}",
             "--hub-fingerprint",
-            fingerprint(hub.data),
+            hub.fingerprint,
             "--token",
             hub.token,
             "--name",

@@ -8,6 +8,8 @@ patterns below, so the layout and the access rules cannot drift apart.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -71,6 +73,14 @@ MAX_DEVICE_ID_LEN = 64
 def is_valid_device_id(device_id: str) -> bool:
     """Device ids double as broker user names and topic levels: keep them plain."""
     return 0 < len(device_id) <= MAX_DEVICE_ID_LEN and set(device_id) <= _ID_CHARS
+
+
+def name_slug(name: str, max_len: int) -> str:
+    """A speaker's name as lower-case ASCII letters, digits and ``-`` (``Küche 2`` →
+    ``kuche-2``): the readable part of its device id and of its host name; "" when
+    nothing of the name survives."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:max_len].strip("-")
 
 
 def acl_patterns_for_speaker(placeholder: str = "%u") -> tuple[list[str], list[str]]:

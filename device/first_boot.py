@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import logging
 import sys
 import time
-import urllib.request
 from pathlib import Path
-from urllib.error import HTTPError, URLError
+from urllib.error import URLError
 
 from device import config as config_mod
 from device import hub_link
+from device.audio.source import HubMedia, SourceError
 from device.config import ConfigError, SpeakerConfig
 
 logger = logging.getLogger("legato.first_boot")
@@ -35,19 +34,17 @@ def report_once(cfg: SpeakerConfig, timeout_s: float = 10.0) -> None:
     hub_url = cfg.hub_url
     if not hub_url:  # only the hub's address is needed here, not its broker
         hub_url = asyncio.run(hub_link.find_pinned_hub(cfg, timeout_s)).hub_url
-    url = f"{hub_url.rstrip('/')}/v1/devices/{cfg.id}/first-boot"
-    login = base64.b64encode(f"{cfg.username}:{cfg.password}".encode()).decode()
-    request = urllib.request.Request(
-        url, method="POST", data=b"", headers={"Authorization": f"Basic {login}"}
-    )
-    context = hub_link.https_context(cfg) if url.startswith("https:") else None
+    hub = HubMedia(hub_url, cfg.username, cfg.password, ca_pem=cfg.hub_ca, timeout_s=timeout_s)
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s, context=context):
-            pass
-    except HTTPError as exc:
-        if 400 <= exc.code < 500:
-            raise Refused(f"the hub refused the first-boot report: HTTP {exc.code}") from exc
-        raise OSError(f"the hub failed: HTTP {exc.code}") from exc
+        answer = hub.call("POST", f"/v1/devices/{cfg.id}/first-boot")
+    except SourceError as exc:
+        raise OSError(str(exc)) from exc
+    finally:
+        hub.close()
+    if 400 <= answer.status < 500:
+        raise Refused(f"the hub refused the first-boot report: HTTP {answer.status}")
+    if answer.status >= 300:
+        raise OSError(f"the hub failed: HTTP {answer.status}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from connect_protocol.topics import name_slug
 from hardware import card_writer, hub_client, release_wheel
 from hardware.errors import FlashError, HardwareError
 from hardware.image import boot_region, xz
@@ -135,11 +136,7 @@ def _add_card_options(parser: argparse.ArgumentParser) -> None:
 
 def hostname_for(name: str) -> str:
     """An RFC 1123 host name from a speaker's name (``Küche 2`` → ``kuche-2``)."""
-    import unicodedata
-
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    host = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:63].strip("-")
-    return host or "legato-speaker"
+    return name_slug(name, 63) or "legato-speaker"
 
 
 def _checked_hostname(host: str) -> str:

@@ -21,7 +21,7 @@ import contextlib
 import logging
 import random
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from enum import IntEnum
 from typing import Any, Final
 
@@ -305,3 +305,33 @@ class AvahiBus:
         was_running, self.running = self.running, False
         if was_running:
             self._on_down(True)
+
+
+class BusTasks:
+    """Background calls on the avahi bus, cancelled together on close.
+
+    A failure is logged: quietly when the daemon went away (which ends them all and is
+    handled by re-publishing or re-browsing when it is back), loudly otherwise."""
+
+    def __init__(self, bus: AvahiBus) -> None:
+        self._bus = bus
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled() or (exc := task.exception()) is None:
+            return
+        if isinstance(exc, MdnsError) and not self._bus.running:
+            logger.debug("avahi: %s stopped with the daemon: %s", task.get_name(), exc)
+        else:
+            logger.error("avahi: %s failed", task.get_name(), exc_info=exc)
+
+    async def cancel(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

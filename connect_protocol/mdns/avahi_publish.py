@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -32,6 +31,7 @@ from connect_protocol.mdns.avahi_bus import (
     SERVER,
     SERVER_PATH,
     AvahiBus,
+    BusTasks,
     GroupState,
 )
 from connect_protocol.mdns.records import SERVICE_TYPES, ServiceRecord, instance_label, txt_items
@@ -71,7 +71,7 @@ class AvahiPublisher:
         self._bus = AvahiBus(on_up=self._daemon_up, on_down=self._daemon_down)
         self._entries: dict[Key, _Entry] = {}
         self._lock = asyncio.Lock()  # one change to the groups at a time
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = BusTasks(self._bus)
 
     async def start(self) -> None:
         await self._bus.start()
@@ -122,9 +122,7 @@ class AvahiPublisher:
                 await self._free(entry)
 
     async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.cancel()
         async with self._lock:
             for entry in self._entries.values():
                 await self._free(entry)
@@ -209,7 +207,7 @@ class AvahiPublisher:
                 logger.info("advertising %s through avahi", entry.label)
             entry.established.set()
         elif state == GroupState.COLLISION:
-            self._spawn(self._after_collision(entry), f"avahi-rename-{entry.label}")
+            self._tasks.spawn(self._after_collision(entry), f"avahi-rename-{entry.label}")
         elif state == GroupState.FAILURE:
             logger.error("avahi failed to publish %s: %s", entry.label, error)
 
@@ -224,7 +222,7 @@ class AvahiPublisher:
     # --- the daemon --------------------------------------------------------------------
 
     def _daemon_up(self) -> None:
-        self._spawn(self._republish(), "avahi-republish")
+        self._tasks.spawn(self._republish(), "avahi-republish")
 
     async def _republish(self) -> None:
         async with self._lock:
@@ -239,7 +237,7 @@ class AvahiPublisher:
     def _daemon_down(self, gone: bool) -> None:
         for entry in self._entries.values():
             if entry.group is not None and not gone:
-                self._spawn(self._withdraw(entry.group), "avahi-withdraw")
+                self._tasks.spawn(self._withdraw(entry.group), "avahi-withdraw")
             entry.group = None
             entry.established.clear()
 
@@ -249,17 +247,3 @@ class AvahiPublisher:
             await self._bus.call(path, ENTRY_GROUP, "Free")
         except MdnsError as exc:
             logger.debug("withdrawing %s: %s", path, exc)
-
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if task.cancelled() or (exc := task.exception()) is None:
-            return
-        if isinstance(exc, MdnsError) and not self._bus.running:
-            logger.debug("avahi: %s stopped with the daemon: %s", task.get_name(), exc)
-        else:
-            logger.error("avahi: %s failed", task.get_name(), exc_info=exc)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Coroutine
 from typing import Any
 
 from connect_protocol.errors import MdnsError
@@ -27,6 +26,7 @@ from connect_protocol.mdns.avahi_bus import (
     SERVICE_BROWSER,
     SERVICE_RESOLVER,
     AvahiBus,
+    BusTasks,
 )
 from connect_protocol.mdns.records import txt_from_items
 from connect_protocol.mdns.zc_watch import OnGone, OnResolved
@@ -47,7 +47,7 @@ class AvahiWatcher:
         self._seen: dict[str, set[Where]] = {}
         self._resolvers: dict[str, tuple[str, Where]] = {}  # label: (object path, where)
         self._lock = asyncio.Lock()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = BusTasks(self._bus)
 
     async def start(self) -> None:
         await self._bus.start()
@@ -55,9 +55,7 @@ class AvahiWatcher:
             logger.warning("avahi-daemon is not running; browsing starts when it does")
 
     async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.cancel()
         async with self._lock:
             for path, interface in self._objects():
                 await self._free(path, interface)
@@ -87,7 +85,7 @@ class AvahiWatcher:
         if member == "ItemNew":
             self._seen.setdefault(label, set()).add(where)
             if label not in self._resolvers:
-                self._spawn(self._resolve(label), f"avahi-resolve-{label}")
+                self._tasks.spawn(self._resolve(label), f"avahi-resolve-{label}")
             return
         sightings = self._seen.get(label)
         if sightings is None:
@@ -99,9 +97,9 @@ class AvahiWatcher:
             self._on_gone(self._full(label))
         if resolver is not None and (not sightings or resolver[1] == where):
             del self._resolvers[label]
-            self._spawn(self._free(resolver[0], SERVICE_RESOLVER), f"avahi-free-{label}")
+            self._tasks.spawn(self._free(resolver[0], SERVICE_RESOLVER), f"avahi-free-{label}")
             if sightings:
-                self._spawn(self._resolve(label), f"avahi-resolve-{label}")
+                self._tasks.spawn(self._resolve(label), f"avahi-resolve-{label}")
 
     def _resolver_signal(self, label: str, member: str, body: list[Any]) -> None:
         if label not in self._seen:
@@ -155,27 +153,13 @@ class AvahiWatcher:
     # --- the daemon --------------------------------------------------------------------
 
     def _daemon_up(self) -> None:
-        self._spawn(self._open_browser(), "avahi-browse")
+        self._tasks.spawn(self._open_browser(), "avahi-browse")
 
     def _daemon_down(self, gone: bool) -> None:
         stale = self._objects()
         if not gone:  # the daemon is still there: free what it still holds for us
             for path, interface in stale:
-                self._spawn(self._free(path, interface), "avahi-free")
+                self._tasks.spawn(self._free(path, interface), "avahi-free")
         for label in list(self._seen):
             del self._seen[label]
             self._on_gone(self._full(label))
-
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if task.cancelled() or (exc := task.exception()) is None:
-            return
-        if isinstance(exc, MdnsError) and not self._bus.running:
-            logger.debug("avahi: %s stopped with the daemon: %s", task.get_name(), exc)
-        else:
-            logger.error("avahi: %s failed", task.get_name(), exc_info=exc)

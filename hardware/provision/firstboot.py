@@ -106,10 +106,8 @@ class FirstBoot:
         """A system command (or its stand-in from --commands), retried when asked.
         Under another --root, a system command without a stand-in is skipped: it would
         change this machine, not the root being set up."""
-        program = args[0]
-        if self.commands is not None and (self.commands / program).exists():
-            program = str(self.commands / program)
-        elif program in SYSTEM_COMMANDS and self.root != Path("/"):
+        program = self.program(args[0])
+        if program == args[0] and program in SYSTEM_COMMANDS and self.root != Path("/"):
             log(f"skipping {program}: not the running system's root")
             return True
         for attempt in range(1, attempts + 1):
@@ -132,7 +130,7 @@ class FirstBoot:
         return name
 
     def have(self, program: str) -> bool:
-        if self.commands is not None and (self.commands / program).exists():
+        if self.program(program) != program:  # a stand-in
             return True
         return self.root == Path("/") and shutil.which(program) is not None
 

@@ -13,10 +13,10 @@ import hashlib
 import re
 import secrets
 import sqlite3
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
+from connect_protocol.topics import name_slug
 from hub.db import Database
 from hub.errors import ProvisioningError
 from hub.fleet import pki, provisioning
@@ -74,9 +74,7 @@ def code_digest(code: str) -> str:
 
 def device_id_for(name: str, suffix: str) -> str:
     """A readable, unique broker id from a speaker's name: ``Küche 2`` → ``kuche-2-3fa9c1``."""
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:40].strip("-")
-    return f"{slug or 'speaker'}-{suffix}"
+    return f"{name_slug(name, 40) or 'speaker'}-{suffix}"
 
 
 def create(db: Database, *, created_by: str, now_ms: int) -> Enrolment:
@@ -145,14 +143,6 @@ def setups(conn: sqlite3.Connection, limit: int = 200) -> list[SetupRow]:
         (limit,),
     ).fetchall()
     return [SetupRow(*row) for row in rows]
-
-
-def live_codes(conn: sqlite3.Connection, now_ms: int) -> int:
-    """How many codes could still be redeemed."""
-    row = conn.execute(
-        "SELECT COUNT(*) FROM enrolments WHERE used_ms IS NULL AND expires_ms > ?", (now_ms,)
-    ).fetchone()
-    return int(row[0])
 
 
 @dataclass(frozen=True, slots=True)

@@ -118,9 +118,15 @@ def ensure_ca(data_dir: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivate
 
 
 def ca_pem(data_dir: Path) -> str:
-    """The hub's CA certificate as PEM (made if need be): what a speaker's config pins."""
-    cert, _key = ensure_ca(data_dir)
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
+    """The hub's CA certificate as PEM (made if need be): what a speaker's config pins.
+
+    Read as written once it exists (pages and the enrolment API ask on every request;
+    :func:`ensure_ca`, run at start, is what checks it against the key)."""
+    try:
+        return (data_dir / "keys" / CA_CERT).read_text()
+    except FileNotFoundError:
+        cert, _key = ensure_ca(data_dir)
+        return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
 def wanted_names(hosts: Iterable[str]) -> tuple[list[str], list[str]]:
