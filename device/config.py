@@ -278,10 +278,7 @@ def load(path: Path | None) -> SpeakerConfig:
     password = _get(broker, "broker", "password", str, "")
     password_file = _get(broker, "broker", "password_file", str, "")
     if password_file:
-        secret_path = Path(password_file)
-        if not secret_path.is_absolute() and path is not None:
-            secret_path = path.parent / secret_path
-        password = read_secret(secret_path)
+        password = read_secret(_beside(password_file, path))
     hub_ca = _read_ca(_get(hub, "hub", "ca_file", str, ""), path)
     token_file = _get(speaker, "speaker", "local_token_file", str, "")
     local_token = read_secret(_beside(token_file, path)) if token_file else ""

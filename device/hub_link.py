@@ -22,6 +22,7 @@ import logging
 import ssl
 import urllib.request
 from dataclasses import dataclass
+from typing import Any
 from urllib.error import URLError
 from urllib.parse import urlsplit
 
@@ -76,34 +77,47 @@ def warn_if_clear(url: str) -> None:
         )
 
 
-def broker_from_hub(cfg: SpeakerConfig, timeout_s: float = 5.0) -> str:
-    """Ask the hub (over its verified HTTPS when the URL says so) where its broker is."""
-    url = cfg.hub_url.rstrip("/") + "/api/connect"
-    context = https_context(cfg) if url.startswith("https:") else None
-    try:
-        with urllib.request.urlopen(url, timeout=timeout_s, context=context) as resp:
-            doc = json.load(resp)
-    except (URLError, OSError, ValueError) as exc:
-        raise ConfigError(f"cannot ask the hub at {cfg.hub_url} for its broker: {exc}") from exc
+def _connect_doc(hub_url: str, context: ssl.SSLContext | None, timeout_s: float) -> Any:
+    """The hub's ``/api/connect`` answer (raises URLError, OSError or ValueError)."""
+    with urllib.request.urlopen(
+        hub_url.rstrip("/") + "/api/connect", timeout=timeout_s, context=context
+    ) as resp:
+        return json.load(resp)
+
+
+def _broker_of(doc: Any, hub_url: str) -> str | None:
+    """The broker URL an ``/api/connect`` answer names, or None."""
     mqtt = doc.get("mqtt", {}) if isinstance(doc, dict) else {}
-    host = mqtt.get("host") or urlsplit(cfg.hub_url).hostname
+    host = mqtt.get("host") or urlsplit(hub_url).hostname
     port = mqtt.get("port")
     if not isinstance(port, int):
-        raise ConfigError(f"the hub at {cfg.hub_url} did not say where its broker is")
+        return None
     return f"{'mqtts' if mqtt.get('tls') else 'mqtt'}://{host}:{port}"
 
 
-def proves_pinned(cfg: SpeakerConfig, hub_url: str, timeout_s: float = 3.0) -> bool:
-    """Whether the hub at ``hub_url`` completes a TLS handshake against the pinned CA
-    (and answers): a hub on the network that is not this speaker's is skipped, so a
-    second hub, or an impostor answering first, cannot keep the speaker from its own."""
+def broker_from_hub(cfg: SpeakerConfig, timeout_s: float = 5.0) -> str:
+    """Ask the hub (over its verified HTTPS when the URL says so) where its broker is."""
+    context = https_context(cfg) if cfg.hub_url.startswith("https:") else None
     try:
-        with urllib.request.urlopen(
-            hub_url + "/api/connect", timeout=timeout_s, context=pinned_context(cfg.hub_ca)
-        ):
-            return True
+        doc = _connect_doc(cfg.hub_url, context, timeout_s)
+    except (URLError, OSError, ValueError) as exc:
+        raise ConfigError(f"cannot ask the hub at {cfg.hub_url} for its broker: {exc}") from exc
+    broker = _broker_of(doc, cfg.hub_url)
+    if broker is None:
+        raise ConfigError(f"the hub at {cfg.hub_url} did not say where its broker is")
+    return broker
+
+
+def proves_pinned(cfg: SpeakerConfig, hub_url: str, timeout_s: float = 3.0) -> str | None:
+    """The broker the hub at ``hub_url`` names ("" for none) once it has completed a TLS
+    handshake against the pinned CA and answered; None when it cannot. A hub on the
+    network that is not this speaker's is skipped, so a second hub, or an impostor
+    answering first, cannot keep the speaker from its own."""
+    try:
+        doc = _connect_doc(hub_url, pinned_context(cfg.hub_ca), timeout_s)
     except (URLError, OSError, ValueError):
-        return False
+        return None
+    return _broker_of(doc, hub_url) or ""
 
 
 #: hubs probed at once, and at most, per search: junk records cannot crowd out the real one
@@ -126,10 +140,11 @@ async def find_pinned_hub(cfg: SpeakerConfig, timeout_s: float) -> HubPlan:
         async with limit:
             if found.done():
                 return
-            proved = await asyncio.to_thread(proves_pinned, cfg, plan.hub_url)
-        if proved and not found.done():
-            found.set_result(plan)
-        elif not proved:
+            broker = await asyncio.to_thread(proves_pinned, cfg, plan.hub_url)
+        if broker is not None and not found.done():
+            # the answer that proved the hub also names its broker: not asked again
+            found.set_result(HubPlan(plan.hub_url, plan.broker_url or broker or None))
+        elif broker is None:
             logger.warning(
                 "the hub %r at %s is not the one this speaker is paired with; skipping it",
                 name,
