@@ -15,7 +15,6 @@ from typing import Protocol, Self
 
 from zeroconf.asyncio import AsyncZeroconf
 
-from connect_protocol.mdns.avahi_publish import AvahiPublisher
 from connect_protocol.mdns.backend import which_backend
 from connect_protocol.mdns.network import make_zeroconf
 from connect_protocol.mdns.records import ServiceRecord, txt_properties
@@ -99,6 +98,9 @@ class Advertiser:
         if self._zc is not None:
             return ZeroconfPublisher(self._zc, owns_zc=False)
         if await which_backend() == "avahi":
+            # imported only here: D-Bus costs a process ~4 MiB it needs only with avahi
+            from connect_protocol.mdns.avahi_publish import AvahiPublisher
+
             return AvahiPublisher()
         return ZeroconfPublisher(make_zeroconf(), owns_zc=True)
 

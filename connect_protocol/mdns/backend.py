@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 
-from connect_protocol.mdns.avahi_bus import avahi_running
 from connect_protocol.mdns.choice import Backend, backend_setting, choose_backend
 from connect_protocol.mdns.records import interfaces_from_env
 
@@ -19,11 +18,19 @@ logger = logging.getLogger(__name__)
 _logged: set[tuple[Backend, str]] = set()
 
 
+async def _avahi_running() -> bool:
+    # D-Bus is imported only when the answer matters (~4 MiB a process without avahi
+    # would otherwise carry)
+    from connect_protocol.mdns.avahi_bus import avahi_running
+
+    return await avahi_running()
+
+
 async def which_backend() -> Backend:
     """``avahi`` or ``zeroconf`` for an advertiser or browser starting now."""
     setting = backend_setting(os.environ)
     interfaces = interfaces_from_env(os.environ)
-    running = setting == "auto" and interfaces is None and await avahi_running()
+    running = setting == "auto" and interfaces is None and await _avahi_running()
     backend, reason = choose_backend(setting, interfaces=interfaces, avahi_running=running)
     if (backend, reason) not in _logged:
         _logged.add((backend, reason))

@@ -19,7 +19,6 @@ from typing import Protocol, Self
 
 from zeroconf.asyncio import AsyncZeroconf
 
-from connect_protocol.mdns.avahi_watch import AvahiWatcher
 from connect_protocol.mdns.backend import which_backend
 from connect_protocol.mdns.network import make_zeroconf
 from connect_protocol.mdns.records import (
@@ -102,6 +101,9 @@ class Browser:
                 self._zc, self._type, owns_zc=False, on_resolved=resolved, on_gone=gone
             )
         if await which_backend() == "avahi":
+            # imported only here: D-Bus costs a process ~4 MiB it needs only with avahi
+            from connect_protocol.mdns.avahi_watch import AvahiWatcher
+
             return AvahiWatcher(self._type, on_resolved=resolved, on_gone=gone)
         return ZeroconfWatcher(
             make_zeroconf(), self._type, owns_zc=True, on_resolved=resolved, on_gone=gone
