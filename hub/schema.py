@@ -400,4 +400,64 @@ MIGRATIONS: list[str] = [
         first_boot_ms INTEGER
     );
     """,
+    # 10: listening that learns (hub.listening, hub.recommend).  ``plays`` is rebuilt so
+    # a row can outlive its track or never have had one: imported history keeps the
+    # names it came with (``artist_name``, ``track_name``, ``album_name``, ``isrc``)
+    # and ``match_key`` (folded primary artist and title) until ingest brings the
+    # track; ``track_id`` NULL = not matched.  ``played_ms`` stays the instant the
+    # play started; ``ms_played`` how long it played (NULL while a speaker plays it),
+    # ``skipped``/``finished`` 0/1 (NULL unknown); ``import_key`` makes an import
+    # idempotent.  Per-listener settings (autoplay); measured spectral shape beside
+    # the audio features (``measured`` 1 = from the audio at ingest, 0 = catalog
+    # data); generated playlists (the Weekly Mix) marked so a regeneration replaces
+    # only its own; one row per training run of the recommender.
+    """
+    CREATE TABLE plays_v10 (
+        id INTEGER PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        track_id TEXT REFERENCES tracks(id) ON DELETE SET NULL,
+        played_ms INTEGER NOT NULL,
+        ms_played INTEGER CHECK (ms_played >= 0),
+        skipped INTEGER CHECK (skipped IN (0, 1)),
+        finished INTEGER CHECK (finished IN (0, 1)),
+        context_uri TEXT,
+        device_id TEXT,
+        source TEXT NOT NULL DEFAULT 'speaker'
+            CHECK (source IN ('speaker', 'spotify', 'listenbrainz')),
+        artist_name TEXT NOT NULL DEFAULT '',
+        track_name TEXT NOT NULL DEFAULT '',
+        album_name TEXT NOT NULL DEFAULT '',
+        isrc TEXT,
+        match_key TEXT NOT NULL DEFAULT '',
+        import_key TEXT UNIQUE
+    );
+    INSERT INTO plays_v10 (id, user_id, track_id, played_ms, context_uri)
+        SELECT id, user_id, track_id, played_ms, context_uri FROM plays;
+    DROP TABLE plays;
+    ALTER TABLE plays_v10 RENAME TO plays;
+    CREATE INDEX plays_recent ON plays(user_id, played_ms DESC);
+    CREATE INDEX plays_time ON plays(played_ms);
+    CREATE INDEX plays_track ON plays(track_id);
+    CREATE INDEX plays_unmatched ON plays(match_key) WHERE track_id IS NULL;
+    CREATE TABLE listener_settings (
+        user_id INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+        autoplay INTEGER NOT NULL DEFAULT 1 CHECK (autoplay IN (0, 1))
+    );
+    ALTER TABLE audio_features ADD COLUMN spectral_centroid REAL;
+    ALTER TABLE audio_features ADD COLUMN spectral_flatness REAL;
+    ALTER TABLE audio_features ADD COLUMN spectral_rolloff REAL;
+    ALTER TABLE audio_features ADD COLUMN measured INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE playlists ADD COLUMN generated TEXT;
+    CREATE UNIQUE INDEX playlists_generated ON playlists(owner_id, generated)
+        WHERE generated IS NOT NULL;
+    CREATE TABLE recommender_runs (
+        id INTEGER PRIMARY KEY,
+        started_ms INTEGER NOT NULL,
+        finished_ms INTEGER,
+        trigger TEXT NOT NULL,
+        model_path TEXT,
+        figures_json TEXT NOT NULL DEFAULT '{}',
+        error TEXT
+    );
+    """,
 ]

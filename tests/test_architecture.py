@@ -86,7 +86,17 @@ def test_the_checker_sees_a_forbidden_import(tmp_path: Path) -> None:
 #: import: the foundation, then the domains, then the composition root (``context``),
 #: then the faces (``web``, ``http``), then the programs (``server``, ``cli``).
 HUB_FOUNDATION = {"errors", "clock", "files", "fields", "schema", "db"}
-HUB_DOMAINS = {"accounts", "catalog", "media", "ingest", "demo_music", "fleet", "offline"}
+HUB_DOMAINS = {
+    "accounts",
+    "catalog",
+    "media",
+    "ingest",
+    "demo_music",
+    "fleet",
+    "offline",
+    "listening",
+    "recommend",
+}
 HUB_ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "clock": set(),
@@ -98,7 +108,9 @@ HUB_ALLOWED: dict[str, set[str]] = {
     "catalog": HUB_FOUNDATION,
     "media": HUB_FOUNDATION,
     "fleet": HUB_FOUNDATION | {"catalog"},
-    "ingest": HUB_FOUNDATION | {"catalog", "media"},
+    "ingest": HUB_FOUNDATION | {"catalog", "media", "listening"},
+    "listening": HUB_FOUNDATION | {"catalog"},
+    "recommend": HUB_FOUNDATION | {"catalog", "listening"},
     "demo_music": HUB_FOUNDATION | {"catalog"},
     "offline": HUB_FOUNDATION | {"accounts", "catalog", "fleet"},
     "context": HUB_FOUNDATION | HUB_DOMAINS,

@@ -48,8 +48,10 @@ def apply(conn: sqlite3.Connection) -> int:
             features = STYLE_FEATURES.get(tune.style, STYLE_FEATURES["pop"])
             loudness = round(track.peak_db - 9.0, 1)
             conn.execute(
-                "INSERT OR REPLACE INTO audio_features VALUES"
-                " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO audio_features"
+                " (track_id, danceability, energy, valence, acousticness, instrumentalness,"
+                " speechiness, liveness, loudness, tempo, key, mode, time_signature)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     row[0],
                     *features,
