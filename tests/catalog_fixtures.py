@@ -98,9 +98,9 @@ def populate(db: Database, seed: int = 7, art_dir: Path | None = None) -> dict[s
                 )
                 catalog_write.credit_track(conn, track_id, credit)
                 conn.execute(
-                    "INSERT INTO audio_features (track_id, danceability, energy, valence, acousticness,"
-                    " instrumentalness, speechiness, liveness, loudness, tempo, key, mode,"
-                    " time_signature) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO audio_features (track_id, danceability, energy, valence,"
+                    " acousticness, instrumentalness, speechiness, liveness, loudness, tempo,"
+                    " key, mode, time_signature) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         track_id,
                         *(round(rng.random(), 3) for _ in range(7)),
