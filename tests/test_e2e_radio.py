@@ -152,3 +152,35 @@ def test_an_album_that_ends_goes_on_with_a_radio_unless_autoplay_is_off(
     assert final["is_playing"] is False
     assert final["context"]["uri"] == f"legato:album:{album_id}"
     assert track_id(final) == tracks[0][0]  # rewound to the album's start, as before
+
+
+def test_with_nothing_like_it_in_the_catalog_the_album_just_ends(tmp_path: Any) -> None:
+    # The bare demo catalog has no audio features: an album's radio has nothing
+    # that is not the album itself, so autoplay must stop rather than loop.
+    system = System(tmp_path)
+    seed_demo(system.db)
+    with system.running("kitchen"):
+        api = Api(system)
+        try:
+            api.wait_online("kitchen")
+            album_id, tracks = an_album(system)
+            play_to_the_end(api, album_id, tracks)
+
+            def stopped() -> dict[str, Any] | None:
+                player = api.player()
+                return player if player and not player["is_playing"] else None
+
+            wait_for(stopped, 15, "the album to end", system.logs)
+            time.sleep(1.5)
+            final = api.player()
+            assert final is not None
+            assert final["is_playing"] is False
+            assert final["context"]["uri"] == f"legato:album:{album_id}"
+            r = api.client.put(
+                "/v1/me/player/play", json={"context_uri": f"legato:radio:album:{album_id}"}
+            )
+            assert r.status_code == 400
+            assert "Nothing to play" in r.json()["error"]["message"]
+        finally:
+            api.close()
+    assert "autoplay on kitchen stopped" in (tmp_path / "hub.log").read_text()
