@@ -80,6 +80,15 @@ def test_a_radio_started_from_an_album_plays_other_tracks_like_it(system: System
     assert after is not None
     assert after["context"]["uri"] == radio  # a refused radio changed nothing
 
+    # a track of the radio (as the remote's queue offers them) plays with the radio after it
+    picked = f"legato:track:{tracks[1][0]}"
+    r = api.client.put("/v1/me/player/play", json={"context_uri": radio, "offset": {"uri": picked}})
+    assert r.status_code == 204, r.text
+    player = api.player()
+    assert player is not None
+    assert player["item"]["uri"] == picked
+    assert player["context"]["uri"] == radio
+
     ws = Ws(system)
     try:
         track_radio = f"legato:radio:track:{tracks[0][0]}"

@@ -173,6 +173,10 @@ class PlayerService:
         elif radio_seed_of(request.context_uri or "") is not None:
             assert request.context_uri is not None
             tracks = await self.radio_tracks(user_id, request.context_uri)
+            if request.offset is not None and request.offset.uri is not None:
+                # a radio is picked afresh each time: the track asked for leads it
+                (first,) = await self._resolve(catalog.resolve_tracks, [request.offset.uri])
+                tracks = [first, *(t for t in tracks if t.uri != first.uri)]
         else:
             assert request.context_uri is not None
             tracks = await self._resolve(catalog.resolve_context, request.context_uri)
