@@ -223,6 +223,9 @@ class EventKind(StrEnum):
     DOWNLOAD = "download"
     #: an offline licence could not be used (expired, revoked, set-back clock)
     LICENCE = "licence"
+    #: the context's last track ended with repeat off and nothing queued: the
+    #: speaker stopped (``track_uri`` names that last track), where autoplay may go on
+    CONTEXT_ENDED = "context_ended"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

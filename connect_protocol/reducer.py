@@ -12,7 +12,9 @@ Invariants (checked by the property tests):
   exactly when ``tracks`` is empty, else ``0 <= index < len(order)``;
 - ``0 <= position_ms <= current.duration_ms`` (and ``0`` with nothing loaded);
 - ``len(queue) <= MAX_QUEUE``; ``is_playing`` implies ``current`` is set;
-- unless ``from_queue``, a loaded context track is ``tracks[order[index]]``.
+- unless ``from_queue``, a loaded context track is ``tracks[order[index]]``;
+- ``context_ended`` is emitted exactly when the context runs out: its last track
+  ends or is skipped with repeat off and an empty queue (once, naming that track).
 """
 
 from __future__ import annotations
@@ -423,8 +425,12 @@ def _advance(
     elif s.index is not None and (s.repeat is not RepeatMode.OFF):
         new = _at_index(s, 0, now_ms)
     elif s.index is not None:
-        # End of the context: rewind to its first track and stop there.
+        # End of the context: rewind to its first track and stop there; say so, so
+        # the hub may go on (autoplay) with what the listener would like next.
         new = _at_index(s, 0, now_ms, playing=False)
+        effects.append(
+            EmitEvent(kind=EventKind.CONTEXT_ENDED, track_uri=s.current.uri, played_ms=0)
+        )
     else:
         # Only queued tracks were playing and the queue is now empty.
         new = dataclasses.replace(

@@ -4,17 +4,20 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from hub.catalog import sql_functions
 from hub.db import Database
-from hub.fleet.player import PlayerService
+from hub.fleet.autoplay import Autoplay
+from hub.fleet.player import RADIO_LENGTH, PlayerService
 from hub.fleet.recorder import FleetRecorder
 from hub.fleet.relay import Relay
 from hub.ingest.jobs import IngestJobs
+from hub.listening import settings
 from hub.offline.service import OfflineService
+from hub.recommend.service import Recommender
 
 
 def hub_database(path: Path) -> Database:
@@ -39,20 +42,31 @@ class HubContext:
     offline: OfflineService = field(init=False)
     player: PlayerService = field(init=False)
     recorder: FleetRecorder = field(init=False)
+    recommender: Recommender = field(init=False)
+    autoplay: Autoplay = field(init=False)
     ingest: IngestJobs = field(init=False)
 
     def __post_init__(self) -> None:
-        self.player = PlayerService(self.relay)
+        self.recommender = Recommender(self.db, self.data_dir)
+        self.player = PlayerService(self.relay, radio=self._radio)
+        # when a listener's album or radio runs out, their speaker goes on with a radio
+        self.autoplay = Autoplay(
+            self.relay, self.player, enabled=lambda user_id: settings.autoplay(self.db, user_id)
+        )
         self.offline = OfflineService(self.db, self.data_dir, self.relay)
         # every event kept for the dashboard, each started track as its listener's play
         self.recorder = FleetRecorder(self.db, self.relay, listener_of=self.player.listener_of)
         self.ingest = IngestJobs(self.db, self.data_dir)
+
+    def _radio(self, user_id: int | None, seed_uri: str, exclude: Collection[str]) -> list[str]:
+        return self.recommender.radio(user_id, seed_uri, limit=RADIO_LENGTH, exclude=exclude)
 
     async def start(self, *, wait_s: float = 10.0) -> None:
         """Connect to the broker (the relay); the rest starts as it is used."""
         await self.relay.start(wait_s=wait_s)
 
     async def stop(self) -> None:
-        """Stop relaying, then write what the recorder still holds."""
+        """Stop going on with radios and relaying, then write what the recorder holds."""
+        await self.autoplay.close()
         await self.relay.stop()
         await asyncio.to_thread(self.recorder.close)

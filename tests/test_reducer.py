@@ -118,6 +118,35 @@ def test_end_of_context_with_repeat_off_stops_on_first_track() -> None:
     )
 
 
+def ended_events(out: Transition) -> list[EmitEvent]:
+    return [
+        e for e in out.effects if isinstance(e, EmitEvent) and e.kind is EventKind.CONTEXT_ENDED
+    ]
+
+
+def test_end_of_context_says_the_context_ended_naming_its_last_track() -> None:
+    out = reduce(playing(offset=4), TrackEnded(uri=ALBUM[4].uri), now_ms=5)
+    assert ended_events(out) == [
+        EmitEvent(kind=EventKind.CONTEXT_ENDED, track_uri=ALBUM[4].uri, played_ms=0)
+    ]
+    # skipping past the last track ends the context too (autoplay goes on from there)
+    skipped = reduce(playing(offset=4), Next(id="n"), now_ms=5)
+    assert [e.track_uri for e in ended_events(skipped)] == [ALBUM[4].uri]
+
+
+def test_context_does_not_end_mid_album_with_repeat_or_with_a_queue() -> None:
+    assert ended_events(reduce(playing(offset=3), TrackEnded(uri=ALBUM[3].uri), now_ms=5)) == []
+    looping = reduce(playing(offset=4), SetRepeat(id="r", mode=RepeatMode.CONTEXT), now_ms=1)
+    assert ended_events(reduce(looping.state, TrackEnded(uri=ALBUM[4].uri), now_ms=5)) == []
+    queued = reduce(playing(offset=4), AddToQueue(id="q", track=EXTRA), now_ms=1).state
+    out = reduce(queued, TrackEnded(uri=ALBUM[4].uri), now_ms=5)
+    assert out.state.current == EXTRA
+    assert ended_events(out) == []
+    # the queued track was the last thing to play: now the context has run out
+    last = reduce(out.state, TrackEnded(uri=EXTRA.uri), now_ms=6)
+    assert [e.track_uri for e in ended_events(last)] == [EXTRA.uri]
+
+
 def test_previous_from_a_queued_track_returns_to_the_context_track() -> None:
     s = run(playing(offset=2), [AddToQueue(id="q", track=EXTRA), Next(id="n")]).state
     assert s.current == EXTRA
@@ -345,6 +374,39 @@ def test_revision_rises_and_invariants_hold(steps: list[tuple[Command | TrackEnd
             <= position_at(out.state, now + 10**7)
             <= (out.state.current.duration_ms if out.state.current else 0)
         )
+        state = out.state
+
+
+def _runs_out(before: PlayerState, cmd: Command | TrackEnded) -> bool:
+    """Whether ``cmd`` ends the context's last track with repeat off and nothing queued."""
+    if before.current is None or before.index is None or before.queue:
+        return False
+    if before.index + 1 < len(before.order) or before.repeat is not RepeatMode.OFF:
+        return False
+    match cmd:
+        case TrackEnded(uri=uri):
+            return uri == before.current.uri
+        case Next(expected_revision=rev) | Seek(expected_revision=rev):
+            if rev is not None and rev != before.revision:
+                return False
+            return isinstance(cmd, Next) or cmd.position_ms >= before.current.duration_ms
+    return False
+
+
+@settings(max_examples=300)
+@given(st.lists(inputs, max_size=30))
+def test_context_ended_is_emitted_exactly_when_the_context_runs_out(
+    steps: list[Command | TrackEnded],
+) -> None:
+    state = PlayerState()
+    for i, cmd in enumerate(steps):
+        out = reduce(state, cmd, now_ms=i)
+        ended = ended_events(out)
+        assert len(ended) <= 1
+        assert bool(ended) == _runs_out(state, cmd)
+        if ended:
+            assert state.current is not None
+            assert ended[0].track_uri == state.current.uri
         state = out.state
 
 

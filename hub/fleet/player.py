@@ -8,13 +8,17 @@ command.  A request naming unknown tracks is a 400 before any device is looked a
 Which device is active is the relay's to decide (see :mod:`hub.fleet.relay`); what
 this service keeps is *who* asked: the listener who last started or moved playback
 on a device, whose listening history that device's plays join.
+
+A radio context (``legato:radio:KIND:ID``) is resolved by the ``radio`` function the
+composition root hands in (the recommender, which this layer may not import): the
+tracks it picks for the listener become the play's tracks, the radio URI its context.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import TypeVar
 
 from connect_protocol.messages import (
@@ -35,7 +39,7 @@ from connect_protocol.messages import (
     TrackRef,
 )
 from connect_protocol.reducer import position_at
-from connect_protocol.uris import track_id_of
+from connect_protocol.uris import radio_seed_of, track_id_of, uri_of
 from hub.catalog import resolve as catalog
 from hub.clock import now_ms
 from hub.db import Database
@@ -60,10 +64,22 @@ from hub.fleet.requests import (
 logger = logging.getLogger(__name__)
 A = TypeVar("A")
 
+#: (listener, seed ``legato:KIND:ID``, track ids not to play) -> track ids in play order.
+#: Blocking (it reads the database): called off the event loop.
+RadioSource = Callable[[int | None, str, Collection[str]], list[str]]
+
+#: How many tracks a radio context holds; autoplay goes on again when they run out.
+RADIO_LENGTH = 50
+
+
+def _no_radio(user_id: int | None, seed_uri: str, exclude: Collection[str]) -> list[str]:
+    raise CatalogError("This hub has no radio")
+
 
 class PlayerService:
-    def __init__(self, relay: Relay) -> None:
+    def __init__(self, relay: Relay, *, radio: RadioSource = _no_radio) -> None:
         self.relay = relay
+        self._radio = radio
         #: device id -> the user who last started or moved playback there
         self._listeners: dict[str, int] = {}
 
@@ -94,19 +110,41 @@ class PlayerService:
             if user_id is not None and active:
                 self._listeners[active] = user_id
             return
-        command = await self._command(request)
+        command = await self._command(request, user_id)
         target = self.target_device(request.device_id)
         if type(command) in MAKES_ACTIVE and user_id is not None:
             # before sending: the speaker's "started" event can arrive before its ack
             self._listeners[target] = user_id
         await self.relay.send(target, command)
 
-    async def _command(self, request: PlayerRequest) -> Command:
+    async def radio_tracks(
+        self, user_id: int | None, radio_uri: str, exclude: Collection[str] = ()
+    ) -> list[TrackRef]:
+        """The tracks of the radio ``radio_uri`` for ``user_id``, none of ``exclude`` (ids).
+
+        A 400 (:class:`RequestError`) for a URI that is no radio, an unknown seed or a
+        radio with nothing to play.
+        """
+        seed = radio_seed_of(radio_uri)
+        if seed is None:
+            raise RequestError(
+                f"Invalid radio {radio_uri[:100]!r}: expected legato:radio:track|album|artist:ID"
+            )
+
+        def pick(db: Database, seed_uri: str) -> list[TrackRef]:
+            ids = self._radio(user_id, seed_uri, exclude)
+            if not ids:
+                raise CatalogError(f"Nothing to play on {radio_uri!r} yet")
+            return catalog.resolve_tracks(db, [uri_of("track", i) for i in ids])
+
+        return await self._resolve(pick, uri_of(seed.kind, seed.id))
+
+    async def _command(self, request: PlayerRequest, user_id: int | None = None) -> Command:
         cid = self.relay.new_command_id()
         expected = request.expected_revision
         match request:
             case PlayRequest():
-                return await self._play(cid, request)
+                return await self._play(cid, request, user_id)
             case PauseRequest():
                 return Pause(id=cid, expected_revision=expected)
             case NextRequest():
@@ -126,12 +164,19 @@ class PlayerService:
                 return AddToQueue(id=cid, track=track, expected_revision=expected)
         raise RequestError(f"Unknown player request {type(request).__name__}")  # pragma: no cover
 
-    async def _play(self, cid: str, request: PlayRequest) -> Command:
+    async def _play(self, cid: str, request: PlayRequest, user_id: int | None) -> Command:
         expected = request.expected_revision
         if request.context_uri is None and request.uris is None:
             return Resume(id=cid, expected_revision=expected)
         if request.uris is not None:
             tracks = await self._resolve(catalog.resolve_tracks, request.uris)
+        elif radio_seed_of(request.context_uri or "") is not None:
+            assert request.context_uri is not None
+            tracks = await self.radio_tracks(user_id, request.context_uri)
+            if request.offset is not None and request.offset.uri is not None:
+                # a radio is picked afresh each time: the track asked for leads it
+                (first,) = await self._resolve(catalog.resolve_tracks, [request.offset.uri])
+                tracks = [first, *(t for t in tracks if t.uri != first.uri)]
         else:
             assert request.context_uri is not None
             tracks = await self._resolve(catalog.resolve_context, request.context_uri)

@@ -63,7 +63,11 @@ class PlayRequest(PlayerRequest):
     """Start a context or a list of tracks; with neither, resume."""
 
     context_uri: Annotated[
-        Text | None, Field(description="legato:album:ID or legato:playlist:ID")
+        Text | None,
+        Field(
+            description="legato:album:ID, legato:playlist:ID,"
+            " or a radio: legato:radio:track|album|artist:ID"
+        ),
     ] = None
     uris: Annotated[TrackUris | None, Field(description="Track URIs to play, in order")] = None
     offset: Annotated[Offset, BeforeValidator(_offset_object)] | None = None

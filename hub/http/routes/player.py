@@ -11,10 +11,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from hub.accounts.users import User
 from hub.clock import now_ms
-from hub.fields import NonNegative, Text
+from hub.fields import Boolean, NonNegative, Text
 from hub.fleet.requests import (
     NextRequest,
     PauseRequest,
@@ -31,6 +32,7 @@ from hub.fleet.requests import (
 from hub.http.deps import ContextDep, PlaybackController, PlaybackReader
 from hub.http.shapes import device_object, player_object
 from hub.http.validation import JsonBodyRoute
+from hub.listening import settings
 
 router = APIRouter(prefix="/v1/me/player", tags=["player"], route_class=JsonBodyRoute)
 
@@ -147,3 +149,22 @@ async def queue(
     ctx: ContextDep, _user: PlaybackController, request: Annotated[QueueRequest, Query()]
 ) -> Response:
     return await _run(ctx, request)
+
+
+class AutoplaySetting(BaseModel):
+    autoplay: bool = Field(description="Whether a speaker goes on with a radio when a context ends")
+
+
+@router.get("/autoplay", summary="Legato: whether autoplay is on for the current user")
+def get_autoplay(ctx: ContextDep, user: PlaybackReader) -> AutoplaySetting:
+    return AutoplaySetting(autoplay=settings.autoplay(ctx.db, user.id))
+
+
+@router.put("/autoplay", status_code=204, summary="Legato: turn autoplay on or off")
+def put_autoplay(
+    ctx: ContextDep,
+    user: PlaybackController,
+    state: Annotated[Boolean, Query(description="true: go on with a radio when a context ends")],
+) -> Response:
+    settings.set_autoplay(ctx.db, user.id, state)
+    return Response(status_code=204)

@@ -59,6 +59,14 @@
     return (item.artists || []).map((a) => a.name).join(", ");
   }
 
+  function isRadio(uri) {
+    return typeof uri === "string" && uri.startsWith("legato:radio:");
+  }
+
+  function idOf(item) {
+    return item.id || String(item.uri || "").split(":").pop();
+  }
+
   function image(item, size = 300) {
     const images = item.images || (item.album && item.album.images) || [];
     if (!images.length) return null;
@@ -201,6 +209,8 @@
       $("art").alt = item.album ? `Cover of ${item.album.name}` : "";
     }
     $("buffering").hidden = !(entry && entry.state.buffering && playing);
+    const context = entry && entry.state.context_uri;
+    $("now-context").hidden = !(item && isRadio(context));
     for (const id of ["play-pause", "mini-play"]) {
       setIcon($(id), playing ? "pause" : "play", playing ? "Pause" : "Play");
       $(id).disabled = !usable || !item;
@@ -400,6 +410,10 @@
         type: "button", class: "icon ghost", "aria-label": `Add ${track.name} to a playlist`, title: "Add to playlist",
         onclick: () => pickPlaylist(track),
       }, iconSvg("library")),
+      el("a", {
+        class: "button icon ghost", href: `#/track/${encodeURIComponent(idOf(track))}`,
+        "aria-label": `${track.name}: radio and more like this`, title: "Track page",
+      }, iconSvg("more")),
       extra || null);
     return el("li", { class: "row track" },
       el("button", { type: "button", class: "row-main", "aria-label": `Play ${label}`, onclick: onplay },
@@ -507,9 +521,10 @@
     const playAll = el("button", { type: "button", class: "primary", text: "Play", onclick: () => play({ context_uri: album.uri }) });
     $("detail").replaceChildren(
       header(album, "Album", `${artists(album)} · ${album.release_date ? album.release_date.slice(0, 4) + " · " : ""}${tracks.length} tracks`,
-        [playAll, downloadButton(album, "album")]),
+        [playAll, radioButton("album", album), downloadButton(album, "album")]),
       el("ol", { class: "list" }, ...tracks.map((t, i) =>
-        trackRow(t, { index: i, onplay: () => play({ context_uri: album.uri, offset: { uri: t.uri } }) }))));
+        trackRow(t, { index: i, onplay: () => play({ context_uri: album.uri, offset: { uri: t.uri } }) }))),
+      moreLikeThis(tracks.slice(0, 5).map(idOf), album.name));
     focusHeading();
   }
 
@@ -525,6 +540,7 @@
     $("detail").replaceChildren(
       header(artist.data, "Artist", "", [
         el("button", { type: "button", class: "primary", text: "Play top tracks", disabled: !uris.length, onclick: () => play({ uris }) }),
+        radioButton("artist", artist.data),
       ]),
       el("h2", { text: "Popular" }),
       el("ol", { class: "list" }, ...tracks.map((t, i) => trackRow(t, { index: i, onplay: () => play({ uris, offset: { position: i } }) }))),
@@ -532,6 +548,47 @@
       el("ul", { class: "list" }, ...(albums.ok ? albums.data.items : []).map((a) =>
         cardRow(a, `#/album/${a.id}`, a.release_date ? a.release_date.slice(0, 4) : "Album"))));
     focusHeading();
+  }
+
+  async function showTrack(id) {
+    const r = await Legato.api("GET", `/v1/tracks/${encodeURIComponent(id)}`);
+    if (!r.ok) return detailError(r.error);
+    const track = r.data;
+    const album = track.album || null;
+    $("detail").replaceChildren(
+      header({ ...track, images: album ? album.images : [] }, "Track",
+        `${artists(track)}${album ? ` · ${album.name}` : ""} · ${clock(track.duration_ms)}`, [
+          el("button", { type: "button", class: "primary", text: "Play", onclick: () => play({ uris: [track.uri] }) }),
+          radioButton("track", track),
+          album ? el("a", { class: "button", href: `#/album/${encodeURIComponent(album.id)}`, text: "Album" }) : null,
+        ]),
+      moreLikeThis([track.id], track.name));
+    focusHeading();
+  }
+
+  // A radio plays what the hub recommends for you from a track, album or artist.
+  function radioButton(kind, item) {
+    return el("button", {
+      type: "button", text: "Start radio", "aria-label": `Start a radio based on ${item.name}`,
+      onclick: () => play({ context_uri: `legato:radio:${kind}:${idOf(item)}` }),
+    });
+  }
+
+  // "More like this": recommendations seeded by up to five tracks, each row playable.
+  function moreLikeThis(seedIds, name) {
+    const list = el("ul", { class: "list", "aria-busy": "true" },
+      el("li", { class: "empty muted", text: "Finding music like this…" }));
+    const section = el("section", { class: "more-like", "aria-label": `More like ${name}` },
+      el("h2", { text: "More like this" }), list);
+    const seeds = seedIds.filter(Boolean).slice(0, 5);
+    Legato.api("GET", `/v1/recommendations?limit=20&seed_tracks=${seeds.map(encodeURIComponent).join(",")}`).then((r) => {
+      list.removeAttribute("aria-busy");
+      const found = r.ok ? r.data.tracks.filter((t) => !seeds.includes(t.id)) : [];
+      const uris = found.map((t) => t.uri);
+      list.replaceChildren(...found.map((t, i) => trackRow(t, { onplay: () => play({ uris, offset: { position: i } }) })));
+      if (!found.length) list.append(el("li", { class: "empty muted", text: r.ok ? "Nothing like this yet." : r.error }));
+    });
+    return section;
   }
 
   async function showPlaylist(id) {
@@ -658,6 +715,40 @@
     };
   }
 
+  // --- the listener's own settings: autoplay, and their history ------------------------
+
+  let autoplay = null; // unknown until the hub says
+  function renderAutoplay() {
+    const button = $("autoplay");
+    button.setAttribute("aria-pressed", String(autoplay === true));
+    button.textContent = `Autoplay: ${autoplay === null ? "…" : autoplay ? "on" : "off"}`;
+    button.disabled = autoplay === null;
+  }
+
+  async function loadAutoplay() {
+    const r = await Legato.api("GET", "/v1/me/player/autoplay");
+    if (r.ok) autoplay = Boolean(r.data.autoplay);
+    renderAutoplay();
+  }
+
+  $("autoplay").addEventListener("click", async () => {
+    const want = !autoplay;
+    autoplay = want; // shown at once; put back if the hub refuses
+    renderAutoplay();
+    const r = await Legato.api("PUT", `/v1/me/player/autoplay?state=${want}`);
+    if (!r.ok) {
+      autoplay = !want;
+      renderAutoplay();
+      toast(r.error);
+    }
+  });
+
+  $("clear-history").addEventListener("click", async () => {
+    if (!window.confirm("Clear your whole listening history? Your radio and mixes start again from nothing.")) return;
+    const r = await Legato.api("DELETE", "/v1/me/player/recently-played");
+    toast(r.ok ? "Your listening history is cleared." : r.error);
+  });
+
   // --- queue -----------------------------------------------------------------------
 
   function renderQueue() {
@@ -707,7 +798,7 @@
 
   function route() {
     const [, view = "now", id] = location.hash.split("/");
-    const name = ["album", "artist", "playlist"].includes(view) ? "detail" : view;
+    const name = ["album", "artist", "playlist", "track"].includes(view) ? "detail" : view;
     const known = ["now", "search", "detail", "library", "queue", "speakers"];
     currentView = known.includes(name) ? name : "now";
     for (const section of document.querySelectorAll(".view")) section.hidden = section.dataset.view !== currentView;
@@ -718,6 +809,7 @@
     if (view === "album") showAlbum(id);
     else if (view === "artist") showArtist(id);
     else if (view === "playlist") showPlaylist(id);
+    else if (view === "track") showTrack(id);
     else if (currentView === "library") loadPlaylists();
     else if (currentView === "queue") renderQueue();
     else if (currentView === "search") $("search-input").focus();
@@ -732,6 +824,7 @@
   async function start() {
     const r = await Legato.api("GET", "/v1/me");
     if (r.ok) me = r.data;
+    loadAutoplay();
     route();
     live.connect();
     requestAnimationFrame(frame);
