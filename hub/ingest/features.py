@@ -18,10 +18,12 @@ them to mono and decimates by an integer factor to about 22 kHz (a low-pass
   weighs the same; a tonal frame puts more into pitches than a drum hit); key
   and mode are the Krumhansl-Kessler profile (of 24 rotations) it correlates
   with best.
-- spectral shape over frames above -60 dBFS: the mean centroid of the
-  magnitude spectrum (Hz), flatness (geometric over arithmetic mean of power,
-  0 a pure tone .. 1 white noise) and the frequency under which 85 % of the
-  magnitude lies (Hz), all over 0..11 kHz (the analysed band).
+- spectral shape of the track's long-term spectrum (the magnitude and power
+  spectra of its frames above -60 dBFS, summed) below 0.7 of the analysis
+  Nyquist frequency (7.7 kHz, where the decimation filter is still flat): the
+  centroid of the magnitude (Hz), the flatness of the power (geometric over
+  arithmetic mean: 0 a pure tone .. 1 white noise) and the frequency under
+  which 85 % of the magnitude lies (Hz).
 - level: the RMS of those frames in dBFS (``loudness`` unless the caller
   passes the integrated loudness it measured anyway).
 
@@ -49,13 +51,15 @@ Floats = NDArray[np.float64]
 ANALYSIS_RATE = 22_050  # decimated to the nearest integer factor above this
 ONSET_FRAME_S = 0.046
 CHROMA_FRAME_S = 0.37
-PULSE_HISTORY_S = 8.5  # longest lag kept: eight beats at 57 BPM
+PULSE_HISTORY_S = 9.5  # longest lag kept: nine beats at 57 BPM
 SILENT_FRAME_DBFS = -60.0
+SMOOTHING = (1 / 16, 4 / 16, 6 / 16, 4 / 16, 1 / 16)  # binomial: 12 ms frames, 23 ms wide
 MIN_BPM, MAX_BPM = 60.0, 200.0
 PRIOR_BPM, PRIOR_OCTAVES = 120.0, 1.0
 CHROMA_LOW_HZ, CHROMA_HIGH_HZ = 60.0, 2500.0
 ROLLOFF = 0.85
-WALTZ_MARGIN = 1.05  # how much more the bar of three must repeat to read as 3/4
+SPECTRUM_BAND = 0.7  # of the analysis Nyquist frequency: below the decimation filter's edge
+WALTZ_MARGIN = 1.05  # how much more bars of three must stand out to read as 3/4
 
 # Krumhansl & Kessler (1982) probe-tone profiles, tonic first.
 MAJOR_PROFILE = (6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88)
@@ -134,15 +138,19 @@ class FeatureMeter:
         self.fps = self.rate / (onset_n // 4)  # onset envelope values a second
         self._window = np.hanning(onset_n)
         self._chroma_window = np.hanning(chroma_n)
-        self._freqs = np.fft.rfftfreq(onset_n, 1.0 / self.rate)
+        freqs = np.fft.rfftfreq(onset_n, 1.0 / self.rate).astype(np.float64)
+        self._freqs = freqs[freqs <= SPECTRUM_BAND * self.rate / 2.0]
         self._pitch = _pitch_classes(np.fft.rfftfreq(chroma_n, 1.0 / self.rate).astype(np.float64))
-        self._previous = np.zeros(len(self._freqs))  # last frame's log magnitude
+        self._previous = np.zeros(len(freqs))  # last frame's log magnitude
         self._trend_zi = np.zeros(1)
+        self._smooth_zi = np.zeros(len(SMOOTHING) - 1)
         lags = int(PULSE_HISTORY_S * self.fps) + 2
         self._history = np.zeros(lags)  # the last ``lags`` envelope values
         self.autocorrelation = np.zeros(lags + 1)
         self.chroma = np.zeros(12)
-        self._sums = np.zeros(5)  # frames, power, centroid, flatness, rolloff
+        self._magnitude = np.zeros(len(self._freqs))  # summed over sounding frames
+        self._power = np.zeros(len(self._freqs))
+        self._level = np.zeros(2)  # sounding frames, their summed mean square
 
     def feed(self, pcm: NDArray[np.float32]) -> None:
         if not pcm.shape[0]:
@@ -167,11 +175,16 @@ class FeatureMeter:
         # Minus a 1 s moving trend: what is left is the pulse, not the track's loudness.
         alpha = 1.0 / self.fps
         trend, self._trend_zi = lfilter([alpha], [1.0, alpha - 1.0], flux, zi=self._trend_zi)
-        self._correlate(flux - trend)
+        # Widened over a few frames, so a beat between two frames still lines up.
+        pulse, self._smooth_zi = lfilter(SMOOTHING, [1.0], flux - trend, zi=self._smooth_zi)
+        self._correlate(pulse)
         rms = np.sqrt(np.mean(np.square(frames), axis=1))
         sounding = rms > 10.0 ** (SILENT_FRAME_DBFS / 20.0)
         if sounding.any():
-            self._shape(mags[sounding], rms[sounding])
+            band = mags[sounding, : len(self._freqs)]
+            self._magnitude += band.sum(axis=0)
+            self._power += np.square(band).sum(axis=0)
+            self._level += (sounding.sum(), np.square(rms[sounding]).sum())
 
     def _correlate(self, envelope: Floats) -> None:
         """Add this block's products with the last ``lags`` values to the autocorrelation."""
@@ -180,21 +193,6 @@ class FeatureMeter:
         out = correlate(data, envelope, mode="valid")  # out[k] pairs envelope with data[k:]
         self.autocorrelation += out[lags::-1]
         self._history = data[-lags:].copy()
-
-    def _shape(self, mags: Floats, rms: Floats) -> None:
-        total = mags.sum(axis=1) + 1e-20
-        centroid = (mags * self._freqs).sum(axis=1) / total
-        power = np.square(mags) + 1e-12
-        flatness = np.exp(np.mean(np.log(power), axis=1)) / np.mean(power, axis=1)
-        below = np.cumsum(mags, axis=1) < ROLLOFF * total[:, None]
-        rolloff = self._freqs[np.minimum(below.sum(axis=1), len(self._freqs) - 1)]
-        self._sums += (
-            len(rms),
-            np.square(rms).sum(),
-            centroid.sum(),
-            flatness.sum(),
-            rolloff.sum(),
-        )
 
     def _chroma(self, frames: Floats) -> None:
         rms = np.sqrt(np.mean(np.square(frames), axis=1)) if len(frames) else frames
@@ -207,9 +205,10 @@ class FeatureMeter:
 
     def measured(self, loudness_db: float | None = None) -> Measured:
         """The measurements so far; ``loudness_db`` replaces the RMS level when given."""
-        frames, power, centroid, flatness, rolloff = self._sums
+        frames, power = self._level
         heard = frames > 0
         level = 10.0 * math.log10(power / frames) if heard and power > 0 else -70.0
+        centroid, flatness, rolloff = spectral_shape(self._freqs, self._magnitude, self._power)
         bpm, pulse = tempo(self.autocorrelation, self.fps) if heard else (0.0, 0.0)
         key, mode, strength = find_key(self.chroma)
         return Measured(
@@ -220,9 +219,9 @@ class FeatureMeter:
             key_strength=strength,
             time_signature=meter(self.autocorrelation, self.fps, bpm),
             loudness=round(level if loudness_db is None else loudness_db, 2),
-            centroid=centroid / frames if heard else 0.0,
-            flatness=flatness / frames if heard else 0.0,
-            rolloff=rolloff / frames if heard else 0.0,
+            centroid=centroid,
+            flatness=flatness,
+            rolloff=rolloff,
         )
 
     def result(self, loudness_db: float | None = None) -> AudioFeatures:
@@ -239,6 +238,18 @@ def _pitch_classes(freqs: Floats) -> tuple[NDArray[np.int64], NDArray[np.int64]]
     bins = np.flatnonzero((freqs >= CHROMA_LOW_HZ) & (freqs <= CHROMA_HIGH_HZ))
     midi = np.round(69.0 + 12.0 * np.log2(freqs[bins] / 440.0)).astype(np.int64)
     return midi % 12, bins
+
+
+def spectral_shape(freqs: Floats, magnitude: Floats, power: Floats) -> tuple[float, float, float]:
+    """(centroid Hz, flatness 0..1, 85 % roll-off Hz) of a long-term spectrum; zeros if silent."""
+    total = float(magnitude.sum())
+    if total <= 0.0:
+        return 0.0, 0.0, 0.0
+    centroid = float((magnitude * freqs).sum()) / total
+    floor = power + 1e-20 * max(float(power.max()), 1e-20)
+    flatness = float(np.exp(np.mean(np.log(floor))) / np.mean(floor))
+    below = int(np.searchsorted(np.cumsum(magnitude), ROLLOFF * total))
+    return centroid, min(flatness, 1.0), float(freqs[min(below, len(freqs) - 1)])
 
 
 def _at(values: Floats, lag: float) -> float:
@@ -283,26 +294,53 @@ def tempo(autocorrelation: Floats, fps: float) -> tuple[float, float]:
 
 
 def meter(autocorrelation: Floats, fps: float, bpm: float) -> int:
-    """3 when the envelope repeats more after three and six beats than after four and eight."""
+    """3 when bars of three beats stand out more than bars of four, else 4.
+
+    A bar stands out when the envelope repeats more after it (and after two of
+    it) than after a beat less or more: the lag's value over the geometric mean
+    of its neighbours', which cancels the slow decay over longer lags.  Each
+    lag's value is the largest within a frame of it, as a beat may fall between
+    two frames.
+    """
     if bpm <= 0.0:
         return 4
     beat = 60.0 * fps / bpm
-    three = _at(autocorrelation, 3 * beat) + _at(autocorrelation, 6 * beat)
-    four = _at(autocorrelation, 4 * beat) + _at(autocorrelation, 8 * beat)
-    return 3 if three > WALTZ_MARGIN * four > 0.0 else 4
+
+    def near(beats: int) -> float:
+        lag = beats * beat
+        low, high = max(int(lag) - 1, 0), min(int(lag) + 3, len(autocorrelation))
+        return max(float(autocorrelation[low:high].max()), 1e-12) if low < high else 1e-12
+
+    def stands_out(bar: int) -> float:
+        return sum(near(n) / math.sqrt(near(n - 1) * near(n + 1)) for n in (bar, 2 * bar))
+
+    return 3 if stands_out(3) > WALTZ_MARGIN * stands_out(4) else 4
+
+
+_PROFILES = np.array(
+    [np.roll(profile, tonic) for profile in (MINOR_PROFILE, MAJOR_PROFILE) for tonic in range(12)]
+)
+_PROFILES = (_PROFILES - _PROFILES.mean(axis=1, keepdims=True)) / np.linalg.norm(
+    _PROFILES - _PROFILES.mean(axis=1, keepdims=True), axis=1, keepdims=True
+)
+
+
+def key_correlations(chroma: Floats) -> Floats:
+    """Pearson correlation of a chroma profile with each key: [mode (0 minor, 1 major), tonic]."""
+    centred = chroma - chroma.mean()
+    norm = float(np.linalg.norm(centred))
+    if not norm > 1e-9 * max(float(np.abs(chroma).max()), 1e-300):
+        return np.zeros((2, 12))  # flat: every pitch class alike, no key
+    return np.asarray(_PROFILES @ (centred / norm), dtype=np.float64).reshape(2, 12)
 
 
 def find_key(chroma: Floats) -> tuple[int, int, float]:
-    """(key, mode, correlation) of the best of the 24 rotated key profiles."""
-    if not np.any(chroma > 0) or np.ptp(chroma) == 0:
+    """(key, mode, correlation) of the best of the 24 rotated key profiles; key -1 if none."""
+    correlations = key_correlations(chroma)
+    if not np.any(correlations):
         return -1, 1, 0.0
-    best = (-2.0, -1, 1)
-    for mode, profile in ((1, MAJOR_PROFILE), (0, MINOR_PROFILE)):
-        for tonic in range(12):
-            r = float(np.corrcoef(chroma, np.roll(profile, tonic))[0, 1])
-            if r > best[0]:
-                best = (r, tonic, mode)
-    return best[1], best[2], round(best[0], 3)
+    mode, tonic = np.unravel_index(int(np.argmax(correlations)), correlations.shape)
+    return int(tonic), int(mode), round(float(correlations[mode, tonic]), 3)
 
 
 def _clip(x: float) -> float:
@@ -325,7 +363,7 @@ def estimates(m: Measured) -> AudioFeatures:
     loud = min(max((m.loudness + 40.0) / 35.0, 0.0), 1.0)
     bright = min(m.centroid / 2000.0, 1.0)
     pulse = min(3.0 * m.pulse, 1.0)
-    fit = math.exp(-0.5 * (math.log2(m.tempo / 115.0) / 0.6) ** 2) if m.tempo > 0 else 0.0
+    fit = math.exp(-0.5 * (math.log2(m.tempo / 115.0) / 0.6) ** 2) if m.tempo >= 1.0 else 0.0
     speech = _clip(0.5 * m.flatness * (1.0 - pulse))
     return AudioFeatures(
         tempo=m.tempo,

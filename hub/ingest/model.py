@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from connect_protocol.media import Loudness, Rendition
+from hub.ingest.features import AudioFeatures
 from hub.ingest.limits import IngestLimits
 from hub.ingest.loudness import TrackLoudness
 from hub.ingest.tags import FileInfo
@@ -42,6 +43,7 @@ class Encoded:
     boundaries: tuple[int, ...]
     renditions: tuple[Rendition, ...]
     loudness: TrackLoudness
+    features: AudioFeatures
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,8 +7,8 @@ time, so its memory does not depend on the track's length:
 1. check: decode to the end keeping nothing, stopping at the duration limit;
    samples must be finite and the length what the container declares
    (``integrity``).  A file that fails here has cost no encoding and no store.
-2. encode: decode again into the loudness meter and the four renditions, whose
-   segment boundaries follow from the length found in step 1.
+2. encode: decode again into the loudness and feature meters and the four
+   renditions, whose segment boundaries follow from the length found in step 1.
 
 A failed track's directory is removed: a track is in the store whole or not at
 all.  (A worker that dies mid-file cannot do that; the pipeline does it then.)
@@ -27,6 +27,7 @@ from hub.errors import IngestError
 from hub.files import write_atomic
 from hub.ingest.decode import PcmReader
 from hub.ingest.encode import RenditionEncoder
+from hub.ingest.features import FeatureMeter
 from hub.ingest.integrity import check_complete
 from hub.ingest.limits import IngestLimits
 from hub.ingest.loudness import LoudnessMeter
@@ -87,6 +88,7 @@ def _encode(
     with PcmReader(path, limits=limits) as reader:
         bounds = segment_boundaries(frames, reader.rate)
         meter = LoudnessMeter(reader.rate, reader.channels)
+        features = FeatureMeter(reader.rate, reader.channels)
         ladder = [
             RenditionEncoder(
                 quality, reader.rate, reader.channels, bounds, _put(data_dir, track_id, quality)
@@ -97,12 +99,14 @@ def _encode(
             if reader.frames > frames:
                 break
             meter.feed(block)
+            features.feed(block)
             for rendition in ladder:
                 rendition.feed(block)
         if reader.frames != frames:
             raise IngestError(
                 f"decoded {frames} frames, then {reader.frames}: the decoder is not repeatable"
             )
+    loudness = meter.result()
     return Encoded(
         path=path,
         content_hash=digest,
@@ -112,7 +116,8 @@ def _encode(
         channels=reader.channels,
         boundaries=tuple(bounds),
         renditions=tuple(rendition.finish() for rendition in ladder),
-        loudness=meter.result(),
+        loudness=loudness,
+        features=features.result(loudness.lufs),
     )
 
 
