@@ -19,6 +19,7 @@ from hub.demo_music import catalog_extras
 from hub.demo_music.library import DEMO_LIBRARY, render_demo_library, render_pcm
 from hub.ingest import ingest_paths
 from hub.ingest.features import FeatureMeter, Measured, estimates, find_key, key_correlations
+from hub.media import store
 from tests.audio_files import FileTags, write_audio
 from tests.system import child_env
 
@@ -75,6 +76,12 @@ def chords(
                 x += np.sin(2 * np.pi * freq * k * t) / k
         out.append(x * np.exp(-t * 0.8))
     return np.concatenate(out)
+
+
+def mix(*signals: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Signals added, cut to the shortest."""
+    frames = min(len(x) for x in signals)
+    return np.asarray(np.sum([x[:frames] for x in signals], axis=0), dtype=np.float64)
 
 
 def stereo(x: NDArray[np.float64], peak: float = 0.5) -> Pcm:
@@ -142,7 +149,7 @@ def test_a_flat_chroma_has_no_key() -> None:
 
 
 def test_a_louder_copy_is_louder_and_more_energetic() -> None:
-    music = drums(110.0, 10.0) + 0.3 * chords(7, False, 2.0, 5)
+    music = mix(drums(110.0, 10.0), 0.3 * chords(7, False, 2.0, 5))
     quiet = FeatureMeter(RATE, 2)
     loud = FeatureMeter(RATE, 2)
     quiet.feed(stereo(music, 0.05))
@@ -195,7 +202,7 @@ def test_estimates_stay_between_0_and_1(measured: Measured) -> None:
 
 
 def test_the_blocks_do_not_change_the_answer() -> None:
-    pcm = stereo(drums(100.0, 12.0) + 0.3 * chords(2, True, 2.4, 5))
+    pcm = stereo(mix(drums(100.0, 12.0), 0.3 * chords(2, True, 2.4, 5)))
     whole = measure(pcm, block=len(pcm))
     pieces = measure(pcm, block=1_237)
     assert pieces.tempo == pytest.approx(whole.tempo, abs=0.01)
@@ -275,7 +282,7 @@ def ingest(data: Path, *paths: Path) -> subprocess.CompletedProcess[str]:
 @pytest.mark.integration
 def test_an_ingested_file_gets_measured_features(tmp_path: Path) -> None:
     bpm, beat_s = 100.0, 0.6
-    music = drums(bpm, 24.0) + 0.5 * chords(4, True, 4 * beat_s, 10)
+    music = mix(drums(bpm, 24.0), 0.5 * chords(4, True, 4 * beat_s, 10))
     path = write_audio(
         tmp_path / "song.flac",
         stereo(music, 0.7),
@@ -325,3 +332,33 @@ def test_the_demo_keeps_what_ingest_measured(tmp_path: Path) -> None:
         for column in ("tempo", "key", "mode", "loudness", "energy", "spectral_centroid"):
             assert row[column] == before[track_id][column], column
         assert (row["danceability"], row["valence"]) == (profile[0], profile[2])
+
+
+@pytest.mark.integration
+def test_ingesting_again_measures_a_track_that_predates_features(tmp_path: Path) -> None:
+    """A catalog from before features were measured gets them when its files are
+    ingested again; the track stays "present" with its segments, and a track
+    already measured is not measured twice."""
+    data = tmp_path / "data"
+    db = hub_database(data / "hub.db")
+    db.migrate()
+    bar_s = 60 / 128 * 4
+    music = mix(drums(128.0, 7 * bar_s), 0.4 * chords(0, False, bar_s, 7))
+    older = write_audio(tmp_path / "older.flac", stereo(music), RATE, FileTags(title="Older"))
+    newer = write_audio(tmp_path / "newer.wav", stereo(drums(90.0, 8.0)), RATE)
+    [first, second] = ingest_paths(db, data, [older, newer], jobs=2)
+    segments = sorted(p.name for p in store.media_root(data).rglob("*") if p.is_file())
+    with db.transaction() as conn:
+        conn.execute("DELETE FROM audio_features WHERE track_id = ?", (first.id,))
+        conn.execute("UPDATE audio_features SET tempo = 1.0 WHERE track_id = ?", (second.id,))
+
+    again = ingest_paths(db, data, [older, newer], jobs=2)
+
+    assert [r.status for r in again] == ["present", "present"]
+    assert sorted(p.name for p in store.media_root(data).rglob("*") if p.is_file()) == segments
+    with db.reading() as conn:
+        rows = {r["track_id"]: r for r in conn.execute("SELECT * FROM audio_features")}
+    assert rows[first.id]["measured"] == 1
+    assert abs(rows[first.id]["tempo"] - 128.0) <= 2
+    assert (rows[first.id]["key"], rows[first.id]["mode"]) == (0, 1)
+    assert rows[second.id]["tempo"] == 1.0  # measured already: left alone

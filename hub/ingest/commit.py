@@ -17,7 +17,7 @@ from hub.clock import now_ms
 from hub.db import Database
 from hub.files import write_atomic
 from hub.ingest.features import AudioFeatures
-from hub.ingest.model import Encoded, IngestResult, Status
+from hub.ingest.model import Encoded, IngestResult, Remeasured, Status
 from hub.ingest.tags import TrackInfo, read_art
 from hub.media import store
 
@@ -135,6 +135,22 @@ def save_features(conn: sqlite3.Connection, track_id: str, features: AudioFeatur
         f" VALUES (?, {marks}, 1)",
         (track_id, *(getattr(features, column) for column in FEATURE_COLUMNS)),
     )
+
+
+def unmeasured_lufs(db: Database, track_id: str) -> float | None:
+    """The track's loudness if it has no measured features yet (it predates them), else None."""
+    with db.reading() as conn:
+        measured = conn.execute(
+            "SELECT 1 FROM audio_features WHERE track_id = ? AND measured", (track_id,)
+        ).fetchone()
+    manifest = None if measured else store.load_manifest(db, track_id)
+    return None if manifest is None else manifest.loudness.track_lufs
+
+
+def commit_features(db: Database, found: Remeasured) -> None:
+    with db.transaction() as conn:
+        if conn.execute("SELECT 1 FROM tracks WHERE id = ?", (found.track_id,)).fetchone():
+            save_features(conn, found.track_id, found.features)
 
 
 def result_for(

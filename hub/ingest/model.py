@@ -28,6 +28,9 @@ class EncodeJob:
     content_hash: str
     data_dir: Path
     limits: IngestLimits
+    #: A track the catalog has but without measured features: measure only those,
+    #: with the track's loudness (LUFS) from its manifest.
+    remeasure_lufs: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,6 +46,15 @@ class Encoded:
     boundaries: tuple[int, ...]
     renditions: tuple[Rendition, ...]
     loudness: TrackLoudness
+    features: AudioFeatures
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Remeasured:
+    """Features for a track the catalog already has (ingested before they were measured)."""
+
+    path: Path
+    track_id: str
     features: AudioFeatures
 
 

@@ -31,7 +31,7 @@ from hub.ingest.features import FeatureMeter
 from hub.ingest.integrity import check_complete
 from hub.ingest.limits import IngestLimits
 from hub.ingest.loudness import LoudnessMeter
-from hub.ingest.model import Encoded, EncodeJob, Failed, Scanned
+from hub.ingest.model import Encoded, EncodeJob, Failed, Remeasured, Scanned
 from hub.ingest.sources import check_supported, content_hash
 from hub.ingest.tags import read_file_info
 from hub.media import store
@@ -54,9 +54,28 @@ def scan_file(path: Path) -> Scanned | Failed:
     return Scanned(path=path, content_hash=digest, info=read_file_info(path))
 
 
-def encode_job(job: EncodeJob) -> Encoded | Failed:
-    """``encode_file`` for one job of a worker pool."""
+def encode_job(job: EncodeJob) -> Encoded | Remeasured | Failed:
+    """``encode_file`` (or ``measure_file``) for one job of a worker pool."""
+    if job.remeasure_lufs is not None:
+        return measure_file(job.path, job.content_hash, job.remeasure_lufs, job.limits)
     return encode_file(job.path, job.content_hash, job.data_dir, job.limits)
+
+
+def measure_file(
+    path: Path, digest: str, lufs: float, limits: IngestLimits | None = None
+) -> Remeasured | Failed:
+    """Only the audio features of a track already in the store (one decode, nothing written)."""
+    limits = limits or IngestLimits()
+    try:
+        with PcmReader(path, limits=limits) as reader:
+            meter = FeatureMeter(reader.rate, reader.channels)
+            for block in reader.blocks():
+                meter.feed(block)
+    except Exception as exc:  # this file's failure; its track stays as it is
+        if isinstance(exc, MemoryError):
+            return Failed(path, limits.out_of_memory())
+        return Failed(path, str(exc) if isinstance(exc, IngestError) else repr(exc))
+    return Remeasured(path=path, track_id=track_id_for(digest), features=meter.result(lufs))
 
 
 def encode_file(
