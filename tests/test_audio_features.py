@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from hypothesis import assume, given
@@ -21,7 +22,7 @@ from hub.ingest import ingest_paths
 from hub.ingest.features import FeatureMeter, Measured, estimates, find_key, key_correlations
 from hub.media import store
 from tests.audio_files import FileTags, write_audio
-from tests.system import child_env
+from tests.system import System, child_env
 
 HUB = str(Path(sys.executable).parent / "legato-hub")
 RATE = 44_100
@@ -215,6 +216,14 @@ def test_the_blocks_do_not_change_the_answer() -> None:
     assert pieces.loudness == pytest.approx(whole.loudness, abs=0.01)
 
 
+@pytest.mark.parametrize("rate", [16_000, 22_050, 48_000, 96_000])
+def test_every_sample_rate_reads_the_same(rate: int) -> None:
+    music = mix(drums(120.0, 16.0, rate), 0.4 * chords(2, False, 2.0, 8, rate))
+    found = measure(stereo(music), rate)
+    assert abs(found.tempo - 120.0) <= 2
+    assert (found.key, found.mode) == (2, 1)
+
+
 def _state_bytes(meter: object) -> int:
     """The numpy arrays a meter holds, its frame buffers' included."""
     total = 0
@@ -362,3 +371,48 @@ def test_ingesting_again_measures_a_track_that_predates_features(tmp_path: Path)
     assert abs(rows[first.id]["tempo"] - 128.0) <= 2
     assert (rows[first.id]["key"], rows[first.id]["mode"]) == (0, 1)
     assert rows[second.id]["tempo"] == 1.0  # measured already: left alone
+
+
+SPOTIFY_KEYS = {
+    "danceability",
+    "energy",
+    "key",
+    "loudness",
+    "mode",
+    "speechiness",
+    "acousticness",
+    "instrumentalness",
+    "liveness",
+    "valence",
+    "tempo",
+    "type",
+    "id",
+    "uri",
+    "track_href",
+    "analysis_url",
+    "duration_ms",
+    "time_signature",
+}
+
+
+@pytest.mark.e2e
+@pytest.mark.integration
+def test_the_web_api_serves_measured_features_in_spotifys_shape(tmp_path: Path) -> None:
+    system = System(tmp_path, embedded=True)
+    music = mix(drums(90.0, 16.0), 0.4 * chords(7, False, 60 / 90 * 4, 6))
+    path = write_audio(tmp_path / "g.flac", stereo(music), RATE, FileTags(title="In G"))
+    [added] = ingest_paths(system.db, system.data, [path], jobs=1)
+    with system.running():
+        headers = {"Authorization": f"Bearer {system.token()}"}
+        one = httpx.get(f"{system.url}/v1/audio-features/{added.id}", headers=headers)
+        several = httpx.get(
+            f"{system.url}/v1/audio-features", params={"ids": added.id}, headers=headers
+        )
+    assert one.status_code == 200, one.text
+    features = one.json()
+    assert set(features) == SPOTIFY_KEYS  # the spectral columns stay in the hub
+    assert abs(features["tempo"] - 90.0) <= 2
+    assert (features["key"], features["mode"]) == (7, 1)
+    assert added.loudness is not None
+    assert features["loudness"] == added.loudness.track_lufs
+    assert several.json() == {"audio_features": [features]}
