@@ -13,7 +13,10 @@ the same kind of worker, is the whole-array decode (``hub.ingest.decode.decode``
 that ingest did before any other step; and a worker at rest (imports only).
 
 It prints each peak, the streamed/baseline ratio, and the peak added per hour of
-audio from the shortest to the longest track (streamed and baseline).
+audio from the shortest to the longest track (streamed and baseline).  It also
+times the audio features ingest measures (``hub.ingest.features.FeatureMeter``):
+a pass that decodes in blocks and feeds only the meter, less a pass that only
+decodes, per minute of audio, beside the whole ingest's time per minute.
 
 Run: ``make bench`` (10 and 60 minutes: about 4 minutes on 2 cores), or e.g.
 ``.venv/bin/python bench/ingest_memory.py --minutes 1 6``.  The exit status is
@@ -34,7 +37,8 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from hub.ingest.decode import decode
+from hub.ingest.decode import PcmReader, decode
+from hub.ingest.features import FeatureMeter
 from hub.ingest.limits import DEFAULT_WORKER_MEMORY_BYTES, IngestLimits
 from hub.ingest.model import Encoded
 from hub.ingest.processes import Lost, WorkerPool
@@ -75,6 +79,13 @@ def measure(job: tuple[str, str, str]) -> dict[str, Any]:
             raise RuntimeError(f"ingest failed: {outcome}")
     elif kind == "whole":
         decode(Path(path))
+    elif kind in ("decode", "features"):
+        with PcmReader(Path(path), limits=IngestLimits()) as reader:
+            meter = FeatureMeter(reader.rate, reader.channels)
+            for block in reader.blocks():
+                if kind == "features":
+                    meter.feed(block)
+            meter.result()
     return {
         "hwm_mib": _status_kib("VmHWM") / 1024,
         "vm_peak_mib": _status_kib("VmPeak") / 1024,
@@ -98,6 +109,9 @@ def run(minutes: list[float], workdir: Path) -> dict[str, Any]:
         limits = IngestLimits()
         stream = in_worker("stream", path, workdir / "store", limits.worker_memory_bytes)
         whole = in_worker("whole", path, workdir / "store", UNLIMITED)
+        decoded = in_worker("decode", path, workdir, limits.worker_memory_bytes)
+        featured = in_worker("features", path, workdir, limits.worker_memory_bytes)
+        features_s = max(featured["seconds"] - decoded["seconds"], 0.0)
         rows.append(
             {
                 "minutes": length,
@@ -105,6 +119,8 @@ def run(minutes: list[float], workdir: Path) -> dict[str, Any]:
                 "streamed": stream,
                 "whole_array_decode": whole,
                 "speed_x_real_time": length * 60 / stream["seconds"],
+                "features_s_per_min": features_s / length,
+                "ingest_s_per_min": stream["seconds"] / length,
             }
         )
         path.unlink()
@@ -123,6 +139,12 @@ def report(figures: dict[str, Any]) -> dict[str, Any]:
             f" {ours / base:>6.2f} {row['speed_x_real_time']:>7.1f}x"
         )
     print(f"worker at rest (imports only): {figures['worker_at_rest']['hwm_mib']:.1f} MiB")
+    for row in rows:
+        features, ingest = row["features_s_per_min"], row["ingest_s_per_min"]
+        print(
+            f"audio features, {row['minutes']:g} min track: {features:.2f} s per minute of audio"
+            f" (beyond decoding), the whole ingest {ingest:.2f} s: {100 * features / ingest:.1f} %"
+        )
     first, last = rows[0], rows[-1]
     hours = float(last["minutes"] - first["minutes"]) / 60
 

@@ -1,10 +1,15 @@
 """What the demo catalog knows beyond its tags: audio features, popularity, genres.
 
-Ingest cannot measure danceability; the demo knows it, because it composed the
-music.  Each style has a feature profile; key, mode and tempo come from the tune.
-Written after the demo is ingested, so recommendations and search ranking have
-something real to work with on a fresh hub.  Deterministic: the same numbers on
-every machine.
+Ingest measures tempo, key, mode, loudness, energy and spectral shape, and only
+estimates danceability and the other perceptual fields; the demo knows those,
+because it composed the music.  So where ingest measured a track (``measured``
+= 1) the measurements stay (the demo's features then behave like any
+listener's own files, measurement error included) and only the style's
+perceptual profile replaces the estimates.  A track without a measured row
+(a catalog seeded without audio) gets the whole planted row: key, mode and
+tempo from the tune, ``measured`` = 0.  Written after the demo is ingested, so
+recommendations and search ranking have something real to work with on a fresh
+hub.  Deterministic: the same numbers on every machine.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import sqlite3
 
 from hub.catalog import search
 from hub.catalog.ids import base62_id
+from hub.demo_music.compose import Tune
 from hub.demo_music.library import DEMO_LIBRARY
 
 # danceability, energy, valence, acousticness, instrumentalness, speechiness, liveness
@@ -32,6 +38,33 @@ def _popularity(seed: str) -> int:
     return 20 + int.from_bytes(hashlib.sha256(seed.encode()).digest()[:2], "big") % 61
 
 
+def _features(conn: sqlite3.Connection, track_id: str, tune: Tune, peak_db: float) -> None:
+    """The style's perceptual profile; the tune's key and tempo unless ingest measured them."""
+    features = STYLE_FEATURES.get(tune.style, STYLE_FEATURES["pop"])
+    measured = conn.execute(
+        "UPDATE audio_features SET danceability = ?, valence = ?, acousticness = ?,"
+        " instrumentalness = ?, speechiness = ?, liveness = ? WHERE track_id = ? AND measured",
+        (*features[:1], *features[2:], track_id),
+    ).rowcount
+    if measured:
+        return
+    conn.execute(
+        "INSERT OR REPLACE INTO audio_features"
+        " (track_id, danceability, energy, valence, acousticness, instrumentalness,"
+        " speechiness, liveness, loudness, tempo, key, mode, time_signature, measured)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+        (
+            track_id,
+            *features,
+            round(peak_db - 9.0, 1),
+            tune.bpm,
+            tune.tonic,
+            0 if tune.minor else 1,
+            3 if tune.style == "waltz" else 4,
+        ),
+    )
+
+
 def apply(conn: sqlite3.Connection) -> int:
     """Features, popularity and genres for the demo tracks found in the catalog."""
     done = 0
@@ -44,24 +77,7 @@ def apply(conn: sqlite3.Connection) -> int:
             ).fetchone()
             if row is None:
                 continue
-            tune = track.tune
-            features = STYLE_FEATURES.get(tune.style, STYLE_FEATURES["pop"])
-            loudness = round(track.peak_db - 9.0, 1)
-            conn.execute(
-                "INSERT OR REPLACE INTO audio_features"
-                " (track_id, danceability, energy, valence, acousticness, instrumentalness,"
-                " speechiness, liveness, loudness, tempo, key, mode, time_signature)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    row[0],
-                    *features,
-                    loudness,
-                    tune.bpm,
-                    tune.tonic,
-                    0 if tune.minor else 1,
-                    3 if tune.style == "waltz" else 4,
-                ),
-            )
+            _features(conn, row[0], track.tune, track.peak_db)
             conn.execute(
                 "UPDATE tracks SET popularity = ? WHERE id = ?",
                 (_popularity(f"{album.title}/{track.title}"), row[0]),

@@ -2,7 +2,8 @@
 
 One module per job: ``sources`` (which files, content hash), ``tags``
 (mutagen), ``decode`` (PyAV to float PCM, in blocks), ``integrity``
-(truncation), ``loudness`` (EBU R128), ``encode`` (the ladder, cut and
+(truncation), ``loudness`` (EBU R128), ``features`` (tempo, key, spectral
+shape: the audio features), ``encode`` (the ladder, cut and
 verified), ``oggpages`` (a libav trimming quirk), ``limits`` (what one file may
 cost: duration, worker memory), ``worker`` (one file), ``processes`` (worker
 processes that may die), ``commit`` (the catalog transaction), ``pipeline`` (a

@@ -1,4 +1,4 @@
-"""Into the catalog: one transaction per track (tracks row, manifest, album art).
+"""Into the catalog: one transaction per track (tracks row, manifest, features, art).
 
 The segments are already in the store; this is the moment a track becomes
 playable, and it happens whole or not at all.  Content already in the catalog
@@ -16,7 +16,8 @@ from hub.catalog import write as catalog_write
 from hub.clock import now_ms
 from hub.db import Database
 from hub.files import write_atomic
-from hub.ingest.model import Encoded, IngestResult, Status
+from hub.ingest.features import AudioFeatures
+from hub.ingest.model import Encoded, IngestResult, Remeasured, Status
 from hub.ingest.tags import TrackInfo, read_art
 from hub.media import store
 
@@ -102,7 +103,54 @@ def _insert(
     catalog_write.credit_track(conn, track.track_id, info.artist)
     source = str(track.path.resolve())
     store.save_manifest(conn, manifest, track.content_hash, source, now_ms())
+    save_features(conn, track.track_id, track.features)
     _store_art(conn, data_dir, manifest.album_id, track.path)
+
+
+FEATURE_COLUMNS = (
+    "danceability",
+    "energy",
+    "valence",
+    "acousticness",
+    "instrumentalness",
+    "speechiness",
+    "liveness",
+    "loudness",
+    "tempo",
+    "key",
+    "mode",
+    "time_signature",
+    "spectral_centroid",
+    "spectral_flatness",
+    "spectral_rolloff",
+)
+
+
+def save_features(conn: sqlite3.Connection, track_id: str, features: AudioFeatures) -> None:
+    """The track's measured features, replacing whatever row it had (planted or older)."""
+    names = ", ".join(FEATURE_COLUMNS)
+    marks = ", ".join("?" * len(FEATURE_COLUMNS))
+    conn.execute(
+        f"INSERT OR REPLACE INTO audio_features (track_id, {names}, measured)"
+        f" VALUES (?, {marks}, 1)",
+        (track_id, *(getattr(features, column) for column in FEATURE_COLUMNS)),
+    )
+
+
+def unmeasured_lufs(db: Database, track_id: str) -> float | None:
+    """The track's loudness if it has no measured features yet (it predates them), else None."""
+    with db.reading() as conn:
+        measured = conn.execute(
+            "SELECT 1 FROM audio_features WHERE track_id = ? AND measured", (track_id,)
+        ).fetchone()
+    manifest = None if measured else store.load_manifest(db, track_id)
+    return None if manifest is None else manifest.loudness.track_lufs
+
+
+def commit_features(db: Database, found: Remeasured) -> None:
+    with db.transaction() as conn:
+        if conn.execute("SELECT 1 FROM tracks WHERE id = ?", (found.track_id,)).fetchone():
+            save_features(conn, found.track_id, found.features)
 
 
 def result_for(

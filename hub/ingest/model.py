@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from connect_protocol.media import Loudness, Rendition
+from hub.ingest.features import AudioFeatures
 from hub.ingest.limits import IngestLimits
 from hub.ingest.loudness import TrackLoudness
 from hub.ingest.tags import FileInfo
@@ -27,6 +28,9 @@ class EncodeJob:
     content_hash: str
     data_dir: Path
     limits: IngestLimits
+    #: A track the catalog has but without measured features: measure only those,
+    #: with the track's loudness (LUFS) from its manifest.
+    remeasure_lufs: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -42,6 +46,16 @@ class Encoded:
     boundaries: tuple[int, ...]
     renditions: tuple[Rendition, ...]
     loudness: TrackLoudness
+    features: AudioFeatures
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Remeasured:
+    """Features for a track the catalog already has (ingested before they were measured)."""
+
+    path: Path
+    track_id: str
+    features: AudioFeatures
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,9 @@
 1. Scan: content hash, tags, length.  Content the catalog has is "present";
    content that appears twice in the run is encoded once and the copy follows
    its fate.
-2. Encode (``encode_file``): decode, loudness, the ladder.
+2. Encode (``encode_file``): decode, loudness, audio features, the ladder.
+   Content the catalog has from before ingest measured features is decoded
+   once more for those alone (``measure_file``); it stays "present".
 
 Both run in worker processes (``WorkerPool``), always, even for one file: this
 process never hands a source file to libav, and a file that crashes its
@@ -32,9 +34,18 @@ from pathlib import Path
 from connect_protocol.media import Loudness
 from hub.db import Database
 from hub.ingest import loudness
-from hub.ingest.commit import album_id_for, commit_track, describe
+from hub.ingest.commit import album_id_for, commit_features, commit_track, describe, unmeasured_lufs
 from hub.ingest.limits import IngestLimits
-from hub.ingest.model import Encoded, EncodeJob, Failed, IngestResult, Progress, Scanned, Status
+from hub.ingest.model import (
+    Encoded,
+    EncodeJob,
+    Failed,
+    IngestResult,
+    Progress,
+    Remeasured,
+    Scanned,
+    Status,
+)
 from hub.ingest.processes import Lost, WorkerPool
 from hub.ingest.sources import find_audio
 from hub.ingest.tags import TrackInfo, track_info
@@ -73,19 +84,16 @@ def _scan_all(
 
 
 def _encode_all(
-    pool: WorkerPool, todo: list[Scanned], data_dir: Path, limits: IngestLimits
-) -> Generator[Encoded | Failed, None, None]:
+    pool: WorkerPool, jobs: list[EncodeJob]
+) -> Generator[Encoded | Remeasured | Failed, None, None]:
     """Outcomes in completion order."""
-    jobs = [
-        EncodeJob(path=s.path, content_hash=s.content_hash, data_dir=data_dir, limits=limits)
-        for s in todo
-    ]
     answers = pool.run(encode_job, jobs)
     with contextlib.closing(answers):
         for job, answer in answers:
             if isinstance(answer, Lost):  # its worker died: clean up what it left
-                track_dir = store.track_dir(data_dir, track_id_for(job.content_hash))
-                shutil.rmtree(track_dir, ignore_errors=True)
+                if job.remeasure_lufs is None:  # (a track measured again keeps its store)
+                    track_dir = store.track_dir(job.data_dir, track_id_for(job.content_hash))
+                    shutil.rmtree(track_dir, ignore_errors=True)
                 yield Failed(job.path, answer.reason)
             else:
                 yield answer
@@ -102,6 +110,7 @@ class _Run:
         self.copies: defaultdict[Path, list[Path]] = defaultdict(list)
         self.outstanding: Counter[str] = Counter()
         self.waiting: defaultdict[str, list[Encoded]] = defaultdict(list)
+        self.remeasuring: dict[Path, Scanned] = {}  # present, measured for features only
 
     def settle(self, result: IngestResult) -> None:
         self.results[result.path] = result
@@ -117,7 +126,11 @@ class _Run:
         self.album_of[scanned.path] = album = album_id_for(info)
         self.outstanding[album] += 1
 
-    def finished(self, outcome: Encoded | Failed) -> None:
+    def finished(self, outcome: Encoded | Remeasured | Failed) -> None:
+        if outcome.path in self.remeasuring:
+            self.remeasured(outcome)
+            return
+        assert not isinstance(outcome, Remeasured)
         album = self.album_of[outcome.path]
         if isinstance(outcome, Failed):
             self.settle(IngestResult(path=outcome.path, status="failed", error=outcome.error))
@@ -127,9 +140,28 @@ class _Run:
         if self.outstanding[album] == 0:
             self.commit_album(self.waiting.pop(album, []))
 
+    def needs_features(self, item: Scanned, track_id: str) -> float | None:
+        """A present track's loudness if it has no measured features (once per content)."""
+        if any(s.content_hash == item.content_hash for s in self.remeasuring.values()):
+            return None
+        lufs = unmeasured_lufs(self.db, track_id)
+        if lufs is not None:
+            self.remeasuring[item.path] = item
+        return lufs
+
+    def remeasured(self, outcome: Encoded | Remeasured | Failed) -> None:
+        """A present track's features: written, or logged (the track itself is fine)."""
+        if isinstance(outcome, Remeasured):
+            try:
+                commit_features(self.db, outcome)
+            except Exception:
+                logger.exception("cannot store the features of %s", outcome.path)
+        elif isinstance(outcome, Failed):
+            logger.warning("cannot measure the features of %s: %s", outcome.path, outcome.error)
+
     def encode(
         self,
-        outcomes: Iterator[Encoded | Failed],
+        outcomes: Iterator[Encoded | Remeasured | Failed],
         on_progress: ProgressCallback | None,
         seconds: dict[Path, float],
     ) -> None:
@@ -186,6 +218,18 @@ class _Run:
             self.settle(result)
 
 
+def _job(
+    item: Scanned, data_dir: Path, limits: IngestLimits, remeasure_lufs: float | None = None
+) -> EncodeJob:
+    return EncodeJob(
+        path=item.path,
+        content_hash=item.content_hash,
+        data_dir=data_dir,
+        limits=limits,
+        remeasure_lufs=remeasure_lufs,
+    )
+
+
 def ingest_paths(
     db: Database,
     data_dir: Path,
@@ -207,6 +251,7 @@ def ingest_paths(
     files = find_audio(paths)
     run = _Run(db, data_dir, on_result)
     todo: list[Scanned] = []
+    remeasure: list[EncodeJob] = []
     first_with: dict[str, Path] = {}
     pool = WorkerPool(min(workers, len(files)), memory_bytes=limits.worker_memory_bytes)
     with pool:  # on Ctrl-C the workers go now, not when the traceback is freed
@@ -215,15 +260,20 @@ def ingest_paths(
                 run.settle(IngestResult(path=item.path, status="failed", error=item.error))
             elif (known := store.track_for_hash(db, item.content_hash)) is not None:
                 run.settle(describe(db, item.path, known))
+                if (lufs := run.needs_features(item, known)) is not None:
+                    remeasure.append(_job(item, data_dir, limits, lufs))
             elif item.content_hash in first_with:
                 run.copies[first_with[item.content_hash]].append(item.path)
             else:
                 first_with[item.content_hash] = item.path
                 run.expect(item)
                 todo.append(item)
-        seconds = {item.path: max(item.info.seconds, 1.0) for item in todo}
+        seconds = {
+            item.path: max(item.info.seconds, 1.0) for item in [*todo, *run.remeasuring.values()]
+        }
+        work = [_job(item, data_dir, limits) for item in todo] + remeasure
         try:
-            with contextlib.closing(_encode_all(pool, todo, data_dir, limits)) as outcomes:
+            with contextlib.closing(_encode_all(pool, work)) as outcomes:
                 run.encode(outcomes, on_progress, seconds)
         except BaseException:
             run.discard_uncommitted(todo)

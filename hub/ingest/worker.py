@@ -7,8 +7,8 @@ time, so its memory does not depend on the track's length:
 1. check: decode to the end keeping nothing, stopping at the duration limit;
    samples must be finite and the length what the container declares
    (``integrity``).  A file that fails here has cost no encoding and no store.
-2. encode: decode again into the loudness meter and the four renditions, whose
-   segment boundaries follow from the length found in step 1.
+2. encode: decode again into the loudness and feature meters and the four
+   renditions, whose segment boundaries follow from the length found in step 1.
 
 A failed track's directory is removed: a track is in the store whole or not at
 all.  (A worker that dies mid-file cannot do that; the pipeline does it then.)
@@ -27,10 +27,11 @@ from hub.errors import IngestError
 from hub.files import write_atomic
 from hub.ingest.decode import PcmReader
 from hub.ingest.encode import RenditionEncoder
+from hub.ingest.features import FeatureMeter
 from hub.ingest.integrity import check_complete
 from hub.ingest.limits import IngestLimits
 from hub.ingest.loudness import LoudnessMeter
-from hub.ingest.model import Encoded, EncodeJob, Failed, Scanned
+from hub.ingest.model import Encoded, EncodeJob, Failed, Remeasured, Scanned
 from hub.ingest.sources import check_supported, content_hash
 from hub.ingest.tags import read_file_info
 from hub.media import store
@@ -53,9 +54,28 @@ def scan_file(path: Path) -> Scanned | Failed:
     return Scanned(path=path, content_hash=digest, info=read_file_info(path))
 
 
-def encode_job(job: EncodeJob) -> Encoded | Failed:
-    """``encode_file`` for one job of a worker pool."""
+def encode_job(job: EncodeJob) -> Encoded | Remeasured | Failed:
+    """``encode_file`` (or ``measure_file``) for one job of a worker pool."""
+    if job.remeasure_lufs is not None:
+        return measure_file(job.path, job.content_hash, job.remeasure_lufs, job.limits)
     return encode_file(job.path, job.content_hash, job.data_dir, job.limits)
+
+
+def measure_file(
+    path: Path, digest: str, lufs: float, limits: IngestLimits | None = None
+) -> Remeasured | Failed:
+    """Only the audio features of a track already in the store (one decode, nothing written)."""
+    limits = limits or IngestLimits()
+    try:
+        with PcmReader(path, limits=limits) as reader:
+            meter = FeatureMeter(reader.rate, reader.channels)
+            for block in reader.blocks():
+                meter.feed(block)
+    except Exception as exc:  # this file's failure; its track stays as it is
+        if isinstance(exc, MemoryError):
+            return Failed(path, limits.out_of_memory())
+        return Failed(path, str(exc) if isinstance(exc, IngestError) else repr(exc))
+    return Remeasured(path=path, track_id=track_id_for(digest), features=meter.result(lufs))
 
 
 def encode_file(
@@ -87,6 +107,7 @@ def _encode(
     with PcmReader(path, limits=limits) as reader:
         bounds = segment_boundaries(frames, reader.rate)
         meter = LoudnessMeter(reader.rate, reader.channels)
+        features = FeatureMeter(reader.rate, reader.channels)
         ladder = [
             RenditionEncoder(
                 quality, reader.rate, reader.channels, bounds, _put(data_dir, track_id, quality)
@@ -97,12 +118,14 @@ def _encode(
             if reader.frames > frames:
                 break
             meter.feed(block)
+            features.feed(block)
             for rendition in ladder:
                 rendition.feed(block)
         if reader.frames != frames:
             raise IngestError(
                 f"decoded {frames} frames, then {reader.frames}: the decoder is not repeatable"
             )
+    loudness = meter.result()
     return Encoded(
         path=path,
         content_hash=digest,
@@ -112,7 +135,8 @@ def _encode(
         channels=reader.channels,
         boundaries=tuple(bounds),
         renditions=tuple(rendition.finish() for rendition in ladder),
-        loudness=meter.result(),
+        loudness=loudness,
+        features=features.result(loudness.lufs),
     )
 
 
