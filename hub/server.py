@@ -168,7 +168,9 @@ class Hub:
         """The HTTPS address speakers use (the hub's own certificate, pinned by them)."""
         return f"https://{self.public_host}:{self.opts.tls_port}"
 
-    async def start(self) -> None:
+    def check_ports(self) -> None:
+        """A clear error now, naming the flag, for a port another program holds
+        (``up`` asks before it spends a while on the demo catalog)."""
         check_port_free(self.opts.host, self.opts.port, "web API", "--port")
         check_port_free(self.opts.host, self.opts.tls_port, "speakers' HTTPS", "--tls-port")
         if not self.opts.broker_url:
@@ -177,6 +179,10 @@ class Hub:
                 check_port_free(
                     self.opts.host, self.opts.mqtt_plain_port, "plain MQTT", "--mqtt-plain-port"
                 )
+
+    async def start(self) -> None:
+        self.check_ports()
+        if not self.opts.broker_url:
             self.broker = EmbeddedBroker(
                 self.opts.host,
                 self.opts.mqtt_port,

@@ -67,7 +67,7 @@ async def scenario(tmp_path: Path) -> None:
     opts = ServeOptions(
         data_dir=tmp_path, port=port, mqtt_port=mqtt_port, tls_port=tls_port, advertise=False
     )
-    hub = Hub(opts)
+    hub = await asyncio.to_thread(Hub, opts)  # opening the database and keys: start-up work
     await asyncio.to_thread(users.add_user, hub.db, "ada", "long enough password")
     await asyncio.to_thread(seed_demo, hub.db)
     secret = await asyncio.to_thread(provisioning.add_broker_user, hub.db, "den", "speaker")

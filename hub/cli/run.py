@@ -63,14 +63,15 @@ async def serve(args: argparse.Namespace, data: Path, *, up: bool) -> int:
         ack_timeout_s=args.command_timeout,
         rate_limits=args.rate_limits,
     )
-    hub = Hub(opts)
+    hub = await asyncio.to_thread(Hub, opts)  # opening the database and keys: start-up work
     limits = IngestLimits(max_duration_s=args.max_duration, worker_memory_bytes=args.worker_memory)
     hub.ctx.ingest.limits = limits  # the dashboard's ingest jobs
     children = []
     demo = _demo_account(data) if up else None
-    if up:
-        await asyncio.to_thread(_demo_catalog, hub.db, data, args.demo_seconds, limits)
     try:
+        if up:  # a port in use is said before the demo catalog takes its while
+            hub.check_ports()
+            await asyncio.to_thread(_demo_catalog, hub.db, data, args.demo_seconds, limits)
         await hub.start()
     except BaseException:  # Ctrl-C or a failure half-way: stop what did start
         await hub.stop()
