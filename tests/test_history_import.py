@@ -156,7 +156,8 @@ def test_a_spotify_export_is_matched_counted_and_kept(
     assert first["played_ms"] == 1709287400_000 - 200_000
     assert (first["source"], first["finished"], first["ms_played"]) == ("spotify", 1, 200_000)
     assert (skip["skipped"], skip["finished"], skip["ms_played"]) == (1, 0, 9_000)
-    assert plays[4]["track_name"] == "Unknown Song" and plays[4]["album_name"] == "Lost Tapes"
+    assert plays[4]["track_name"] == "Unknown Song"
+    assert plays[4]["album_name"] == "Lost Tapes"
     assert plays_of(data, "bob") == []
 
 
@@ -254,9 +255,11 @@ def test_unknown_user_and_missing_file_are_errors(
     data, _ = hub_data
     export = write_json(tmp_path / "h.json", SPOTIFY_ROWS)
     nobody = run(data, "history", "import", str(export), "--user", "zed")
-    assert nobody.returncode != 0 and "zed" in nobody.stderr
+    assert nobody.returncode != 0
+    assert "zed" in nobody.stderr
     missing = run(data, "history", "import", str(tmp_path / "nope.json"), "--user", "ann")
-    assert missing.returncode != 0 and "nope.json" in missing.stderr
+    assert missing.returncode != 0
+    assert "nope.json" in missing.stderr
     assert plays_of(data, "ann") == []
 
 
