@@ -74,13 +74,12 @@ class FileReport:
         }
 
 
-def import_key(user_id: int, listen: Listen) -> str:
-    """The identity of an imported play: the same row imported twice has the same key."""
-    song = (
-        match_key(listen.artist, listen.track)
-        or listen.track_uri
-        or f"{listen.artist}\x1f{listen.track}"
-    )
+def import_key(user_id: int, listen: Listen, key: str | None = None) -> str:
+    """The identity of an imported play: the same row imported twice has the same key
+    (``key``: the listen's match key, when the caller has it already)."""
+    if key is None:
+        key = match_key(listen.artist, listen.track)
+    song = key or listen.track_uri or f"{listen.artist}\x1f{listen.track}"
     parts = (str(user_id), listen.source, str(listen.start_ms), song, str(listen.ms_played))
     return hashlib.sha256("\x1e".join(parts).encode()).hexdigest()[:32]
 
@@ -103,7 +102,7 @@ def _optional_flag(value: bool | None) -> int | None:
     return None if value is None else int(value)
 
 
-def _row(user_id: int, listen: Listen, track_id: str | None) -> tuple[object, ...]:
+def _row(user_id: int, listen: Listen, key: str, track_id: str | None) -> tuple[object, ...]:
     return (
         user_id,
         track_id,
@@ -116,8 +115,8 @@ def _row(user_id: int, listen: Listen, track_id: str | None) -> tuple[object, ..
         listen.track,
         listen.album,
         listen.isrc,
-        match_key(listen.artist, listen.track),
-        import_key(user_id, listen),
+        key,
+        import_key(user_id, listen, key),
     )
 
 
@@ -141,7 +140,7 @@ def import_export(
         track_id = choose(index, isrc=listen.isrc, key=key, album=listen.album)
         if track_id is None:
             unmatched_plays[listen.artist] += 1
-        rows.append(_row(user_id, listen, track_id))
+        rows.append(_row(user_id, listen, key, track_id))
     report.music_rows = len(rows)
     report.unmatched = sum(unmatched_plays.values())
     report.matched = report.music_rows - report.unmatched
