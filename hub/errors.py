@@ -24,6 +24,7 @@
     │   └── OfflineConflict        409: keys missing, or other keys registered
     ├── IngestError                a file that cannot be ingested (the file is skipped)
     ├── IngestBusy                 409: another ingest is still running
+    ├── HistoryFileError           a listening-history export that cannot be imported
     ├── DatabaseError              hub.db unusable (newer schema, unreadable)
     ├── BrokerError                a broker could not start, stop or reload
     └── CliError                   a command-line failure, reported in one line (exit 2)
@@ -169,6 +170,11 @@ class IngestBusy(HubError):  # noqa: N818 - what the operator is told
     """Another ingest is still running."""
 
     status = 409
+
+
+class HistoryFileError(HubError):
+    """A listening-history export that cannot be imported: the message names the file
+    and the row (1-based), and nothing of that import was written."""
 
 
 class DatabaseError(HubError):

@@ -30,6 +30,7 @@ from connect_protocol import mdns
 from connect_protocol.messages import MAX_MESSAGE_BYTES
 from connect_protocol.mqtt import BrokerAddress
 from connect_protocol.topics import HUB_USERNAME
+from hub.clock import now_ms
 from hub.context import HubContext, hub_database
 from hub.db import Database
 from hub.fleet import pki, provisioning
@@ -38,10 +39,13 @@ from hub.fleet.relay import Relay
 from hub.http.app import create_app
 from hub.http.ratelimit import parse_limits
 from hub.http.routes.audio import AudioAccess
+from hub.listening import retention
+from hub.listening.retention import DEFAULT_HISTORY_DAYS
 from hub.media.signing import URL_TTL_S, KeyRing
 
 logger = logging.getLogger(__name__)
 FIRMWARE = "0.1.0"
+PRUNE_EVERY_S = 86_400.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -59,6 +63,7 @@ class ServeOptions:
     advertise: bool = True
     audio_url_ttl_s: int = URL_TTL_S  # how long signed segment URLs work
     rate_limits: str = "default"  # ratelimit.parse_limits: default, off, or overrides
+    history_days: int = DEFAULT_HISTORY_DAYS  # plays older than this are deleted
 
 
 def open_database(data_dir: Path) -> Database:
@@ -120,6 +125,7 @@ class Hub:
         self._serve_task: asyncio.Task[None] | None = None
         self._speaker_task: asyncio.Task[None] | None = None
         self._handoffs: list[asyncio.Task[None]] = []
+        self._retention_task: asyncio.Task[None] | None = None
         secret = provisioning.hub_secret(self.db, opts.data_dir)
         self.public_host = mdns.reachable_address(opts.host)
         self.tls = pki.ensure_server_cert(opts.data_dir, [self.public_host, opts.host])
@@ -193,6 +199,9 @@ class Hub:
             await asyncio.to_thread(self.broker.start)
             logger.info("embedded MQTT broker on %s:%d", self.opts.host, self.broker.port)
         await self.ctx.start(wait_s=15)
+        self._retention_task = asyncio.create_task(
+            keep_history(self.db, self.opts.history_days), name="history-retention"
+        )
         audio = AudioAccess(keys=self.audio_keys, speakers=self.broker_users)
         app = create_app(
             self.ctx,
@@ -251,9 +260,12 @@ class Hub:
         self._handoffs.append(asyncio.create_task(follow, name=f"mdns-handoff-{handoff}"))
 
     async def stop(self) -> None:
-        for handoff in self._handoffs:
-            handoff.cancel()
-        await asyncio.gather(*self._handoffs, return_exceptions=True)
+        background = list(self._handoffs)
+        if self._retention_task is not None:
+            background.append(self._retention_task)
+        for job in background:
+            job.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
         if self.advertiser is not None:
             with contextlib.suppress(Exception):
                 await self.advertiser.close()
@@ -268,6 +280,19 @@ class Hub:
         await self.ctx.stop()
         if self.broker is not None:
             await asyncio.to_thread(self.broker.stop)
+
+
+async def keep_history(db: Database, days: int, every_s: float = PRUNE_EVERY_S) -> None:
+    """Delete plays older than ``days`` now and every ``every_s``, in a worker thread."""
+    while True:
+        try:
+            before = retention.cutoff_ms(now_ms(), days)
+            deleted = await asyncio.to_thread(retention.prune, db, before)
+            if deleted:
+                logger.info("deleted %d plays older than %d days", deleted, days)
+        except Exception:
+            logger.exception("pruning listening history failed; trying again later")
+        await asyncio.sleep(every_s)
 
 
 async def _serve(

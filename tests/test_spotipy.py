@@ -212,6 +212,16 @@ def _state(sp: spotipy.Spotify, check: Any, what: str, system: System) -> dict[s
     return wait_for(lambda: (s := sp.current_playback()) and check(s) and s, 15, what, system.logs)
 
 
+def _completed_plays(system: System, *, at_least: int) -> list[dict[str, Any]] | None:
+    """Plays a speaker's report completed (how long, how it ended), once there are enough."""
+    with system.db.reading() as conn:
+        rows = conn.execute(
+            "SELECT track_id, device_id, ms_played, skipped, finished, source FROM plays"
+            " WHERE ms_played IS NOT NULL ORDER BY played_ms, id"
+        ).fetchall()
+    return [dict(r) for r in rows] if len(rows) >= at_least else None
+
+
 def test_player_through_spotipy(sp: spotipy.Spotify, system: System, ids: dict[str, str]) -> None:
     wait_for(
         lambda: (
@@ -272,3 +282,13 @@ def test_player_through_spotipy(sp: spotipy.Spotify, system: System, ids: dict[s
     assert history[0]["track"]["id"] == first
     assert history[0]["context"]["uri"].endswith(album_id[0])
     assert history[0]["played_at"] >= history[1]["played_at"]
+    # the speaker's reports completed those plays: how long each played, how it ended
+    ended = wait_for(
+        lambda: _completed_plays(system, at_least=2),
+        15,
+        "plays completed by the speaker's reports",
+        system.logs,
+    )
+    assert (ended[0]["track_id"], ended[0]["device_id"]) == (first, "kitchen")
+    assert (ended[0]["skipped"], ended[0]["finished"]) == (1, 0)  # next_track skipped it
+    assert all(r["ms_played"] is not None and r["source"] == "speaker" for r in ended)

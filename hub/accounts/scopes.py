@@ -20,6 +20,7 @@ MODIFY_PRIVATE_PLAYLISTS = "playlist-modify-private"
 READ_LIBRARY = "user-library-read"
 MODIFY_LIBRARY = "user-library-modify"
 READ_RECENTLY_PLAYED = "user-read-recently-played"
+READ_TOP = "user-top-read"
 READ_PRIVATE = "user-read-private"
 READ_EMAIL = "user-read-email"
 #: Legato's own: the dashboard and ``/api/admin/*``.  Only an administrator's token
@@ -37,6 +38,7 @@ DESCRIPTIONS: dict[str, str] = {
     READ_LIBRARY: "Read your saved tracks",
     MODIFY_LIBRARY: "Save and remove tracks",
     READ_RECENTLY_PLAYED: "See what you played recently",
+    READ_TOP: "See your top artists and tracks",
     READ_PRIVATE: "Read your account details",
     READ_EMAIL: "Read your e-mail address",
 }

@@ -1,8 +1,10 @@
-"""Listening history (``plays``): one row per track a listener started on a speaker.
+"""Listening history (``plays``): one row per track a listener started on a speaker,
+and the rows imported from other services (:mod:`hub.listening`).
 
-Written by the fleet recorder when a speaker reports a track started; read by
-``/v1/me/player/recently-played`` and the dashboard's charts.  A play is only
-kept for a track the catalog knows.
+Written by the fleet recorder when a speaker reports a track started (:data:`INSERT`)
+and completed when it reports the track finished or skipped (:data:`COMPLETE`); read
+by ``/v1/me/player/recently-played`` and the dashboard's charts, which count only
+rows matched to a catalog track (an imported row may wait for its album).
 """
 
 from __future__ import annotations
@@ -10,10 +12,22 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
-#: (user id, played ms, context uri, track id); nothing is written for an unknown track.
+#: (user id, started ms, context uri, device id, track id): the track's names kept with
+#: it; nothing is written for an unknown track.
 INSERT = (
-    "INSERT INTO plays (user_id, track_id, played_ms, context_uri)"
-    " SELECT ?, id, ?, ? FROM tracks WHERE id = ?"
+    "INSERT INTO plays (user_id, track_id, played_ms, context_uri, device_id, source,"
+    " artist_name, track_name, album_name, isrc)"
+    " SELECT ?, id, ?, ?, ?, 'speaker', artist, name, album, isrc FROM tracks WHERE id = ?"
+)
+#: How long after it started a play can still be completed by its speaker's report.
+OPEN_PLAY_MS = 24 * 3600 * 1000
+#: (ms played, skipped, finished, earliest start, device id, track id): completes the
+#: newest open play of that track on that device (``played_ms`` bounds the search to
+#: the last day, through the ``plays_time`` index).
+COMPLETE = (
+    "UPDATE plays SET ms_played = ?, skipped = ?, finished = ? WHERE id = ("
+    "SELECT id FROM plays WHERE played_ms >= ? AND device_id = ? AND track_id = ?"
+    " AND ms_played IS NULL AND source = 'speaker' ORDER BY played_ms DESC, id DESC LIMIT 1)"
 )
 
 
@@ -45,14 +59,15 @@ def recent(
     if after_ms is not None:
         rows = conn.execute(
             "SELECT * FROM (SELECT track_id, played_ms, context_uri FROM plays"
-            " WHERE user_id = ? AND played_ms > ? ORDER BY played_ms LIMIT ?)"
+            " WHERE user_id = ? AND played_ms > ? AND track_id IS NOT NULL"
+            " ORDER BY played_ms LIMIT ?)"
             " ORDER BY played_ms DESC",
             (user_id, after_ms, limit),
         ).fetchall()
     else:
         rows = conn.execute(
             "SELECT track_id, played_ms, context_uri FROM plays WHERE user_id = ?"
-            " AND played_ms < ? ORDER BY played_ms DESC LIMIT ?",
+            " AND played_ms < ? AND track_id IS NOT NULL ORDER BY played_ms DESC LIMIT ?",
             (user_id, before_ms if before_ms is not None else 2**62, limit),
         ).fetchall()
     return [Play(**dict(r)) for r in rows]
@@ -65,7 +80,7 @@ def counts_per_bucket(
     any; SQL groups, so a year of plays never crosses into Python row by row."""
     rows = conn.execute(
         "SELECT (played_ms - ?) / ? AS bucket, COUNT(*) FROM plays"
-        " WHERE played_ms >= ? AND played_ms < ? GROUP BY bucket",
+        " WHERE played_ms >= ? AND played_ms < ? AND track_id IS NOT NULL GROUP BY bucket",
         (start_ms, width_ms, start_ms, end_ms),
     )
     return [(int(r[0]), int(r[1])) for r in rows]
@@ -74,8 +89,8 @@ def counts_per_bucket(
 def most_played(conn: sqlite3.Connection, since_ms: int, limit: int = 10) -> list[TopTrack]:
     """The most played tracks since ``since_ms``, by everyone."""
     rows = conn.execute(
-        "SELECT p.track_id, coalesce(t.name, p.track_id) AS name, coalesce(t.artist, '') AS artist,"
-        " COUNT(*) AS plays FROM plays p LEFT JOIN tracks t ON t.id = p.track_id"
+        "SELECT p.track_id, t.name, t.artist, COUNT(*) AS plays"
+        " FROM plays p JOIN tracks t ON t.id = p.track_id"
         " WHERE p.played_ms >= ? GROUP BY p.track_id ORDER BY plays DESC, name LIMIT ?",
         (since_ms, limit),
     )

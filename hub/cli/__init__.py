@@ -1,7 +1,8 @@
 """``legato-hub``: run and administer a hub.
 
 Subcommands: ``up`` (everything on one machine, for a first try), ``serve``,
-``user add``, ``device add``, ``broker-config``, ``ingest``, ``keys rotate`` and
+``user add``, ``device add``, ``broker-config``, ``ingest``, ``history import|clear``,
+``keys rotate`` and
 ``licences list|revoke``.  Every one takes ``--data DIR`` (default ``$LEGATO_DATA``,
 else the per-user data directory).  Failures are one line on stderr, exit status 2.
 """
@@ -22,6 +23,7 @@ from hub.cli.admin import (
     cmd_licences,
     cmd_user_add,
 )
+from hub.cli.history import cmd_history
 from hub.cli.ingest import cmd_ingest
 from hub.cli.options import default_data_dir
 from hub.cli.parser import build_parser
@@ -31,6 +33,7 @@ from hub.errors import (
     BrokerError,
     CliError,
     DatabaseError,
+    HistoryFileError,
     ProvisioningError,
 )
 
@@ -57,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
                 return cmd_broker_config(args, data)
             case "ingest":
                 return cmd_ingest(args, data)
+            case "history":
+                return cmd_history(args, data)
             case "keys":
                 return cmd_keys_rotate(args, data)
             case "licences":
@@ -67,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         ProvisioningError,
         BrokerError,
         DatabaseError,
+        HistoryFileError,
         ValueError,
     ) as exc:
         print(f"legato-hub: {exc}", file=sys.stderr)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from hub.errors import CliError
+from hub.listening.imports import rematch
 from hub.server import open_database
 
 
@@ -45,4 +46,8 @@ def cmd_ingest(args: argparse.Namespace, data: Path) -> int:
         found = " ".join(map(str, args.paths))
         raise CliError(f"no .flac, .wav, .mp3 or .ogg files found in {found}")
     print(summary(results), file=sys.stderr)
+    if any(r.status == "added" for r in results):
+        matched = rematch(db)  # imported plays waiting for these tracks
+        if matched:
+            print(f"{matched} imported plays now matched to the catalog", file=sys.stderr)
     return 1 if any(r.status == "failed" for r in results) else 0

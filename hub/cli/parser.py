@@ -21,6 +21,7 @@ from hub.ingest.limits import (
     parse_duration,
     parse_size,
 )
+from hub.listening.retention import DEFAULT_HISTORY_DAYS
 from hub.media import signing
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_running(sub, common)
     _add_accounts_and_speakers(sub, common)
     _add_ingest(sub, common)
+    _add_history(sub, common)
     _add_keys_and_licences(sub, common)
     return parser
 
@@ -161,9 +163,22 @@ def _add_running(sub: Subparsers, common: argparse.ArgumentParser) -> None:
         help="length of each generated demo track (default: 38-56 s, 10 minutes in all)",
     )
     _ingest_limit_flags(up, whose="the dashboard's ingest")
+    _history_days_flag(up)
     serve = sub.add_parser("serve", parents=[common], help="run the hub")
     _server_flags(serve)
     _ingest_limit_flags(serve, whose="the dashboard's ingest")
+    _history_days_flag(serve)
+
+
+def _history_days_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--history-days",
+        type=positive_count,
+        default=DEFAULT_HISTORY_DAYS,
+        metavar="N",
+        help="keep listening history for N days; older plays are deleted at start and "
+        f"once a day (default {DEFAULT_HISTORY_DAYS}, three years)",
+    )
 
 
 def _add_accounts_and_speakers(sub: Subparsers, common: argparse.ArgumentParser) -> None:
@@ -253,6 +268,34 @@ def _add_ingest(sub: Subparsers, common: argparse.ArgumentParser) -> None:
         help="files encoded at once, one process each (default: the number of CPUs)",
     )
     _ingest_limit_flags(ingest, whose="ingest")
+
+
+def _add_history(sub: Subparsers, common: argparse.ArgumentParser) -> None:
+    history = sub.add_parser("history", help="import or clear a listener's history")
+    history_sub = history.add_subparsers(dest="history_command", required=True, metavar="ACTION")
+    imp = history_sub.add_parser(
+        "import",
+        parents=[common],
+        help="import listening history exported from Spotify or ListenBrainz",
+        description="Import a listener's plays from Spotify's extended streaming history "
+        "(the JSON files of the export) or a ListenBrainz export (JSON lines). Plays are "
+        "matched to the catalog by ISRC, else by artist and title (case, accents and "
+        "feat. credits ignored); plays of songs not in the catalog are kept and matched "
+        "after a later ingest. Importing a file again adds nothing. A malformed file is "
+        "refused with the file and row named, and nothing is imported.",
+    )
+    imp.add_argument("files", nargs="+", type=Path, metavar="FILE", help="an export file")
+    imp.add_argument("--user", required=True, metavar="NAME", help="whose history it is")
+    imp.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object per file (file, rows, music_rows, matched, unmatched, "
+        "duplicates, not_music, top_unmatched_artists)",
+    )
+    clear = history_sub.add_parser(
+        "clear", parents=[common], help="delete all of a listener's listening history"
+    )
+    clear.add_argument("--user", required=True, metavar="NAME", help="whose history it is")
 
 
 def _add_keys_and_licences(sub: Subparsers, common: argparse.ArgumentParser) -> None:

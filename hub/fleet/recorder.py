@@ -5,7 +5,9 @@ Subscribed to the relay's events, with a background writer of its own, so the
 event loop never waits on SQLite and the relay knows nothing of what is stored.
 A play goes to the listener who last started or moved playback on that speaker
 (``listener_of``, the player service's record), with the context the speaker was
-playing.
+playing and the speaker's id; the speaker's ``finished`` or ``skipped`` report for
+that track then completes the row: how long it played, whether it was skipped,
+whether it played to its end.
 """
 
 from __future__ import annotations
@@ -37,14 +39,24 @@ class FleetRecorder:
         self._unsubscribe = relay.add_event_listener(self.record)
 
     def record(self, device_id: str, event: Event) -> None:
-        """Queue the event's row, and a play when a listener's track started."""
+        """Queue the event's row; a play when a listener's track started, its ending
+        when the track finished or was skipped."""
         self._events(device_id, event)
+        if not event.track_uri:
+            return
+        track_id = track_id_of(event.track_uri)
+        if event.kind in (EventKind.FINISHED, EventKind.SKIPPED):
+            finished = event.kind is EventKind.FINISHED
+            since = event.timestamp_ms - plays.OPEN_PLAY_MS
+            ending = (event.played_ms, int(not finished), int(finished), since, device_id, track_id)
+            self._writer.execute(plays.COMPLETE, ending)
+            return
         user_id = self.listener_of(device_id)
-        if event.kind is not EventKind.STARTED or not event.track_uri or user_id is None:
+        if event.kind is not EventKind.STARTED or user_id is None:
             return
         device = self.relay.devices.get(device_id)
         context = device.state.context_uri if device is not None else None
-        row = (user_id, event.timestamp_ms, context, track_id_of(event.track_uri))
+        row = (user_id, event.timestamp_ms, context, device_id, track_id)
         self._writer.execute(plays.INSERT, row)
 
     def close(self) -> None:

@@ -186,6 +186,9 @@ PlaylistEditor = Annotated[
 LibraryReader = Annotated[User, Depends(limited_user("standard", scopes.READ_LIBRARY))]
 LibraryEditor = Annotated[User, Depends(limited_user("standard", scopes.MODIFY_LIBRARY))]
 HistoryReader = Annotated[User, Depends(limited_user("standard", scopes.READ_RECENTLY_PLAYED))]
+#: Clearing one's history changes what playback left behind: the playback scope.
+HistoryEraser = Annotated[User, Depends(limited_user("standard", scopes.MODIFY_PLAYBACK))]
+TopReader = Annotated[User, Depends(limited_user("standard", scopes.READ_TOP))]
 QueueReader = Annotated[User, Depends(limited_user("player", scopes.READ_PLAYBACK))]
 Searcher = Annotated[User, Depends(limited_user("search"))]
 

@@ -24,6 +24,7 @@ from hub.clock import now_ms
 from hub.db import Database
 from hub.errors import IngestBusy
 from hub.ingest.limits import IngestLimits
+from hub.listening.imports import rematch
 
 logger = logging.getLogger(__name__)
 
@@ -159,6 +160,8 @@ class IngestJobs:
             )
             if not results:
                 state, error = "failed", "no .flac, .wav, .mp3 or .ogg files found there"
+            elif any(r.status == "added" for r in results):
+                rematch(self.db)  # imported plays waiting for these tracks
         except IngestError as exc:
             state, error = "failed", str(exc)
         except Exception as exc:  # the thread must always settle the job

@@ -1,24 +1,33 @@
 """What the listener played and what comes next, with the Spotify Web API's paths and
-shapes: ``/me/player/recently-played`` (from :mod:`hub.catalog.plays`) and
-``/me/player/queue`` (from the active speaker's state)."""
+shapes: ``/me/player/recently-played`` (from :mod:`hub.catalog.plays`; ``DELETE``
+clears the listener's history), ``/me/top/tracks`` and ``/me/top/artists`` (ranked
+by :mod:`hub.listening.top`) and ``/me/player/queue`` (from the active speaker's
+state)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from connect_protocol.uris import kind_of, track_id_of
 from hub.catalog import plays
+from hub.clock import now_ms
 from hub.errors import CatalogError
 from hub.http import models as m
 from hub.http import objects
-from hub.http.deps import ContextDep, HistoryReader, QueueReader
-from hub.http.params import base
+from hub.http.deps import ContextDep, HistoryEraser, HistoryReader, QueueReader, TopReader
+from hub.http.params import PageDep, base
+from hub.listening import retention, top
 
 router = APIRouter(prefix="/v1", tags=["library"], responses=m.ERROR_RESPONSES)
 Cursor = Annotated[int | None, Query(ge=0, le=2**62)]
 Limit = Annotated[int, Query(ge=1, le=50, description="Items per page")]
+TimeRange = Annotated[
+    Literal["short_term", "medium_term", "long_term"],
+    Query(description="short_term: 4 weeks, medium_term: 6 months, long_term: all history"),
+]
 
 
 def _context(uri: str | None) -> dict[str, str] | None:
@@ -65,6 +74,57 @@ def recently_played(
             "before": str(oldest) if oldest is not None else None,
         },
     }
+
+
+@router.delete(
+    "/me/player/recently-played",
+    summary="Clear the current user's listening history",
+    status_code=204,
+    response_class=Response,
+)
+async def clear_history(ctx: ContextDep, user: HistoryEraser) -> Response:
+    await run_in_threadpool(retention.clear, ctx.db, user.id)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/me/top/tracks",
+    summary="The current user's most played tracks",
+    response_model=m.Paging[m.Track],
+)
+def top_tracks(
+    ctx: ContextDep,
+    user: TopReader,
+    request: Request,
+    page: PageDep,
+    time_range: TimeRange = "medium_term",
+) -> dict[str, Any]:
+    url = base(request)
+    with ctx.db.reading() as conn:
+        ranked = top.top_tracks(conn, user.id, time_range, now_ms())
+        items = objects.tracks(conn, ranked[page.offset : page.offset + page.limit], url)
+    href = f"{url}/v1/me/top/tracks"
+    return objects.paging(href, items, page.limit, page.offset, len(ranked), time_range=time_range)
+
+
+@router.get(
+    "/me/top/artists",
+    summary="The current user's most played artists",
+    response_model=m.Paging[m.Artist],
+)
+def top_artists(
+    ctx: ContextDep,
+    user: TopReader,
+    request: Request,
+    page: PageDep,
+    time_range: TimeRange = "medium_term",
+) -> dict[str, Any]:
+    url = base(request)
+    with ctx.db.reading() as conn:
+        ranked = top.top_artists(conn, user.id, time_range, now_ms())
+        items = objects.artists(conn, ranked[page.offset : page.offset + page.limit], url)
+    href = f"{url}/v1/me/top/artists"
+    return objects.paging(href, items, page.limit, page.offset, len(ranked), time_range=time_range)
 
 
 @router.get(
