@@ -15,6 +15,7 @@ from hub.fleet.recorder import FleetRecorder
 from hub.fleet.relay import Relay
 from hub.ingest.jobs import IngestJobs
 from hub.offline.service import OfflineService
+from hub.recommend.service import Recommender
 
 
 def hub_database(path: Path) -> Database:
@@ -40,6 +41,7 @@ class HubContext:
     player: PlayerService = field(init=False)
     recorder: FleetRecorder = field(init=False)
     ingest: IngestJobs = field(init=False)
+    recommender: Recommender = field(init=False)
 
     def __post_init__(self) -> None:
         self.player = PlayerService(self.relay)
@@ -47,6 +49,7 @@ class HubContext:
         # every event kept for the dashboard, each started track as its listener's play
         self.recorder = FleetRecorder(self.db, self.relay, listener_of=self.player.listener_of)
         self.ingest = IngestJobs(self.db, self.data_dir)
+        self.recommender = Recommender(self.db, self.data_dir)
 
     async def start(self, *, wait_s: float = 10.0) -> None:
         """Connect to the broker (the relay); the rest starts as it is used."""

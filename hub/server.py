@@ -39,6 +39,7 @@ from hub.http.app import create_app
 from hub.http.ratelimit import parse_limits
 from hub.http.routes.audio import AudioAccess
 from hub.media.signing import URL_TTL_S, KeyRing
+from hub.recommend.jobs import Schedule
 
 logger = logging.getLogger(__name__)
 FIRMWARE = "0.1.0"
@@ -59,6 +60,7 @@ class ServeOptions:
     advertise: bool = True
     audio_url_ttl_s: int = URL_TTL_S  # how long signed segment URLs work
     rate_limits: str = "default"  # ratelimit.parse_limits: default, off, or overrides
+    retrain_hours: float = 0.0  # the recommender's schedule (0: off; the CLI says 24)
 
 
 def open_database(data_dir: Path) -> Database:
@@ -137,6 +139,7 @@ class Hub:
                 tls=True,
                 ca_pem=ca_pem,
             )
+        self.retraining: Schedule | None = None
         self.insecure = insecure_links(opts, self.address)
         for warning in self.insecure:
             logger.warning("not encrypted: %s", warning)
@@ -201,6 +204,8 @@ class Hub:
         self.speaker_server, self._speaker_task = await _serve(
             app, opts.host, opts.tls_port, hub_tls
         )
+        self.retraining = Schedule(self.ctx.recommender, self.opts.retrain_hours)
+        self.retraining.start()
         if self.opts.advertise:
             await self._advertise()
 
@@ -245,6 +250,8 @@ class Hub:
         self._handoffs.append(asyncio.create_task(follow, name=f"mdns-handoff-{handoff}"))
 
     async def stop(self) -> None:
+        if self.retraining is not None:
+            await self.retraining.stop()
         for handoff in self._handoffs:
             handoff.cancel()
         await asyncio.gather(*self._handoffs, return_exceptions=True)

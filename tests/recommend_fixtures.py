@@ -1,21 +1,22 @@
 """A small listening history with planted tastes, written straight into a hub database:
-10 tastes (each a genre of 6 artists x 5 tracks, features clustered by taste),
+10 tastes (each a genre of 12 artists x 4 tracks, features clustered by taste),
 listeners with 2-3 tastes each playing mostly tracks of their tastes over 180 days,
 some noise plays of other tastes, most of them skipped early."""
 
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass, field
 
 from hub.catalog.ids import base62_id
 from hub.db import Database
 
 TASTES = 10
-ARTISTS_PER_TASTE = 6
-TRACKS_PER_ARTIST = 5
+ARTISTS_PER_TASTE = 12
+TRACKS_PER_ARTIST = 4
 DAY_MS = 86_400_000
-NOW_MS = 1_780_000_000_000  # the history ends here (2026)
+NOW_MS = int(time.time() * 1000)  # the history ends now
 
 
 @dataclass
@@ -68,6 +69,8 @@ def listeners(db: Database, rng: random.Random, planted: Planted, n: int, first_
     tracks_of: dict[int, list[str]] = {}
     for t, taste in planted.taste_of_track.items():
         tracks_of.setdefault(taste, []).append(t)
+    for pool in tracks_of.values():
+        rng.shuffle(pool)  # each taste's favourites spread over its artists
     everything = list(planted.taste_of_track)
     rows = []
     for user in range(first_id, first_id + n):

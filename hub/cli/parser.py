@@ -103,6 +103,14 @@ def _server_flags(p: argparse.ArgumentParser) -> None:
         "player 50, playlist-changes 25), off, or overrides like search=60,player=200",
     )
     p.add_argument(
+        "--retrain-hours",
+        type=float,
+        default=24.0,
+        metavar="HOURS",
+        help="retrain the recommender (a worker process) and rewrite the Weekly Mixes "
+        "this often (default 24; 0 = only with `legato-hub recommend train`)",
+    )
+    p.add_argument(
         "--command-timeout",
         type=positive_seconds,
         default=5.0,

@@ -62,6 +62,7 @@ async def serve(args: argparse.Namespace, data: Path, *, up: bool) -> int:
         advertise=not args.no_mdns,
         ack_timeout_s=args.command_timeout,
         rate_limits=args.rate_limits,
+        retrain_hours=args.retrain_hours,
     )
     hub = Hub(opts)
     limits = IngestLimits(max_duration_s=args.max_duration, worker_memory_bytes=args.worker_memory)

@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from hub.recommend.service import Recommender
-from hub.recommend.weekly import GENERATED
 
 logger = logging.getLogger(__name__)
 HOUR_S = 3600.0
 WEEK_MS = 7 * 86_400_000
-CHECK_S = 300.0  # how often the schedule looks at the clock
+CHECK_S = 60.0  # how often the schedule looks for a due run or a new model
+FIRST_CHECK_S = 60.0  # a hub just started has other things to do first
 
 
 def worker_command(data_dir: Path, trigger: str, *extra: str) -> list[str]:
@@ -51,8 +51,8 @@ def train_now(data_dir: Path, trigger: str = "cli", *extra: str) -> dict[str, An
 
 
 class Schedule:
-    """Retrain every ``every_h`` hours (0: never), and whenever a Weekly Mix is older
-    than a week; reload the model when a run finishes."""
+    """Retrain every ``every_h`` hours (0: never on its own); reload the model when a
+    run finishes, ours or one ``legato-hub recommend train`` made (polled cheaply)."""
 
     def __init__(self, recommender: Recommender, every_h: float) -> None:
         self.recommender = recommender
@@ -61,7 +61,7 @@ class Schedule:
         self._proc: asyncio.subprocess.Process | None = None
 
     def start(self) -> None:
-        if self.every_s > 0 and self._task is None:
+        if self._task is None:
             self._task = asyncio.create_task(self._loop(), name="recommender-schedule")
 
     async def stop(self) -> None:
@@ -75,24 +75,27 @@ class Schedule:
             self._task = None
 
     def _due(self) -> bool:
+        """A run is due when the last started ``every_h`` ago (or none ever did); the
+        Weekly Mix, written by every run, is so never older than a week when
+        ``every_h`` is at most 168."""
+        if self.every_s <= 0:
+            return False
         now = int(time.time() * 1000)
         with self.recommender.db.reading() as conn:
             last = conn.execute("SELECT MAX(started_ms) FROM recommender_runs").fetchone()[0]
-            stale = conn.execute(
-                "SELECT MIN(created_ms) FROM playlists WHERE generated = ?", (GENERATED,)
-            ).fetchone()[0]
-        if last is None or now - last >= self.every_s * 1000:
-            return True
-        return stale is not None and now - last >= WEEK_MS
+        return last is None or now - last >= min(self.every_s * 1000, WEEK_MS)
 
     async def _loop(self) -> None:
+        await asyncio.sleep(FIRST_CHECK_S)
         while True:
             try:
                 if await asyncio.to_thread(self._due):
                     await self.run_once()
+                else:
+                    await asyncio.to_thread(self.recommender.refresh)
             except Exception:
                 logger.exception("recommender training failed; trying again later")
-            await asyncio.sleep(min(CHECK_S, self.every_s))
+            await asyncio.sleep(CHECK_S)
 
     async def run_once(self) -> None:
         recommender = self.recommender

@@ -11,6 +11,7 @@ can take the place.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -88,7 +89,7 @@ def arrange(
         if c.id not in seen and c.id not in banned and c.id not in recent:
             seen.add(c.id)
             pool.append(c)
-    cap = max(1, int(limit * genre_share))
+    cap = max(1, math.ceil(limit * genre_share))
     artists: Counter[str] = Counter()
     genres: Counter[str] = Counter()
     out: list[str] = []

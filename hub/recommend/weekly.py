@@ -1,5 +1,5 @@
-"""The Weekly Mix: per listener 30 tracks they have not played in 60 days, chosen by
-the blend under the mix rules, written as their playlist "Weekly Mix"
+"""The Weekly Mix: per listener 30 tracks they have not played in 60 days (and
+preferably never), chosen by the blend under the mix rules, written as their playlist "Weekly Mix"
 (``playlists.generated = 'weekly_mix'``).  Regeneration replaces that playlist's
 items in place (same id, version bumped), so a listener's own edits last until the
 next mix; a listener who deleted it gets a new one."""
@@ -23,6 +23,7 @@ SIZE = 30
 BLOCK = 256  # listeners scored at once
 WRITE_BATCH = 500  # listeners per transaction
 DAY_MS = 86_400_000
+HEARD_PENALTY = 4.0  # a discovery list prefers what the listener has never played
 
 
 def mixes(
@@ -51,8 +52,10 @@ def mixes(
             excluded = np.zeros(s.cat.size, dtype=bool)
             excluded[banned] = True
             excluded[recent] = True
-            best = top(scores[j], excluded, size * POOL)
-            yield int(model.user_ids[start + j]), arrange(s.candidates(best, scores[j]), limit=size)
+            row = scores[j].copy()
+            row[cols[mine]] -= HEARD_PENALTY
+            best = top(row, excluded, size * POOL)
+            yield int(model.user_ids[start + j]), arrange(s.candidates(best, row), limit=size)
 
 
 def write(conn: sqlite3.Connection, batch: list[tuple[int, list[str]]], now_ms: int) -> None:
