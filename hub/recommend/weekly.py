@@ -23,7 +23,7 @@ SIZE = 30
 BLOCK = 256  # listeners scored at once
 WRITE_BATCH = 500  # listeners per transaction
 DAY_MS = 86_400_000
-HEARD_PENALTY = 4.0  # a discovery list prefers what the listener has never played
+HEARD_PENALTY = 1.0  # a discovery list prefers what the listener has never played
 
 
 def mixes(
