@@ -14,7 +14,7 @@ from hub.recommend.model import Model, fold_cold
 from hub.recommend.rank import Candidate, Weights, arrange, blend, top
 
 DEFAULT_WEIGHTS = Weights()
-POOL = 12  # candidates per wanted track handed to the rules
+POOL = 6  # candidates per wanted track handed to the rules
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +24,8 @@ class Scoring:
     items: npt.NDArray[np.float32]  # catalog x factors (zeros without a model)
     popularity: npt.NDArray[np.float32]
     index: dict[str, int]
+    content_norms: npt.NDArray[np.float32]  # squared length of each content vector
+    labels: tuple[list[str], list[str], list[str]]  # per track: id, artist id, genre
 
     @classmethod
     def build(cls, cat: CatalogArrays, model: Model | None) -> Scoring:
@@ -42,7 +44,14 @@ class Scoring:
             pop = np.zeros(cat.size, dtype=np.float32)
             pop[rows[known]] = model.popularity[known]
             pop = 0.7 * pop + 0.3 * cat.popularity
-        return cls(cat, model, items, pop.astype(np.float32), index)
+        norms = (cat.content * cat.content).sum(axis=1).astype(np.float32)
+        labels = (
+            cat.ids.tolist(),
+            cat.artist_ids[cat.artist].tolist(),
+            [cat.genres[g] for g in cat.genre.tolist()],
+        )
+        items = np.ascontiguousarray(items)
+        return cls(cat, model, items, pop.astype(np.float32), index, norms, labels)
 
     def indices(self, ids: Collection[str]) -> npt.NDArray[np.int64]:
         return np.array([self.index[i] for i in ids if i in self.index], dtype=np.int64)
@@ -66,14 +75,16 @@ class Scoring:
     ) -> npt.NDArray[np.float32]:
         """The blend over the whole catalog for a listener, pulled toward the seeds."""
         factors, taste = self.user_vectors(user_id)
-        als = None if factors is None else self.items @ factors
+        query = None if factors is None else _unit(factors)
         if len(seeds):
             seed_f = self.items[seeds].mean(axis=0)
-            if np.any(seed_f):
-                seed_als = self.items @ seed_f
-                als = seed_als if als is None else 0.5 * _unit(als) + _unit(seed_als)
+            if np.any(seed_f):  # the seeds lead, the listener's own taste follows
+                query = _unit(seed_f) if query is None else 0.5 * query + _unit(seed_f)
             taste = self.cat.content[seeds].mean(axis=0)
-        content = None if taste is None else -np.linalg.norm(self.cat.content - taste, axis=1)
+        als = None if query is None else self.items @ query.astype(np.float32)
+        content = None
+        if taste is not None:  # minus the squared distance, without a catalog-sized copy
+            content = 2 * (self.cat.content @ taste.astype(np.float32)) - self.content_norms
         return blend(als, content, self.popularity, weights)
 
     def pick(
@@ -87,23 +98,21 @@ class Scoring:
     ) -> list[str]:
         """The best ``limit`` under the rules (``rank.arrange``)."""
         best = top(scores, excluded, limit * POOL)
-        return arrange(self.candidates(best, scores), limit=limit, banned=banned, recent=recent)
+        found = self.candidates(best, scores[best])
+        return arrange(found, limit=limit, banned=banned, recent=recent)
 
     def candidates(
-        self, best: Sequence[int] | npt.NDArray[np.int64], scores: npt.NDArray[np.float32]
+        self, best: Sequence[int] | npt.NDArray[np.int64], values: npt.NDArray[np.float32]
     ) -> list[Candidate]:
-        cat = self.cat
+        """``Candidate``s of the tracks ``best`` with their scores ``values`` (aligned)."""
+        ids, artists, genres = self.labels
+        picked = np.asarray(best).tolist()
         return [
-            Candidate(
-                str(cat.ids[i]),
-                str(cat.artist_ids[cat.artist[i]]),
-                cat.genres[cat.genre[i]],
-                float(scores[i]),
-            )
-            for i in best
+            Candidate(ids[i], artists[i], genres[i], v)
+            for i, v in zip(picked, np.asarray(values).tolist(), strict=True)
         ]
 
 
 def _unit(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    sd = float(x.std())
-    return (x - x.mean()) / sd if sd > 1e-12 else np.zeros_like(x)
+    norm = float(np.linalg.norm(x))
+    return x / norm if norm > 1e-12 else np.zeros_like(x)

@@ -160,7 +160,7 @@ def _recommend(
     if name != "blend":
         return [int(i) for i in top(scores, excluded, k)]
     best = top(scores, excluded, k * POOL)
-    picked = arrange(s.candidates(best, scores), limit=k)
+    picked = arrange(s.candidates(best, scores[best]), limit=k)
     return [s.index[i] for i in picked]
 
 

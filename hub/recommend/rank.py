@@ -39,10 +39,19 @@ class Candidate:
     score: float
 
 
+SAMPLE = 4096  # scores a mean and spread are estimated from (a fixed spread of them)
+
+
+def _sample(n: int) -> npt.NDArray[np.int64] | slice:
+    return slice(None) if n <= SAMPLE else np.linspace(0, n - 1, SAMPLE).astype(np.int64)
+
+
 def standard(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    """Zero mean, unit spread (all zeros when the scores do not vary)."""
-    sd = float(x.std()) if x.size else 0.0
-    return ((x - x.mean()) / sd).astype(np.float32) if sd > 1e-12 else np.zeros_like(x)
+    """Zero mean, unit spread (all zeros when the scores do not vary); over a large
+    catalog both are estimated from an even sample of the scores."""
+    seen = x[_sample(len(x))]
+    sd = float(seen.std()) if seen.size else 0.0
+    return ((x - seen.mean()) / sd).astype(np.float32) if sd > 1e-12 else np.zeros_like(x)
 
 
 def blend(
@@ -61,15 +70,23 @@ def blend(
 
 
 def top(
-    scores: npt.NDArray[np.float32], excluded: npt.NDArray[np.bool_], n: int
+    scores: npt.NDArray[np.float32], excluded: npt.NDArray[np.bool_] | None, n: int
 ) -> npt.NDArray[np.int64]:
-    """Indices of the ``n`` best scores, best first, never an excluded one."""
-    masked = np.where(excluded, -np.inf, scores)
-    allowed = int((~excluded).sum())
+    """Indices of the ``n`` best scores, best first, never an excluded one (nor one
+    scored minus infinity)."""
+    masked = scores if excluded is None else np.where(excluded, -np.inf, scores)
+    allowed = int(np.count_nonzero(np.isfinite(masked)))
     n = min(n, allowed)
     if n <= 0:
         return np.zeros(0, dtype=np.int64)
-    part = np.argpartition(-masked, n - 1)[:n]
+    pool = np.arange(len(scores))
+    if len(scores) > 4 * SAMPLE:  # a cut estimated from a sample, so the sort is small
+        seen = masked[_sample(len(scores))]
+        cut = np.quantile(seen[np.isfinite(seen)], max(0.0, 1 - 4 * n / allowed))
+        near = np.flatnonzero(masked >= cut)
+        if len(near) >= n:
+            pool = near
+    part = pool[np.argpartition(-masked[pool], n - 1)[:n]]
     return part[np.argsort(-masked[part], kind="stable")].astype(np.int64)
 
 
@@ -95,24 +112,36 @@ def arrange(
     out: list[str] = []
     last = None
     while len(out) < limit and pool:
-        fits = [c for c in pool if artists[c.artist] < per_artist and c.artist != last]
-        if not fits:
+        fallback = None  # the best that keeps the artist rules, if no genre is left
+        pick = None
+        for at, c in enumerate(pool):
+            if artists[c.artist] >= per_artist or c.artist == last:
+                continue
+            if not c.genre or genres[c.genre] < cap:
+                pick = at
+                break
+            if fallback is None:
+                fallback = at
+        pick = fallback if pick is None else pick
+        if pick is None:
             break
-        spread = [c for c in fits if not c.genre or genres[c.genre] < cap]
-        pick = (spread or fits)[0]
-        pool.remove(pick)
-        out.append(pick.id)
-        artists[pick.artist] += 1
-        if pick.genre:
-            genres[pick.genre] += 1
-        last = pick.artist
+        pick_c = pool.pop(pick)
+        out.append(pick_c.id)
+        artists[pick_c.artist] += 1
+        if pick_c.genre:
+            genres[pick_c.genre] += 1
+        last = pick_c.artist
     return out
 
 
 def standard_rows(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     """:func:`standard` along each row of a listeners x tracks block."""
-    sd = x.std(axis=1, keepdims=True)
-    return np.where(sd > 1e-12, (x - x.mean(axis=1, keepdims=True)) / np.maximum(sd, 1e-12), 0.0)
+    seen = x[:, _sample(x.shape[1])]
+    sd = seen.std(axis=1, keepdims=True)
+    scale = np.where(sd > 1e-12, 1.0 / np.maximum(sd, 1e-12), 0.0).astype(np.float32)
+    out: npt.NDArray[np.float32] = x - seen.mean(axis=1, keepdims=True).astype(np.float32)
+    out *= scale
+    return out
 
 
 def blend_rows(

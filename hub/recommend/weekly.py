@@ -12,15 +12,16 @@ from collections.abc import Iterator
 
 import numpy as np
 import numpy.typing as npt
+from scipy import sparse
 
 from hub.catalog import library
 from hub.recommend.arrays import POOL, Scoring
-from hub.recommend.rank import DISCOVERY_DAYS, arrange, blend_rows, top
+from hub.recommend.rank import DISCOVERY_DAYS, Weights, arrange, standard
 
 NAME = "Weekly Mix"
 GENERATED = "weekly_mix"
 SIZE = 30
-BLOCK = 256  # listeners scored at once
+BLOCK = 512  # listeners scored at once (native top-k: no listeners x tracks matrix)
 WRITE_BATCH = 500  # listeners per transaction
 DAY_MS = 86_400_000
 HEARD_PENALTY = 1.0  # a discovery list prefers what the listener has never played
@@ -29,33 +30,67 @@ HEARD_PENALTY = 1.0  # a discovery list prefers what the listener has never play
 def mixes(
     s: Scoring, agg: npt.NDArray[np.int64], now_ms: int, size: int = SIZE
 ) -> Iterator[tuple[int, list[str]]]:
-    """``(user_id, track ids)`` for every listener the model knows."""
+    """``(user_id, track ids)`` for every listener the model knows, a block at a time.
+
+    The blend is one dot product over augmented vectors (the factors, the content
+    vector, its squared length and popularity on the tracks' side; the listener's
+    factors, taste and weights scaled by their score spreads on the other), so the
+    best candidates come from ``implicit``'s native top-k with the early skips and
+    recent plays filtered out; the rules then pick the mix among them."""
+    from implicit.cpu.topk import topk  # type: ignore[import-untyped]
+
     model = s.model
     if model is None or not len(model.user_ids):
         return
-    cols = np.searchsorted(s.cat.rowids, agg[:, 1])
     order = np.argsort(agg[:, 0], kind="stable")
-    bounds = np.searchsorted(agg[order, 0], model.user_ids, side="left")
-    ends = np.searchsorted(agg[order, 0], model.user_ids, side="right")
+    plays = agg[order]
+    cols = np.searchsorted(s.cat.rowids, plays[:, 1])
     since = now_ms - DISCOVERY_DAYS * DAY_MS
-    norms = (s.cat.content * s.cat.content).sum(axis=1)[None, :]
+    items = _augmented_items(s)
+    sample = np.linspace(0, s.cat.size - 1, min(s.cat.size, 4096)).astype(np.int64)
     for start in range(0, len(model.user_ids), BLOCK):
-        stop = min(start + BLOCK, len(model.user_ids))
-        als = np.asarray(model.user_factors[start:stop]) @ s.items.T
-        taste = np.asarray(model.taste[start:stop])
-        content = 2 * taste @ s.cat.content.T - (taste * taste).sum(axis=1)[:, None] - norms
-        scores = blend_rows(als, content, s.popularity)
-        for j in range(stop - start):
-            mine = order[bounds[start + j] : ends[start + j]]
-            banned = cols[mine[agg[mine, 3] > 0]]
-            recent = cols[mine[agg[mine, 4] >= since]]
-            excluded = np.zeros(s.cat.size, dtype=bool)
-            excluded[banned] = True
-            excluded[recent] = True
-            row = scores[j].copy()
-            row[cols[mine]] -= HEARD_PENALTY
-            best = top(row, excluded, size * POOL)
-            yield int(model.user_ids[start + j]), arrange(s.candidates(best, row), limit=size)
+        users = np.asarray(model.user_ids[start : start + BLOCK])
+        lo, hi = np.searchsorted(plays[:, 0], [users[0], users[-1] + 1])
+        rows = np.searchsorted(users, plays[lo:hi, 0])
+        out = (plays[lo:hi, 3] > 0) | (plays[lo:hi, 4] >= since)  # early skips, lately played
+        ruled_out = sparse.csr_matrix(
+            (np.ones(int(out.sum()), dtype=np.float32), (rows[out], cols[lo:hi][out])),
+            shape=(len(users), s.cat.size),
+        )
+        query = _queries(s, start, start + len(users), sample)
+        k = min(size * POOL, s.cat.size)
+        ids, scores = topk(items, query, k, filter_query_items=ruled_out, num_threads=0)
+        starts = np.searchsorted(rows, np.arange(len(users) + 1))
+        for j, user in enumerate(users.tolist()):
+            keep = ids[j] >= 0
+            best, row = ids[j][keep], scores[j][keep].copy()
+            row[np.isin(best, cols[lo:hi][starts[j] : starts[j + 1]])] -= HEARD_PENALTY
+            yield int(user), arrange(s.candidates(best, row), limit=size)
+
+
+def _augmented_items(s: Scoring) -> npt.NDArray[np.float32]:
+    pop = standard(s.popularity)
+    return np.ascontiguousarray(
+        np.hstack([s.items, s.cat.content, -s.content_norms[:, None], pop[:, None]]),
+        dtype=np.float32,
+    )
+
+
+def _queries(
+    s: Scoring, start: int, stop: int, sample: npt.NDArray[np.int64]
+) -> npt.NDArray[np.float32]:
+    """Each listener's side of the blend's dot product (see :func:`mixes`)."""
+    assert s.model is not None
+    w = Weights()
+    factors = np.asarray(s.model.user_factors[start:stop], dtype=np.float32)
+    taste = np.asarray(s.model.taste[start:stop], dtype=np.float32)
+    als_sd = (factors @ s.items[sample].T).std(axis=1)
+    content = 2 * taste @ s.cat.content[sample].T - s.content_norms[sample][None, :]
+    content_sd = content.std(axis=1)
+    a = np.where(als_sd > 1e-12, w.als / np.maximum(als_sd, 1e-12), 0.0)[:, None]
+    c = np.where(content_sd > 1e-12, w.content / np.maximum(content_sd, 1e-12), 0.0)[:, None]
+    ones = np.ones((stop - start, 1), dtype=np.float32)
+    return np.hstack([a * factors, 2 * c * taste, c * ones, w.popularity * ones]).astype(np.float32)
 
 
 def write(conn: sqlite3.Connection, batch: list[tuple[int, list[str]]], now_ms: int) -> None:
