@@ -4,6 +4,7 @@ Weekly Mix it writes, /v1/recommendations over HTTP, and ``recommend evaluate``.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import subprocess
@@ -15,16 +16,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from hub.accounts import tokens as token_issuer
 from hub.accounts import users as accounts
+from hub.catalog.ids import base62_id
 from hub.db import Database
 from hub.http.app import create_app
 from hub.recommend.feedback import confidence
+from hub.recommend.jobs import Schedule
 from hub.recommend.rank import Candidate, arrange
+from hub.recommend.service import Recommender
 from hub.server import open_database
 from tests.recommend_fixtures import DAY_MS, Planted, planted_history
 from tests.serving import offline_context, serving
@@ -223,6 +228,12 @@ def test_recommendations_are_personal_tuned_and_never_the_seeds(trained: Trained
         energy = dict(conn.execute("SELECT track_id, energy FROM audio_features").fetchall())
     assert all(energy[i] >= 0.5 for i in ids)
     assert recommendations(api, trained.ann, limit=5).status_code == 400  # no seeds
+    mine = httpx.get(
+        f"{api}/v1/me/playlists", headers={"Authorization": f"Bearer {trained.ann}"}, timeout=10
+    ).json()
+    assert [pl["name"] for pl in mine["items"]] == ["Weekly Mix"]
+    assert mine["items"][0]["tracks"]["total"] == 30
+    assert "Made for you on" in mine["items"][0]["description"]
 
 
 def test_evaluate_prints_its_figures_and_the_blend_beats_popularity(trained: Trained) -> None:
@@ -236,3 +247,82 @@ def test_evaluate_prints_its_figures_and_the_blend_beats_popularity(trained: Tra
         assert m["recall_ci"][0] <= m["recall"] <= m["recall_ci"][1]
     assert models["blend"]["ndcg"] > 2 * models["popularity"]["ndcg"]
     assert models["blend"]["ndcg"] >= models["als"]["ndcg"] * 0.95
+
+
+def test_radio_continues_with_the_seeds_taste_and_never_what_just_played(
+    trained: Trained,
+) -> None:
+    p = trained.planted
+    ann = 1
+    seed = next(t for t, taste in p.taste_of_track.items() if taste == p.tastes_of_user[ann][0])
+    just_played = [t for t, taste in p.taste_of_track.items() if taste == p.taste_of_track[seed]][
+        :5
+    ]
+    radio = Recommender(trained.db, trained.data)
+    got = radio.radio(ann, f"legato:track:{seed}", limit=20, exclude=just_played)
+    assert len(got) == 20
+    assert seed not in got
+    assert not set(just_played) & set(got)
+    with trained.db.reading() as conn:
+        skipped = {
+            r[0]
+            for r in conn.execute(
+                "SELECT track_id FROM plays WHERE user_id = ? AND skipped = 1", (ann,)
+            )
+        }
+    assert not skipped & set(got)
+    same = sum(p.taste_of_track[t] == p.taste_of_track[seed] for t in got)
+    assert same >= 0.5 * len(got)
+
+
+def test_a_track_nobody_played_yet_is_ranked_through_its_artist(trained: Trained) -> None:
+    p = trained.planted
+    ann = 1
+    liked, other = (
+        p.tastes_of_user[ann][0],
+        next(t for t in range(10) if t not in p.tastes_of_user[ann]),
+    )
+    fresh = {}
+    with trained.db.transaction() as conn:
+        for taste in (liked, other):
+            track = base62_id(f"fresh:{taste}")
+            fresh[taste] = track
+            conn.execute(
+                "INSERT INTO tracks (id, name, artist, album, album_id, track_number, duration_ms)"
+                " VALUES (?, 'New', '', '', ?, 1, 200000)",
+                (track, base62_id(f"album:{taste}:0")),
+            )
+            conn.execute(
+                "INSERT INTO track_artists (track_id, artist_id, position) VALUES (?, ?, 0)",
+                (track, p.artists[taste][0]),
+            )
+    rec = Recommender(trained.db, trained.data)
+    s = rec.scoring()
+    assert s.model is not None
+    scores = s.scores(ann, np.zeros(0, dtype=np.int64))
+    assert scores[s.index[fresh[liked]]] > scores[s.index[fresh[other]]]
+    with trained.db.transaction() as conn:  # leave the catalog as the other tests know it
+        conn.executemany("DELETE FROM tracks WHERE id = ?", [(t,) for t in fresh.values()])
+
+
+def test_the_schedule_trains_in_a_worker_and_the_hub_picks_up_the_new_model(
+    trained: Trained,
+) -> None:
+    rec = Recommender(trained.db, trained.data)
+    rec.refresh()
+    before = rec.scoring().model
+    schedule = Schedule(rec, every_h=24)
+    assert not schedule._due()  # the fixture trained a moment ago
+
+    async def once() -> None:
+        await schedule.run_once()
+        await schedule.stop()
+
+    asyncio.run(once())
+    with trained.db.reading() as conn:
+        runs = conn.execute(
+            "SELECT trigger, model_path FROM recommender_runs ORDER BY id"
+        ).fetchall()
+    assert [r[0] for r in runs][-1] == "schedule"
+    assert rec.scoring().model is not before
+    assert rec.trained

@@ -76,7 +76,12 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         help="train now (a worker process) and write every listener's Weekly Mix",
     )
     train.add_argument("--json", action="store_true", help="print the figures as one JSON object")
-    train.add_argument("--factors", type=int, default=64, help="ALS factors (default 64)")
+    train.add_argument(
+        "--factors",
+        type=int,
+        default=0,
+        help="ALS factors (default: 16 to 64, by the number of listeners)",
+    )
     train.add_argument("--iterations", type=int, default=15, help="ALS iterations (default 15)")
     ev = rec_sub.add_parser(
         "evaluate",

@@ -44,10 +44,16 @@ class Model:
 
 @dataclass(frozen=True, slots=True)
 class TrainOptions:
-    factors: int = 64
+    factors: int = 0  # 0: by the number of listeners (see ``auto_factors``)
     iterations: int = 15
-    regularization: float = 0.05
+    regularization: float = 1.0
     seed: int = 0
+
+
+def auto_factors(listeners: int) -> int:
+    """Few listeners support few factors (more only learn their noise): 16 up to about
+    200 listeners, growing to 64 from about 800."""
+    return min(64, max(16, listeners // 12))
 
 
 def matrix(
@@ -111,7 +117,7 @@ def train(
 
     users, m = matrix(agg, cat)
     warm = np.asarray((abs(m) > 0).sum(axis=0)).ravel() > 0
-    f = opts.factors
+    f = opts.factors or auto_factors(len(users))
     if m.nnz:
         als = AlternatingLeastSquares(
             factors=f,

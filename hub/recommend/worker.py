@@ -94,7 +94,7 @@ def _train(
         "listeners": users,
         "tracks": int(trained.warm.sum()),
         "plays": int(plays),
-        "factors": opts.factors,
+        "factors": trained.factors,
         "iterations": opts.iterations,
         "weekly_mixes": written,
         "model": rel,
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m hub.recommend.worker")
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--trigger", default="cli")
-    p.add_argument("--factors", type=int, default=64)
+    p.add_argument("--factors", type=int, default=0)
     p.add_argument("--iterations", type=int, default=15)
     args = p.parse_args(argv)
     db = Database(args.data / "hub.db", on_connect=(sql_functions.register,))
