@@ -24,7 +24,6 @@ SIZE = 30
 BLOCK = 512  # listeners scored at once (native top-k: no listeners x tracks matrix)
 WRITE_BATCH = 500  # listeners per transaction
 DAY_MS = 86_400_000
-HEARD_PENALTY = 1.0  # a discovery list prefers what the listener has never played
 
 
 def mixes(
@@ -35,8 +34,10 @@ def mixes(
     The blend is one dot product over augmented vectors (the factors, the content
     vector, its squared length and popularity on the tracks' side; the listener's
     factors, taste and weights scaled by their score spreads on the other), so the
-    best candidates come from ``implicit``'s native top-k with the early skips and
-    recent plays filtered out; the rules then pick the mix among them."""
+    best candidates come from ``implicit``'s native top-k with everything the listener
+    has played filtered out; the rules then pick the mix among them.  Only when that
+    leaves the mix short do tracks they played before the last 60 days (and never
+    skipped early) fill it, after the unheard ones."""
     from implicit.cpu.topk import topk  # type: ignore[import-untyped]
 
     model = s.model
@@ -52,20 +53,27 @@ def mixes(
         users = np.asarray(model.user_ids[start : start + BLOCK])
         lo, hi = np.searchsorted(plays[:, 0], [users[0], users[-1] + 1])
         rows = np.searchsorted(users, plays[lo:hi, 0])
-        out = (plays[lo:hi, 3] > 0) | (plays[lo:hi, 4] >= since)  # early skips, lately played
-        ruled_out = sparse.csr_matrix(
-            (np.ones(int(out.sum()), dtype=np.float32), (rows[out], cols[lo:hi][out])),
-            shape=(len(users), s.cat.size),
+        mine = cols[lo:hi]
+        heard = sparse.csr_matrix(
+            (np.ones(hi - lo, dtype=np.float32), (rows, mine)), shape=(len(users), s.cat.size)
         )
+        # may fill a short mix: played before the last 60 days, never skipped early
+        old = (plays[lo:hi, 3] == 0) & (plays[lo:hi, 4] < since)
         query = _queries(s, start, start + len(users), sample)
         k = min(size * POOL, s.cat.size)
-        ids, scores = topk(items, query, k, filter_query_items=ruled_out, num_threads=0)
+        ids, scores = topk(items, query, k, filter_query_items=heard, num_threads=0)
         starts = np.searchsorted(rows, np.arange(len(users) + 1))
         for j, user in enumerate(users.tolist()):
             keep = ids[j] >= 0
-            best, row = ids[j][keep], scores[j][keep].copy()
-            row[np.isin(best, cols[lo:hi][starts[j] : starts[j + 1]])] -= HEARD_PENALTY
-            yield int(user), arrange(s.candidates(best, row), limit=size)
+            found = s.candidates(ids[j][keep], scores[j][keep])
+            mix = arrange(found, limit=size)
+            if len(mix) < size:  # the listener has heard most of what fits: top it up
+                span = slice(starts[j], starts[j + 1])
+                again = mine[span][old[span]]
+                below = min((c.score for c in found), default=0.0) - 1.0
+                fill = s.candidates(again, below - 1e-3 * np.arange(len(again), dtype=np.float32))
+                mix = arrange([*found, *fill], limit=size)
+            yield int(user), mix
 
 
 def _augmented_items(s: Scoring) -> npt.NDArray[np.float32]:
