@@ -108,7 +108,8 @@ def _server_flags(p: argparse.ArgumentParser) -> None:
         default=24.0,
         metavar="HOURS",
         help="retrain the recommender (a worker process) and rewrite the Weekly Mixes "
-        "this often (default 24; 0 = only with `legato-hub recommend train`)",
+        "this often (default 24; 0 = only `legato-hub recommend train`, and the Weekly "
+        "Mixes once they are a week old)",
     )
     p.add_argument(
         "--command-timeout",

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from hub.recommend.service import Recommender
+from hub.recommend.weekly import GENERATED
 
 logger = logging.getLogger(__name__)
 HOUR_S = 3600.0
@@ -51,8 +52,9 @@ def train_now(data_dir: Path, trigger: str = "cli", *extra: str) -> dict[str, An
 
 
 class Schedule:
-    """Retrain every ``every_h`` hours (0: never on its own); reload the model when a
-    run finishes, ours or one ``legato-hub recommend train`` made (polled cheaply)."""
+    """Retrain every ``every_h`` hours (0: only to renew week-old Weekly Mixes); reload
+    the model when a run finishes, ours or one ``legato-hub recommend train`` made
+    (polled cheaply)."""
 
     def __init__(self, recommender: Recommender, every_h: float) -> None:
         self.recommender = recommender
@@ -75,15 +77,18 @@ class Schedule:
             self._task = None
 
     def _due(self) -> bool:
-        """A run is due when the last started ``every_h`` ago (or none ever did); the
-        Weekly Mix, written by every run, is so never older than a week when
-        ``every_h`` is at most 168."""
-        if self.every_s <= 0:
-            return False
+        """A run is due when the last started ``every_h`` ago (or none ever did), and,
+        even with the schedule off, when the Weekly Mixes (written by every run) are
+        older than a week."""
         now = int(time.time() * 1000)
         with self.recommender.db.reading() as conn:
             last = conn.execute("SELECT MAX(started_ms) FROM recommender_runs").fetchone()[0]
-        return last is None or now - last >= min(self.every_s * 1000, WEEK_MS)
+            mixes = conn.execute(
+                "SELECT 1 FROM playlists WHERE generated = ? LIMIT 1", (GENERATED,)
+            ).fetchone()
+        if self.every_s > 0 and (last is None or now - last >= self.every_s * 1000):
+            return True
+        return mixes is not None and last is not None and now - last >= WEEK_MS
 
     async def _loop(self) -> None:
         await asyncio.sleep(FIRST_CHECK_S)
