@@ -18,6 +18,7 @@ import numpy.typing as npt
 ALPHA = 4.0  # weight of the (log-scaled) complete plays
 SKIP_PENALTY = 1.5  # what one early skip takes away
 EARLY_MS = 30_000
+CHUNK = 100_000  # aggregated rows turned into an array at once
 
 #: SQL (over ``plays p JOIN tracks t``) true for an early skip.
 EARLY_SKIP = (
@@ -53,5 +54,7 @@ def aggregate(conn: sqlite3.Connection, *, before_ms: int | None = None) -> npt.
         " GROUP BY p.user_id, p.track_id",
         () if before_ms is None else (before_ms,),
     )
-    out = np.array(rows.fetchall(), dtype=np.int64)
-    return out.reshape(-1, 5)
+    chunks = [np.zeros((0, 5), dtype=np.int64)]
+    while batch := rows.fetchmany(CHUNK):  # a chunk of Python tuples at a time, not millions
+        chunks.append(np.array(batch, dtype=np.int64).reshape(-1, 5))
+    return np.concatenate(chunks)
