@@ -28,7 +28,7 @@ from hub.db import Database
 from hub.http.app import create_app
 from hub.recommend.feedback import confidence
 from hub.recommend.jobs import Schedule
-from hub.recommend.rank import Candidate, arrange
+from hub.recommend.rank import Candidate, arrange, top
 from hub.recommend.service import Recommender
 from hub.server import open_database
 from tests.recommend_fixtures import DAY_MS, Planted, planted_history
@@ -90,6 +90,36 @@ def test_no_genre_takes_over_half_a_mix_while_another_can(limit: int, rng: objec
     out = arrange(cands, limit=limit)
     assert len(out) == limit
     assert sum(i.startswith("rock") for i in out) <= -(-limit // 2)  # half, rounded up
+
+
+@given(
+    st.lists(st.floats(-1e6, 1e6, width=32), min_size=1, max_size=300),
+    st.data(),
+)
+def test_top_is_the_best_allowed_best_first(scores: list[float], data: st.DataObject) -> None:
+    x = np.array(scores, dtype=np.float32)
+    excluded = np.array(data.draw(st.lists(st.booleans(), min_size=len(x), max_size=len(x))))
+    n = data.draw(st.integers(1, 20))
+    got = top(x, excluded, n)
+    allowed = np.flatnonzero(~excluded)
+    assert len(got) == min(n, len(allowed))
+    assert not excluded[got].any()
+    assert list(x[got]) == sorted(x[got], reverse=True)
+    if len(got):
+        assert x[got[-1]] >= np.sort(x[allowed])[::-1][len(got) - 1]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_top_over_a_large_catalog_cuts_at_a_sampled_score_and_still_finds_the_best(
+    seed: int,
+) -> None:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(200_000).astype(np.float32)
+    excluded = rng.random(200_000) < 0.1
+    excluded[np.argsort(-x)[:50]] = True  # the very best are ruled out
+    got = top(x, excluded, 180)
+    exact = np.flatnonzero(~excluded)[np.argsort(-x[~excluded], kind="stable")[:180]]
+    assert list(got) == list(exact)
 
 
 def test_the_best_come_first_when_the_rules_allow() -> None:
@@ -196,7 +226,7 @@ def api(trained: Trained) -> Iterator[str]:
         yield url
 
 
-def recommendations(api: str, token: str, **params: object) -> httpx.Response:
+def recommendations(api: str, token: str, **params: str | int | float) -> httpx.Response:
     return httpx.get(
         f"{api}/v1/recommendations",
         params=params,

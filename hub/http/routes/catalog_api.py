@@ -236,7 +236,7 @@ async def recommendations(
             seed_tracks=tracks,
             seed_artists=artists,
             seed_genres=genres,
-            limit=limit,
+            limit=limit * 2 if market else limit,  # room for what the market leaves out
             allowed=allowed,
             pull=pull,
         )
@@ -249,7 +249,7 @@ async def recommendations(
                 seeds = recommend.seed_objects(tracks, artists, genres, len(picked))
             if market:
                 playable = {t["id"] for t in objects.tracks(conn, picked, url, market)}
-                picked = [t for t in picked if t in playable]
+                picked = [t for t in picked if t in playable][:limit]
             return {"seeds": seeds, "tracks": objects.tracks(conn, picked, url, market)}
 
     return await run_in_threadpool(work)
