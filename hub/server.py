@@ -42,6 +42,7 @@ from hub.http.routes.audio import AudioAccess
 from hub.listening import retention
 from hub.listening.retention import DEFAULT_HISTORY_DAYS
 from hub.media.signing import URL_TTL_S, KeyRing
+from hub.recommend.jobs import Schedule
 
 logger = logging.getLogger(__name__)
 FIRMWARE = "0.1.0"
@@ -64,6 +65,7 @@ class ServeOptions:
     audio_url_ttl_s: int = URL_TTL_S  # how long signed segment URLs work
     rate_limits: str = "default"  # ratelimit.parse_limits: default, off, or overrides
     history_days: int = DEFAULT_HISTORY_DAYS  # plays older than this are deleted
+    retrain_hours: float = 0.0  # the recommender's schedule (0: off; the CLI says 24)
 
 
 def open_database(data_dir: Path) -> Database:
@@ -143,6 +145,7 @@ class Hub:
                 tls=True,
                 ca_pem=ca_pem,
             )
+        self.retraining: Schedule | None = None
         self.insecure = insecure_links(opts, self.address)
         for warning in self.insecure:
             logger.warning("not encrypted: %s", warning)
@@ -216,6 +219,8 @@ class Hub:
         self.speaker_server, self._speaker_task = await _serve(
             app, opts.host, opts.tls_port, hub_tls
         )
+        self.retraining = Schedule(self.ctx.recommender, self.opts.retrain_hours)
+        self.retraining.start()
         if self.opts.advertise:
             await self._advertise()
 
@@ -260,6 +265,8 @@ class Hub:
         self._handoffs.append(asyncio.create_task(follow, name=f"mdns-handoff-{handoff}"))
 
     async def stop(self) -> None:
+        if self.retraining is not None:
+            await self.retraining.stop()
         background = list(self._handoffs)
         if self._retention_task is not None:
             background.append(self._retention_task)

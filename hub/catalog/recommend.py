@@ -126,19 +126,25 @@ def recommend(
             and (not market or not r[1] or market.upper() in r[1].split())
         ]
     picked = picked[:limit]
-    seeds = [
+    return picked, seed_objects(seed_tracks, seed_artists, seed_genres, len(picked))
+
+
+def seed_objects(
+    seed_tracks: Sequence[str], seed_artists: Sequence[str], seed_genres: Sequence[str], n: int
+) -> list[dict[str, Any]]:
+    """Spotify's ``seeds`` objects for a list of ``n`` tracks."""
+    return [
         {
             "id": i,
             "type": kind,
             "href": None,
-            "initialPoolSize": len(picked),
-            "afterFilteringSize": len(picked),
-            "afterRelinkingSize": len(picked),
+            "initialPoolSize": n,
+            "afterFilteringSize": n,
+            "afterRelinkingSize": n,
         }
         for kind, ids in (("TRACK", seed_tracks), ("ARTIST", seed_artists), ("GENRE", seed_genres))
         for i in ids
     ]
-    return picked, seeds
 
 
 def features_rows(conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, sqlite3.Row]:

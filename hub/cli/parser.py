@@ -13,6 +13,7 @@ from hub.cli.options import (
     positive_seconds,
     rate_limits,
 )
+from hub.cli.recommend import add_parser as add_recommend
 from hub.ingest.limits import (
     DEFAULT_MAX_DURATION_S,
     DEFAULT_WORKER_MEMORY_BYTES,
@@ -53,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ingest(sub, common)
     _add_history(sub, common)
     _add_keys_and_licences(sub, common)
+    add_recommend(sub, common)
     return parser
 
 
@@ -101,6 +103,15 @@ def _server_flags(p: argparse.ArgumentParser) -> None:
         type=rate_limits,
         help="Web API requests per user per 30 s: default (standard 100, search 30, "
         "player 50, playlist-changes 25), off, or overrides like search=60,player=200",
+    )
+    p.add_argument(
+        "--retrain-hours",
+        type=float,
+        default=24.0,
+        metavar="HOURS",
+        help="retrain the recommender (a worker process) and rewrite the Weekly Mixes "
+        "this often (default 24; 0 = only `legato-hub recommend train`, and the Weekly "
+        "Mixes once they are a week old)",
     )
     p.add_argument(
         "--command-timeout",

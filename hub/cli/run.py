@@ -63,6 +63,7 @@ async def serve(args: argparse.Namespace, data: Path, *, up: bool) -> int:
         ack_timeout_s=args.command_timeout,
         rate_limits=args.rate_limits,
         history_days=args.history_days,
+        retrain_hours=args.retrain_hours,
     )
     hub = await asyncio.to_thread(Hub, opts)  # opening the database and keys: start-up work
     limits = IngestLimits(max_duration_s=args.max_duration, worker_memory_bytes=args.worker_memory)

@@ -16,6 +16,8 @@ from hub.http import objects
 from hub.http.deps import CatalogReader, ContextDep
 from hub.http.params import Market, PageDep, base, check_id, id_list
 from hub.http.routes import artwork
+from hub.recommend import tuning
+from hub.recommend.service import Ask
 
 router = APIRouter(prefix="/v1", tags=["catalog"], responses=m.ERROR_RESPONSES)
 
@@ -204,12 +206,12 @@ def several_audio_features(
 
 @router.get(
     "/recommendations",
-    summary="Tracks like the seeds, from their audio features",
+    summary="Tracks for you like the seeds (min_/max_/target_ audio features tune them)",
     response_model=m.Recommendations,
 )
 async def recommendations(
     ctx: ContextDep,
-    _user: CatalogReader,
+    user: CatalogReader,
     request: Request,
     seed_tracks: str | None = None,
     seed_artists: str | None = None,
@@ -225,10 +227,29 @@ async def recommendations(
     if len(tracks) + len(artists) + len(genres) > 5:
         raise CatalogError("At most 5 seeds in all")
     url = base(request)
+    tuned = tuning.parse(request.query_params)
 
     def work() -> dict[str, Any]:
         with ctx.db.reading() as conn:
-            picked, seeds = recommend.recommend(conn, tracks, artists, genres, limit, market)
+            allowed, pull = tuning.apply(conn, tuned)
+        ask = Ask(
+            seed_tracks=tracks,
+            seed_artists=artists,
+            seed_genres=genres,
+            limit=limit * 2 if market else limit,  # room for what the market leaves out
+            allowed=allowed,
+            pull=pull,
+        )
+        with ctx.db.reading() as conn:
+            if ctx.recommender.scoring().model is None:  # untrained: content alone
+                picked, seeds = recommend.recommend(conn, tracks, artists, genres, 100, market)
+                picked = [t for t in picked if allowed is None or t in allowed][:limit]
+            else:
+                picked = ctx.recommender.recommend(user.id, ask)
+                seeds = recommend.seed_objects(tracks, artists, genres, len(picked))
+            if market:
+                playable = {t["id"] for t in objects.tracks(conn, picked, url, market)}
+                picked = [t for t in picked if t in playable][:limit]
             return {"seeds": seeds, "tracks": objects.tracks(conn, picked, url, market)}
 
     return await run_in_threadpool(work)
