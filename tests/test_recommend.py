@@ -169,7 +169,10 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
 def test_training_reports_its_figures(trained: Trained) -> None:
     f = trained.figures
     assert set(f) >= {"seconds", "listeners", "tracks", "plays", "factors", "iterations",
-                      "peak_rss_mib", "weekly_mixes", "model"}  # fmt: skip
+                      "peak_rss_mib", "weekly_mixes", "model", "train_seconds",
+                      "mix_seconds"}  # fmt: skip
+    assert 0 < f["train_seconds"] <= f["seconds"]
+    assert f["train_seconds"] + f["mix_seconds"] <= f["seconds"]
     assert f["listeners"] == f["weekly_mixes"] == 200
     assert (trained.data / str(f["model"]) / "item_factors.npy").exists()
     with trained.db.reading() as conn:

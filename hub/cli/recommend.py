@@ -31,11 +31,11 @@ def _train(args: argparse.Namespace, data: Path) -> int:
         print(json.dumps(figures))
     else:
         print(
-            f"trained in {figures['seconds']:.1f} s: {figures['listeners']} listeners,"
+            f"trained in {figures['train_seconds']:.1f} s: {figures['listeners']} listeners,"
             f" {figures['tracks']} tracks, {figures['plays']} plays, {figures['factors']}"
             f" factors, {figures['iterations']} iterations, peak RSS"
-            f" {figures['peak_rss_mib']:.0f} MiB; {figures['weekly_mixes']} Weekly Mixes"
-            f" written; model {figures['model']}"
+            f" {figures['peak_rss_mib']:.0f} MiB; model {figures['model']};"
+            f" {figures['weekly_mixes']} Weekly Mixes written in {figures['mix_seconds']:.1f} s"
         )
     return 0
 

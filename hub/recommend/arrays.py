@@ -26,10 +26,14 @@ class Scoring:
     index: dict[str, int]
     content_norms: npt.NDArray[np.float32]  # squared length of each content vector
     labels: tuple[list[str], list[str], list[str]]  # per track: id, artist id, genre
+    #: tracks with plays of their own (their factors are ALS's; the others' are folded
+    #: from their artist's)
+    warm: npt.NDArray[np.bool_]
 
     @classmethod
     def build(cls, cat: CatalogArrays, model: Model | None) -> Scoring:
         index = cat.index_of()
+        warm = np.zeros(cat.size, dtype=bool)
         if model is None:
             items = np.zeros((cat.size, 1), dtype=np.float32)
             pop = cat.popularity
@@ -38,7 +42,6 @@ class Scoring:
             known = rows >= 0
             items = np.zeros((cat.size, model.item_factors.shape[1]), dtype=np.float32)
             items[rows[known]] = model.item_factors[known]
-            warm = np.zeros(cat.size, dtype=bool)
             warm[rows[known]] = np.asarray(model.warm)[known]
             items = fold_cold(items, warm, cat)
             pop = np.zeros(cat.size, dtype=np.float32)
@@ -51,7 +54,7 @@ class Scoring:
             [cat.genres[g] for g in cat.genre.tolist()],
         )
         items = np.ascontiguousarray(items)
-        return cls(cat, model, items, pop.astype(np.float32), index, norms, labels)
+        return cls(cat, model, items, pop.astype(np.float32), index, norms, labels, warm)
 
     def indices(self, ids: Collection[str]) -> npt.NDArray[np.int64]:
         return np.array([self.index[i] for i in ids if i in self.index], dtype=np.int64)

@@ -1,12 +1,15 @@
 """``legato-hub recommend evaluate``: the models measured on the hub's own history.
 
 A temporal split: T is the instant before which about 85 % of the matched plays
-started; every model is trained on plays before T only.  A listener's held-out set is
+started; every model is trained on plays before T only. A listener's held-out set is
 the distinct tracks they played completely after T and had not played before T (a
 discovery evaluation), and no model may recommend a track that listener played before
-T.  Recall@k (hits over min(k, held-out)) and NDCG@k per listener, averaged, with 95 %
-bootstrap intervals over listeners; catalog coverage (distinct recommended tracks over
-the catalog) and artist concentration (Gini of recommendations per catalog artist).
+T. "ALS" is the collaborative filter alone (a track nobody played before T has no
+factors of its own, so it cannot rank); the blend adds the artist factors of such cold
+tracks, content similarity and popularity. Recall@k (hits over min(k, held-out)) and
+NDCG@k per listener, averaged, with 95 % bootstrap intervals over listeners; catalog
+coverage (distinct recommended tracks over the catalog) and artist concentration (Gini
+of recommendations per catalog artist).
 """
 
 from __future__ import annotations
@@ -106,13 +109,14 @@ def _scores(s: Scoring, users: npt.NDArray[np.int64]) -> dict[str, npt.NDArray[n
         if r is not None:
             f[j], taste[j] = s.model.user_factors[r], s.model.taste[r]
     als = f @ s.items.T
+    alone = np.where(s.warm[None, :], als, -np.inf).astype(np.float32)  # ALS alone: no cold
     norms = (s.cat.content * s.cat.content).sum(axis=1)[None, :]
     content = 2 * taste @ s.cat.content.T - (taste * taste).sum(axis=1)[:, None] - norms
     pop = np.asarray(s.model.popularity, dtype=np.float32)
     return {
         "popularity": np.broadcast_to(pop, als.shape),
         "content": standard_rows(content),
-        "als": als,
+        "als": alone,
         "blend": blend_rows(als, content, pop),
     }
 
