@@ -171,8 +171,11 @@ def test_training_reports_its_figures(trained: Trained) -> None:
     assert set(f) >= {"seconds", "listeners", "tracks", "plays", "factors", "iterations",
                       "peak_rss_mib", "weekly_mixes", "model", "train_seconds",
                       "mix_seconds"}  # fmt: skip
-    assert 0 < f["train_seconds"] <= f["seconds"]
-    assert f["train_seconds"] + f["mix_seconds"] <= f["seconds"]
+    train_s, mix_s, total_s = (
+        float(str(f[k])) for k in ("train_seconds", "mix_seconds", "seconds")
+    )
+    assert 0 < train_s <= total_s
+    assert train_s + mix_s <= total_s
     assert f["listeners"] == f["weekly_mixes"] == 200
     assert (trained.data / str(f["model"]) / "item_factors.npy").exists()
     with trained.db.reading() as conn:

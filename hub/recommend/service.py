@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from connect_protocol.uris import RADIO_SEED_KINDS, split_uri
 from hub.catalog import recommend as content
@@ -83,6 +84,10 @@ def newest_model(conn: sqlite3.Connection) -> str | None:
 
 class Recommender:
     def __init__(self, db: Database, data_dir: Path) -> None:
+        # One BLAS thread in the serving process: a request is one small matrix-vector
+        # product, which BLAS threads only slow down (p50 6x here when both cores were
+        # busy), and the hub's other requests want the other core.
+        threadpool_limits(1, user_api="blas")
         self.db = db
         self.data_dir = data_dir
         self._scoring: Scoring | None = None
