@@ -319,8 +319,8 @@ def _listening(
     duration = catalog.track_duration_ms[track]
     roll = rng.random(n)
     skip_early = noise & (roll < 0.8)
-    skip_late = ~noise & (roll < 0.08)
-    stopped = ~noise & (roll >= 0.08) & (roll < 0.13)
+    skip_late = ~noise & (roll < 0.06)
+    stopped = ~noise & (roll >= 0.06) & (roll < 0.11)
     early_ms = rng.integers(2_000, 30_000, n)
     part = (duration * rng.uniform(0.3, 0.9, n)).astype(np.int64)
     ms = np.where(skip_early, np.minimum(early_ms, duration), duration)
