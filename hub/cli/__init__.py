@@ -1,9 +1,10 @@
 """``legato-hub``: run and administer a hub.
 
 Subcommands: ``up`` (everything on one machine, for a first try), ``serve``,
-``user add``, ``device add``, ``broker-config``, ``ingest``, ``keys rotate`` and
-``licences list|revoke``.  Every one takes ``--data DIR`` (default ``$LEGATO_DATA``,
-else the per-user data directory).  Failures are one line on stderr, exit status 2.
+``user add``, ``device add``, ``broker-config``, ``ingest``, ``keys rotate``,
+``licences list|revoke`` and ``recommend train|evaluate``.  Every one takes
+``--data DIR`` (default ``$LEGATO_DATA``, else the per-user data directory).
+Failures are one line on stderr, exit status 2.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from hub.cli.admin import (
 from hub.cli.ingest import cmd_ingest
 from hub.cli.options import default_data_dir
 from hub.cli.parser import build_parser
+from hub.cli.recommend import cmd_recommend
 from hub.cli.run import serve
 from hub.errors import (
     AccountError,
@@ -61,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
                 return cmd_keys_rotate(args, data)
             case "licences":
                 return cmd_licences(args, data)
+            case "recommend":
+                return cmd_recommend(args, data)
     except (  # what a command refuses: one line, exit 2
         CliError,
         AccountError,

@@ -13,6 +13,7 @@ from hub.cli.options import (
     positive_seconds,
     rate_limits,
 )
+from hub.cli.recommend import add_parser as add_recommend
 from hub.ingest.limits import (
     DEFAULT_MAX_DURATION_S,
     DEFAULT_WORKER_MEMORY_BYTES,
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_accounts_and_speakers(sub, common)
     _add_ingest(sub, common)
     _add_keys_and_licences(sub, common)
+    add_recommend(sub, common)
     return parser
 
 

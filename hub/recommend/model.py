@@ -1,0 +1,151 @@
+"""The trained model: ALS factors over the listener x track confidence matrix, with
+cold tracks (no plays yet) given their artist's folded factors, and a decayed
+popularity; saved as a directory of ``.npy`` arrays (renamed into place, so a reader
+never sees half a model) and loaded memory-mapped."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+from scipy import sparse
+
+from hub.recommend.catalog import CatalogArrays
+from hub.recommend.feedback import confidences
+
+COLD_SHRINK = 0.8  # a cold track's artist factors count a little less than its own would
+HALF_LIFE_MS = 14 * 86_400_000  # time-aware popularity halves every two weeks
+ARRAYS = ("user_ids", "user_factors", "track_ids", "item_factors", "warm", "popularity", "taste")
+
+
+@dataclass(frozen=True, slots=True)
+class Model:
+    user_ids: npt.NDArray[np.int64]  # sorted
+    user_factors: npt.NDArray[np.float32]
+    track_ids: npt.NDArray[np.str_]
+    item_factors: npt.NDArray[np.float32]  # warm: ALS; cold: the artist's, shrunk
+    warm: npt.NDArray[np.bool_]
+    popularity: npt.NDArray[np.float32]  # decayed plays, 0..1
+    taste: npt.NDArray[np.float32]  # per listener, mean content vector of what they like
+
+    def user_row(self, user_id: int) -> int | None:
+        i = int(np.searchsorted(self.user_ids, user_id))
+        return i if i < len(self.user_ids) and self.user_ids[i] == user_id else None
+
+    @property
+    def factors(self) -> int:
+        return int(self.user_factors.shape[1]) if self.user_factors.ndim == 2 else 0
+
+
+@dataclass(frozen=True, slots=True)
+class TrainOptions:
+    factors: int = 64
+    iterations: int = 15
+    regularization: float = 0.05
+    seed: int = 0
+
+
+def matrix(
+    agg: npt.NDArray[np.int64], cat: CatalogArrays
+) -> tuple[npt.NDArray[np.int64], sparse.csr_matrix]:
+    """Listener ids and the listener x catalog-track confidence matrix (CSR)."""
+    users, uidx = np.unique(agg[:, 0], return_inverse=True)
+    cols = np.searchsorted(cat.rowids, agg[:, 1])
+    conf = confidences(agg[:, 2].astype(np.float64), agg[:, 3].astype(np.float64))
+    keep = conf != 0
+    m = sparse.csr_matrix(
+        (conf[keep], (uidx[keep], cols[keep])), shape=(len(users), cat.size), dtype=np.float32
+    )
+    return users, m
+
+
+def decayed_popularity(
+    agg: npt.NDArray[np.int64], cat: CatalogArrays, now_ms: int
+) -> npt.NDArray[np.float32]:
+    cols = np.searchsorted(cat.rowids, agg[:, 1])
+    age = np.maximum(now_ms - agg[:, 4], 0).astype(np.float64)
+    weight = agg[:, 2] * np.exp2(-age / HALF_LIFE_MS)
+    pop = np.bincount(cols, weights=weight, minlength=cat.size)
+    top = pop.max() if pop.size else 0.0
+    return (pop / top if top > 0 else pop).astype(np.float32)
+
+
+def tastes(m: sparse.csr_matrix, cat: CatalogArrays) -> npt.NDArray[np.float32]:
+    """Each listener's mean content vector over the tracks they like (positive rows)."""
+    liked = m.multiply(m > 0).tocsr()
+    weights = liked.multiply(cat.has_content[np.newaxis, :].astype(np.float32)).tocsr()
+    sums = np.asarray(weights.sum(axis=1)).ravel()
+    out = weights @ cat.content
+    result: npt.NDArray[np.float32] = (out / np.maximum(sums, 1e-9)[:, None]).astype(np.float32)
+    return result
+
+
+def fold_cold(
+    items: npt.NDArray[np.float32], warm: npt.NDArray[np.bool_], cat: CatalogArrays
+) -> npt.NDArray[np.float32]:
+    """Cold tracks get the mean factors of their artist's warm tracks (zero if none)."""
+    n_artists = len(cat.artist_ids)
+    sums = np.zeros((n_artists, items.shape[1]), dtype=np.float64)
+    np.add.at(sums, cat.artist[warm], items[warm])
+    counts = np.bincount(cat.artist[warm], minlength=n_artists)
+    artist = sums / np.maximum(counts, 1)[:, None]
+    out = items.copy()
+    out[~warm] = (COLD_SHRINK * artist[cat.artist[~warm]]).astype(np.float32)
+    return out
+
+
+def train(
+    agg: npt.NDArray[np.int64],
+    cat: CatalogArrays,
+    now_ms: int,
+    opts: TrainOptions = TrainOptions(),
+    on_iteration: Callable[[int], None] | None = None,
+) -> Model:
+    """Fit ALS (``implicit``) on the plays in ``agg`` (see ``feedback.aggregate``)."""
+    from implicit.cpu.als import AlternatingLeastSquares  # type: ignore[import-untyped]
+
+    users, m = matrix(agg, cat)
+    warm = np.asarray((abs(m) > 0).sum(axis=0)).ravel() > 0
+    f = opts.factors
+    if m.nnz:
+        als = AlternatingLeastSquares(
+            factors=f,
+            regularization=opts.regularization,
+            iterations=opts.iterations,
+            random_state=opts.seed,
+        )
+        callback = (lambda it, _t, _l: on_iteration(it + 1)) if on_iteration else None
+        als.fit(m, show_progress=False, callback=callback)
+        user_f = np.asarray(als.user_factors, dtype=np.float32)
+        item_f = np.asarray(als.item_factors, dtype=np.float32)
+    else:
+        user_f = np.zeros((0, f), dtype=np.float32)
+        item_f = np.zeros((cat.size, f), dtype=np.float32)
+    return Model(
+        user_ids=users.astype(np.int64),
+        user_factors=user_f,
+        track_ids=cat.ids,
+        item_factors=fold_cold(item_f, warm, cat),
+        warm=warm,
+        popularity=decayed_popularity(agg, cat, now_ms),
+        taste=tastes(m, cat),
+    )
+
+
+def save(model: Model, path: Path) -> None:
+    """Write ``model`` as ``path/`` (a directory), atomically."""
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name in ARRAYS:
+        np.save(tmp / f"{name}.npy", getattr(model, name))
+    os.replace(tmp, path)
+
+
+def load(path: Path) -> Model:
+    return Model(**{n: np.load(path / f"{n}.npy", mmap_mode="r") for n in ARRAYS})
