@@ -181,7 +181,7 @@ def _serve_phases(opts: Options, data: Path, seeds: dict[str, Any]) -> dict[str,
             token,
             seeds["account_seeds"] or [p[1] for p in seeds["pairs"]],
             count=opts.recommendation_requests,
-            max_s=120,
+            max_s=60,
         )
         out["http_recommendations"] = {
             **recs.stats(),
