@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,23 +93,31 @@ def recommendations(
 
 def in_process(
     data: Path, pairs: Sequence[tuple[int, str]], *, count: int, max_s: float
-) -> tuple[Samples, int]:
-    """``Recommender.radio`` timed directly for (listener, seed track) pairs, on the hub's
-    database and model, as the player calls it when a context ends."""
+) -> dict[str, tuple[Samples, int]]:
+    """``Recommender`` timed directly for (listener, seed track) pairs on the hub's
+    database and newest model: ``recommend`` (what ``/v1/recommendations`` asks) and
+    ``radio`` (what the player asks when a context ends), each ``count`` calls."""
     from hub.context import hub_database
-    from hub.recommend.service import Recommender
+    from hub.recommend.service import Ask, Recommender
 
     rec = Recommender(hub_database(data / "hub.db"), data)
-    out = Samples()
-    deadline = time.monotonic() + max_s
-    picked: list[str] = []
-    for user_id, seed in pairs[:5]:  # whatever the first calls load, not timed
-        rec.radio(user_id, f"legato:track:{seed}", limit=20)
-    for n in range(count):
-        if time.monotonic() > deadline:
-            break
-        user_id, seed = pairs[n % len(pairs)]
-        started = time.perf_counter_ns()
-        picked = rec.radio(user_id, f"legato:track:{seed}", limit=20)
-        out.ns.append(time.perf_counter_ns() - started)
-    return out, len(picked)
+    calls: dict[str, Callable[[int, str], list[str]]] = {
+        "recommend": lambda user, seed: rec.recommend(user, Ask(seed_tracks=[seed], limit=20)),
+        "radio": lambda user, seed: rec.radio(user, f"legato:track:{seed}", limit=20),
+    }
+    out: dict[str, tuple[Samples, int]] = {}
+    for name, call in calls.items():
+        samples = Samples()
+        picked: list[str] = []
+        for user_id, seed in pairs[:5]:  # the model's loading, not timed
+            call(user_id, seed)
+        deadline = time.monotonic() + max_s
+        for n in range(count):
+            if time.monotonic() > deadline:
+                break
+            user_id, seed = pairs[n % len(pairs)]
+            started = time.perf_counter_ns()
+            picked = call(user_id, seed)
+            samples.ns.append(time.perf_counter_ns() - started)
+        out[name] = (samples, len(picked))
+    return out

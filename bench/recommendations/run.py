@@ -208,9 +208,10 @@ def run(opts: Options) -> dict[str, Any]:
         figures["evaluate"] = _command(evaluate)
         seeds = _seeds(data, load.ACCOUNT, opts.listeners, np.random.default_rng(opts.seed))
         figures.update(_serve_phases(opts, data, seeds))
-        progress("Recommender.radio in process")
-        samples, picked = measure.in_process(
-            data, seeds["pairs"], count=opts.recommendation_requests, max_s=120
+        progress("Recommender in process")
+        timed = measure.in_process(
+            data, seeds["pairs"], count=opts.recommendation_requests, max_s=60
         )
-        figures["in_process"] = {**samples.stats(), "tracks": picked}
+        for name, (samples, picked) in timed.items():
+            figures[f"in_process_{name}"] = {**samples.stats(), "tracks": picked}
         return figures
