@@ -6,8 +6,10 @@ Ports, process stopping and log tails come from the control-latency bench's help
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -97,6 +99,20 @@ def token(hub: Hub, name: str, password: str) -> str:
     return str(r.json()["access_token"])
 
 
+def _stop_group(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a command that ran out of time, and whatever it started (its group)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    time.sleep(0.5)  # its workers may outlive it by a moment
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
 def _tree(pid: int) -> list[int]:
     """``pid`` and its descendants (the training command may fork a worker)."""
     out, todo = [], [pid]
@@ -145,7 +161,12 @@ def run_command(
     argv = [sys.executable, "-m", "hub", *args, "--data", str(data)]
     t0 = time.monotonic()
     proc = subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), cwd=REPO
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_env(),
+        cwd=REPO,
+        start_new_session=True,  # its own process group: a timeout stops its workers too
     )
     if started is not None:
         started.set()
@@ -160,7 +181,7 @@ def run_command(
         r.start()
     while proc.poll() is None:
         if time.monotonic() - t0 > timeout_s:
-            stop_process(proc)
+            _stop_group(proc)
             break
         rss = sum(proc_rss_mib(p) for p in _tree(proc.pid))
         peak = max(peak, rss) if rss == rss else peak  # NaN: gone meanwhile
