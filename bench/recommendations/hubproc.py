@@ -137,6 +137,7 @@ class Command:
     answer: dict[str, Any] | None
     stderr_tail: str
     peak_tree_rss_mib: float = 0.0
+    timed_out: bool = False
 
 
 def _last_json(text: str) -> dict[str, Any] | None:
@@ -171,6 +172,7 @@ def run_command(
     if started is not None:
         started.set()
     peak = 0.0
+    timed_out = False
     out: list[bytes] = []
     err: list[bytes] = []
     readers = [
@@ -182,6 +184,7 @@ def run_command(
     while proc.poll() is None:
         if time.monotonic() - t0 > timeout_s:
             _stop_group(proc)
+            timed_out = True
             break
         rss = sum(proc_rss_mib(p) for p in _tree(proc.pid))
         peak = max(peak, rss) if rss == rss else peak  # NaN: gone meanwhile
@@ -197,4 +200,5 @@ def run_command(
         answer=_last_json(text),
         stderr_tail=b"".join(err).decode(errors="replace")[-2000:],
         peak_tree_rss_mib=round(peak, 1),
+        timed_out=timed_out,
     )

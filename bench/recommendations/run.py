@@ -97,9 +97,12 @@ def _command(cmd: hubproc.Command) -> dict[str, Any]:
         "ok": cmd.returncode == 0 and cmd.answer is not None,
         "seconds": cmd.seconds,
         "peak_tree_rss_mib": cmd.peak_tree_rss_mib,
+        "timed_out": cmd.timed_out,
         "answer": cmd.answer,
     }
-    if not out["ok"]:
+    if cmd.timed_out:
+        out["error"] = f"still running after {cmd.seconds:.0f} s: stopped"
+    elif not out["ok"]:
         out["error"] = f"exit {cmd.returncode}: {cmd.stderr_tail.strip()[-600:]}"
     return out
 
