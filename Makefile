@@ -20,6 +20,7 @@ bench: install
 	$(BIN)/python bench/offline_playback.py $(OFFLINE_BENCH_ARGS)
 	$(BIN)/python bench/ingest_memory.py $(INGEST_BENCH_ARGS)
 	$(BIN)/python bench/flash.py $(FLASH_BENCH_ARGS)
+	$(BIN)/python bench/recommend.py $(RECOMMEND_BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
@@ -27,7 +28,7 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/mypy --strict bench/control_latency.py bench/latency bench/audio_engine.py bench/audio \
 	  bench/search_catalog.py bench/search bench/offline_playback.py bench/offline \
-	  bench/ingest_memory.py bench/flash.py
+	  bench/ingest_memory.py bench/flash.py bench/recommend.py bench/recommendations
 
 install: system-deps $(STAMP) native
 
