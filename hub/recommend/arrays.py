@@ -11,7 +11,7 @@ import numpy.typing as npt
 
 from hub.recommend.catalog import CatalogArrays
 from hub.recommend.model import Model, fold_cold
-from hub.recommend.rank import Candidate, Weights, arrange, blend, top
+from hub.recommend.rank import Candidate, Weights, arrange, blend, standard, top
 
 DEFAULT_WEIGHTS = Weights()
 POOL = 6  # candidates per wanted track handed to the rules
@@ -29,6 +29,7 @@ class Scoring:
     #: tracks with plays of their own (their factors are ALS's; the others' are folded
     #: from their artist's)
     warm: npt.NDArray[np.bool_]
+    pop_standard: npt.NDArray[np.float32]  # ``rank.standard(popularity)``, once per model
 
     @classmethod
     def build(cls, cat: CatalogArrays, model: Model | None) -> Scoring:
@@ -54,7 +55,8 @@ class Scoring:
             [cat.genres[g] for g in cat.genre.tolist()],
         )
         items = np.ascontiguousarray(items)
-        return cls(cat, model, items, pop.astype(np.float32), index, norms, labels, warm)
+        pop = pop.astype(np.float32)
+        return cls(cat, model, items, pop, index, norms, labels, warm, standard(pop))
 
     def indices(self, ids: Collection[str]) -> npt.NDArray[np.int64]:
         return np.array([self.index[i] for i in ids if i in self.index], dtype=np.int64)
@@ -69,6 +71,15 @@ class Scoring:
         if row is None:
             return None, None
         return np.asarray(self.model.user_factors[row]), np.asarray(self.model.taste[row])
+
+    def known_skips(self, user_id: int) -> tuple[npt.NDArray[np.str_], int] | None:
+        """The early skips the model holds for ``user_id`` and when it was trained (None
+        without a model: then the whole history is read)."""
+        if self.model is None:
+            return None
+        row = self.model.user_row(user_id)
+        banned = self.model.banned(row) if row is not None else np.zeros(0, dtype=str)
+        return banned, int(self.model.trained_ms[0])
 
     def scores(
         self,
@@ -88,7 +99,7 @@ class Scoring:
         content = None
         if taste is not None:  # minus the squared distance, without a catalog-sized copy
             content = 2 * (self.cat.content @ taste.astype(np.float32)) - self.content_norms
-        return blend(als, content, self.popularity, weights)
+        return blend(als, content, self.popularity, weights, popularity_standard=self.pop_standard)
 
     def pick(
         self,

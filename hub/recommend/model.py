@@ -20,7 +20,18 @@ from hub.recommend.feedback import confidences
 
 COLD_SHRINK = 0.8  # a cold track's artist factors count a little less than its own would
 HALF_LIFE_MS = 14 * 86_400_000  # time-aware popularity halves every two weeks
-ARRAYS = ("user_ids", "user_factors", "track_ids", "item_factors", "warm", "popularity", "taste")
+ARRAYS = (
+    "user_ids",
+    "user_factors",
+    "track_ids",
+    "item_factors",
+    "warm",
+    "popularity",
+    "taste",
+    "banned_indptr",
+    "banned_tracks",
+    "trained_ms",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +43,16 @@ class Model:
     warm: npt.NDArray[np.bool_]
     popularity: npt.NDArray[np.float32]  # decayed plays, 0..1
     taste: npt.NDArray[np.float32]  # per listener, mean content vector of what they like
+    #: per listener (CSR over ``user_ids``), the tracks (indices into ``track_ids``) they
+    #: skipped early up to ``trained_ms``: a request then reads only later plays
+    banned_indptr: npt.NDArray[np.int64]
+    banned_tracks: npt.NDArray[np.int32]
+    trained_ms: npt.NDArray[np.int64]  # one value: the plays read ended here
+
+    def banned(self, row: int) -> npt.NDArray[np.str_]:
+        """Track ids listener ``row`` had skipped early when the model was trained."""
+        span = self.banned_tracks[int(self.banned_indptr[row]) : int(self.banned_indptr[row + 1])]
+        return np.asarray(self.track_ids[np.asarray(span)])
 
     def user_row(self, user_id: int) -> int | None:
         i = int(np.searchsorted(self.user_ids, user_id))
@@ -105,6 +126,19 @@ def fold_cold(
     return out
 
 
+def early_skips(
+    agg: npt.NDArray[np.int64], users: npt.NDArray[np.int64], cat: CatalogArrays
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32]]:
+    """Per listener in ``users`` (sorted), the catalog indices of the tracks they skipped
+    early (``agg``'s fourth column), as CSR arrays."""
+    skipped = agg[agg[:, 3] > 0]
+    rows = np.searchsorted(users, skipped[:, 0])
+    order = np.argsort(rows, kind="stable")
+    cols = np.searchsorted(cat.rowids, skipped[order, 1]).astype(np.int32)
+    indptr = np.searchsorted(rows[order], np.arange(len(users) + 1)).astype(np.int64)
+    return indptr, cols
+
+
 def train(
     agg: npt.NDArray[np.int64],
     cat: CatalogArrays,
@@ -132,7 +166,11 @@ def train(
     else:
         user_f = np.zeros((0, f), dtype=np.float32)
         item_f = np.zeros((cat.size, f), dtype=np.float32)
+    indptr, banned = early_skips(agg, users, cat)
     return Model(
+        banned_indptr=indptr,
+        banned_tracks=banned,
+        trained_ms=np.array([now_ms], dtype=np.int64),
         user_ids=users.astype(np.int64),
         user_factors=user_f,
         track_ids=cat.ids,

@@ -59,9 +59,13 @@ def blend(
     content: npt.NDArray[np.float32] | None,
     popularity: npt.NDArray[np.float32],
     weights: Weights = Weights(),
+    *,
+    popularity_standard: npt.NDArray[np.float32] | None = None,
 ) -> npt.NDArray[np.float32]:
-    """One score per track; a missing part (no factors, no taste) weighs nothing."""
-    score = weights.popularity * standard(popularity)
+    """One score per track; a missing part (no factors, no taste) weighs nothing.
+    ``popularity_standard`` is ``standard(popularity)`` when the caller has it."""
+    pop = standard(popularity) if popularity_standard is None else popularity_standard
+    score = weights.popularity * pop
     if als is not None:
         score = score + weights.als * standard(als)
     if content is not None:

@@ -61,15 +61,30 @@ class Ask:
     discovery: bool = False
 
 
-def history(conn: sqlite3.Connection, user_id: int, now_ms: int) -> History:
+def history(
+    conn: sqlite3.Connection,
+    user_id: int,
+    now_ms: int,
+    *,
+    known: tuple[npt.NDArray[np.str_], int] | None = None,
+) -> History:
+    """What the listener's plays rule out now.  ``known``: the early skips a model holds
+    for them and when it was trained; then only plays since then (or since the start of
+    the discovery window, if earlier) are read, a short range of the listener's index
+    rather than their whole history."""
+    since = now_ms - DISCOVERY_DAYS * DAY_MS
+    start = min(since, known[1]) if known is not None else 0
     rows = conn.execute(
         f"SELECT p.track_id, MAX({EARLY_SKIP}), MAX(p.played_ms) FROM plays p"
-        " JOIN tracks t ON t.id = p.track_id WHERE p.user_id = ? GROUP BY p.track_id",
-        (user_id,),
+        " JOIN tracks t ON t.id = p.track_id WHERE p.user_id = ? AND p.played_ms >= ?"
+        " GROUP BY p.track_id",
+        (user_id, start),
     ).fetchall()
-    since = now_ms - DISCOVERY_DAYS * DAY_MS
+    banned = {r[0] for r in rows if r[1]}
+    if known is not None:
+        banned.update(known[0].tolist())
     return History(
-        banned=frozenset(r[0] for r in rows if r[1]),
+        banned=frozenset(banned),
         recent=frozenset(r[0] for r in rows if r[2] >= since),
     )
 
@@ -93,6 +108,16 @@ class Recommender:
         self._scoring: Scoring | None = None
         self._loaded: tuple[str | None, int, int] | None = None
         self._lock = threading.Lock()
+        self._threads = threading.local()  # each serving thread's own read connection
+
+    def _reader(self) -> sqlite3.Connection:
+        """This thread's read connection, kept open: opening one (and its pragmas) cost
+        more than the listener's history query it serves.  In WAL mode each query reads
+        the latest commit."""
+        conn: sqlite3.Connection | None = getattr(self._threads, "conn", None)
+        if conn is None:
+            conn = self._threads.conn = self.db.connect()
+        return conn
 
     def refresh(self) -> bool:
         """Load the newest model (and the catalog as it is now) if either changed;
@@ -131,8 +156,7 @@ class Recommender:
         now = int(time.time() * 1000)
         hist = History()
         if user_id is not None:
-            with self.db.reading() as conn:
-                hist = history(conn, user_id, now)
+            hist = history(self._reader(), user_id, now, known=s.known_skips(user_id))
         seeds = s.indices(ask.seed_tracks)
         artist_rows = self._artist_tracks(s, ask.seed_artists, ask.seed_genres)
         scores = s.scores(user_id, np.concatenate([seeds, artist_rows]).astype(np.int64))
