@@ -91,6 +91,10 @@ class Schedule:
         return mixes is not None and last is not None and now - last >= WEEK_MS
 
     async def _loop(self) -> None:
+        try:  # the model there is now, loaded before anyone asks (seconds on a big catalog)
+            await asyncio.to_thread(self.recommender.refresh)
+        except Exception:
+            logger.exception("could not load the recommender's model")
         await asyncio.sleep(FIRST_CHECK_S)
         while True:
             try:
