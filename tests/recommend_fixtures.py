@@ -72,7 +72,7 @@ def listeners(db: Database, rng: random.Random, planted: Planted, n: int, first_
     for pool in tracks_of.values():
         rng.shuffle(pool)  # each taste's favourites spread over its artists
     everything = list(planted.taste_of_track)
-    rows = []
+    rows: list[tuple[int, str, int, int | None, int | None, int | None]] = []
     for user in range(first_id, first_id + n):
         tastes = rng.sample(range(TASTES), rng.choice((2, 3)))
         planted.tastes_of_user[user] = tastes
@@ -86,7 +86,10 @@ def listeners(db: Database, rng: random.Random, planted: Planted, n: int, first_
                 track = pool[min(int(rng.expovariate(1 / 8)), len(pool) - 1)]
                 skipped = rng.random() < 0.05
             ms = rng.randint(2_000, 20_000) if skipped else 200_000
-            rows.append((user, track, when, ms, int(skipped), int(not skipped)))
+            if not skipped and rng.random() < 0.2:  # as ListenBrainz says it: no ending
+                rows.append((user, track, when, None, None, None))
+            else:
+                rows.append((user, track, when, ms, int(skipped), int(not skipped)))
     with db.transaction() as conn:
         conn.executemany(
             "INSERT OR IGNORE INTO users (id, name, password_hash, created_ms)"

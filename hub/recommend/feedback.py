@@ -20,11 +20,13 @@ SKIP_PENALTY = 1.5  # what one early skip takes away
 EARLY_MS = 30_000
 CHUNK = 100_000  # aggregated rows turned into an array at once
 
-#: SQL (over ``plays p JOIN tracks t``) true for an early skip.
+#: SQL (over ``plays p JOIN tracks t``): 1 for an early skip, else 0, never NULL (a
+#: play with nothing known of how it ended, as every ListenBrainz row and a speaker's
+#: play still open, is a plain play).
 EARLY_SKIP = (
-    f"((p.skipped = 1 OR p.finished = 0) AND p.ms_played IS NOT NULL"
+    "COALESCE(((p.skipped = 1 OR p.finished = 0) AND p.ms_played IS NOT NULL"
     f" AND (p.ms_played < {EARLY_MS} OR p.ms_played * 4 < t.duration_ms))"
-    " OR (p.skipped = 1 AND p.ms_played IS NULL)"
+    " OR (p.skipped = 1 AND p.ms_played IS NULL), 0)"
 )
 
 
