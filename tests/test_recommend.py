@@ -122,6 +122,13 @@ def test_top_over_a_large_catalog_cuts_at_a_sampled_score_and_still_finds_the_be
     assert list(got) == list(exact)
 
 
+def test_top_finds_the_few_allowed_when_the_sample_holds_none() -> None:
+    scores = np.linspace(0, 1, 200_000, dtype=np.float32)
+    excluded = np.ones(len(scores), dtype=bool)
+    excluded[[7, 123_457]] = False  # a narrow min_/max_ filter: two tracks, off the sample
+    assert top(scores, excluded, 20).tolist() == [123_457, 7]
+
+
 def test_the_best_come_first_when_the_rules_allow() -> None:
     cands = [Candidate(f"t{i}", f"a{i}", "", float(-i)) for i in range(10)]
     assert arrange(cands, limit=5) == ["t0", "t1", "t2", "t3", "t4"]

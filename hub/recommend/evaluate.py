@@ -84,8 +84,7 @@ def split(db: Database, share: float = HELD_SHARE) -> Split:
             " LIMIT 1 OFFSET ?",
             (int(n * (1 - share)),),
         ).fetchone()[0]
-        train = feedback.aggregate(conn, before_ms=t)
-        cat = catalog.load(conn)
+        train, cat = feedback.snapshot(conn, before_ms=t)
         after = conn.execute(
             "SELECT DISTINCT p.user_id, t.rowid FROM plays p JOIN tracks t ON t.id = p.track_id"
             f" WHERE p.played_ms >= ? AND {COMPLETE}",
@@ -94,8 +93,9 @@ def split(db: Database, share: float = HELD_SHARE) -> Split:
     before = {(int(u), int(r)) for u, r, *_ in train}
     held: dict[int, set[int]] = {}
     for u, r in after:
-        if (u, r) not in before:
-            held.setdefault(u, set()).add(int(np.searchsorted(cat.rowids, r)))
+        at = int(np.searchsorted(cat.rowids, r))
+        if (u, r) not in before and at < cat.size and cat.rowids[at] == r:
+            held.setdefault(u, set()).add(at)
     return Split(int(t), train, held, cat)
 
 

@@ -15,6 +15,8 @@ import sqlite3
 import numpy as np
 import numpy.typing as npt
 
+from hub.recommend import catalog
+
 ALPHA = 4.0  # weight of the (log-scaled) complete plays
 SKIP_PENALTY = 1.5  # what one early skip takes away
 EARLY_MS = 30_000
@@ -68,3 +70,17 @@ def aggregate(conn: sqlite3.Connection, *, before_ms: int | None = None) -> npt.
     while batch := rows.fetchmany(CHUNK):  # a chunk of Python tuples at a time, not millions
         chunks.append(np.array(batch, dtype=np.int64).reshape(-1, 5))
     return np.concatenate(chunks)
+
+
+def snapshot(
+    conn: sqlite3.Connection, *, before_ms: int | None = None
+) -> tuple[npt.NDArray[np.int64], catalog.CatalogArrays]:
+    """The aggregated plays and the catalog as of one instant (one read transaction), so
+    a track an ingest replaces meanwhile can never lend its plays to its neighbour."""
+    conn.execute("BEGIN")
+    try:
+        agg = aggregate(conn, before_ms=before_ms)
+        cat = catalog.load(conn)
+    finally:
+        conn.execute("COMMIT")
+    return agg[np.isin(agg[:, 1], cat.rowids)], cat

@@ -86,10 +86,12 @@ def top(
     pool = np.arange(len(scores))
     if len(scores) > 4 * SAMPLE:  # a cut estimated from a sample, so the sort is small
         seen = masked[_sample(len(scores))]
-        cut = np.quantile(seen[np.isfinite(seen)], max(0.0, 1 - 4 * n / allowed))
-        near = np.flatnonzero(masked >= cut)
-        if len(near) >= n:
-            pool = near
+        seen = seen[np.isfinite(seen)]
+        if seen.size:  # a narrow filter may leave none of the sample: then sort them all
+            cut = np.quantile(seen, max(0.0, 1 - 4 * n / allowed))
+            near = np.flatnonzero(masked >= cut)
+            if len(near) >= n:
+                pool = near
     part = pool[np.argpartition(-masked[pool], n - 1)[:n]]
     return part[np.argsort(-masked[part], kind="stable")].astype(np.int64)
 

@@ -161,7 +161,9 @@ class Recommender:
         artist_rows = self._artist_tracks(s, ask.seed_artists, ask.seed_genres)
         scores = s.scores(user_id, np.concatenate([seeds, artist_rows]).astype(np.int64))
         if ask.pull:
-            bonus = np.zeros_like(scores)
+            # a track without audio features cannot meet a target: it gets the pull of
+            # the farthest one that has features, never more
+            bonus = np.full_like(scores, min(ask.pull.values()))
             for tid, value in ask.pull.items():
                 if tid in s.index:
                     bonus[s.index[tid]] = value

@@ -26,7 +26,7 @@ from typing import Any
 
 from hub.catalog import sql_functions
 from hub.db import Database
-from hub.recommend import catalog, feedback, model, weekly
+from hub.recommend import feedback, model, weekly
 from hub.recommend.arrays import Scoring
 
 #: How much lower than the hub the training runs: on two cores it takes what the hub
@@ -88,8 +88,7 @@ def _train(
         clock = time.perf_counter()
 
     with db.reading() as conn:
-        agg = feedback.aggregate(conn)
-        cat = catalog.load(conn)
+        agg, cat = feedback.snapshot(conn)
         plays = conn.execute("SELECT COUNT(*) FROM plays WHERE track_id IS NOT NULL").fetchone()[0]
     lap("read")
     trained = model.train(
