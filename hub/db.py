@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -120,7 +120,7 @@ class BackgroundWriter:
                 self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self.name)
             self._executor.submit(self._run, work)
 
-    def execute(self, sql: str, params: tuple[object, ...]) -> None:
+    def execute(self, sql: str, params: Sequence[object] | Mapping[str, object]) -> None:
         """Queue one statement (committed on its own)."""
         self.run(lambda conn: conn.execute(sql, params))
 

@@ -217,13 +217,15 @@ def _event(kind: EventKind, track_id: str, at_ms: int, played_ms: int = 0) -> Ev
 
 def test_a_speakers_reports_complete_its_plays(hub: Hub) -> None:
     """The relay's event path with real Event payloads: started, then finished or skipped
-    for the same speaker and track, fill in how long it played and how it ended."""
+    for the same speaker and track, fill in how long it played and how it ended; a skip
+    caused by another listener taking the speaker says nothing of how it ended."""
     relay = Relay(hub.db, BrokerAddress(host="127.0.0.1", port=1, username="hub", password="-"))
     for device_id in ("kitchen", "den"):
         info = DeviceInfo(id=device_id, name=device_id, model="test", fw="0")
         relay.devices[device_id] = Device(info, True, now_ms())
-    ann = hub.user_ids["ann"]
-    recorder = FleetRecorder(hub.db, relay, listener_of=lambda device: ann)
+    ann, bob = hub.user_ids["ann"], hub.user_ids["bob"]
+    listener = {"kitchen": ann, "den": ann}
+    recorder = FleetRecorder(hub.db, relay, listener_of=listener.get)
     first, second, third = hub.ids["Northern Lights"], hub.ids["Slow Burn"], hub.ids["Crème"]
     t = now_ms() - 600_000
     reports = [
@@ -234,9 +236,12 @@ def test_a_speakers_reports_complete_its_plays(hub: Hub) -> None:
         ("kitchen", _event(EventKind.SKIPPED, second, t + 193_000, played_ms=12_000)),
         ("kitchen", _event(EventKind.STARTED, third, t + 193_000)),
         ("kitchen", _event(EventKind.SKIPPED, "0" * 22, t + 194_000, played_ms=1)),  # unknown
+        ("den", _event(EventKind.SKIPPED, first, t + 6000, played_ms=5000)),  # bob took over
     ]
     try:
         for device_id, event in reports:
+            if event.timestamp_ms == t + 6000:
+                listener["den"] = bob  # he started something else there: not ann's skip
             relay._on_event(device_id, encode(event))
     finally:
         recorder.close()
@@ -250,7 +255,7 @@ def test_a_speakers_reports_complete_its_plays(hub: Hub) -> None:
         ]
     assert rows == [
         _row(first, "kitchen", t, 181_000, 0, 1, "Northern Lights"),
-        _row(first, "den", t + 1000, None, None, None, "Northern Lights"),  # still playing
+        _row(first, "den", t + 1000, 5000, None, None, "Northern Lights"),  # ended by bob
         _row(second, "kitchen", t + 181_000, 12_000, 1, 0, "Slow Burn"),
         _row(third, "kitchen", t + 193_000, None, None, None, "Crème"),
     ]

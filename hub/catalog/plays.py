@@ -21,13 +21,18 @@ INSERT = (
 )
 #: How long after it started a play can still be completed by its speaker's report.
 OPEN_PLAY_MS = 24 * 3600 * 1000
-#: (ms played, skipped, finished, earliest start, device id, track id): completes the
-#: newest open play of that track on that device (``played_ms`` bounds the search to
-#: the last day, through the ``plays_time`` index).
+#: Completes the newest open play of ``track`` on ``device`` (``since``, the earliest
+#: start, bounds the search to the last day through the ``plays_time`` index) with
+#: ``ms_played`` and how it ended: ``skip`` 1 or 0 (finished); a skip by someone other
+#: than the play's listener (``by``, who asked for what replaced it) leaves both unknown.
 COMPLETE = (
-    "UPDATE plays SET ms_played = ?, skipped = ?, finished = ? WHERE id = ("
-    "SELECT id FROM plays WHERE played_ms >= ? AND device_id = ? AND track_id = ?"
-    " AND ms_played IS NULL AND source = 'speaker' ORDER BY played_ms DESC, id DESC LIMIT 1)"
+    "UPDATE plays SET ms_played = :ms_played,"
+    " skipped = CASE WHEN :skip AND user_id IS NOT :by THEN NULL ELSE :skip END,"
+    " finished = CASE WHEN :skip AND user_id IS NOT :by THEN NULL ELSE 1 - :skip END"
+    " WHERE id = ("
+    "SELECT id FROM plays WHERE played_ms >= :since AND device_id = :device"
+    " AND track_id = :track AND ms_played IS NULL AND source = 'speaker'"
+    " ORDER BY played_ms DESC, id DESC LIMIT 1)"
 )
 
 

@@ -46,9 +46,16 @@ class FleetRecorder:
             return
         track_id = track_id_of(event.track_uri)
         if event.kind in (EventKind.FINISHED, EventKind.SKIPPED):
-            finished = event.kind is EventKind.FINISHED
-            since = event.timestamp_ms - plays.OPEN_PLAY_MS
-            ending = (event.played_ms, int(not finished), int(finished), since, device_id, track_id)
+            # a skip says something of the listener only when it was theirs: another
+            # listener taking the speaker ends the play, how is then unknown
+            ending = {
+                "ms_played": event.played_ms,
+                "skip": int(event.kind is EventKind.SKIPPED),
+                "by": self.listener_of(device_id),
+                "since": event.timestamp_ms - plays.OPEN_PLAY_MS,
+                "device": device_id,
+                "track": track_id,
+            }
             self._writer.execute(plays.COMPLETE, ending)
             return
         user_id = self.listener_of(device_id)
