@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from hypothesis import given
 from hypothesis import strategies as st
 
+from connect_protocol.messages import PlayerState
 from connect_protocol.uris import ParsedUri, radio_seed_of
-from hub.fleet.autoplay import continuation
+from hub.fleet.autoplay import Ended, continuation, moved_on
 
 ids = st.text("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", min_size=1)
 contexts = st.one_of(
@@ -35,3 +38,17 @@ def test_whatever_ended_the_continuation_is_a_radio(context: str | None, last_id
     assert seed.kind in ("album", "artist", "track")
     if seed.kind == "track":
         assert seed == ParsedUri("track", last_id)
+
+
+def test_autoplay_gives_way_only_to_a_newer_state_that_moved_on() -> None:
+    album = "legato:album:A1"
+    ended = Ended("kitchen", 1, album, ("t1", "t2"), "legato:track:t2", 40, "s1")
+    at_end = PlayerState(session="s1", revision=40, is_playing=True, context_uri=album)
+    assert not moved_on(at_end, ended)  # the speaker's own end state has not come yet
+    stopped = replace(at_end, revision=41, is_playing=False)
+    assert not moved_on(stopped, ended)  # it came: rewound and stopped, still the album
+    other = replace(stopped, revision=42, is_playing=True, context_uri="legato:album:B2")
+    assert moved_on(other, ended)  # a listener started something else meanwhile
+    paused_other = replace(other, is_playing=False)
+    assert moved_on(paused_other, ended)
+    assert moved_on(replace(at_end, session="s2", revision=1), ended)  # restarted speaker

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from connect_protocol.messages import Event, EventKind, Play
+from connect_protocol.messages import Event, EventKind, Play, PlayerState
 from connect_protocol.uris import radio_seed_of, radio_uri_of, split_uri, track_id_of
 from hub.errors import HubError
 from hub.fleet.player import PlayerService
@@ -41,7 +41,7 @@ def continuation(context_uri: str | None, last_track_uri: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class _Ended:
+class Ended:
     """What a speaker had when its context ran out."""
 
     device_id: str
@@ -49,6 +49,20 @@ class _Ended:
     context_uri: str | None
     played: tuple[str, ...]  # track ids of the context and the last track
     last_track_uri: str
+    revision: int  # of the speaker's state as the hub knew it then (session, revision)
+    session: str
+
+
+def moved_on(state: PlayerState, ended: Ended) -> bool:
+    """Whether the speaker's state says something else started since its context ended.
+
+    A state no newer than the one known when the event came says nothing: the speaker's
+    own end-of-context state may reach the hub after its event."""
+    if state.session != ended.session:
+        return True
+    if state.revision <= ended.revision:
+        return False
+    return state.is_playing or state.context_uri != ended.context_uri
 
 
 class Autoplay:
@@ -76,12 +90,20 @@ class Autoplay:
             return
         state = device.state
         played = (*(track_id_of(t.uri) for t in state.tracks), track_id_of(event.track_uri))
-        ended = _Ended(device_id, user_id, state.context_uri, played, event.track_uri)
+        ended = Ended(
+            device_id,
+            user_id,
+            state.context_uri,
+            played,
+            event.track_uri,
+            state.revision,
+            state.session,
+        )
         task = asyncio.get_running_loop().create_task(self._go_on(ended))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _go_on(self, ended: _Ended) -> None:
+    async def _go_on(self, ended: Ended) -> None:
         try:
             await self._play_radio(ended)
         except HubError as exc:
@@ -89,17 +111,13 @@ class Autoplay:
         except Exception:
             logger.exception("autoplay on %s failed", ended.device_id)
 
-    async def _play_radio(self, ended: _Ended) -> None:
+    async def _play_radio(self, ended: Ended) -> None:
         if not await asyncio.to_thread(self.enabled, ended.user_id):
             return
         radio_uri = continuation(ended.context_uri, ended.last_track_uri)
         tracks = await self.player.radio_tracks(ended.user_id, radio_uri, set(ended.played))
         device = self.relay.devices.get(ended.device_id)
-        if (
-            device is None
-            or device.state.is_playing
-            or device.state.context_uri != (ended.context_uri)
-        ):
+        if device is None or moved_on(device.state, ended):
             return  # someone started something else meanwhile: theirs wins
         play = Play(id=self.relay.new_command_id(), tracks=tuple(tracks), context_uri=radio_uri)
         await self.relay.send(ended.device_id, play)
