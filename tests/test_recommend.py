@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import subprocess
 import sys
 import time
@@ -28,6 +29,7 @@ from hub.db import Database
 from hub.http.app import create_app
 from hub.recommend.feedback import confidence
 from hub.recommend.jobs import Schedule
+from hub.recommend.model import prune
 from hub.recommend.rank import Candidate, arrange, top
 from hub.recommend.service import Recommender
 from hub.server import open_database
@@ -373,3 +375,20 @@ def test_the_schedule_trains_in_a_worker_and_the_hub_picks_up_the_new_model(
     assert [r[0] for r in runs][-1] == "schedule"
     assert rec.scoring().model is not before
     assert rec.trained
+
+
+def test_old_models_are_deleted_but_the_two_newest_and_a_run_still_writing(
+    tmp_path: Path,
+) -> None:
+    for n in (1, 2, 3, 10):
+        (tmp_path / f"recommender-{n}").mkdir()
+    (tmp_path / "recommender-11.tmp").mkdir()  # a run writing now
+    dead = tmp_path / "recommender-4.tmp"
+    dead.mkdir()
+    os.utime(dead, (time.time() - 2 * 86_400, time.time() - 2 * 86_400))
+    prune(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "recommender-10",
+        "recommender-11.tmp",
+        "recommender-3",
+    ]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,3 +194,24 @@ def save(model: Model, path: Path) -> None:
 
 def load(path: Path) -> Model:
     return Model(**{n: np.load(path / f"{n}.npy", mmap_mode="r") for n in ARRAYS})
+
+
+KEEP = 2  # models kept on disk: the newest, and the one a hub may still be serving
+ABANDONED_S = 86_400.0  # a half-written model this old was left by a run that died
+
+
+def prune(models_dir: Path, keep: int = KEEP) -> list[Path]:
+    """Delete all but the ``keep`` newest models (by run number) and any half-written
+    one; what was deleted.  A hub still reading a deleted model keeps its mapping."""
+    runs = []
+    for path in models_dir.glob("recommender-*"):
+        number = path.name.removeprefix("recommender-").removesuffix(".tmp")
+        if number.isdigit():
+            runs.append((path.name.endswith(".tmp"), int(number), path))
+    finished = sorted((n, p) for tmp, n, p in runs if not tmp)
+    stale = time.time() - ABANDONED_S  # a run still writing its model is left alone
+    half = [p for tmp, _, p in runs if tmp and p.stat().st_mtime < stale]
+    gone = half + [p for _, p in finished[:-keep]]
+    for path in gone:
+        shutil.rmtree(path, ignore_errors=True)
+    return gone

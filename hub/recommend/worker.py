@@ -73,6 +73,7 @@ def train_run(
             " WHERE id = ?",
             (int(time.time() * 1000), figures["model"], json.dumps(figures), run),
         )
+    model.prune(data_dir / "models")
     return figures
 
 
