@@ -460,4 +460,9 @@ MIGRATIONS: list[str] = [
         error TEXT
     );
     """,
+    # 11: when a listener last cleared their history ("clear my history"): until the
+    # recommender trains again, what it learnt of them before is not used.
+    """
+    ALTER TABLE listener_settings ADD COLUMN history_cleared_ms INTEGER;
+    """,
 ]

@@ -162,7 +162,7 @@ def test_tokens_from_before_families_still_work(tmp_path: Path) -> None:
 
 def test_scope_requests() -> None:
     assert scopes.parse(None) == scopes.parse("  ") == scopes.DEFAULT == scopes.ALL
-    assert len(scopes.ALL) == 12
+    assert len(scopes.ALL) == 13
     assert scopes.parse("player user-read-email") == scopes.ALIASES["player"] | {"user-read-email"}
     with pytest.raises(errors.InvalidScope, match="streaming"):
         scopes.parse("user-read-email streaming")

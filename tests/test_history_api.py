@@ -180,9 +180,17 @@ def test_clearing_history_leaves_other_listeners_alone(hub: Hub, tmp_path: Path)
     history(hub, "ann", ANN, tmp_path)
     history(hub, "bob", [("Crème", "Zoë Ångström", 1, 200_000)], tmp_path)
     url = f"{hub.url}/v1/me/player/recently-played"
-    read_only = {"Authorization": f"Bearer {hub.token('ann', 'user-read-recently-played')}"}
-    assert httpx.delete(url, headers=read_only, timeout=10).status_code == 403
-    allowed = {"Authorization": f"Bearer {hub.token('ann', 'user-modify-playback-state')}"}
+    for scope in ("user-read-recently-played", "user-modify-playback-state"):
+        # reading history, or a remote-control app's playback scope, erases nothing
+        other = {"Authorization": f"Bearer {hub.token('ann', scope)}"}
+        assert httpx.delete(url, headers=other, timeout=10).status_code == 403
+    with hub.db.transaction() as conn:  # a Weekly Mix made from what she played
+        conn.execute(
+            "INSERT INTO playlists (id, owner_id, name, created_ms, generated)"
+            " VALUES ('mix0000000000000000000', ?, 'Weekly Mix', 0, 'weekly_mix')",
+            (hub.user_ids["ann"],),
+        )
+    allowed = {"Authorization": f"Bearer {hub.token('ann', 'legato-history-modify')}"}
     r = httpx.delete(url, headers=allowed, timeout=10)
     assert r.status_code == 204
     assert r.content == b""
@@ -191,6 +199,13 @@ def test_clearing_history_leaves_other_listeners_alone(hub: Hub, tmp_path: Path)
     with hub.db.reading() as conn:
         left = conn.execute("SELECT COUNT(*) FROM plays WHERE user_id = ?", (hub.user_ids["ann"],))
         assert left.fetchone()[0] == 0  # unmatched rows too
+        mixes = conn.execute("SELECT COUNT(*) FROM playlists WHERE generated IS NOT NULL")
+        assert mixes.fetchone()[0] == 0  # what was made from it goes with it
+        cleared = conn.execute(
+            "SELECT history_cleared_ms FROM listener_settings WHERE user_id = ?",
+            (hub.user_ids["ann"],),
+        ).fetchone()[0]
+        assert cleared is not None  # the recommender forgets her until it trains again
     assert len(hub.get("bob", "/v1/me/player/recently-played").json()["items"]) == 1
 
 

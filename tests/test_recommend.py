@@ -27,11 +27,12 @@ from hub.accounts import users as accounts
 from hub.catalog.ids import base62_id
 from hub.db import Database
 from hub.http.app import create_app
+from hub.listening import retention
 from hub.recommend.feedback import confidence
 from hub.recommend.jobs import Schedule
 from hub.recommend.model import prune
 from hub.recommend.rank import Candidate, arrange, top
-from hub.recommend.service import Recommender
+from hub.recommend.service import Ask, Recommender
 from hub.server import open_database
 from tests.recommend_fixtures import DAY_MS, Planted, planted_history
 from tests.serving import offline_context, serving
@@ -392,3 +393,15 @@ def test_old_models_are_deleted_but_the_two_newest_and_a_run_still_writing(
         "recommender-11.tmp",
         "recommender-3",
     ]
+
+
+def test_a_listener_who_cleared_their_history_is_forgotten_until_the_next_training(
+    trained: Trained,
+) -> None:
+    rec = Recommender(trained.db, trained.data)
+    listener = sorted(trained.planted.tastes_of_user)[-1]  # one the other tests do not ask
+    before = rec.recommend(listener, Ask(limit=20))
+    stranger = rec.recommend(None, Ask(limit=20))
+    assert before != stranger  # trained on their plays: a list of their own
+    retention.clear(trained.db, listener, int(time.time() * 1000))
+    assert rec.recommend(listener, Ask(limit=20)) == stranger

@@ -23,6 +23,10 @@ READ_RECENTLY_PLAYED = "user-read-recently-played"
 READ_TOP = "user-top-read"
 READ_PRIVATE = "user-read-private"
 READ_EMAIL = "user-read-email"
+#: Legato's own: erasing the listener's history.  Not a Spotify scope, so an app that
+#: asks for Spotify's scopes to steer playback never gets it; the hub's own clients
+#: (which ask for nothing) do.
+MODIFY_HISTORY = "legato-history-modify"
 #: Legato's own: the dashboard and ``/api/admin/*``.  Only an administrator's token
 #: carries it, and only when the token asked for no scope or named it.
 ADMIN = "legato-admin"
@@ -41,6 +45,7 @@ DESCRIPTIONS: dict[str, str] = {
     READ_TOP: "See your top artists and tracks",
     READ_PRIVATE: "Read your account details",
     READ_EMAIL: "Read your e-mail address",
+    MODIFY_HISTORY: "Clear your listening history",
 }
 #: Every listener scope (Spotify's names).
 ALL: frozenset[str] = frozenset(DESCRIPTIONS)

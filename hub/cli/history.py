@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from hub.accounts import users
+from hub.clock import now_ms
 from hub.db import Database
 from hub.errors import CliError
 from hub.listening import imports, retention
@@ -70,7 +71,7 @@ def cmd_history(args: argparse.Namespace, data: Path) -> int:
     db = open_database(data)
     user_id = _user_id(db, args.user)
     if args.history_command == "clear":
-        n = retention.clear(db, user_id)
+        n = retention.clear(db, user_id, now_ms())
         print(f"deleted {n} plays of {args.user}")
         return 0
     missing = [str(p) for p in args.files if not p.is_file()]

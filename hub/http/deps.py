@@ -186,8 +186,8 @@ PlaylistEditor = Annotated[
 LibraryReader = Annotated[User, Depends(limited_user("standard", scopes.READ_LIBRARY))]
 LibraryEditor = Annotated[User, Depends(limited_user("standard", scopes.MODIFY_LIBRARY))]
 HistoryReader = Annotated[User, Depends(limited_user("standard", scopes.READ_RECENTLY_PLAYED))]
-#: Clearing one's history changes what playback left behind: the playback scope.
-HistoryEraser = Annotated[User, Depends(limited_user("standard", scopes.MODIFY_PLAYBACK))]
+#: Clearing one's history: a scope of its own, not one a remote-control app asks for.
+HistoryEraser = Annotated[User, Depends(limited_user("standard", scopes.MODIFY_HISTORY))]
 TopReader = Annotated[User, Depends(limited_user("standard", scopes.READ_TOP))]
 QueueReader = Annotated[User, Depends(limited_user("player", scopes.READ_PLAYBACK))]
 Searcher = Annotated[User, Depends(limited_user("search"))]

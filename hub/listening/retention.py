@@ -34,7 +34,18 @@ def prune(db: Database, before_ms: int, *, batch: int = BATCH_ROWS) -> int:
             return deleted
 
 
-def clear(db: Database, user_id: int) -> int:
-    """Delete all of one listener's plays (speaker and imported); how many went."""
+def clear(db: Database, user_id: int, now_ms: int) -> int:
+    """Delete all of one listener's plays (speaker and imported) and what was made from
+    them (their generated playlists: the Weekly Mix), and note when, so the recommender
+    stops using what it learnt of them until it trains again; how many plays went."""
     with db.transaction() as conn:
-        return conn.execute("DELETE FROM plays WHERE user_id = ?", (user_id,)).rowcount
+        gone = conn.execute("DELETE FROM plays WHERE user_id = ?", (user_id,)).rowcount
+        conn.execute(
+            "DELETE FROM playlists WHERE owner_id = ? AND generated IS NOT NULL", (user_id,)
+        )
+        conn.execute(
+            "INSERT INTO listener_settings (user_id, history_cleared_ms) VALUES (?, ?)"
+            " ON CONFLICT (user_id) DO UPDATE SET history_cleared_ms = excluded.history_cleared_ms",
+            (user_id, now_ms),
+        )
+        return gone

@@ -8,6 +8,8 @@ never chose.
 
 from __future__ import annotations
 
+import sqlite3
+
 from hub.db import Database
 
 #: Autoplay is on until a listener turns it off.
@@ -31,3 +33,11 @@ def set_autoplay(db: Database, user_id: int, on: bool) -> None:
             " ON CONFLICT (user_id) DO UPDATE SET autoplay = excluded.autoplay",
             (user_id, int(on)),
         )
+
+
+def history_cleared_ms(conn: sqlite3.Connection, user_id: int) -> int | None:
+    """When ``user_id`` last cleared their listening history (None: never)."""
+    row = conn.execute(
+        "SELECT history_cleared_ms FROM listener_settings WHERE user_id = ?", (user_id,)
+    ).fetchone()
+    return None if row is None or row[0] is None else int(row[0])

@@ -28,6 +28,7 @@ from connect_protocol.uris import RADIO_SEED_KINDS, split_uri
 from hub.catalog import recommend as content
 from hub.db import Database
 from hub.errors import CatalogError
+from hub.listening import settings
 from hub.recommend import catalog as catalog_arrays
 from hub.recommend import model as model_files
 from hub.recommend.arrays import Scoring
@@ -155,11 +156,17 @@ class Recommender:
         s = self.scoring()
         now = int(time.time() * 1000)
         hist = History()
+        taste_of = user_id
         if user_id is not None:
-            hist = history(self._reader(), user_id, now, known=s.known_skips(user_id))
+            conn = self._reader()
+            known = s.known_skips(user_id)
+            cleared = settings.history_cleared_ms(conn, user_id)
+            if known is not None and cleared is not None and cleared >= known[1]:
+                known, taste_of = None, None  # they cleared it since: the model forgets them
+            hist = history(conn, user_id, now, known=known)
         seeds = s.indices(ask.seed_tracks)
         artist_rows = self._artist_tracks(s, ask.seed_artists, ask.seed_genres)
-        scores = s.scores(user_id, np.concatenate([seeds, artist_rows]).astype(np.int64))
+        scores = s.scores(taste_of, np.concatenate([seeds, artist_rows]).astype(np.int64))
         if ask.pull:
             # a track without audio features cannot meet a target: it gets the pull of
             # the farthest one that has features, never more

@@ -83,7 +83,7 @@ def recently_played(
     response_class=Response,
 )
 async def clear_history(ctx: ContextDep, user: HistoryEraser) -> Response:
-    await run_in_threadpool(retention.clear, ctx.db, user.id)
+    await run_in_threadpool(retention.clear, ctx.db, user.id, now_ms())
     return Response(status_code=204)
 
 
