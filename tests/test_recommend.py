@@ -405,3 +405,20 @@ def test_a_listener_who_cleared_their_history_is_forgotten_until_the_next_traini
     assert before != stranger  # trained on their plays: a list of their own
     retention.clear(trained.db, listener, int(time.time() * 1000))
     assert rec.recommend(listener, Ask(limit=20)) == stranger
+
+
+def test_content_picks_before_any_training_keep_the_rules(trained: Trained) -> None:
+    rec = Recommender(trained.db, trained.data)
+    with trained.db.reading() as conn:
+        user, skipped = conn.execute(
+            "SELECT user_id, track_id FROM plays WHERE skipped = 1 AND ms_played < 30000"
+            " ORDER BY user_id LIMIT 1"
+        ).fetchone()
+        ranked = [skipped] + [r[0] for r in conn.execute("SELECT id FROM tracks ORDER BY id")]
+        artist_of = dict(conn.execute("SELECT track_id, artist_id FROM track_artists"))
+    picked = rec.ruled(user, ranked, 30)
+    assert skipped not in picked  # skipped early: never again
+    assert 0 < len(picked) <= 30
+    artists = [artist_of[t] for t in picked]
+    assert max(Counter(artists).values()) <= 2
+    assert all(a != b for a, b in itertools.pairwise(artists))

@@ -91,7 +91,7 @@ class Catalog:
     track_number: I32
     track_duration_ms: I32
     track_rank: I32  # popularity rank within its taste, 0 = most played
-    track_popularity: I32  # 0-100, what ``tracks.popularity`` holds
+    track_popularity: I32  # 0-100, how the plays are drawn (not written: see load.py)
     features: F64  # tracks x len(FEATURES), in each feature's own unit
     key: I32
     mode: I32

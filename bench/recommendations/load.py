@@ -109,7 +109,9 @@ def _catalog(
             cat.track_number.tolist(),
             cat.track_duration_ms.tolist(),
             [f"XXBNC{i:07d}" for i in range(n_tr)],
-            cat.track_popularity.tolist(),
+            # no catalog popularity, as for a listener's own files: the generator's
+            # would hand the blend the very distribution the plays are drawn from
+            [0] * n_tr,
         ),
     )
     conn.executemany(

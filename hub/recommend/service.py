@@ -31,9 +31,9 @@ from hub.errors import CatalogError
 from hub.listening import settings
 from hub.recommend import catalog as catalog_arrays
 from hub.recommend import model as model_files
-from hub.recommend.arrays import Scoring
+from hub.recommend.arrays import POOL, Scoring
 from hub.recommend.feedback import EARLY_SKIP
-from hub.recommend.rank import DISCOVERY_DAYS
+from hub.recommend.rank import DISCOVERY_DAYS, arrange
 
 logger = logging.getLogger(__name__)
 
@@ -198,6 +198,18 @@ class Recommender:
             rows = np.concatenate([rows, np.flatnonzero(np.isin(cat.genre, g))[:50]])
         return rows.astype(np.int64)
 
+    def ruled(self, user_id: int | None, ranked: Sequence[str], limit: int) -> list[str]:
+        """Picks ranked by content alone (best first, before any model is trained) under
+        the blend's rules: none of the listener's early skips, at most two tracks per
+        artist and never two in a row, a spread of genres."""
+        s = self.scoring()
+        banned: frozenset[str] = frozenset()
+        if user_id is not None:
+            banned = history(self._reader(), user_id, int(time.time() * 1000)).banned
+        rows = s.indices(ranked)
+        order = -np.arange(len(rows), dtype=np.float32)
+        return arrange(s.candidates(rows, order), limit=limit, banned=banned)
+
     def radio(
         self,
         user_id: int | None,
@@ -230,10 +242,10 @@ class Recommender:
             if not seed_tracks and not seed_artists:
                 raise CatalogError(f"Unknown radio seed {seed_uri!r}")
             skip = set(exclude) | set(seed_tracks)
-            if self.scoring().model is None:  # untrained: content alone
+            if self.scoring().model is None:  # untrained: content alone, same rules
                 picked, _ = content.recommend(
-                    conn, seed_tracks, seed_artists, [], limit + len(skip)
+                    conn, seed_tracks, seed_artists, [], (limit + len(skip)) * POOL
                 )
-                return [t for t in picked if t not in skip][:limit]
+                return self.ruled(user_id, [t for t in picked if t not in skip], limit)
         ask = Ask(seed_tracks=seed_tracks, seed_artists=seed_artists, limit=limit, exclude=skip)
         return self.recommend(user_id, ask)

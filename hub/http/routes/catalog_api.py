@@ -243,7 +243,8 @@ async def recommendations(
         with ctx.db.reading() as conn:
             if ctx.recommender.scoring().model is None:  # untrained: content alone
                 picked, seeds = recommend.recommend(conn, tracks, artists, genres, 100, market)
-                picked = [t for t in picked if allowed is None or t in allowed][:limit]
+                picked = [t for t in picked if allowed is None or t in allowed]
+                picked = ctx.recommender.ruled(user.id, picked, ask.limit)
             else:
                 picked = ctx.recommender.recommend(user.id, ask)
                 seeds = recommend.seed_objects(tracks, artists, genres, len(picked))
