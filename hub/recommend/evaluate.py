@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from hub.db import Database
 from hub.recommend import catalog, feedback, model
@@ -124,7 +125,8 @@ def _scores(s: Scoring, users: npt.NDArray[np.int64]) -> dict[str, npt.NDArray[n
 def evaluate(db: Database, k: int = 20, max_listeners: int = 5000, seed: int = 0) -> dict[str, Any]:
     data = split(db)
     started = time.time()
-    trained = model.train(data.train, data.cat, data.split_ms)
+    with threadpool_limits(1, user_api="blas"):  # numpy came first: the variable is too late
+        trained = model.train(data.train, data.cat, data.split_ms)
     train_s = time.time() - started
     s = Scoring.build(data.cat, trained)
     users = np.array(sorted(data.held), dtype=np.int64)
