@@ -291,7 +291,7 @@ def test_evaluate_prints_its_figures_and_the_blend_beats_popularity(trained: Tra
     assert set(result) == {"k", "split_ms", "listeners", "models", "train_seconds"}
     models = result["models"]
     assert isinstance(models, dict)
-    assert set(models) == {"popularity", "content", "als", "blend"}
+    assert set(models) == {"popularity", "content", "als", "blend", "blend_rules"}
     for m in models.values():
         assert set(m) == {"recall", "recall_ci", "ndcg", "ndcg_ci", "coverage", "artist_gini"}
         assert m["recall_ci"][0] <= m["recall"] <= m["recall_ci"][1]

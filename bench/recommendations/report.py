@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-MODELS = ("popularity", "content", "als", "blend")
+MODELS = ("popularity", "content", "als", "blend", "blend_rules")
 BLEND_OVER_POPULARITY = 2.0  # the blend's NDCG@k at least this many times popularity's
 TRAIN_MAX_S = 120.0  # at full size: 100k listeners x 200k tracks x 10M plays
 RECOMMEND_P99_MS = 10.0  # a recommendation from precomputed factors, in process

@@ -11,7 +11,7 @@ import numpy.typing as npt
 
 from hub.recommend.catalog import CatalogArrays
 from hub.recommend.model import Model, fold_cold
-from hub.recommend.rank import Candidate, Weights, arrange, blend, standard, top
+from hub.recommend.rank import Candidate, Weights, arrange, blend, popularity_prior, top
 
 DEFAULT_WEIGHTS = Weights()
 POOL = 6  # candidates per wanted track handed to the rules
@@ -29,7 +29,7 @@ class Scoring:
     #: tracks with plays of their own (their factors are ALS's; the others' are folded
     #: from their artist's)
     warm: npt.NDArray[np.bool_]
-    pop_standard: npt.NDArray[np.float32]  # ``rank.standard(popularity)``, once per model
+    pop_standard: npt.NDArray[np.float32]  # ``rank.popularity_prior``, once per model
 
     @classmethod
     def build(cls, cat: CatalogArrays, model: Model | None) -> Scoring:
@@ -56,7 +56,7 @@ class Scoring:
         )
         items = np.ascontiguousarray(items)
         pop = pop.astype(np.float32)
-        return cls(cat, model, items, pop, index, norms, labels, warm, standard(pop))
+        return cls(cat, model, items, pop, index, norms, labels, warm, popularity_prior(pop))
 
     def indices(self, ids: Collection[str]) -> npt.NDArray[np.int64]:
         return np.array([self.index[i] for i in ids if i in self.index], dtype=np.int64)

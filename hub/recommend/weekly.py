@@ -16,7 +16,7 @@ from scipy import sparse
 
 from hub.catalog import library
 from hub.recommend.arrays import POOL, Scoring
-from hub.recommend.rank import DISCOVERY_DAYS, Weights, arrange, standard
+from hub.recommend.rank import DISCOVERY_DAYS, Weights, arrange
 
 NAME = "Weekly Mix"
 GENERATED = "weekly_mix"
@@ -77,7 +77,7 @@ def mixes(
 
 
 def _augmented_items(s: Scoring) -> npt.NDArray[np.float32]:
-    pop = standard(s.popularity)
+    pop = s.pop_standard
     return np.ascontiguousarray(
         np.hstack([s.items, s.cat.content, -s.content_norms[:, None], pop[:, None]]),
         dtype=np.float32,
