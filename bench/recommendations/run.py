@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from hub.recommend.jobs import CHECK_S
+
 from . import hubproc, load, measure
 from .history import DAY_MS, History, Shape, generate
 
@@ -178,6 +180,9 @@ def _serve_phases(opts: Options, data: Path, seeds: dict[str, Any]) -> dict[str,
             "errors": during.errors,
             "first": during.first_error,
         }
+        # the serving hub looks for a newer model every CHECK_S: let it load this one
+        progress(f"waiting {CHECK_S + 5:.0f} s for the hub to load the new model")
+        time.sleep(CHECK_S + 5)
         progress(f"recommendations over HTTP: {opts.recommendation_requests} requests")
         recs, answered = measure.recommendations(
             hub.base,

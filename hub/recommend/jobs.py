@@ -21,7 +21,7 @@ from hub.recommend.weekly import GENERATED
 logger = logging.getLogger(__name__)
 HOUR_S = 3600.0
 WEEK_MS = 7 * 86_400_000
-CHECK_S = 60.0  # how often the schedule looks for a due run or a new model
+CHECK_S = 10.0  # how often the schedule looks for a due run or a new model (two cheap reads)
 FIRST_CHECK_S = 60.0  # a hub just started has other things to do first
 
 
