@@ -86,7 +86,8 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     ev = rec_sub.add_parser(
         "evaluate",
         parents=[common],
-        help="popularity, content, ALS and the blend on a temporal split of the history",
+        help="popularity, content, ALS and the blend (alone and under the mix rules) on a"
+        " temporal split of the history",
     )
     ev.add_argument("--k", type=int, default=20, help="list length measured (default 20)")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
