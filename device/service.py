@@ -96,12 +96,16 @@ class SpeakerService:
         if self.store is not None:
             self.downloads = self._download_manager(engine, loop)
             self.controller.on_sync_downloads = self.downloads.request_sync
+        # a token file and a look-up of the host's own name (DNS): never on the loop
+        token, hosts = await asyncio.to_thread(
+            lambda: (pairing_token(self.config), own_hosts(self.config.http_host))
+        )
         self.local_api = LocalApi(
             info=self._info_doc,
             state=lambda: self._controller.state,
             on_command=self._local_command,
-            token=pairing_token(self.config),
-            hosts=own_hosts(self.config.http_host),
+            token=token,
+            hosts=hosts,
             offline=self.downloads.status if self.downloads is not None else None,
         )
         await self.local_api.start(self.config.http_host, self.config.http_port)
