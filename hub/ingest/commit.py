@@ -11,6 +11,7 @@ import sqlite3
 from pathlib import Path
 
 from connect_protocol.media import Loudness, Manifest
+from hub.catalog import recommend as catalog_recommend
 from hub.catalog import resolve as catalog
 from hub.catalog import write as catalog_write
 from hub.clock import now_ms
@@ -107,14 +108,9 @@ def _insert(
     _store_art(conn, data_dir, manifest.album_id, track.path)
 
 
+#: The columns measured at ingest: the 0..1 estimates the Web API serves, then the rest.
 FEATURE_COLUMNS = (
-    "danceability",
-    "energy",
-    "valence",
-    "acousticness",
-    "instrumentalness",
-    "speechiness",
-    "liveness",
+    *catalog_recommend.FEATURES,
     "loudness",
     "tempo",
     "key",

@@ -15,11 +15,12 @@ import sqlite3
 import numpy as np
 import numpy.typing as npt
 
+from hub.listening.top import EARLY_SKIP_MS
 from hub.recommend import catalog
 
 ALPHA = 4.0  # weight of the (log-scaled) complete plays
 SKIP_PENALTY = 1.5  # what one early skip takes away
-EARLY_MS = 30_000
+EARLY_MS = EARLY_SKIP_MS  # what top tracks leave out too
 CHUNK = 100_000  # aggregated rows turned into an array at once
 
 #: SQL (over ``plays p JOIN tracks t``): 1 for an early skip, else 0, never NULL (a
