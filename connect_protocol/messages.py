@@ -114,6 +114,15 @@ class Next:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class NextAlbum:
+    """Skip to the first track of the next album in the context (a long press of a
+    speaker's next button); past the context's last album, as ``Next`` on its last track."""
+
+    id: str
+    expected_revision: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Previous:
     id: str
     expected_revision: int | None = None
@@ -172,6 +181,7 @@ Command = (
     | Resume
     | Seek
     | Next
+    | NextAlbum
     | Previous
     | SetVolume
     | SetShuffle
@@ -188,6 +198,7 @@ COMMAND_TYPES: dict[str, type[Command]] = {
     "resume": Resume,
     "seek": Seek,
     "next": Next,
+    "next_album": NextAlbum,
     "previous": Previous,
     "volume": SetVolume,
     "shuffle": SetShuffle,

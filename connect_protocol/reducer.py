@@ -35,6 +35,7 @@ from connect_protocol.messages import (
     Downloads,
     EventKind,
     Next,
+    NextAlbum,
     Pause,
     Play,
     PlayerState,
@@ -291,6 +292,8 @@ def _apply(s: PlayerState, cmd: Command, now_ms: int) -> _Outcome:
             return dataclasses.replace(s, position_ms=pos), [SeekTo(position_ms=pos)]
         case Next():
             return _advance(s, now_ms, skipped=True, user=True)
+        case NextAlbum():
+            return _next_album(s, now_ms)
         case Previous():
             return _previous(s, now_ms)
     return (
@@ -439,6 +442,40 @@ def _advance(
         return new, [*effects, Unload()]
     assert new.current is not None
     effects.append(LoadTrack(track=new.current, position_ms=0, playing=new.is_playing))
+    if new.is_playing:
+        effects.append(EmitEvent(kind=EventKind.STARTED, track_uri=new.current.uri))
+    return new, effects
+
+
+def next_album_index(s: PlayerState) -> int | None:
+    """Where in ``order`` the next album of the context starts (``None``: none follows).
+
+    An album is a run of tracks with the same album name, so a playlist that comes
+    back to an album later counts that as another album.
+    """
+    if s.index is None or s.current is None:
+        return None
+    album = s.tracks[s.order[s.index]].album
+    for i in range(s.index + 1, len(s.order)):
+        if s.tracks[s.order[i]].album != album:
+            return i
+    return None
+
+
+def _next_album(s: PlayerState, now_ms: int) -> tuple[PlayerState, list[Effect]]:
+    assert s.current is not None
+    start = None if s.from_queue else next_album_index(s)
+    if start is None:  # the queue first, or no album follows: as "next" from the last track
+        last = (
+            s if s.index is None or s.from_queue else dataclasses.replace(s, index=len(s.order) - 1)
+        )
+        return _advance(last, now_ms, skipped=True, user=True)
+    new = _at_index(s, start, now_ms)
+    assert new.current is not None
+    effects: list[Effect] = [
+        EmitEvent(kind=EventKind.SKIPPED, track_uri=s.current.uri, played_ms=s.position_ms),
+        LoadTrack(track=new.current, position_ms=0, playing=new.is_playing),
+    ]
     if new.is_playing:
         effects.append(EmitEvent(kind=EventKind.STARTED, track_uri=new.current.uri))
     return new, effects

@@ -65,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="file and null sinks do not keep real time (benchmarks only)",
     )
+    p.add_argument(
+        "--panel",
+        metavar="PORT",
+        help="serial port of a front panel (hardware/mcu/), e.g. /dev/ttyACM0 (config: panel.port)",
+    )
     p.add_argument("--cache", type=Path, help="offline cache directory")
     p.add_argument("--port", type=int, help="port for /info and /control (0 = any)")
     p.add_argument(
@@ -148,6 +153,7 @@ def config_from_args(args: argparse.Namespace) -> SpeakerConfig:
         cache_dir=args.cache,
         http_port=args.port,
         http_host=args.listen,
+        panel_port=args.panel,
     )
 
 

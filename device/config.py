@@ -42,6 +42,16 @@ dir = ""                # the encrypted cache; default $LEGATO_SPEAKER_STATE/<id
 keys_dir = ""           # the speaker's own keys (0600); default .../<id>/keys
 stream_cache_mb = 1024  # what played is kept (encrypted) up to this size; 0 = off
 quality = "high"        # downloads: low | normal | high | very_high
+
+[controls]              # buttons, knob and status LED on the board's GPIO pins:
+volume_step = 2         # see hardware/controls/settings.py for every key
+[controls.pins]         # control -> BCM GPIO over the board's [pins]; "none" removes one
+[controls.long]         # button -> action of a long press (press: [controls.press])
+next = "next_album"
+
+[panel]                 # a front panel on a microcontroller (hardware/mcu/)
+port = ""               # its serial port, e.g. "/dev/ttyACM0"; "" = none
+baud = 115200
 ```
 
 Command-line flags override the file.  A ``--sink`` off the board's card drops the
@@ -61,16 +71,15 @@ from typing import Any
 
 from connect_protocol.topics import is_valid_device_id
 from device.errors import DeviceError
-from hardware.board_profiles import BoardProfile, FrozenMap, load_board, pcm_card
-from hardware.errors import BoardError
+from hardware.board_profiles import BoardProfile, load_board, pcm_card
+from hardware.controls.settings import ControlSettings, controls_from
+from hardware.errors import BoardError, ControlsError
 
 ENGINES = ("clock", "native", "mpv")
 QUALITIES = ("auto", "low", "normal", "high", "very_high")
 NORMALISATIONS = ("track", "album", "off")
 FIRMWARE_VERSION = "0.1.0"
-
-
-NO_PINS: Mapping[str, int] = FrozenMap()
+PANEL_BAUDS = (9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
 
 
 class ConfigError(DeviceError):
@@ -107,11 +116,14 @@ class SpeakerConfig:
     keys_dir: Path | None = None
     stream_cache_mb: int = 1024
     download_quality: str = "high"
+    controls: ControlSettings = field(default_factory=ControlSettings)
+    panel_port: str = ""  # the front panel's serial port; "" = no panel
+    panel_baud: int = 115200
 
     @property
     def pins(self) -> Mapping[str, int]:
-        """The board's control pins (control name -> BCM GPIO); empty without a board."""
-        return self.board.pins if self.board is not None else NO_PINS
+        """Control name -> BCM GPIO: the board's pins with ``[controls.pins]`` over them."""
+        return self.controls.pins
 
     def offline_dirs(self) -> tuple[Path, Path]:
         """Where the cache and the keys live (apart: a copied cache carries no keys)."""
@@ -149,6 +161,8 @@ class SpeakerConfig:
             raise ConfigError("offline.stream_cache_mb must be between 0 and 1000000")
         if not 0 <= self.crossfade_s <= 12:
             raise ConfigError("audio.crossfade_s must be between 0 and 12 seconds")
+        if self.panel_baud not in PANEL_BAUDS:
+            raise ConfigError(f"panel.baud must be one of {', '.join(map(str, PANEL_BAUDS))}")
         return self
 
 
@@ -274,6 +288,7 @@ def load(path: Path | None) -> SpeakerConfig:
     speaker, hub = _section(doc, "speaker"), _section(doc, "hub")
     broker, audio = _section(doc, "broker"), _section(doc, "audio")
     offline = _section(doc, "offline")
+    panel = _section(doc, "panel")
     device_id = _get(speaker, "speaker", "id", str, "") or stable_device_id(default_state_dir())
     password = _get(broker, "broker", "password", str, "")
     password_file = _get(broker, "broker", "password_file", str, "")
@@ -286,6 +301,10 @@ def load(path: Path | None) -> SpeakerConfig:
     keys = _get(offline, "offline", "keys_dir", str, "")
     board = load_speaker_board(_get(speaker, "speaker", "board", str, ""))
     sink = _get(audio, "audio", "sink", str, board_sink(board))
+    try:
+        controls = controls_from(_section(doc, "controls"), board)
+    except ControlsError as exc:
+        raise ConfigError(str(exc)) from exc
     return SpeakerConfig(
         id=device_id,
         name=_get(speaker, "speaker", "name", str, "") or f"Legato {device_id[-4:]}",
@@ -312,6 +331,9 @@ def load(path: Path | None) -> SpeakerConfig:
         keys_dir=Path(keys) if keys else None,
         stream_cache_mb=_get(offline, "offline", "stream_cache_mb", int, 1024),
         download_quality=_get(offline, "offline", "quality", str, "high"),
+        controls=controls,
+        panel_port=_get(panel, "panel", "port", str, ""),
+        panel_baud=_get(panel, "panel", "baud", int, 115200),
     ).validated()
 
 

@@ -21,18 +21,28 @@ from connect_protocol import mdns
 from connect_protocol.codec import encode
 from connect_protocol.errors import ConnectError, NotConnectedError
 from connect_protocol.media import Quality
-from connect_protocol.messages import Ack, DeviceInfo, Downloads, Event, EventKind, PlayerState
+from connect_protocol.messages import (
+    Ack,
+    Command,
+    DeviceInfo,
+    Downloads,
+    Event,
+    EventKind,
+    PlayerState,
+)
 from connect_protocol.mqtt import AsyncMqtt, BrokerAddress, Will
 from connect_protocol.reducer import rebased
 from connect_protocol.topics import Channel, device_topic
 from device.audio.source import HubMedia
 from device.config import ConfigError, SpeakerConfig
+from device.control_devices import ControlDevice, open_control_devices
 from device.controller import Controller, Outcome, SteadyWallClock
 from device.downloads import DownloadManager
 from device.engine_api import Engine
 from device.engine_factory import build_engine
 from device.local_access import own_hosts, pairing_token
 from device.local_api import LocalApi, info_document
+from device.local_controls import LocalControls
 from offline_cache.device_keys import DeviceKeys
 from offline_cache.store import OfflineStore, StoreError
 
@@ -72,6 +82,8 @@ class SpeakerService:
         self.downloads: DownloadManager | None = None
         self._keys: DeviceKeys | None = None
         self._pending: list[tuple[str, bytes, bool]] = []  # published once reconnected
+        self.controls: LocalControls | None = None
+        self._control_devices: list[ControlDevice] = []
 
     def topic(self, channel: Channel) -> str:
         return device_topic(self.config.id, channel)
@@ -96,6 +108,7 @@ class SpeakerService:
         if self.store is not None:
             self.downloads = self._download_manager(engine, loop)
             self.controller.on_sync_downloads = self.downloads.request_sync
+        await self._open_controls(loop)
         # a token file and a look-up of the host's own name (DNS): never on the loop
         token, hosts = await asyncio.to_thread(
             lambda: (pairing_token(self.config), own_hosts(self.config.http_host))
@@ -118,12 +131,52 @@ class SpeakerService:
                 subscriptions=[self.topic(Channel.CMD)],
                 will=Will(topic=self.topic(Channel.STATUS), payload=offline),
                 on_connected=self._on_connected,
+                on_disconnected=lambda: self._observe(connected=False),
             )
             await self.mqtt.start()
             self._tasks.append(asyncio.create_task(self._consume(), name="speaker-commands"))
         if self.downloads is not None:
             self.downloads.start()
         await self._advertise()
+        self._observe(started=True)
+
+    async def _open_controls(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Buttons, knob, lights and front panel: commands in, the status out."""
+        controls = LocalControls(
+            self.config.controls,
+            loop=loop,
+            apply=self._control_command,
+            state=lambda: self._controller.state,
+        )
+        self.controls = controls
+        # opening GPIO chips and serial ports may block: off the loop
+        self._control_devices = await asyncio.to_thread(
+            open_control_devices, self.config, controls.submit, controls.release_all
+        )
+        for device in self._control_devices:
+            controls.add_indicator(device)
+        paired = bool(self.config.password)
+        controls.observe(state=self._controller.state, paired=paired, connected=not paired)
+
+    def _observe(self, **changes: Any) -> None:
+        if self.controls is not None:
+            self.controls.observe(**changes)
+
+    def _control_command(self, cmd: Command) -> None:
+        """A button or the knob: applied here and now; no ack, as nobody waits for one."""
+        outcome = self._controller.handle(cmd)
+        self._emit(dataclasses.replace(outcome, ack=None))
+
+    def diagnostics(self) -> dict[str, Any]:
+        """What ``/info`` adds about the controls: counts a maker reads when one misbehaves."""
+        controls = self.controls
+        return {
+            "controls": {
+                "events": controls.events if controls is not None else 0,
+                "detents": controls.detents if controls is not None else 0,
+                "devices": {d.name: d.diagnostics() for d in self._control_devices},
+            }
+        }
 
     def _open_store(self) -> OfflineStore | None:
         """The encrypted cache, for a paired speaker that fetches audio (not the clock)."""
@@ -167,7 +220,7 @@ class SpeakerService:
         return self.controller
 
     def _info_doc(self) -> dict[str, Any]:
-        return info_document(self.info)
+        return {**info_document(self.info), **self.diagnostics()}
 
     async def _advertise(self) -> None:
         assert self.local_api is not None
@@ -208,6 +261,10 @@ class SpeakerService:
             await self.mqtt.stop()
         if self.local_api is not None:
             await self.local_api.close()
+        if self.controls is not None:
+            self.controls.close()
+        for device in self._control_devices:
+            await asyncio.to_thread(device.close)
         if self.downloads is not None:
             await asyncio.to_thread(self.downloads.stop)
         if self.controller is not None:
@@ -239,12 +296,15 @@ class SpeakerService:
     def _on_engine_event(self, kind: EventKind, uri: str | None, message: str) -> None:
         if kind in (EventKind.ERROR, EventKind.UNDERRUN):
             logger.warning("%s: %s (%s)", kind.value, message, uri or "-")
+        if kind is EventKind.ERROR:
+            self._observe(failed=True)
         elif kind is EventKind.QUALITY_CHANGE:
             logger.info("quality %s (%s)", message, uri or "-")
         event = Event(kind=kind, timestamp_ms=self._wall_ms(), track_uri=uri, message=message)
         self._publish_event(event)
 
     def _on_connected(self) -> None:
+        self._observe(connected=True)
         if self.downloads is not None:  # the hub may be back: renew, catch up
             self.downloads.request_sync()
         self._publish(Channel.STATUS, encode(self.info), retain=True)
@@ -263,6 +323,7 @@ class SpeakerService:
             self._publish(Channel.STATE, encode(outcome.state), retain=True)
             if self.local_api is not None:
                 self.local_api.broadcast_state(outcome.state)
+            self._observe(state=outcome.state)
         if outcome.ack is not None:
             self._publish(Channel.ACK, encode(outcome.ack))
         for event in outcome.events:

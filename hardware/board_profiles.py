@@ -47,6 +47,7 @@ __all__ = [
     "FrozenMap",
     "all_boards",
     "board_summary_lines",
+    "checked_pins",
     "load_board",
     "load_board_file",
     "pcm_card",
@@ -325,6 +326,14 @@ def _pins(
     pins = FrozenMap(entries)
     _check_led_and_knob(pins, source)
     return pins
+
+
+def checked_pins(
+    pins: Mapping[str, Any], reserved: Mapping[str, tuple[int, ...]], source: str
+) -> FrozenMap[int]:
+    """``pins`` (control -> GPIO) checked as a profile's ``[pins]`` are: known controls,
+    header GPIOs, no pin used twice or reserved, whole encoders and LEDs."""
+    return _pins({"pins": dict(pins)}, reserved, source)
 
 
 def _profile(doc: Mapping[str, Any], key: str, source: str) -> BoardProfile:

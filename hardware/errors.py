@@ -13,3 +13,12 @@ class BoardError(HardwareError):
 
 class FlashError(HardwareError):
     """``legato-flash`` cannot go on; the image or card is left as it was."""
+
+
+class ControlsError(HardwareError):
+    """The speaker's controls cannot be set up as configured (a pin used twice, an
+    unknown action); the message names the key at fault and what is allowed."""
+
+
+class PanelError(HardwareError):
+    """The front panel's serial port cannot be opened or used."""

