@@ -120,6 +120,7 @@ class SpeakerService:
             token=token,
             hosts=hosts,
             offline=self.downloads.status if self.downloads is not None else None,
+            diagnostics=self.diagnostics,
         )
         await self.local_api.start(self.config.http_host, self.config.http_port)
         logger.info("local API on port %d (/info, /control)", self.local_api.port)
@@ -168,7 +169,8 @@ class SpeakerService:
         self._emit(dataclasses.replace(outcome, ack=None))
 
     def diagnostics(self) -> dict[str, Any]:
-        """What ``/info`` adds about the controls: counts a maker reads when one misbehaves."""
+        """What ``/info`` adds for a client with the pairing token: the controls' counts,
+        which a maker reads when a button or the panel misbehaves."""
         controls = self.controls
         return {
             "controls": {
@@ -220,7 +222,7 @@ class SpeakerService:
         return self.controller
 
     def _info_doc(self) -> dict[str, Any]:
-        return {**info_document(self.info), **self.diagnostics()}
+        return info_document(self.info)
 
     async def _advertise(self) -> None:
         assert self.local_api is not None
