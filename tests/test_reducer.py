@@ -38,9 +38,9 @@ from connect_protocol.reducer import (
     SetPlaying,
     TrackEnded,
     Transition,
+    next_album_index,
     position_at,
     rebased,
-    next_album_index,
     reduce,
 )
 
@@ -297,9 +297,11 @@ def mixtape() -> tuple[TrackRef, ...]:
 def test_next_album_skips_to_the_first_track_of_the_next_album() -> None:
     s = reduce(PlayerState(), Play(id="p", tracks=mixtape(), offset=0), now_ms=0).state
     out = reduce(s, NextAlbum(id="a"), now_ms=1_000)
-    assert out.ack is not None and out.ack.ok
+    assert out.ack is not None
+    assert out.ack.ok
     assert out.state.current == mixtape()[2]  # the first of Album B
-    assert out.state.is_playing and out.state.revision == s.revision + 1
+    assert out.state.is_playing
+    assert out.state.revision == s.revision + 1
     kinds = [e.kind for e in out.effects if isinstance(e, EmitEvent)]
     assert kinds == [EventKind.SKIPPED, EventKind.STARTED]
     # the same album coming back later in a playlist is another album
@@ -310,12 +312,14 @@ def test_next_album_skips_to_the_first_track_of_the_next_album() -> None:
 def test_next_album_past_the_last_album_ends_the_context() -> None:
     s = reduce(PlayerState(), Play(id="p", tracks=ALBUM, offset=1), now_ms=0).state
     out = reduce(s, NextAlbum(id="a"), now_ms=10)
-    assert out.state.current == ALBUM[0] and not out.state.is_playing
+    assert out.state.current == ALBUM[0]
+    assert not out.state.is_playing
     assert EventKind.CONTEXT_ENDED in [e.kind for e in ended_events(out)]
     # with repeat on, it wraps to the context's first track and plays on
     s = reduce(s, SetRepeat(id="r", mode=RepeatMode.CONTEXT), now_ms=20).state
     wrapped = reduce(s, NextAlbum(id="b"), now_ms=30).state
-    assert wrapped.current == ALBUM[0] and wrapped.is_playing
+    assert wrapped.current == ALBUM[0]
+    assert wrapped.is_playing
 
 
 def test_next_album_plays_the_queue_first_and_needs_a_track() -> None:
@@ -323,9 +327,11 @@ def test_next_album_plays_the_queue_first_and_needs_a_track() -> None:
     s = reduce(s, AddToQueue(id="q", track=EXTRA), now_ms=1).state
     assert next_album_index(s) == 2
     queued = reduce(s, NextAlbum(id="a"), now_ms=2).state
-    assert queued.current == EXTRA and queued.from_queue
+    assert queued.current == EXTRA
+    assert queued.from_queue
     refused = reduce(PlayerState(), NextAlbum(id="b"), now_ms=0)
-    assert refused.ack is not None and refused.ack.error is ErrorCode.NO_TRACK
+    assert refused.ack is not None
+    assert refused.ack.error is ErrorCode.NO_TRACK
 
 
 # --- properties ----------------------------------------------------------------
