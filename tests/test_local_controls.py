@@ -46,6 +46,10 @@ class Rig:
     def show(self, view: View) -> None:
         self.views.append(view)
 
+    def view(self) -> View:
+        """The latest view shown (a call, so each check reads it afresh)."""
+        return self.views[-1]
+
     def play(self) -> None:
         self.apply(Play(id="hub-1", tracks=TRACKS, context_uri="legato:playlist:p"))
 
@@ -64,8 +68,8 @@ def test_knob_and_buttons_change_the_player_at_once() -> None:
         assert rig.engine.volume_percent == 54
         rig.controls.handle(Pressed("play", Gesture.PRESS))
         assert not rig.controller.state.is_playing
-        assert rig.views[-1].mode is Mode.PAUSED
-        assert rig.views[-1].pattern is Pattern.IDLE
+        assert rig.view().mode is Mode.PAUSED
+        assert rig.view().pattern is Pattern.IDLE
         rig.controls.handle(Pressed("knob", Gesture.PRESS))
         assert rig.controller.state.is_playing
         rig.controls.handle(Pressed("next", Gesture.LONG))  # next album
@@ -115,16 +119,16 @@ def test_play_after_stop_plays_the_last_context_and_errors_show_until_it_plays()
         rig.controls.handle(Pressed("next", Gesture.PRESS))
         rig.controls.handle(Pressed("play", Gesture.LONG))  # stop
         assert rig.controller.state.current is None
-        assert rig.views[-1].mode is Mode.IDLE
+        assert rig.view().mode is Mode.IDLE
         rig.controls.observe(failed=True)
-        assert rig.views[-1].pattern is Pattern.ERROR
+        assert rig.view().pattern is Pattern.ERROR
         rig.controls.handle(Pressed("play", Gesture.PRESS))
         state = rig.controller.state
         assert state.current == TRACKS[1]
         assert state.context_uri == "legato:playlist:p"
         assert state.is_playing
-        assert rig.views[-1].pattern is Pattern.PLAYING  # playing again ends the error
+        assert rig.view().pattern is Pattern.PLAYING  # playing again ends the error
         rig.controls.observe(connected=False)
-        assert rig.views[-1].pattern is Pattern.CONNECTING
+        assert rig.view().pattern is Pattern.CONNECTING
 
     asyncio.run(scenario())
