@@ -6,11 +6,14 @@ backward the reverse; an encoder with 4 transitions per detent rests in one stat
 
 Invariants:
 - Each valid transition adds +1 or -1 to a step count; a repeated state adds nothing; a jump of
-  both bits (a lost transition) adds nothing and is counted in ``invalid``.
-- A detent is reported only on arriving in the rest state, in the direction of the step count
-  since the last rest (+1 for a count >= 2, -1 for <= -2), and the count restarts.  Contact bounce
-  is a valid step and its undoing, so it cancels out: a bouncing contact never yields a detent
-  and never reverses one.
+  both bits (a transition lost between two samples) adds nothing, is counted in ``invalid`` and
+  spoils the detent it falls in.
+- A detent is reported only on arriving in the rest state with a step count of exactly +4 or -4
+  since the last arrival there (then +1 or -1), and no jump in between; the count restarts.
+  Contact bounce is a valid step and its undoing, so it cancels out: a bouncing contact never
+  yields a detent and never reverses one.  A jump cannot be told forward from backward, so the
+  detent holding one is dropped rather than guessed (a guess, with bounce around it, can come
+  out reversed).
 
 ``EdgeRing`` is the hand-off from the pin interrupt: ``record`` stores a state in a preallocated
 buffer without allocating (safe in a hard IRQ); the main loop drains it into the decoder.
@@ -33,12 +36,14 @@ class QuadratureDecoder:
         self._sign = -1 if reverse else 1
         self._state = rest_state
         self._steps = 0
+        self._spoilt = False
         self.invalid = 0
 
     def reset(self, state: int) -> None:
         """Start from the pins' current ``state`` (at boot the knob may rest between detents)."""
         self._state = state & 3
         self._steps = 0
+        self._spoilt = False
 
     def step(self, state: int) -> int:
         """Feed the pins' new state; return the detent it completes (+1, -1) or 0."""
@@ -49,15 +54,20 @@ class QuadratureDecoder:
         self._state = state
         if old ^ state == 3:
             self.invalid += 1
+            self._spoilt = True
         else:
             self._steps += _STEP[(old << 2) | state]
         if state != self.rest_state:
             return 0
         steps = self._steps
+        spoilt = self._spoilt
         self._steps = 0
-        if steps >= 2:
+        self._spoilt = False
+        if spoilt:
+            return 0
+        if steps == 4:
             return self._sign
-        if steps <= -2:
+        if steps == -4:
             return -self._sign
         return 0
 

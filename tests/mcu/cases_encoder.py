@@ -49,13 +49,15 @@ def test_contact_bounce_cancels_out() -> None:
     assert decoder.invalid == 0
 
 
-def test_a_jump_of_both_contacts_is_counted_and_never_reverses() -> None:
+def test_a_jump_of_both_contacts_is_counted_and_drops_its_detent() -> None:
     decoder = encoder.QuadratureDecoder()
-    # forward, with the 2 -> 0 transition lost (2 -> 1 seen): still forward
-    assert decoder.feed([2, 1, 3]) == 1
+    # forward, with the 2 -> 0 transition lost (2 -> 1 seen)
+    assert decoder.feed([2, 1, 3]) == 0
     assert decoder.invalid == 1
-    # both middle transitions lost: the detent is dropped, not reversed
-    assert decoder.feed([0, 3]) == 0
+    # a blip of contact A at rest, then a lost sample: dropped, not reversed
+    assert decoder.feed([1, 3, 1, 2, 3]) == 0
+    # the next clean detent counts again
+    assert decoder.feed(walk(3, 4)) == 1
 
 
 def test_a_rest_state_other_than_three() -> None:
