@@ -82,7 +82,8 @@ def test_it_says_hello_and_draws_the_ring(hardware: ModuleType, clock: Clock) ->
     uart = hardware.UART.uarts[0]
     assert sent_payloads(uart)[0] == "HELLO,1,1.0.0"
     strip = importlib.import_module("neopixel").NeoPixel.strips[0]
-    assert len(strip.frames) >= 2 and len(strip.frames[-1]) == 12
+    assert len(strip.frames) >= 2
+    assert len(strip.frames[-1]) == 12
     assert firmware.errors == 0
     assert hardware.WDT.feeds >= 50
 
@@ -108,7 +109,8 @@ def test_encoder_edges_send_enc(hardware: ModuleType, clock: Clock) -> None:
     firmware = main_module().run(max_iterations=1)
     uart = hardware.UART.uarts[0]
     a, b = hardware.Pin.pins[7], hardware.Pin.pins[8]
-    assert a.hard and b.hard
+    assert a.hard
+    assert b.hard
     for _ in range(3):  # three detents forward: 3 -> 2 -> 0 -> 1 -> 3
         b.drive(0)
         a.drive(0)
@@ -153,7 +155,8 @@ def test_leds_follow_the_speaker_and_show_a_volume_change(
     uart.incoming += frames.state("playing") + frames.volume(50)
     run_for(firmware, clock, 100)
     green = strip.frames[-1][0]
-    assert green[1] > green[0] and green[1] > green[2]
+    assert green[1] > green[0]
+    assert green[1] > green[2]
     uart.incoming += frames.volume(25)
     run_for(firmware, clock, 100)
     assert [pixel != (0, 0, 0) for pixel in strip.frames[-1]] == [True] * 3 + [False] * 9

@@ -82,9 +82,7 @@ def test_any_pin_states_decode_without_error(states: list[int]) -> None:
     st.lists(st.integers(min_value=1, max_value=buttons.DEBOUNCE_MS - 1), max_size=80),
     st.integers(min_value=0, max_value=(1 << 30) - 1),
 )
-def test_bounce_shorter_than_the_debounce_never_makes_an_event(
-    gaps: list[int], start: int
-) -> None:
+def test_bounce_shorter_than_the_debounce_never_makes_an_event(gaps: list[int], start: int) -> None:
     button = buttons.Button("play")
     now = start
     level = False
@@ -148,7 +146,7 @@ def test_frames_round_trip(payload: str) -> None:
 def test_any_bytes_fed_to_the_reader_never_raise(data: bytes, cuts: list[int]) -> None:
     reader = frames.LineReader()
     start = 0
-    for size in cuts + [len(data)]:
+    for size in [*cuts, len(data)]:
         for payload in reader.feed(data[start : start + size]):
             assert frames.decode(frames.encode(payload)) == payload
         start += size

@@ -39,7 +39,8 @@ class Button:
         return self._pressed
 
     def update(self, pressed: bool, now_ms: int) -> str | None:
-        """Feed the raw level sampled at ``now_ms``; return ``press``, ``long``, ``release`` or None."""
+        """Feed the raw level sampled at ``now_ms``; return an event (``press``, ``long``,
+        ``release``) or None."""
         if pressed != self._raw:
             self._raw = pressed
             self._raw_since = now_ms

@@ -23,7 +23,7 @@ Pure: runs unchanged under CPython and MicroPython.
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Callable
+    from collections.abc import Callable
 
 # Index (old << 2) | new: +1 forward, -1 backward, 0 for no change or an invalid jump.
 _STEP = (0, 1, -1, 0, -1, 0, 0, 1, 1, 0, 0, -1, 0, -1, 1, 0)

@@ -4,7 +4,8 @@ A frame is ``$`` + payload + ``*`` + two upper-case hex digits (the XOR of every
 + ``\\r\\n``, at most ``MAX_FRAME_BYTES`` bytes in all.  The payload is printable ASCII without
 ``$`` or ``*``; its comma-separated fields start with the message type:
 
-panel -> speaker   ``HELLO,1,<fw>``  ``BTN,<button>,<press|long|release>``  ``ENC,<+n|-n>``  ``PING``
+panel -> speaker   ``HELLO,1,<fw>``  ``BTN,<button>,<press|long|release>``
+                   ``ENC,<+n|-n>``  ``PING``
 speaker -> panel   ``STATE,<state>``  ``VOL,<0-100>``  ``LED,<pattern>``  ``PONG``
 
 ``LineReader`` is fed whatever bytes arrive and hands back the payloads of the good frames.  It

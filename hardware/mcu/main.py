@@ -122,7 +122,9 @@ class Firmware:
         edges = machine.Pin.IRQ_RISING | machine.Pin.IRQ_FALLING
         self._pin_a.irq(self._on_edge, edges, hard=True)
         self._pin_b.irq(self._on_edge, edges, hard=True)
-        self.strip = neopixel.NeoPixel(machine.Pin(config.LED_PIN, machine.Pin.OUT), config.LED_COUNT)
+        self.strip = neopixel.NeoPixel(
+            machine.Pin(config.LED_PIN, machine.Pin.OUT), config.LED_COUNT
+        )
         self.pixels = [lights.BLACK] * config.LED_COUNT
         self._last_draw = 0
         self.errors = 0
@@ -187,7 +189,7 @@ def run(max_iterations: int = -1) -> Firmware | None:
     while max_iterations != 0:
         try:
             firmware.step(time.ticks_ms())
-        except Exception:  # noqa: BLE001 - the panel must keep running whatever one pass hit
+        except Exception:
             firmware.errors += 1
         time.sleep_ms(config.LOOP_SLEEP_MS)
         if max_iterations > 0:

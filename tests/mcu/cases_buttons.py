@@ -61,7 +61,8 @@ def test_bounce_at_both_edges_still_makes_one_press() -> None:
 
 def test_long_press_timing_counts_from_the_settled_press() -> None:
     button = buttons.Button("knob", debounce_ms=20, long_press_ms=800)
-    samples = [(0, True), (3, False), (4, True)] + hold(True, 5, 900)
+    samples = [(0, True), (3, False), (4, True)]
+    samples.extend(hold(True, 5, 900))
     assert feed(button, samples) == [(804, "long")]
 
 

@@ -6,7 +6,6 @@ Plain-assert cases run by pytest under CPython and by runner.py under MicroPytho
 import encoder
 
 
-
 def walk(start: int, steps: int) -> list[int]:
     """The states visited turning ``steps`` transitions (signed) from ``start``."""
     order = [0, 1, 3, 2]

@@ -21,7 +21,9 @@ def test_playing_is_steady() -> None:
 
 def test_error_blinks_red() -> None:
     on = lights.render("error", 0, -1, ring())
-    assert on[0][0] > 0 and on[0][1] == 0 and on[0][2] == 0
+    assert on[0][0] > 0
+    assert on[0][1] == 0
+    assert on[0][2] == 0
     off = lights.render("error", lights.BLINK_MS, -1, ring())
     assert off == ring()
 
@@ -39,7 +41,8 @@ def test_not_paired_pulses_amber_and_never_goes_dark() -> None:
     dim = lights.render("not_paired", 0, -1, ring())[0]
     bright = lights.render("not_paired", lights.PULSE_MS // 2, -1, ring())[0]
     assert dim != OFF
-    assert bright[0] > dim[0] and bright[0] > bright[1] > bright[2]
+    assert bright[0] > dim[0]
+    assert bright[0] > bright[1] > bright[2]
 
 
 def test_an_unknown_pattern_shows_the_default() -> None:
@@ -56,9 +59,11 @@ def test_the_volume_fills_the_ring() -> None:
     full = lights.render("playing", 0, 100, ring())
     assert all(pixel == (255, 255, 255) for pixel in full)
     half = lights.render("playing", 0, 50, ring())
-    assert half[:6] == [(255, 255, 255)] * 6 and half[6:] == [OFF] * 6
+    assert half[:6] == [(255, 255, 255)] * 6
+    assert half[6:] == [OFF] * 6
     partial = lights.render("idle", 0, 54, ring())  # 6.48 LEDs
-    assert partial[5] == (255, 255, 255) and OFF != partial[6] != (255, 255, 255)
+    assert partial[5] == (255, 255, 255)
+    assert OFF != partial[6] != (255, 255, 255)
     assert partial[7] == OFF
 
 

@@ -36,10 +36,12 @@ def test_pings_every_interval() -> None:
 def test_hello_again_when_the_speaker_stops_answering() -> None:
     p, _ = started()
     p.receive(frames.state("playing"), 100)
-    assert p.link_up and p.pattern() == "playing"
+    assert p.link_up
+    assert p.pattern() == "playing"
     out = sent(p, 0, 6200, 100)
     assert frames.hello("9.9.9") in out
-    assert not p.link_up and p.pattern() == "connecting"
+    assert not p.link_up
+    assert p.pattern() == "connecting"
     assert p.hellos_sent == 2
     # at most one HELLO per link timeout
     out = sent(p, 6200, 12200, 100)
@@ -98,7 +100,9 @@ def test_bad_frames_are_counted_and_change_nothing() -> None:
     p.receive(b"$STATE,playing*00\r\n" + frames.encode("STATE,dancing") + b"\xff\xfe", 10)
     p.receive(frames.encode("VOL,300") + frames.encode("WHAT,1"), 10)
     assert p.bad_frames == 4
-    assert p.state == "idle" and p.volume == -1 and not p.link_up
+    assert p.state == "idle"
+    assert p.volume == -1
+    assert not p.link_up
 
 
 def test_detents_are_coalesced_into_one_enc_per_interval() -> None:
@@ -119,7 +123,11 @@ def test_a_turn_back_is_sent_after_the_turn_forward_never_merged() -> None:
     for detent in (1, 1, 1, -1, -1, 1):
         p.turn(detent)
     out = sent(p, 1, 100, 1)
-    assert [f for f in out if f != frames.ping()] == [frames.turn(3), frames.turn(-2), frames.turn(1)]
+    assert [f for f in out if f != frames.ping()] == [
+        frames.turn(3),
+        frames.turn(-2),
+        frames.turn(1),
+    ]
     times = []
     p.turn(1)
     p.turn(-1)

@@ -25,7 +25,7 @@ def main(module_names: list[str]) -> int:
     for name, case in cases(module_names):
         try:
             case()  # type: ignore[operator]
-        except Exception as exc:  # noqa: BLE001 - report every failure and go on
+        except Exception as exc:
             failed += 1
             print("FAIL %s: %s %s" % (name, type(exc).__name__, exc))
             print_exception = getattr(sys, "print_exception", None)

@@ -50,7 +50,9 @@ class Pin:
 class UART:
     uarts: dict[int, UART] = {}
 
-    def __init__(self, uart_id: int, baudrate: int = 115200, tx: Pin | None = None, rx: Pin | None = None) -> None:
+    def __init__(
+        self, uart_id: int, baudrate: int = 115200, tx: Pin | None = None, rx: Pin | None = None
+    ) -> None:
         self.uart_id = uart_id
         self.baudrate = baudrate
         self.incoming = bytearray()
