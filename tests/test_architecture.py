@@ -215,9 +215,9 @@ def test_the_hub_top_level_holds_only_its_core() -> None:
 
 FIRMWARE = ROOT / "hardware" / "mcu"
 #: What the firmware may import: its own modules and what MicroPython on the RP2040 has.
-#: (``typing`` only under ``if TYPE_CHECKING:``, which MicroPython never runs.)
+#: (``typing`` and ``collections.abc`` only under ``if TYPE_CHECKING:``, which MicroPython never runs.)
 FIRMWARE_LIBRARIES = {"machine", "micropython", "neopixel", "rp2", "select", "sys", "time", "gc"}
-FIRMWARE_LIBRARIES |= {"typing"}
+FIRMWARE_LIBRARIES |= {"typing", "collections"}
 
 
 def firmware_modules() -> set[str]:
