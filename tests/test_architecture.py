@@ -215,7 +215,7 @@ def test_the_hub_top_level_holds_only_its_core() -> None:
 
 FIRMWARE = ROOT / "hardware" / "mcu"
 #: What the firmware may import: its own modules and what MicroPython on the RP2040 has.
-#: (``typing`` and ``collections.abc`` only under ``if TYPE_CHECKING:``, which MicroPython never runs.)
+#: (``typing`` and ``collections.abc`` only under ``if TYPE_CHECKING:``, never run there.)
 FIRMWARE_LIBRARIES = {"machine", "micropython", "neopixel", "rp2", "select", "sys", "time", "gc"}
 FIRMWARE_LIBRARIES |= {"typing", "collections"}
 
