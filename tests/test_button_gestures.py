@@ -24,7 +24,9 @@ def machine(bounce_s: float = BOUNCE_S) -> ButtonGestures:
     return ButtonGestures("play", long_press_s=LONG_S, bounce_s=bounce_s)
 
 
-def run(edges: list[tuple[float, bool]], until_s: float, ticks: list[float] = ()) -> list[Pressed]:
+def run(
+    edges: list[tuple[float, bool]], until_s: float, ticks: tuple[float, ...] | list[float] = ()
+) -> list[Pressed]:
     """Feed ``edges`` in time order, with ``advance`` also called at ``ticks`` (a worker
     thread looking in at arbitrary moments), then let time reach ``until_s``."""
     m = machine()

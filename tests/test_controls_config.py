@@ -63,7 +63,8 @@ def load_text(tmp_path: Path, text: str) -> SpeakerConfig:
         ),
         (
             BOARD + "[controls.pins]\nled_r = 7\nled_g = 8\nled_b = 9\n",
-            'controls.pins.led_r: an RGB LED replaces the board\'s one-colour led; add led = "none"',
+            "controls.pins.led_r: an RGB LED replaces the board's one-colour led; "
+            'add led = "none"',
         ),
         (
             BOARD + "[controls]\nvolume_stepp = 3\n",
@@ -105,10 +106,12 @@ vol_up = "next"
     )
     pins = dict(config.pins)
     assert (pins["play"], pins["next"], pins["prev"]) == (27, 22, 23)  # prev from the board
-    assert "led" not in pins and (pins["led_r"], pins["led_g"], pins["led_b"]) == (7, 8, 9)
+    assert "led" not in pins
+    assert (pins["led_r"], pins["led_g"], pins["led_b"]) == (7, 8, 9)
     controls = config.controls
     assert (controls.volume_step, controls.long_press_s) == (5, 0.5)
     assert controls.keymap.press["knob"] is Action.NEXT
     assert controls.keymap.long["play"] is Action.NONE
     assert controls.keymap.long["vol_up"] is Action.NEXT
-    assert "vol_up" not in controls.keymap.repeats and "vol_down" in controls.keymap.repeats
+    assert "vol_up" not in controls.keymap.repeats
+    assert "vol_down" in controls.keymap.repeats

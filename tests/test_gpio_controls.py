@@ -155,7 +155,12 @@ def test_two_buttons_held_together_each_report_their_own(rig: Rig) -> None:
 
 # --- the knob -------------------------------------------------------------------------
 
-CW = [(1, 0), (1, 1), (0, 1), (0, 0)]  # (a closed, b closed) after each step: A leads
+CW = [
+    (True, False),
+    (True, True),
+    (False, True),
+    (False, False),
+]  # (a closed, b closed) after each step: A leads
 
 
 def turn(a: MockPin, b: MockPin, detents: int, bounce_on_a: int = 0) -> None:
@@ -272,7 +277,8 @@ def test_rgb_led_shows_each_pattern_colour() -> None:
         deadline = time.monotonic() + WAIT_S
         while changes_within(red, 0.1) == 0:
             assert time.monotonic() < deadline, "the red LED never blinked"
-        assert float(green.state) == 0.0 and float(blue.state) == 0.0
+        assert float(green.state) == 0.0
+        assert float(blue.state) == 0.0
         assert r.controls.diagnostics()["led"] == "rgb"
     finally:
         r.close()

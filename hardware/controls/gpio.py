@@ -86,7 +86,8 @@ class GpioControls:
             self._open(settings, pin_factory)
         except (GPIOZeroError, GPIOZeroWarning) as exc:
             self._close_devices()
-            raise ControlsError(f"cannot open the GPIO controls on pins {self._pins}: {exc}") from exc
+            where = ", ".join(f"{name}={pin}" for name, pin in self._pins.items())
+            raise ControlsError(f"cannot open the GPIO controls ({where}): {exc}") from exc
         except BaseException:
             self._close_devices()
             raise
@@ -216,4 +217,3 @@ class GpioControls:
         for device in self._inputs:
             device.close()
         self._inputs.clear()
-
