@@ -57,10 +57,10 @@ def open_gpio(
         return GpioControls(config.controls, submit)
     except (HardwareError, ImportError) as exc:
         logger.warning(
-            "GPIO controls are off: %s. The buttons, knob and status LED on pins %s do "
-            "nothing; the speaker still plays and obeys the hub and phones. (Not a "
-            "Raspberry Pi? Remove the pins with [controls.pins] or speaker.board.)",
-            exc,
+            "GPIO controls are off (%s): %s; the speaker plays on and obeys the hub and "
+            "phones (on a machine without GPIO, leave out speaker.board or set these "
+            'pins to "none" in [controls.pins])',
             ", ".join(f"{name}={pin}" for name, pin in config.pins.items()),
+            exc,
         )
         return None

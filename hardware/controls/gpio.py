@@ -86,8 +86,7 @@ class GpioControls:
             self._open(settings, pin_factory)
         except (GPIOZeroError, GPIOZeroWarning) as exc:
             self._close_devices()
-            where = ", ".join(f"{name}={pin}" for name, pin in self._pins.items())
-            raise ControlsError(f"cannot open the GPIO controls ({where}): {exc}") from exc
+            raise ControlsError(f"cannot open the GPIO pins: {exc}") from exc
         except BaseException:
             self._close_devices()
             raise
