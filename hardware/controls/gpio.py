@@ -133,11 +133,17 @@ class GpioControls:
 
     def _turned_cw(self) -> None:
         self.counts["detents_cw"] += 1
-        self._submit(Turned(1))
+        self._hand_on(Turned(1))
 
     def _turned_ccw(self) -> None:
         self.counts["detents_ccw"] += 1
-        self._submit(Turned(-1))
+        self._hand_on(Turned(-1))
+
+    def _hand_on(self, event: ControlEvent) -> None:
+        try:
+            self._submit(event)
+        except Exception:  # the speaker going away must not kill the pin library's thread
+            logger.exception("could not hand on %s", event)
 
     # --- the worker ------------------------------------------------------------------
 
@@ -175,10 +181,7 @@ class GpioControls:
             self.counts["presses"] += 1
         elif event.gesture is Gesture.LONG:
             self.counts["long_presses"] += 1
-        try:
-            self._submit(event)
-        except Exception:  # the speaker going away must not kill the buttons' thread
-            logger.exception("could not hand on %s", event)
+        self._hand_on(event)
 
     def _draw(self, look: Look) -> None:
         assert self._led is not None
