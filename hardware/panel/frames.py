@@ -2,7 +2,7 @@ r"""The front panel's wire format, sans-I/O: fields -> one line of bytes, bytes 
 
 One frame per line, in the form of an NMEA 0183 sentence::
 
-    $ENC,+3*1E\r\n      "$" + payload + "*" + XOR of every payload byte (2 hex digits)
+    $ENC,+3*7C\r\n      "$" + payload + "*" + XOR of every payload byte (2 hex digits)
 
 at most 82 bytes from ``$`` to ``\n``.  The payload's fields are comma-separated and
 the first is the message type.  No I/O here (h11 style): ``encode`` makes bytes, a
