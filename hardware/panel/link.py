@@ -49,7 +49,7 @@ MAX_QUEUED_FRAMES = 64
 #: Most bytes taken from the port per read (a burst is fed in pieces this big).
 READ_CHUNK_BYTES = 4096
 
-_STOP = b""  # the writer's sentinel
+_STOP = (-1, b"")  # the writer's sentinel
 
 
 class PanelLink:
@@ -80,7 +80,8 @@ class PanelLink:
         self._session = PanelSession()
         self._reader = FrameReader()
         self._serial: serial.Serial | None = None
-        self._outbox: queue.Queue[bytes] = queue.Queue(MAX_QUEUED_FRAMES)
+        # (connection number, frame): a frame meant for a connection that has gone is not sent
+        self._outbox: queue.Queue[tuple[int, bytes]] = queue.Queue(MAX_QUEUED_FRAMES)
         self._stopping = threading.Event()
         self._logged: set[DropReason] = set()
         self.opens = 0
@@ -227,12 +228,14 @@ class PanelLink:
 
     def _queue(self, messages: tuple[ToPanel, ...]) -> None:
         """With the lock held: queue frames in the session's order, or note they are lost."""
+        if self._serial is None:
+            return  # nobody to tell: a new connection starts from nothing told
         for message in messages:
-            if not self._put(encode_message(message)):
+            if not self._put((self.opens, encode_message(message))):
                 self.frames_unsent += 1
                 self._session.connected()  # a frame lost: silent until the next HELLO
 
-    def _put(self, frame: bytes) -> bool:
+    def _put(self, frame: tuple[int, bytes]) -> bool:
         try:
             self._outbox.put_nowait(frame)
         except queue.Full:
@@ -241,11 +244,11 @@ class PanelLink:
 
     def _write_loop(self) -> None:
         while True:
-            frame = self._outbox.get()
-            if frame == _STOP or self._stopping.is_set():
+            connection, frame = self._outbox.get()
+            if connection == _STOP[0] or self._stopping.is_set():
                 return
             with self._lock:
-                port = self._serial
+                port = self._serial if connection == self.opens else None
             if port is None:
                 continue
             try:
