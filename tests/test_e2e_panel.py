@@ -38,8 +38,11 @@ class Kitchen:
         self.info_url = f"http://127.0.0.1:{info_port}/info"
 
     def panel_diagnostics(self) -> dict[str, Any]:
-        doc = httpx.get(self.info_url, timeout=2).json()
-        return dict(doc["controls"]["devices"]["panel"])
+        """``/info`` as a maker sees it with the speaker's pairing token."""
+        token = self.system.local_token("kitchen")
+        r = httpx.get(self.info_url, headers={"Authorization": f"Bearer {token}"}, timeout=2)
+        r.raise_for_status()
+        return dict(r.json()["diagnostics"]["controls"]["devices"]["panel"])
 
     def volume(self) -> int:
         return int(self.api.devices()["kitchen"]["volume_percent"])

@@ -81,14 +81,12 @@ def test_buttons_and_knob_reach_the_speaker(pty: PanelPty, speaker: Speaker) -> 
     wait_for(lambda: speaker.link.diagnostics()["frames_received"] == 6, 5, "6 frames counted")
 
 
-def test_the_panel_is_told_the_view_after_hello_then_what_changes(
+def test_the_panel_is_told_the_view_when_it_speaks_then_what_changes(
     pty: PanelPty, speaker: Speaker
 ) -> None:
     speaker.link.show(IDLE)
-    pty.send(Ping())
-    assert pty.next_frames(1) == [Pong()]  # nothing before the panel's HELLO
     pty.send(Hello(firmware="0.1.0"))
-    assert pty.next_frames(3) == [
+    assert pty.next_frames(3) == [  # the first frames: nothing before the panel spoke
         State(mode=Mode.IDLE),
         Volume(percent=50),
         Led(pattern=Pattern.IDLE),
@@ -102,6 +100,20 @@ def test_the_panel_is_told_the_view_after_hello_then_what_changes(
     ]
     pty.send(Ping())
     assert pty.next_frames(1) == [Pong()]  # and nothing more was sent in between
+
+
+def test_a_panel_that_does_not_say_hello_again_is_told_at_its_first_ping(
+    pty: PanelPty, speaker: Speaker
+) -> None:
+    """The speaker restarted while the panel ran on: the panel only PINGs."""
+    speaker.link.show(PLAYING)
+    pty.send(Ping())
+    assert pty.next_frames(4) == [
+        Pong(),
+        State(mode=Mode.PLAYING),
+        Volume(percent=50),
+        Led(pattern=Pattern.PLAYING),
+    ]
 
 
 def test_garbage_then_a_valid_frame(pty: PanelPty, speaker: Speaker) -> None:

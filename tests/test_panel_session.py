@@ -40,10 +40,30 @@ def test_buttons_and_the_knob_become_control_events() -> None:
     assert s.receive(Encoder(detents=0)) == Reaction()  # nothing turned, nothing done
 
 
-def test_a_ping_is_answered_at_once_even_before_hello() -> None:
+def test_a_ping_is_answered_at_once() -> None:
+    s = greeted()
+    assert s.receive(Ping()) == Reaction(replies=(Pong(),))
+
+
+def test_a_panel_that_said_hello_before_the_speaker_listened_is_told_everything() -> None:
+    """The speaker restarted while the panel ran on: its first PING (or button) gets the
+    whole view, since it will not say HELLO again while PONGs come back."""
     s = PanelSession()
     s.connected()
-    assert s.receive(Ping()) == Reaction(replies=(Pong(),))
+    assert s.show(IDLE) == ()  # the panel has not spoken on this connection
+    assert s.receive(Ping()).replies == (
+        Pong(),
+        State(mode=Mode.IDLE),
+        Volume(percent=50),
+        Led(pattern=Pattern.IDLE),
+    )
+    assert s.receive(Ping()).replies == (Pong(),)
+    s.connected()
+    s.show(PLAYING)
+    reaction = s.receive(Encoder(detents=2))
+    assert reaction.events == (Turned(2),)
+    assert len(reaction.replies) == 3
+    assert s.hello is None
 
 
 def test_hello_is_answered_with_the_whole_view() -> None:
@@ -78,16 +98,25 @@ def test_a_panel_that_restarts_hears_everything_again() -> None:
     assert s.hello == Hello(firmware="1.1")
 
 
-def test_a_new_connection_waits_for_hello_and_then_tells_everything() -> None:
+def test_a_new_connection_waits_for_the_panel_then_tells_everything() -> None:
     s = greeted()
     s.connected()  # unplugged and plugged back
     assert s.hello is None
     assert s.show(PLAYING) == ()
-    assert s.receive(Encoder(detents=2)).events == (Turned(2),)  # used before HELLO too
     assert s.receive(Hello(firmware="1.0")).replies == (
         State(mode=Mode.PLAYING),
         Volume(percent=50),
         Led(pattern=Pattern.PLAYING),
+    )
+
+
+def test_frames_lost_on_the_way_are_told_again_with_the_next_change() -> None:
+    s = greeted()
+    s.forget()
+    assert s.show(View(Mode.IDLE, 52, Pattern.IDLE)) == (
+        State(mode=Mode.IDLE),
+        Volume(percent=52),
+        Led(pattern=Pattern.IDLE),
     )
 
 
@@ -99,25 +128,39 @@ VIEWS = st.builds(
 )
 
 
-@given(st.lists(st.one_of(VIEWS, st.just("hello")), max_size=30))
-def test_the_panel_always_ends_up_showing_the_speakers_view(steps: list[View | str]) -> None:
-    """Whatever the order of views and HELLOs, the frames a panel applied since its last
-    HELLO add up to the speaker's current view, and no frame repeats what it knew."""
+PANEL_SAYS = st.sampled_from([Hello(firmware="x"), Ping(), Encoder(detents=1)])
+
+
+@given(st.lists(st.one_of(VIEWS, PANEL_SAYS, st.just("reconnect")), max_size=30))
+def test_the_panel_always_ends_up_showing_the_speakers_view(
+    steps: list[View | Hello | Ping | Encoder | str],
+) -> None:
+    """Whatever the order of views, reconnections and what the panel says, once the panel
+    has spoken on a connection the frames it got add up to the speaker's current view,
+    and no frame repeats what it knew."""
     s = PanelSession()
     s.connected()
-    panel: dict[str, object] | None = None  # None: said no HELLO yet
+    panel: dict[str, object] | None = None  # None: has not spoken on this connection
     last: View | None = None
     for step in steps:
+        if step == "reconnect":
+            s.connected()
+            panel = None
+            continue
         if isinstance(step, View):
             last = step
             frames = s.show(step)
         else:
-            panel = {}
-            frames = s.receive(Hello(firmware="x")).replies
+            assert not isinstance(step, str)
+            if panel is None or isinstance(step, Hello):
+                panel = {}  # the panel knows nothing (new connection, or it restarted)
+            frames = s.receive(step).replies
         if panel is None:
             assert frames == ()
             continue
         for frame in frames:
+            if isinstance(frame, Pong):
+                continue
             assert panel.get(type(frame).__name__) != frame  # never says nothing new
             panel[type(frame).__name__] = frame
         if last is not None:

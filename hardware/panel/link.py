@@ -43,8 +43,8 @@ logger = logging.getLogger(__name__)
 
 #: Between attempts to open a missing port: 0.5-1 s (half-jitter on 1 s).
 REOPEN_BACKOFF = Backoff(initial_s=1.0, maximum_s=1.0)
-#: Frames waiting for the writer; beyond this the panel is not reading (its state is
-#: sent whole again at its next HELLO).
+#: Frames waiting for the writer; beyond this the panel is not reading (what is lost is
+#: sent again with the next change: the session forgets what it told).
 MAX_QUEUED_FRAMES = 64
 #: Most bytes taken from the port per read (a burst is fed in pieces this big).
 READ_CHUNK_BYTES = 4096
@@ -166,7 +166,7 @@ class PanelLink:
             self._session.connected()
             self.opens += 1
             again = self.opens > 1
-        logger.info("panel: %s %s; waiting for its HELLO", self.port, "back" if again else "open")
+        logger.info("panel: %s %s; waiting for it to speak", self.port, "back" if again else "open")
         return port
 
     def _pump(self, port: serial.Serial) -> None:
@@ -233,7 +233,7 @@ class PanelLink:
         for message in messages:
             if not self._put((self.opens, encode_message(message))):
                 self.frames_unsent += 1
-                self._session.connected()  # a frame lost: silent until the next HELLO
+                self._session.forget()
 
     def _put(self, frame: tuple[int, bytes]) -> bool:
         try:

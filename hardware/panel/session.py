@@ -3,16 +3,16 @@ speaker's ``View`` -> the frames that tell the panel what changed.
 
 Invariants:
 
-- nothing but ``PONG`` is sent on a connection before the panel's ``HELLO``: a panel
-  hears its first ``STATE`` in answer to its ``HELLO``, never before (so a panel that
-  hears none should say ``HELLO`` again: the speaker was not listening yet);
-- ``HELLO`` means the panel (re)started and knows nothing: it is told the whole view
-  (``STATE``, ``VOL``, ``LED``);
+- nothing is sent on a connection before the panel has spoken on it (a panel that is
+  still booting would miss it).  Its first frame gets the whole view (``STATE``, ``VOL``,
+  ``LED``) in answer: after a ``HELLO`` as the protocol says, but also after the
+  ``PING``, ``BTN`` or ``ENC`` of a panel that said ``HELLO`` before the speaker was
+  listening (the speaker restarted while the panel ran on, answered by PONGs and so
+  never saying ``HELLO`` again);
+- a ``HELLO`` means the panel (re)started and knows nothing: the whole view again;
 - after that every frame sent is remembered in ``told``, and ``show`` sends only what
   differs from it, so a panel never gets a frame that says nothing new;
-- a new connection (``connected``) starts from nothing told and no ``HELLO``.  Buttons
-  and knob count before a ``HELLO`` too: a panel that said it before the speaker was
-  listening can still be used.
+- a new connection (``connected``) starts from nothing heard, nothing told, no ``HELLO``.
 """
 
 from __future__ import annotations
@@ -47,19 +47,33 @@ class PanelSession:
     def __init__(self) -> None:
         self.view: View | None = None  # what the speaker shows now
         self.hello: Hello | None = None  # the panel's last HELLO on this connection
+        self.heard = False  # the panel has said something on this connection
         self.told: dict[type[ToPanel], ToPanel] = {}  # the last STATE, VOL, LED sent
 
     def connected(self) -> None:
-        """A new connection: the panel on it has been told nothing and said no HELLO."""
+        """A new connection: the panel on it has said nothing and been told nothing."""
         self.hello = None
+        self.heard = False
+        self.told = {}
+
+    def forget(self) -> None:
+        """Frames were lost on the way: the next change tells the panel everything."""
         self.told = {}
 
     def receive(self, message: FromPanel) -> Reaction:
+        if isinstance(message, Hello):
+            self.hello = message
+            self.heard = True
+            self.told = {}
+            return Reaction(replies=self._news())
+        reaction = self._react(message)
+        if self.heard:
+            return reaction
+        self.heard = True  # a panel that said HELLO before we listened: tell it everything
+        return Reaction(reaction.events, reaction.replies + self._news())
+
+    def _react(self, message: Button | Encoder | Ping) -> Reaction:
         match message:
-            case Hello():
-                self.hello = message
-                self.told = {}
-                return Reaction(replies=self._news())
             case Button(name=name, event=gesture):
                 return Reaction(events=(Pressed(name, gesture),))
             case Encoder(detents=0):
@@ -75,7 +89,7 @@ class PanelSession:
         return self._news()
 
     def _news(self) -> tuple[ToPanel, ...]:
-        if self.view is None or self.hello is None:
+        if self.view is None or not self.heard:
             return ()
         whole = (
             State(mode=self.view.mode),
