@@ -448,17 +448,25 @@ def _advance(
     return new, effects
 
 
+def _album_of(track: TrackRef, position: int) -> tuple[str, str] | int:
+    """What makes tracks one album: its name and first artist ("Greatest Hits" by two
+    artists are two albums); a track with no album name is an album of its own."""
+    if not track.album:
+        return position
+    return track.album, track.artists[0] if track.artists else ""
+
+
 def next_album_index(s: PlayerState) -> int | None:
     """Where in ``order`` the next album of the context starts (``None``: none follows).
 
-    An album is a run of tracks with the same album name, so a playlist that comes
-    back to an album later counts that as another album.
+    An album is a run of tracks of the same album, so a playlist that comes back to
+    an album later counts that as another album.
     """
     if s.index is None or s.current is None:
         return None
-    album = s.tracks[s.order[s.index]].album
+    album = _album_of(s.tracks[s.order[s.index]], s.index)
     for i in range(s.index + 1, len(s.order)):
-        if s.tracks[s.order[i]].album != album:
+        if _album_of(s.tracks[s.order[i]], i) != album:
             return i
     return None
 

@@ -111,16 +111,16 @@ async def run(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await service.start()
-    assert service.local_api is not None
-    logger.info(
-        "speaker %r (%s) ready: http://%s:%d/info",
-        cfg.name,
-        cfg.id,
-        cfg.http_host,
-        service.local_api.port,
-    )
-    try:
+    try:  # a start that fails half way still closes what it opened (threads, ports)
+        await service.start()
+        assert service.local_api is not None
+        logger.info(
+            "speaker %r (%s) ready: http://%s:%d/info",
+            cfg.name,
+            cfg.id,
+            cfg.http_host,
+            service.local_api.port,
+        )
         await stop.wait()
     finally:
         logger.info("stopping speaker %s", cfg.id)

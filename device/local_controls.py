@@ -18,10 +18,12 @@ import dataclasses
 import itertools
 import logging
 import secrets
+import threading
 from collections.abc import Callable
 from typing import Protocol
 
 from connect_protocol.messages import Command, PlayerState
+from device.local_api import CommandBudget
 from hardware.controls.commands import (
     LastContext,
     command_for,
@@ -35,8 +37,9 @@ from hardware.controls.status import Situation, View, pattern_of, player_mode
 logger = logging.getLogger(__name__)
 
 #: A held button stops repeating after this long even if its release never came
-#: (a panel unplugged mid-press).
-MAX_REPEAT_S = 30.0
+#: (a panel unplugged mid-press): enough to sweep the whole volume range at the
+#: default step and rate, not enough to run away with it.
+MAX_REPEAT_S = 10.0
 
 
 class Indicator(Protocol):
@@ -68,14 +71,39 @@ class LocalControls:
         self._last = last  # what the play button starts when nothing is loaded
         self._on_remember = on_remember
         self._held: dict[str, asyncio.TimerHandle] = {}  # repeating buttons, while held
+        # From the devices' threads: knob turns are summed until the loop takes them (one
+        # volume change per loop pass, however fast the spin), and button events pass a
+        # budget, so a babbling panel can neither flood the loop nor thrash the player.
+        self._lock = threading.Lock()
+        self._turns = 0
+        self._turns_queued = False
+        self._budget = CommandBudget()
         self.events = 0  # control events applied, for diagnostics
         self.detents = 0  # knob detents counted (signed sum)
+        self.refused = 0  # button events over the budget, dropped
 
     # --- inputs ------------------------------------------------------------------
 
     def submit(self, event: ControlEvent) -> None:
-        """From any thread: apply ``event`` on the loop, in arrival order."""
+        """From any thread: apply ``event`` on the loop, buttons in arrival order."""
+        with self._lock:
+            if isinstance(event, Turned):
+                self._turns += event.detents
+                if self._turns_queued:
+                    return
+                self._turns_queued = True
+                self._loop.call_soon_threadsafe(self._take_turns)
+                return
+            if not self._budget.take():
+                self.refused += 1
+                return
         self._loop.call_soon_threadsafe(self.handle, event)
+
+    def _take_turns(self) -> None:
+        with self._lock:
+            detents, self._turns, self._turns_queued = self._turns, 0, False
+        if detents:
+            self.handle(Turned(detents))
 
     def handle(self, event: ControlEvent) -> None:
         """On the loop: turn one event into the command it stands for and apply it."""
@@ -87,6 +115,7 @@ class LocalControls:
             case Pressed(button=button, gesture=Gesture.RELEASE):
                 self._stop_repeat(button)
             case Pressed() if self.settings.keymap.repeats_while_held(event):
+                self._stop_repeat(event.button)  # a second "long" restarts, never doubles
                 self._repeat(event.button, MAX_REPEAT_S)
             case Pressed():
                 self._act(event)

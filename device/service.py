@@ -271,11 +271,12 @@ class SpeakerService:
             await self.mqtt.stop()
         if self.local_api is not None:
             await self.local_api.close()
+        # the devices first, so no event arrives once the controls have stopped
+        for device in self._control_devices:
+            await asyncio.to_thread(device.close)
         if self.controls is not None:
             self.controls.close()
             await self._last_played.flush()
-        for device in self._control_devices:
-            await asyncio.to_thread(device.close)
         if self.downloads is not None:
             await asyncio.to_thread(self.downloads.stop)
         if self.controller is not None:

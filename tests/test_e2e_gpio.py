@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 PINS = """
 [controls]
-long_press_s = 0.3
+long_press_s = 1.0
 
 [controls.pins]
 play = 17

@@ -310,16 +310,39 @@ def test_next_album_skips_to_the_first_track_of_the_next_album() -> None:
 
 
 def test_next_album_past_the_last_album_ends_the_context() -> None:
-    s = reduce(PlayerState(), Play(id="p", tracks=ALBUM, offset=1), now_ms=0).state
+    one = tuple(dataclasses.replace(t, album="One") for t in ALBUM)
+    s = reduce(PlayerState(), Play(id="p", tracks=one, offset=1), now_ms=0).state
     out = reduce(s, NextAlbum(id="a"), now_ms=10)
-    assert out.state.current == ALBUM[0]
+    assert out.state.current == one[0]
     assert not out.state.is_playing
     assert EventKind.CONTEXT_ENDED in [e.kind for e in ended_events(out)]
     # with repeat on, it wraps to the context's first track and plays on
     s = reduce(s, SetRepeat(id="r", mode=RepeatMode.CONTEXT), now_ms=20).state
     wrapped = reduce(s, NextAlbum(id="b"), now_ms=30).state
-    assert wrapped.current == ALBUM[0]
+    assert wrapped.current == one[0]
     assert wrapped.is_playing
+
+
+def test_next_album_tells_albums_apart_by_artist_and_untitled_tracks_one_by_one() -> None:
+    hits = tuple(
+        TrackRef(uri=f"legato:track:h{i}", duration_ms=60_000, album=album, artists=(artist,))
+        for i, (album, artist) in enumerate(
+            [
+                ("Greatest Hits", "X"),
+                ("Greatest Hits", "X"),
+                ("Greatest Hits", "Y"),
+                ("", "Y"),
+                ("", "Y"),
+            ]
+        )
+    )
+    s = reduce(PlayerState(), Play(id="p", tracks=hits, offset=0), now_ms=0).state
+    assert next_album_index(s) == 2  # the same title by another artist
+    s = run(s, [NextAlbum(id="a")]).state
+    assert next_album_index(s) == 3
+    s = run(s, [NextAlbum(id="b")]).state
+    assert s.current == hits[3]
+    assert next_album_index(s) == 4  # no album name: each track on its own, as "next"
 
 
 def test_next_album_plays_the_queue_first_and_needs_a_track() -> None:

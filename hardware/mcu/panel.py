@@ -23,8 +23,11 @@ PING_INTERVAL_MS = 2000
 LINK_TIMEOUT_MS = 6000
 ENC_INTERVAL_MS = 15
 VOLUME_SHOW_MS = 1500
-# Runs of detents waiting for their ENC frame; a longer backlog folds into the last run.
+# Runs of detents waiting for their ENC frame; beyond them (the speaker has stopped
+# reading) further detents are counted and dropped, never merged into an opposite run.
 MAX_RUNS = 8
+# The most detents one ENC frame carries (what the speaker accepts).
+MAX_RUN_DETENTS = 1000
 
 # What the ring shows for each player state when the speaker sends no LED pattern.
 STATE_PATTERNS = {
@@ -59,6 +62,7 @@ class Panel:
         self.hellos_sent = 0
         self.bad_messages = 0
         self.unknown_patterns = 0
+        self.detents_dropped = 0
         self._runs: list[int] = []
         self._last_heard = 0
         self._last_hello = 0
@@ -89,12 +93,13 @@ class Panel:
         if detents == 0:
             return
         runs = self._runs
-        if runs and (runs[-1] > 0) == (detents > 0):
+        same_way = runs and (runs[-1] > 0) == (detents > 0)
+        if same_way and abs(runs[-1] + detents) <= MAX_RUN_DETENTS:
             runs[-1] += detents
-        elif len(runs) < MAX_RUNS:
+        elif len(runs) < MAX_RUNS and abs(detents) <= MAX_RUN_DETENTS:
             runs.append(detents)
         else:
-            runs[-1] += detents
+            self.detents_dropped += abs(detents)
 
     @property
     def pending_detents(self) -> int:

@@ -19,6 +19,7 @@ import logging
 import queue
 import random
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -48,6 +49,9 @@ REOPEN_BACKOFF = Backoff(initial_s=1.0, maximum_s=1.0)
 MAX_QUEUED_FRAMES = 64
 #: Most bytes taken from the port per read (a burst is fed in pieces this big).
 READ_CHUNK_BYTES = 4096
+#: A panel PINGs every few seconds; silent this long, it is gone (a UART panel unplugged
+#: reports no error) and whatever it held is let go.
+SILENT_S = 6.0
 
 _STOP = (-1, b"")  # the writer's sentinel
 
@@ -171,6 +175,8 @@ class PanelLink:
 
     def _pump(self, port: serial.Serial) -> None:
         """Read and apply frames until the port goes away or the link closes."""
+        heard_s = time.monotonic()
+        released = True  # nothing held yet
         while not self._stopping.is_set():
             try:
                 data = port.read(1)  # returns at the first byte, or after the read timeout
@@ -180,16 +186,23 @@ class PanelLink:
                 logger.warning("panel: %s went away (%s); reopening it when back", self.port, exc)
                 return
             if data:
+                heard_s, released = time.monotonic(), False
                 self._received(data)
+            elif not released and time.monotonic() - heard_s > SILENT_S:
+                released = True
+                self._call(self._release_all)
 
     def _received(self, data: bytes) -> None:
         with self._lock:
             messages = self._reader.feed(data)
-            events: list[ControlEvent] = []
+            # in the panel's order: a HELLO lets go of what the panel held before it
+            events: list[ControlEvent | None] = []  # None: release every held button
             for message in messages:
                 if not isinstance(message, Hello | Button | Encoder | Ping):
                     continue  # the reader parses only the panel's messages
                 reaction = self._session.receive(message)
+                if reaction.released:
+                    events.append(None)
                 events.extend(reaction.events)
                 self._queue(reaction.replies)
             hello = self._session.hello
@@ -197,7 +210,10 @@ class PanelLink:
         if hello is not None and any(m is hello for m in messages):
             logger.info("panel: HELLO from firmware %s", hello.firmware)
         for event in events:
-            self._call(self._submit, event)
+            if event is None:
+                self._call(self._release_all)
+            else:
+                self._call(self._submit, event)
 
     def _log_new_drops(self) -> None:
         """Each reason's first drop in words, once; later ones only counted."""
@@ -263,3 +279,4 @@ class PanelLink:
                     self.frames_sent += 1
                 else:
                     self.frames_unsent += 1
+                    self._session.forget()  # the next change tells the panel everything

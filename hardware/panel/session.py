@@ -41,6 +41,8 @@ class Reaction:
 
     events: tuple[ControlEvent, ...] = ()
     replies: tuple[ToPanel, ...] = ()
+    #: the panel (re)started: any button it held is let go, its release will never come
+    released: bool = False
 
 
 class PanelSession:
@@ -65,7 +67,7 @@ class PanelSession:
             self.hello = message
             self.heard = True
             self.told = {}
-            return Reaction(replies=self._news())
+            return Reaction(replies=self._news(), released=True)
         reaction = self._react(message)
         if self.heard:
             return reaction

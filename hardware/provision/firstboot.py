@@ -157,15 +157,17 @@ class FirstBoot:
 
     # 1 ------------------------------------------------------------------------------
     def user(self) -> None:
+        # audio: the DAC; gpio: buttons, knob and LED (/dev/gpiochip*, which Raspberry Pi
+        # OS's udev rules give that group); dialout: a front panel's serial port.  The
+        # unit names all three, and systemd refuses to start it if a group is missing, so
+        # an image without a gpio group gets an empty one (made even for an existing user).
+        self.run("groupadd", "--force", "--system", "gpio")
         passwd = self.path("/etc/passwd")
         if passwd.exists() and any(
             line.startswith("legato:") for line in passwd.read_text().splitlines()
         ):
             return
         log("creating the legato system user")
-        # audio: the DAC; gpio: buttons, knob and LED (/dev/gpiochip*); dialout: a front
-        # panel's serial port.  Raspberry Pi OS has a gpio group; elsewhere it is made.
-        self.run("groupadd", "--force", "--system", "gpio")
         self.run(
             "useradd",
             "--system",

@@ -137,18 +137,21 @@ def test_a_turn_back_is_sent_after_the_turn_forward_never_merged() -> None:
     assert times[1] - times[0] >= panel.ENC_INTERVAL_MS
 
 
-def test_a_long_backlog_keeps_the_net_count() -> None:
+def test_a_backlog_past_its_runs_is_dropped_never_merged_into_opposite_turns() -> None:
     p, _ = started()
     for i in range(40):
         p.turn(1 if i % 2 else -1)
     p.turn(3)
-    total = 0
+    runs = []
     for t in range(1, 2000):
         for frame in p.poll(t):
             payload = frames.decode(frame)
             if payload is not None and payload.startswith("ENC,"):
-                total += int(payload[4:])
-    assert total == 3
+                runs.append(int(payload[4:]))
+    assert len(runs) == panel.MAX_RUNS
+    assert runs[:-1] == [-1, 1, -1, 1, -1, 1, -1]  # each turn back kept apart
+    assert runs[-1] > 0  # the last run only ever grew the same way
+    assert sum(abs(r) for r in runs) + p.detents_dropped == 43  # every detent accounted for
 
 
 def test_the_panel_survives_the_tick_counter_wrapping() -> None:
