@@ -14,7 +14,8 @@ Invariants (checked by the property tests):
 - ``len(queue) <= MAX_QUEUE``; ``is_playing`` implies ``current`` is set;
 - unless ``from_queue``, a loaded context track is ``tracks[order[index]]``;
 - ``context_ended`` is emitted exactly when the context runs out: its last track
-  ends or is skipped with repeat off and an empty queue (once, naming that track).
+  ends or is skipped, or its last album is skipped (``NextAlbum``), with repeat off
+  and an empty queue (once, naming the track that was playing).
 """
 
 from __future__ import annotations
@@ -464,12 +465,13 @@ def next_album_index(s: PlayerState) -> int | None:
 
 def _next_album(s: PlayerState, now_ms: int) -> tuple[PlayerState, list[Effect]]:
     assert s.current is not None
-    start = None if s.from_queue else next_album_index(s)
-    if start is None:  # the queue first, or no album follows: as "next" from the last track
-        last = (
-            s if s.index is None or s.from_queue else dataclasses.replace(s, index=len(s.order) - 1)
+    if s.queue or s.from_queue or s.index is None:  # the queue first, as "next"
+        return _advance(s, now_ms, skipped=True, user=True)
+    start = next_album_index(s)
+    if start is None:  # no album follows: as "next" from the context's last track
+        return _advance(
+            dataclasses.replace(s, index=len(s.order) - 1), now_ms, skipped=True, user=True
         )
-        return _advance(last, now_ms, skipped=True, user=True)
     new = _at_index(s, start, now_ms)
     assert new.current is not None
     effects: list[Effect] = [

@@ -1,14 +1,16 @@
 """The speaker's own port: ``GET /info``, ``GET /offline`` and a local control WebSocket.
 
 ``/info`` says only what the speaker's mDNS record already says (id, name, model,
-protocol, firmware).  ``/offline`` (what is downloaded) and ``/control`` (the same
-JSON commands as MQTT, each answered with its ack, every new state pushed) need the
-speaker's pairing token (``Authorization: Bearer T`` or ``?token=T``), which the hub
-shows on its dashboard and hands to a signed-in listener's phone.  Anything whose
-``Host`` is not one of the speaker's own names or addresses is refused, so a web
-page cannot reach the port through DNS rebinding; a WebSocket from a web page
-(``Origin``) is refused too.  Each control connection may send
-:data:`COMMAND_BURST` commands at once and :data:`COMMANDS_PER_S` a second after.
+protocol, firmware); asked with the pairing token, it adds ``diagnostics`` (the
+controls' and the front panel's counters), which say when someone is at the speaker.
+``/offline`` (what is downloaded) and ``/control`` (the same JSON commands as MQTT,
+each answered with its ack, every new state pushed) need the speaker's pairing
+token (``Authorization: Bearer T`` or ``?token=T``), which the hub shows on its
+dashboard and hands to a signed-in listener's phone.  Anything whose ``Host`` is not
+one of the speaker's own names or addresses is refused, so a web page cannot reach
+the port through DNS rebinding; a WebSocket from a web page (``Origin``) is refused
+too.  Each control connection may send :data:`COMMAND_BURST` commands at once and
+:data:`COMMANDS_PER_S` a second after.
 """
 
 from __future__ import annotations
@@ -81,8 +83,10 @@ class LocalApi:
         token: str,
         hosts: Iterable[str],
         offline: Callable[[], dict[str, Any]] | None = None,
+        diagnostics: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self._info = info
+        self._diagnostics = diagnostics
         self._offline = offline
         self._state = state
         self._on_command = on_command
@@ -120,7 +124,10 @@ class LocalApi:
             return _json_response(http.HTTPStatus.FORBIDDEN, "not this speaker's address")
         path = urlsplit(request.path).path
         if path == "/info":
-            return _json_ok(self._info())
+            doc = self._info()
+            if self._diagnostics is not None and self._paired(request):
+                doc = {**doc, "diagnostics": self._diagnostics()}
+            return _json_ok(doc)
         if path not in ("/control", "/offline"):
             return _json_response(
                 http.HTTPStatus.NOT_FOUND, "not found: try /info, /offline or /control"

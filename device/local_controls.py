@@ -53,6 +53,8 @@ class LocalControls:
         loop: asyncio.AbstractEventLoop,
         apply: Callable[[Command], None],
         state: Callable[[], PlayerState],
+        last: LastContext | None = None,
+        on_remember: Callable[[LastContext], None] | None = None,
     ) -> None:
         self.settings = settings
         self._loop = loop
@@ -63,7 +65,8 @@ class LocalControls:
         self._indicators: list[Indicator] = []
         self._situation = Situation()
         self._view: View | None = None
-        self._last: LastContext | None = None
+        self._last = last  # what the play button starts when nothing is loaded
+        self._on_remember = on_remember
         self._held: dict[str, asyncio.TimerHandle] = {}  # repeating buttons, while held
         self.events = 0  # control events applied, for diagnostics
         self.detents = 0  # knob detents counted (signed sum)
@@ -150,8 +153,10 @@ class LocalControls:
         s = self._situation
         if state is not None:
             remembered = last_context_of(state)
-            if remembered is not None:
+            if remembered is not None and remembered != self._last:
                 self._last = remembered
+                if self._on_remember is not None:
+                    self._on_remember(remembered)
             if state.is_playing and not state.buffering:
                 failed = False  # playing again: the error is over
         s = dataclasses.replace(

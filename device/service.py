@@ -34,12 +34,13 @@ from connect_protocol.mqtt import AsyncMqtt, BrokerAddress, Will
 from connect_protocol.reducer import rebased
 from connect_protocol.topics import Channel, device_topic
 from device.audio.source import HubMedia
-from device.config import ConfigError, SpeakerConfig
+from device.config import ConfigError, SpeakerConfig, default_state_dir
 from device.control_devices import ControlDevice, open_control_devices
 from device.controller import Controller, Outcome, SteadyWallClock
 from device.downloads import DownloadManager
 from device.engine_api import Engine
 from device.engine_factory import build_engine
+from device.last_played import FILE_NAME, LastPlayedKeeper, load_last
 from device.local_access import own_hosts, pairing_token
 from device.local_api import LocalApi, info_document
 from device.local_controls import LocalControls
@@ -83,6 +84,7 @@ class SpeakerService:
         self._keys: DeviceKeys | None = None
         self._pending: list[tuple[str, bytes, bool]] = []  # published once reconnected
         self.controls: LocalControls | None = None
+        self._last_played = LastPlayedKeeper(default_state_dir() / config.id / FILE_NAME)
         self._control_devices: list[ControlDevice] = []
 
     def topic(self, channel: Channel) -> str:
@@ -120,6 +122,7 @@ class SpeakerService:
             token=token,
             hosts=hosts,
             offline=self.downloads.status if self.downloads is not None else None,
+            diagnostics=self.diagnostics,
         )
         await self.local_api.start(self.config.http_host, self.config.http_port)
         logger.info("local API on port %d (/info, /control)", self.local_api.port)
@@ -147,6 +150,8 @@ class SpeakerService:
             loop=loop,
             apply=self._control_command,
             state=lambda: self._controller.state,
+            last=await asyncio.to_thread(load_last, self._last_played.path),
+            on_remember=self._last_played.remember,
         )
         self.controls = controls
         # opening GPIO chips and serial ports may block: off the loop
@@ -168,7 +173,8 @@ class SpeakerService:
         self._emit(dataclasses.replace(outcome, ack=None))
 
     def diagnostics(self) -> dict[str, Any]:
-        """What ``/info`` adds about the controls: counts a maker reads when one misbehaves."""
+        """What ``/info`` adds for a client with the pairing token: the controls' counts,
+        which a maker reads when a button or the panel misbehaves."""
         controls = self.controls
         return {
             "controls": {
@@ -220,7 +226,7 @@ class SpeakerService:
         return self.controller
 
     def _info_doc(self) -> dict[str, Any]:
-        return {**info_document(self.info), **self.diagnostics()}
+        return info_document(self.info)
 
     async def _advertise(self) -> None:
         assert self.local_api is not None
@@ -263,6 +269,7 @@ class SpeakerService:
             await self.local_api.close()
         if self.controls is not None:
             self.controls.close()
+            await self._last_played.flush()
         for device in self._control_devices:
             await asyncio.to_thread(device.close)
         if self.downloads is not None:

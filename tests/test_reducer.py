@@ -17,6 +17,7 @@ from connect_protocol.messages import (
     Command,
     EventKind,
     Next,
+    NextAlbum,
     Pause,
     Play,
     PlayerState,
@@ -37,6 +38,7 @@ from connect_protocol.reducer import (
     SetPlaying,
     TrackEnded,
     Transition,
+    next_album_index,
     position_at,
     rebased,
     reduce,
@@ -283,12 +285,62 @@ def test_pause_resume_effects() -> None:
     assert SetPlaying(playing=True) in reduce(s, Resume(id="a"), now_ms=1).effects
 
 
+def mixtape() -> tuple[TrackRef, ...]:
+    """A playlist of three albums (A A B B C), then A again: five albums in runs."""
+    albums = "AABBCA"
+    return tuple(
+        TrackRef(uri=f"legato:track:m{i}", duration_ms=60_000, album=f"Album {a}")
+        for i, a in enumerate(albums)
+    )
+
+
+def test_next_album_skips_to_the_first_track_of_the_next_album() -> None:
+    s = reduce(PlayerState(), Play(id="p", tracks=mixtape(), offset=0), now_ms=0).state
+    out = reduce(s, NextAlbum(id="a"), now_ms=1_000)
+    assert out.ack is not None
+    assert out.ack.ok
+    assert out.state.current == mixtape()[2]  # the first of Album B
+    assert out.state.is_playing
+    assert out.state.revision == s.revision + 1
+    kinds = [e.kind for e in out.effects if isinstance(e, EmitEvent)]
+    assert kinds == [EventKind.SKIPPED, EventKind.STARTED]
+    # the same album coming back later in a playlist is another album
+    again = run(out.state, [NextAlbum(id="b"), NextAlbum(id="c")]).state
+    assert again.current == mixtape()[5]
+
+
+def test_next_album_past_the_last_album_ends_the_context() -> None:
+    s = reduce(PlayerState(), Play(id="p", tracks=ALBUM, offset=1), now_ms=0).state
+    out = reduce(s, NextAlbum(id="a"), now_ms=10)
+    assert out.state.current == ALBUM[0]
+    assert not out.state.is_playing
+    assert EventKind.CONTEXT_ENDED in [e.kind for e in ended_events(out)]
+    # with repeat on, it wraps to the context's first track and plays on
+    s = reduce(s, SetRepeat(id="r", mode=RepeatMode.CONTEXT), now_ms=20).state
+    wrapped = reduce(s, NextAlbum(id="b"), now_ms=30).state
+    assert wrapped.current == ALBUM[0]
+    assert wrapped.is_playing
+
+
+def test_next_album_plays_the_queue_first_and_needs_a_track() -> None:
+    s = reduce(PlayerState(), Play(id="p", tracks=mixtape(), offset=0), now_ms=0).state
+    s = reduce(s, AddToQueue(id="q", track=EXTRA), now_ms=1).state
+    assert next_album_index(s) == 2
+    queued = reduce(s, NextAlbum(id="a"), now_ms=2).state
+    assert queued.current == EXTRA
+    assert queued.from_queue
+    refused = reduce(PlayerState(), NextAlbum(id="b"), now_ms=0)
+    assert refused.ack is not None
+    assert refused.ack.error is ErrorCode.NO_TRACK
+
+
 # --- properties ----------------------------------------------------------------
 
 tracks = st.builds(
     TrackRef,
     uri=st.sampled_from([f"legato:track:{c}" for c in "abcdefgh"]),
     duration_ms=st.integers(min_value=-5, max_value=400_000),
+    album=st.sampled_from(["", "A", "B"]),
 )
 ids = st.text(alphabet="abc123", min_size=1, max_size=6)
 revisions = st.none() | st.integers(min_value=-1, max_value=40)
@@ -306,6 +358,7 @@ commands = st.one_of(
     st.builds(Resume, id=ids, expected_revision=revisions),
     st.builds(Seek, id=ids, position_ms=st.integers(-1000, 500_000), expected_revision=revisions),
     st.builds(Next, id=ids, expected_revision=revisions),
+    st.builds(NextAlbum, id=ids, expected_revision=revisions),
     st.builds(Previous, id=ids, expected_revision=revisions),
     st.builds(SetVolume, id=ids, volume_percent=st.integers(-5, 105)),
     st.builds(SetShuffle, id=ids, state=st.booleans()),
@@ -381,15 +434,24 @@ def _runs_out(before: PlayerState, cmd: Command | TrackEnded) -> bool:
     """Whether ``cmd`` ends the context's last track with repeat off and nothing queued."""
     if before.current is None or before.index is None or before.queue:
         return False
-    if before.index + 1 < len(before.order) or before.repeat is not RepeatMode.OFF:
+    if before.repeat is not RepeatMode.OFF:
+        return False
+    if isinstance(cmd, NextAlbum) and not before.from_queue:
+        stale = cmd.expected_revision not in (None, before.revision)
+        return not stale and next_album_index(before) is None
+    if before.index + 1 < len(before.order):
         return False
     match cmd:
         case TrackEnded(uri=uri):
             return uri == before.current.uri
-        case Next(expected_revision=rev) | Seek(expected_revision=rev):
+        case (
+            Next(expected_revision=rev)
+            | NextAlbum(expected_revision=rev)
+            | Seek(expected_revision=rev)
+        ):
             if rev is not None and rev != before.revision:
                 return False
-            return isinstance(cmd, Next) or cmd.position_ms >= before.current.duration_ms
+            return not isinstance(cmd, Seek) or cmd.position_ms >= before.current.duration_ms
     return False
 
 

@@ -61,6 +61,12 @@ def test_unpaired_speaker_serves_info_and_local_control(tmp_path: Path) -> None:
         with pytest.raises(InvalidStatus):
             connect(f"ws://127.0.0.1:{port}/control?token=not-{token}")
         assert httpx.get(f"http://127.0.0.1:{port}/offline").status_code == 401
+        # With the token, /info adds the controls' counters (no buttons on this one).
+        paired_info = httpx.get(
+            f"http://127.0.0.1:{port}/info", headers={"Authorization": f"Bearer {token}"}
+        ).json()
+        assert paired_info["diagnostics"]["controls"] == {"events": 0, "detents": 0, "devices": {}}
+        assert set(paired_info) - {"diagnostics"} == set(doc)
         # A name that is not the speaker's own (DNS rebinding from a web page): refused.
         rebound = httpx.get(f"http://127.0.0.1:{port}/info", headers={"Host": "evil.example"})
         assert rebound.status_code == 403

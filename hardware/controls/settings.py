@@ -67,12 +67,13 @@ def _pins(table: Mapping[str, Any], board: BoardProfile | None) -> FrozenMap[int
     given = table.get("pins", {})
     if not isinstance(given, dict):
         raise ControlsError("[controls.pins] must be a table of control = GPIO number")
-    merged: dict[str, Any] = dict(board.pins) if board is not None else {}
-    for control, value in given.items():
-        if value == REMOVED:
-            merged.pop(control, None)
-        else:
-            merged[control] = value
+    # the board's pins first, the config's last: a clash is reported on the config's key
+    merged: dict[str, Any] = {
+        control: pin
+        for control, pin in (board.pins.items() if board is not None else ())
+        if control not in given
+    }
+    merged.update((control, value) for control, value in given.items() if value != REMOVED)
     reserved = board.reserved_pins if board is not None else FrozenMap()
     source = "speaker config [controls.pins]" + (f" over board {board.key!r}" if board else "")
     try:
