@@ -20,14 +20,14 @@ def machine() -> dict[str, Any]:
 
 def _row(label: str, s: dict[str, float]) -> str:
     cells = [f"{int(s['n']):>5}"] + [f"{s[k]:>8.2f}" for k in COLUMNS[1:]]
-    return f"  {label:<44}{''.join(cells)}"
+    return f"  {label:<50}{''.join(cells)}"
 
 
 def _ratio_row(label: str, a: dict[str, float], b: dict[str, float]) -> str:
     def r(k: str) -> str:
         return f"{a[k] / b[k]:>8.2f}" if b[k] and not math.isnan(b[k]) else f"{'-':>8}"
 
-    return f"  {label:<44}{'':>5}" + "".join(r(k) for k in COLUMNS[1:])
+    return f"  {label:<50}{'':>5}" + "".join(r(k) for k in COLUMNS[1:])
 
 
 def _verdict(got: float, target: float) -> str:
@@ -36,7 +36,7 @@ def _verdict(got: float, target: float) -> str:
 
 def _latency(res: dict[str, Any], busy: bool) -> list[str]:
     panel, local = res["panel"], res["local"]
-    head = f"  {'ms':<44}{'n':>5}" + "".join(f"{k:>8}" for k in COLUMNS[1:])
+    head = f"  {'ms':<50}{'n':>5}" + "".join(f"{k:>8}" for k in COLUMNS[1:])
     lines = [
         f"\nKnob detent latency ({res['detents']} per way, each alone, {res['gap_ms'][0]}-"
         f"{res['gap_ms'][1]} ms apart; one core busy: {'yes' if busy else 'no'})",
@@ -67,7 +67,7 @@ def _latency(res: dict[str, Any], busy: bool) -> list[str]:
 
 def _spin(label: str, res: dict[str, Any]) -> list[str]:
     lines = [
-        f"\nSpin through {label}: {res['detents_sent']} detents in {res['wall_s']} s "
+        f"\nSpin through {label}: {res['detents_sent']} detents in {res['spin_s']} s "
         f"({res['rate_per_s']}/s), legs {res['legs']}",
         f"  counted: {res['events_counted']} events, {res['detents_counted']} detents net "
         f"(sent {res['detents_sent']}, net {res['signed_sum_sent']})",
@@ -79,6 +79,16 @@ def _spin(label: str, res: dict[str, Any]) -> list[str]:
                 f"  {key}: {j['states']} states, turning points {j['turning_points']} "
                 f"(expected {j['expected']})"
             )
+    if "panel_device" in res:
+        lines.append(f"  the speaker's control devices after the spin: {res['panel_device']}")
+    if "gpio_counts" in res:
+        lines.append(f"  GpioControls reported: {res['gpio_counts']}")
+    if "edge_to_controller_ms" in res:
+        s = res["edge_to_controller_ms"]
+        lines.append(
+            f"  last edge of a detent -> the controller applying it: p50 {s['p50']:.2f}, "
+            f"p99 {s['p99']:.2f}, max {s['max']:.2f} ms"
+        )
     lines.append(
         f"  every detent counted: {'yes' if res['every_detent_counted'] else 'NO'}; "
         f"none reversed: {'yes' if res['none_reversed'] else 'NO'} -> "

@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
 from audio.material import Library
 from audio.rig import Rig, start_rig
+from latency.listener import Listener
+
 from connect_protocol.codec import encode
 from connect_protocol.messages import SetVolume
-from latency.listener import Listener
 from tests.brokers import free_port
 from tests.system import Process
 
@@ -133,6 +133,7 @@ class Bench:
     hub: HubWatch
     local: LocalControl
     local_port: int
+    local_token: str
     device_id: str = DEVICE_ID
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -142,13 +143,17 @@ class Bench:
         if self.speaker.proc.poll() is not None:
             raise BenchError(f"the speaker exited; see {self.speaker.log}")
 
-    async def info(self) -> dict[str, Any]:
-        """The speaker's ``GET /info`` (with the controls' counters)."""
+    async def controls(self) -> dict[str, Any]:
+        """The controls' counters from the speaker's ``GET /info`` (with its pairing token)."""
         async with httpx.AsyncClient(trust_env=False, timeout=5) as http:
-            r = await http.get(f"http://127.0.0.1:{self.local_port}/info")
+            r = await http.get(
+                f"http://127.0.0.1:{self.local_port}/info", params={"token": self.local_token}
+            )
             r.raise_for_status()
-            doc: dict[str, Any] = r.json()
-            return doc
+        controls = r.json().get("diagnostics", {}).get("controls")
+        if not isinstance(controls, dict):
+            raise BenchError(f"the speaker's /info has no controls' diagnostics: {r.text[:300]}")
+        return controls
 
     async def set_volume(self, percent: int) -> None:
         """Through the hub's Web API, and wait for the hub to show it."""
@@ -211,7 +216,7 @@ async def start_bench(root: Path, library: Library, max_s: float) -> AsyncIterat
             token = rig.system.local_token(DEVICE_ID)
             local = LocalControl(f"ws://127.0.0.1:{port}/control?token={token}")
             await local.open()
-            bench = Bench(rig, panel, sink, speaker, hub, local, port)
+            bench = Bench(rig, panel, sink, speaker, hub, local, port, token)
             panel.send("HELLO,1,bench")
             await bench.set_volume(MIDDLE_PERCENT)
             track = library.tracks[0]

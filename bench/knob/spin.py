@@ -1,31 +1,34 @@
 """A spin: 20 detents a second for 10 s, every detent counted and none reversed.
 
-The spin goes up and down in legs of 20 detents (50 -> 90 -> 50 %...), so the volume
-never reaches its ends (where a lost detent would hide) and every leg's turning point
-is known: a detent lost shows as a turning point off by a step, a detent reversed as a
-turning point that should not be there.  Through the panel, the frames go to the
-speaker process and what counts is its ``GET /info`` (``controls.detents`` and
-``controls.events``) and the volumes seen by the hub's Connect WebSocket and told back
-to the panel (``VOL``).
+The spin goes up and down in legs of 40 detents (10 -> 90 -> 10 ... %: 5 legs in 10 s,
+so it ends 40 detents up), so the volume never reaches its ends (where a lost detent
+would hide) and every leg's turning point is known: a detent lost shows as a turning
+point off by a step, a detent reversed as a turning point that should not be there.
+Through the panel, the frames go to the speaker process and what counts is its
+``GET /info`` (``controls.detents`` and ``controls.events``) and the volumes seen by the
+hub's Connect WebSocket and told back to the panel (``VOL``).  Through GPIO, see
+``gpio_spin``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from .common import MIDDLE_PERCENT, STEP_PERCENT, Options, Progress
+from .common import STEP_PERCENT, Options, Progress
 from .speaker import Bench
 
-LEG_DETENTS = 20
+LEG_DETENTS = 40  # x 2 % = 80 %: from 10 % to 90 % and back
+START_PERCENT = 10
 SETTLE_S = 10.0  # after the spin, the last state must be shown within this
 
 
 def legs_of(total: int) -> list[int]:
-    """Signed detents per leg: +20, -20, ... (shorter legs for a short spin)."""
-    leg = min(LEG_DETENTS, max(1, total // 2))
+    """Signed detents per leg: +40, -40, ... (the last one shorter if need be)."""
+    leg = LEG_DETENTS
     out = []
     sign = 1
     left = total
@@ -73,9 +76,9 @@ def judge(volumes: Sequence[int], start: int, legs: Sequence[int], step: int) ->
 async def spin_panel(bench: Bench, opts: Options, progress: Progress) -> dict[str, Any]:
     total = round(opts.spin_rate * opts.spin_seconds)
     legs = legs_of(total)
-    await bench.set_volume(MIDDLE_PERCENT)
+    await bench.set_volume(START_PERCENT)
     await asyncio.sleep(0.5)
-    before = (await bench.info())["controls"]
+    before = await bench.controls()
     hub_from, panel_from = len(bench.hub.log), len(bench.panel.volumes())
     interval_s = 1 / opts.spin_rate
     t0 = time.monotonic()
@@ -93,19 +96,17 @@ async def spin_panel(bench: Bench, opts: Options, progress: Progress) -> dict[st
             k += 1
         progress.show(f"spin (panel): {k}/{total} detents")
     wall_s = time.monotonic() - t0
-    final = expected_turns(MIDDLE_PERCENT, legs, STEP_PERCENT)[-1]
-    try:
+    final = expected_turns(START_PERCENT, legs, STEP_PERCENT)[-1]
+    with contextlib.suppress(TimeoutError):  # judged below: the turning points say what
         await bench.hub.wait_volume(final, len(bench.hub.log) - 1, SETTLE_S)
-    except TimeoutError:
-        pass  # judged below: the turning points say what went missing
     await asyncio.sleep(0.5)
-    after = (await bench.info())["controls"]
+    after = await bench.controls()
     bench.check()
     out = {
         "detents_sent": total,
         "signed_sum_sent": sum(legs),
         "legs": legs,
-        "wall_s": round(wall_s, 2),
+        "spin_s": round(wall_s, 2),
         "rate_per_s": round(total / wall_s, 2) if wall_s else None,
         "max_late_ms": round(late_s * 1000, 1),
         "events_counted": after["events"] - before["events"],
@@ -113,15 +114,14 @@ async def spin_panel(bench: Bench, opts: Options, progress: Progress) -> dict[st
         "panel_device": after.get("devices", {}),
         "hub": judge(
             [s.volume_percent for s in bench.hub.log[hub_from:]],
-            MIDDLE_PERCENT,
+            START_PERCENT,
             legs,
             STEP_PERCENT,
         ),
-        "panel_vol": judge(bench.panel.volumes()[panel_from:], MIDDLE_PERCENT, legs, STEP_PERCENT),
+        "panel_vol": judge(bench.panel.volumes()[panel_from:], START_PERCENT, legs, STEP_PERCENT),
     }
-    out["every_detent_counted"] = (
-        out["events_counted"] == total and out["detents_counted"] == sum(legs)
-    )
+    counted_all = out["events_counted"] == total and out["detents_counted"] == sum(legs)
+    out["every_detent_counted"] = counted_all
     out["none_reversed"] = out["hub"]["ok"] and out["panel_vol"]["ok"]
     out["ok"] = out["every_detent_counted"] and out["none_reversed"]
     progress.finish(
@@ -137,5 +137,3 @@ async def spin_gpio(opts: Options, progress: Progress) -> dict[str, Any]:
     from .gpio_spin import spin
 
     return await spin(opts, progress)
-
-

@@ -15,9 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from numpy.typing import NDArray
-
 from audio.material import CACHE, Library, ingested
+from numpy.typing import NDArray
 
 from .common import RATE
 
