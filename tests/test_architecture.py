@@ -5,8 +5,8 @@ device -> connect_protocol, offline_cache, hardware
 hub    -> connect_protocol, offline_cache
 offline_cache, hardware -> connect_protocol (hardware), nothing of ours (offline_cache)
 connect_protocol -> nothing of ours
-Nothing imports device or hub.  Inside the hub the parts are layered too (see
-``HUB_ALLOWED`` and docs/ARCHITECTURE.md).
+Nothing imports device or hub, nor the front-panel firmware (hardware/mcu, MicroPython).
+Inside the hub the parts are layered too (see ``HUB_ALLOWED`` and docs/ARCHITECTURE.md).
 """
 
 from __future__ import annotations
@@ -209,3 +209,53 @@ def test_modules_and_functions_stay_small(package: str) -> None:
 def test_the_hub_top_level_holds_only_its_core() -> None:
     modules = sorted(p.name for p in (ROOT / "hub").glob("*.py"))
     assert len(modules) <= MAX_HUB_TOP_MODULES, modules
+
+
+# --- the front-panel firmware: MicroPython on the panel's microcontroller, imported by nothing ---
+
+FIRMWARE = ROOT / "hardware" / "mcu"
+#: What the firmware may import: its own modules and what MicroPython on the RP2040 has.
+#: (``typing`` and ``collections.abc`` only under ``if TYPE_CHECKING:``, never run there.)
+FIRMWARE_LIBRARIES = {"machine", "micropython", "neopixel", "rp2", "select", "sys", "time", "gc"}
+FIRMWARE_LIBRARIES |= {"typing", "collections"}
+
+
+def firmware_modules() -> set[str]:
+    return {path.stem for path in FIRMWARE.glob("*.py")}
+
+
+def test_the_firmware_is_no_package() -> None:
+    # Not a package, so neither the wheel nor any import of ``hardware`` takes it along.
+    assert not (FIRMWARE / "__init__.py").exists()
+    assert len(firmware_modules()) > 0
+
+
+def test_nothing_imports_the_firmware() -> None:
+    offenders = []
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            if FIRMWARE in path.parents:
+                continue
+            tree = ast.parse(path.read_text(), filename=str(path))
+            for node in ast.walk(tree):
+                names: list[str] = []
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.module:
+                    names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+                offenders += [
+                    f"{path.relative_to(ROOT)} imports {name}"
+                    for name in names
+                    if name == "hardware.mcu" or name.startswith("hardware.mcu.")
+                ]
+    assert offenders == []
+
+
+def test_the_firmware_imports_only_itself_and_micropython_modules() -> None:
+    allowed = firmware_modules() | FIRMWARE_LIBRARIES
+    offenders = [
+        f"{path.relative_to(ROOT)} imports {sorted(imports_of(path) - allowed)}"
+        for path in sorted(FIRMWARE.glob("*.py"))
+        if imports_of(path) - allowed
+    ]
+    assert offenders == []
