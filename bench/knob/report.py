@@ -65,6 +65,18 @@ def _latency(res: dict[str, Any], busy: bool) -> list[str]:
     return lines
 
 
+def _compact(diag: dict[str, Any]) -> str:
+    """A device's diagnostics on one line: numbers as they are, a table of counts summed."""
+    parts = []
+    for key, value in diag.items():
+        if isinstance(value, dict):
+            numbers = [v for v in value.values() if isinstance(v, int | float)]
+            parts.append(f"{key} {sum(numbers):g}")
+        elif isinstance(value, bool | int | float):
+            parts.append(f"{key} {value}")
+    return ", ".join(parts)
+
+
 def _spin(label: str, res: dict[str, Any]) -> list[str]:
     lines = [
         f"\nSpin through {label}: {res['detents_sent']} detents in {res['spin_s']} s "
@@ -79,8 +91,8 @@ def _spin(label: str, res: dict[str, Any]) -> list[str]:
                 f"  {key}: {j['states']} states, turning points {j['turning_points']} "
                 f"(expected {j['expected']})"
             )
-    if "panel_device" in res:
-        lines.append(f"  the speaker's control devices after the spin: {res['panel_device']}")
+    for name, diag in res.get("panel_device", {}).items():
+        lines.append(f"  the speaker's {name} after the spin: {_compact(diag)}")
     if "gpio_counts" in res:
         lines.append(f"  GpioControls reported: {res['gpio_counts']}")
     if "edge_to_controller_ms" in res:
