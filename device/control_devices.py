@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from device.config import SpeakerConfig
 from hardware.controls.keymap import ControlEvent
 from hardware.controls.status import View
+from hardware.errors import HardwareError
 
 logger = logging.getLogger(__name__)
 
@@ -37,4 +38,29 @@ def open_control_devices(
 ) -> list[ControlDevice]:
     """The GPIO controls (when the config has pins) and the front panel (when it has a port)."""
     devices: list[ControlDevice] = []
+    if config.pins:
+        gpio = open_gpio(config, submit)
+        if gpio is not None:
+            devices.append(gpio)
     return devices
+
+
+def open_gpio(
+    config: SpeakerConfig, submit: Callable[[ControlEvent], None]
+) -> ControlDevice | None:
+    """The buttons, knob and LED on the config's pins; ``None`` (with a warning) where
+    there is no GPIO: the speaker then plays on, steered from the hub and phones."""
+    try:
+        # only a speaker with pins imports gpiozero
+        from hardware.controls.gpio import GpioControls
+
+        return GpioControls(config.controls, submit)
+    except (HardwareError, ImportError) as exc:
+        logger.warning(
+            "GPIO controls are off (%s): %s; the speaker plays on and obeys the hub and "
+            "phones (on a machine without GPIO, leave out speaker.board or set these "
+            'pins to "none" in [controls.pins])',
+            ", ".join(f"{name}={pin}" for name, pin in config.pins.items()),
+            exc,
+        )
+        return None

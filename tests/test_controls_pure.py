@@ -161,8 +161,8 @@ def test_settings_put_the_config_over_the_board() -> None:
 @pytest.mark.parametrize(
     ("table", "message"),
     [
-        ({"pins": {"play": 27}}, r"pins.play = 27 is already used by pins.next"),
-        ({"pins": {"play": 18}}, r"pins.play = 18 is already used by reserved.i2s"),
+        ({"pins": {"play": 27}}, r"controls.pins.play = 27 is already next's on board"),
+        ({"pins": {"play": 18}}, r"controls.pins.play = 18 is reserved on board .* \(i2s\)"),
         ({"pins": {"play": 40}}, r"pins.play = 40 is not a header GPIO"),
         ({"pins": {"buzzer": 4}}, r"pins.buzzer is not a control"),
         ({"pins": {"knob_a": "none"}}, r"pins.knob_a is missing \(a rotary encoder has two\)"),

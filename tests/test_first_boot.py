@@ -40,6 +40,7 @@ STAND_INS = {
     "apt-get": 'echo "apt-get $*" >> "$CALLS"',
     "chown": 'echo "chown $*" >> "$CALLS"',
     "dpkg": 'echo "dpkg $*" >> "$CALLS"',
+    "groupadd": 'echo "groupadd $*" >> "$CALLS"',
     "timedatectl": "echo yes",
     "systemctl": 'echo "systemctl $*" >> "$CALLS"',
     "useradd": 'echo "useradd $*" >> "$CALLS"\n'
@@ -142,7 +143,8 @@ def test_from_a_flashed_card_to_a_speaker_that_plays(hub: System, tmp_path: Path
     done = first_boot(boot, root, commands)
     assert done.returncode == 0, done.stdout + done.stderr
     calls = (tmp_path / "calls.log").read_text().splitlines()
-    assert calls[0].startswith("useradd --system --user-group --groups audio ")
+    assert calls[0] == "groupadd --force --system gpio"  # buttons and LEDs need it
+    assert calls[1].startswith("useradd --system --user-group --groups audio,gpio,dialout ")
     assert "dpkg --configure -a" in calls  # an earlier, interrupted try is repaired first
     assert any(c.startswith("apt-get") and " update" in c for c in calls)
     assert any(

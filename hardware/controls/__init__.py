@@ -8,7 +8,8 @@ Pure parts first, hardware at the edges:
   the speaker's controller applies, as if it came from the hub.
 - ``status``: what the lights show (booting, not paired, ..., error) from the
   speaker's state, and each pattern's timing and colour.
-- ``gpio``: gpiozero buttons, encoder and LEDs on the board's pins.
+- ``gestures``: one button's debounced contact edges -> press, long, release.
+- ``gpio``: gpiozero buttons, encoder and the status LED (``led``) on the board's pins.
 
 The front panel on a microcontroller speaks the same events over a serial link
 (``hardware.panel``).

@@ -63,17 +63,58 @@ def _volume_step(table: Mapping[str, Any]) -> int:
     return value
 
 
+def _clash(
+    control: str,
+    pin: object,
+    merged: Mapping[str, Any],
+    given: Mapping[str, Any],
+    board: BoardProfile | None,
+) -> str:
+    """Why a maker's ``control = pin`` cannot be ("" when nothing else has ``pin``)."""
+    for other, value in merged.items():
+        if other != control and value == pin and not isinstance(pin, bool):
+            if other in given:
+                return f"is also given to controls.pins.{other}; give each control its own GPIO"
+            assert board is not None
+            return (
+                f"is already {other}'s on board {board.key!r}: move {other} too "
+                f'(controls.pins.{other} = <GPIO>) or remove it ({other} = "none")'
+            )
+    for purpose, pins in (board.reserved_pins if board is not None else {}).items():
+        if pin in pins and not isinstance(pin, bool):
+            assert board is not None
+            return f"is reserved on board {board.key!r} ({purpose}); pick a free GPIO"
+    return ""
+
+
+def _check_overrides(
+    merged: Mapping[str, Any], given: Mapping[str, Any], board: BoardProfile | None
+) -> None:
+    """The maker's own ``[controls.pins]`` entries, named by their key, before the
+    board-wide check (whose message would name the board's pin instead)."""
+    for control, pin in given.items():
+        problem = _clash(control, pin, merged, given, board) if pin != REMOVED else ""
+        if problem:
+            raise ControlsError(f"controls.pins.{control} = {pin!r} {problem}")
+    rgb = [c for c in ("led_r", "led_g", "led_b") if c in given and given[c] != REMOVED]
+    if rgb and "led" in merged and "led" not in given:
+        raise ControlsError(
+            f"controls.pins.{rgb[0]}: an RGB LED replaces the board's one-colour led; "
+            'add led = "none" and give all of led_r, led_g, led_b'
+        )
+
+
 def _pins(table: Mapping[str, Any], board: BoardProfile | None) -> FrozenMap[int]:
     given = table.get("pins", {})
     if not isinstance(given, dict):
         raise ControlsError("[controls.pins] must be a table of control = GPIO number")
-    # the board's pins first, the config's last: a clash is reported on the config's key
-    merged: dict[str, Any] = {
-        control: pin
-        for control, pin in (board.pins.items() if board is not None else ())
-        if control not in given
-    }
-    merged.update((control, value) for control, value in given.items() if value != REMOVED)
+    merged: dict[str, Any] = dict(board.pins) if board is not None else {}
+    for control, value in given.items():
+        if value == REMOVED:
+            merged.pop(control, None)
+        else:
+            merged[control] = value
+    _check_overrides(merged, given, board)
     reserved = board.reserved_pins if board is not None else FrozenMap()
     source = "speaker config [controls.pins]" + (f" over board {board.key!r}" if board else "")
     try:

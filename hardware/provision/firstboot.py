@@ -49,7 +49,9 @@ SECRET_FILES = ("speaker.secret", "speaker.local-token", "firstrun.sh")
 UNIT = "legato-speaker.service"
 RETRY_UNIT = "legato-firstboot.service"
 #: what changes the running system: only ever run on it, or as a stand-in (tests)
-SYSTEM_COMMANDS = frozenset({"apt-get", "dpkg", "useradd", "chown", "systemctl", "timedatectl"})
+SYSTEM_COMMANDS = frozenset(
+    {"apt-get", "dpkg", "groupadd", "useradd", "chown", "systemctl", "timedatectl"}
+)
 
 
 def retry_unit(boot: str) -> str:
@@ -161,12 +163,15 @@ class FirstBoot:
         ):
             return
         log("creating the legato system user")
+        # audio: the DAC; gpio: buttons, knob and LED (/dev/gpiochip*); dialout: a front
+        # panel's serial port.  Raspberry Pi OS has a gpio group; elsewhere it is made.
+        self.run("groupadd", "--force", "--system", "gpio")
         self.run(
             "useradd",
             "--system",
             "--user-group",
             "--groups",
-            "audio",
+            "audio,gpio,dialout",
             "--home-dir",
             "/var/lib/legato",
             "--no-create-home",

@@ -17,7 +17,7 @@ After=network-online.target sound.target
 Type=simple
 User=legato
 Group=legato
-SupplementaryGroups=audio
+SupplementaryGroups=audio gpio dialout
 Environment=LEGATO_SPEAKER_STATE=/var/lib/legato
 ExecStart={prefix}/opt/legato/current/bin/legato-speaker --config {prefix}/etc/legato/speaker.toml
 Restart=always
