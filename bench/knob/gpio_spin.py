@@ -91,6 +91,7 @@ def _drive(encoder: _Encoder, legs: list[int], rate: float, stop: threading.Even
 
 async def spin(opts: Options, progress: Progress) -> dict[str, Any]:
     from gpiozero.pins.mock import MockFactory
+
     from hardware.controls.gpio import GpioControls
 
     loop = asyncio.get_running_loop()

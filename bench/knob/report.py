@@ -34,12 +34,19 @@ def _verdict(got: float, target: float) -> str:
     return "PASS" if got <= target else "MISS"
 
 
-def _latency(res: dict[str, Any], busy: bool) -> list[str]:
+def _busy(busy: dict[str, Any] | None) -> str:
+    if not busy or busy.get("pid") is None:
+        return "no"
+    share = busy.get("cpu_share")
+    return "yes" if share is None else f"yes, the busy loop had {share:.0%} of a core"
+
+
+def _latency(res: dict[str, Any], busy: str) -> list[str]:
     panel, local = res["panel"], res["local"]
     head = f"  {'ms':<50}{'n':>5}" + "".join(f"{k:>8}" for k in COLUMNS[1:])
     lines = [
         f"\nKnob detent latency ({res['detents']} per way, each alone, {res['gap_ms'][0]}-"
-        f"{res['gap_ms'][1]} ms apart; one core busy: {'yes' if busy else 'no'})",
+        f"{res['gap_ms'][1]} ms apart; one core busy: {busy})",
         head,
         _row("panel ENC frame -> sink, new gain", panel["sink_ms"]),
         _row("local WebSocket volume -> sink (baseline)", local["sink_ms"]),
@@ -79,7 +86,8 @@ def _compact(diag: dict[str, Any]) -> str:
 
 def _spin(label: str, res: dict[str, Any]) -> list[str]:
     lines = [
-        f"\nSpin through {label}: {res['detents_sent']} detents in {res['spin_s']} s "
+        f"\nSpin through {label} (one core busy: {_busy(res.get('busy'))})",
+        f"  {res['detents_sent']} detents in {res['spin_s']} s "
         f"({res['rate_per_s']}/s), legs {res['legs']}",
         f"  counted: {res['events_counted']} events, {res['detents_counted']} detents net "
         f"(sent {res['detents_sent']}, net {res['signed_sum_sent']})",
@@ -119,9 +127,11 @@ def report(opts: Options, res: dict[str, Any], info: dict[str, Any]) -> tuple[di
     ]
     ok = True
     if "latency" in res:
-        lines += _latency(res["latency"], opts.busy)
+        lines += _latency(res["latency"], _busy(res.get("busy")))
     if "spin_panel" in res:
-        lines += _spin("the panel (speaker process)", res["spin_panel"])
+        lines += _spin(
+            "the panel (speaker process)", {**res["spin_panel"], "busy": res.get("busy")}
+        )
         ok &= bool(res["spin_panel"]["ok"])
     if "spin_gpio" in res:
         lines += _spin("GPIO (MockFactory, in process)", res["spin_gpio"])

@@ -39,9 +39,9 @@ async def run(opts: Options, root: Path) -> dict[str, Any]:
     }
     limit_s = max_run_s(opts)
     if "spin_gpio" in opts.only:  # in this process, before the speaker: alone on the loop
-        with busy_core(opts.busy, limit_s) as busy_pid:
+        with busy_core(opts.busy, limit_s) as busy:
             result["spin_gpio"] = await spin.spin_gpio(opts, Progress())
-            result["spin_gpio"]["busy_pid"] = busy_pid
+        result["spin_gpio"]["busy"] = busy.figures()
     speaker_phases = [p for p in opts.only if p != "spin_gpio"]
     if speaker_phases:
         async with start_bench(root, library, limit_s) as bench:
@@ -51,8 +51,7 @@ async def run(opts: Options, root: Path) -> dict[str, Any]:
                 f"{bench.panel.port}, sink {bench.sink.fifo}",
                 flush=True,
             )
-            with busy_core(opts.busy, limit_s) as busy_pid:
-                result["busy_pid"] = busy_pid
+            with busy_core(opts.busy, limit_s) as busy:
                 for name in speaker_phases:
                     started = time.perf_counter()
                     if name == "latency":
@@ -61,5 +60,6 @@ async def run(opts: Options, root: Path) -> dict[str, Any]:
                         result[name] = await spin.spin_panel(bench, opts, Progress())
                     result[name]["wall_s"] = round(time.perf_counter() - started, 1)
                     bench.check()
+            result["busy"] = busy.figures()
     result["wall_s"] = round(time.perf_counter() - t0, 1)
     return result
