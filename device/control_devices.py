@@ -1,7 +1,8 @@
 """The physical controls a speaker's config asks for, opened at start.
 
 Each is a ``ControlDevice``: it reports ``ControlEvent`` values to ``submit``
-(from its own thread) and is an ``Indicator`` for the status it shows.  A device
+(from its own thread), may call ``release_all`` from that thread too (both must be
+thread-safe), and is an ``Indicator`` for the status it shows.  A device
 that cannot be opened (no GPIO on this machine, no such serial port) is logged
 and left out: a speaker without its buttons still plays and is still steered
 from the phone.
@@ -42,6 +43,16 @@ def open_control_devices(
         gpio = open_gpio(config, submit)
         if gpio is not None:
             devices.append(gpio)
+    if config.panel_port:
+        # only a speaker with a panel imports pyserial
+        from hardware.panel.link import PanelLink
+
+        # a port that is not there yet is not fatal: the link waits for the panel
+        devices.append(
+            PanelLink(
+                config.panel_port, config.panel_baud, submit=submit, release_all=release_all
+            ).start()
+        )
     return devices
 
 

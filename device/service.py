@@ -154,9 +154,13 @@ class SpeakerService:
             on_remember=self._last_played.remember,
         )
         self.controls = controls
+
+        def release_all() -> None:  # called from a device's own thread
+            loop.call_soon_threadsafe(controls.release_all)
+
         # opening GPIO chips and serial ports may block: off the loop
         self._control_devices = await asyncio.to_thread(
-            open_control_devices, self.config, controls.submit, controls.release_all
+            open_control_devices, self.config, controls.submit, release_all
         )
         for device in self._control_devices:
             controls.add_indicator(device)

@@ -22,3 +22,8 @@ class ControlsError(HardwareError):
 
 class PanelError(HardwareError):
     """The front panel's serial port cannot be opened or used."""
+
+
+class FrameError(PanelError):
+    """A frame this side was asked to send breaks the panel protocol (over 82 bytes, a
+    delimiter inside a field): a local mistake, never raised for what the panel sends."""
