@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from device.audio import dsp
+from hardware.panel import frames
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
@@ -88,8 +89,15 @@ def test_no_change_or_the_wrong_one_is_not_found() -> None:
 
 
 def test_panel_frames_are_the_protocols() -> None:
+    """Written by the bench from the issue's definition, they are what the speaker's own
+    codec makes and reads; the speaker's frames back are read as its codec writes them."""
     panel = part("panel")
     assert panel.frame("ENC,+1") == b"$ENC,+1*7E\r\n"
+    for payload in ("HELLO,1,bench", "ENC,+1", "ENC,-1"):
+        written = panel.frame(payload)
+        assert written == frames.encode(*payload.split(","))
+        assert isinstance(frames.decode_line(written.rstrip(b"\n")), frames.Encoder | frames.Hello)
+    assert panel.parse(frames.encode("VOL", "52").rstrip(b"\r\n")) == "VOL,52"
     assert panel.parse(b"$VOL,52*7E") == "VOL,52"
     assert panel.parse(b"$VOL,52*7F") is None  # a bad checksum
     assert panel.parse(b"garbage$PONG*" + f"{0x50 ^ 0x4F ^ 0x4E ^ 0x47:02X}".encode()) == "PONG"
