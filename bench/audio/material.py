@@ -26,7 +26,7 @@ from connect_protocol.messages import TrackRef
 from .common import REPO, BenchError
 
 CACHE = REPO / "bench" / "out" / "cache" / "audio"
-KEEP_LIBRARIES = 3  # cached ingests kept (full-length and smoke-run material, say)
+KEEP_LIBRARIES = 5  # cached ingests kept (full-length and smoke-run material, test tones)
 #: What decides ingest's output, besides the audio: a change here re-ingests.
 CODE = ("hub/ingest", "hub/media/store.py", "hub/db.py", "connect_protocol/media.py")
 ORDER_FILE = "bench-tracks.json"  # the track ids in album order, written after ingest
@@ -83,19 +83,39 @@ def prepare(track_seconds: float | None, jobs: int | None, say: Callable[[str], 
     """The ingested demo library: from the cache, or rendered and ingested now."""
     try:
         from hub.demo_music import render_demo_library
-        from hub.ingest.pipeline import ingest_paths
-    except ImportError as exc:  # pragma: no cover - the hub's ingest is part of the product
-        raise BenchError(f"the hub's demo music or ingest is not available: {exc}") from exc
-    from hub.server import open_database
+    except ImportError as exc:  # pragma: no cover - the hub's demo music is part of the product
+        raise BenchError(f"the hub's demo music is not available: {exc}") from exc
 
     t0 = time.perf_counter()
     label = "full" if track_seconds is None else f"{track_seconds:g}s"
     flacs = render_demo_library(CACHE / "flac" / label, seconds_per_track=track_seconds)
+    return ingested(flacs, f"{len(flacs)} demo tracks ({label})", jobs, say, t0)
+
+
+def ingested(
+    flacs: list[Path],
+    what: str,
+    jobs: int | None,
+    say: Callable[[str], None],
+    started_s: float | None = None,
+) -> Library:
+    """These files as an ingested library: from the cache, or ingested now and cached.
+
+    Any bench's own material goes through here (the control bench's test tone too), so
+    every bench's hub serves audio that the hub's own pipeline made.
+    """
+    try:
+        from hub.ingest.pipeline import ingest_paths
+    except ImportError as exc:  # pragma: no cover - the hub's ingest is part of the product
+        raise BenchError(f"the hub's ingest is not available: {exc}") from exc
+    from hub.server import open_database
+
+    t0 = time.perf_counter() if started_s is None else started_s
     key = _digest(flacs)
     target = CACHE / f"library-{key}"
     cached = (target / ORDER_FILE).exists()
     if not cached:
-        say(f"ingesting {len(flacs)} demo tracks ({label}) once; cached in {target}")
+        say(f"ingesting {what} once; cached in {target}")
         build = CACHE / f".build-{key}-{os.getpid()}"
         shutil.rmtree(build, ignore_errors=True)
         try:
