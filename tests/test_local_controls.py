@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import threading
 
-from connect_protocol.messages import Command, Play, TrackRef
+from connect_protocol.messages import Command, Next, Play, SetVolume, TrackRef
 from device.clock_engine import ClockEngine
 from device.controller import Controller
 from device.local_controls import LocalControls
@@ -130,5 +131,47 @@ def test_play_after_stop_plays_the_last_context_and_errors_show_until_it_plays()
         assert rig.view().pattern is Pattern.PLAYING  # playing again ends the error
         rig.controls.observe(connected=False)
         assert rig.view().pattern is Pattern.CONNECTING
+
+    asyncio.run(scenario())
+
+
+def test_a_second_long_press_restarts_the_repeat_and_one_release_stops_it() -> None:
+    async def scenario() -> None:
+        rig = Rig(asyncio.get_running_loop(), repeat_s=0.05)
+        rig.play()
+        rig.controls.handle(Pressed("vol_up", Gesture.LONG))
+        rig.controls.handle(Pressed("vol_up", Gesture.LONG))  # a panel that says it twice
+        rig.controls.handle(Pressed("vol_up", Gesture.RELEASE))
+        stopped = rig.controller.state.volume_percent
+        await asyncio.sleep(0.2)
+        assert rig.controller.state.volume_percent == stopped
+
+    asyncio.run(scenario())
+
+
+def test_a_babbling_panel_cannot_flood_the_player() -> None:
+    async def scenario() -> None:
+        rig = Rig(asyncio.get_running_loop())
+        rig.play()
+
+        def babble() -> None:  # from a device's thread, as fast as it can
+            for _ in range(500):
+                rig.controls.submit(Turned(1))
+                rig.controls.submit(Pressed("next", Gesture.PRESS))
+
+        thread = threading.Thread(target=babble)
+        thread.start()
+        thread.join(10)
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+        # every detent counted (to the top of the range), in fewer volume changes than detents
+        assert rig.controls.detents == 500
+        assert rig.controller.state.volume_percent == 100
+        volumes = [c for c in rig.applied if isinstance(c, SetVolume)]
+        assert len(volumes) <= 25  # 50 -> 100 in steps of 2 at most
+        # buttons beyond the budget are dropped and counted, not queued without end
+        assert rig.controls.refused > 400
+        nexts = [c for c in rig.applied if isinstance(c, Next)]
+        assert len(nexts) + rig.controls.refused == 500
 
     asyncio.run(scenario())

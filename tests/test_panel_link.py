@@ -192,3 +192,20 @@ def test_a_failing_callback_does_not_stop_the_link(pty: PanelPty) -> None:
         assert pty.next_frames(1) == [Pong()]
     finally:
         link.close()
+
+
+def test_a_panel_that_restarts_or_falls_silent_lets_go_of_what_it_held(
+    pty: PanelPty, speaker: Speaker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pty.send(Hello(firmware="0.1.0"), ("BTN", "vol_up", "long"))
+    assert speaker.event() == Pressed("vol_up", Gesture.LONG)
+    speaker.released.clear()  # the first HELLO let go of nothing anyone had seen
+    # a panel reset by its watchdog says HELLO again; the release it owed never comes
+    pty.send(Hello(firmware="0.1.0"))
+    assert speaker.released.wait(5)
+    # a UART panel unplugged reports no error: silence longer than its PINGs is the sign
+    monkeypatch.setattr("hardware.panel.link.SILENT_S", 0.3)
+    speaker.released.clear()
+    pty.send(("BTN", "vol_down", "long"))
+    assert speaker.event() == Pressed("vol_down", Gesture.LONG)
+    assert speaker.released.wait(5)
