@@ -481,14 +481,20 @@ def _next_album(s: PlayerState, now_ms: int) -> tuple[PlayerState, list[Effect]]
             dataclasses.replace(s, index=len(s.order) - 1), now_ms, skipped=True, user=True
         )
     new = _at_index(s, start, now_ms)
+    return new, _skipped_to(s, new)
+
+
+def _skipped_to(old: PlayerState, new: PlayerState) -> list[Effect]:
+    """Effects of a listener skipping from ``old``'s track to ``new``'s, from its start."""
+    assert old.current is not None
     assert new.current is not None
     effects: list[Effect] = [
-        EmitEvent(kind=EventKind.SKIPPED, track_uri=s.current.uri, played_ms=s.position_ms),
+        EmitEvent(kind=EventKind.SKIPPED, track_uri=old.current.uri, played_ms=old.position_ms),
         LoadTrack(track=new.current, position_ms=0, playing=new.is_playing),
     ]
     if new.is_playing:
         effects.append(EmitEvent(kind=EventKind.STARTED, track_uri=new.current.uri))
-    return new, effects
+    return effects
 
 
 def _previous(s: PlayerState, now_ms: int) -> tuple[PlayerState, list[Effect]]:
@@ -503,14 +509,7 @@ def _previous(s: PlayerState, now_ms: int) -> tuple[PlayerState, list[Effect]]:
         new = _at_index(s, len(s.order) - 1, now_ms)
     else:
         return dataclasses.replace(s, position_ms=0), [SeekTo(position_ms=0)]
-    assert new.current is not None
-    effects: list[Effect] = [
-        EmitEvent(kind=EventKind.SKIPPED, track_uri=s.current.uri, played_ms=s.position_ms),
-        LoadTrack(track=new.current, position_ms=0, playing=new.is_playing),
-    ]
-    if new.is_playing:
-        effects.append(EmitEvent(kind=EventKind.STARTED, track_uri=new.current.uri))
-    return new, effects
+    return new, _skipped_to(s, new)
 
 
 def _track_ended(state: PlayerState, ended: TrackEnded, now_ms: int) -> Transition:

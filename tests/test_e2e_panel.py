@@ -22,6 +22,7 @@ from hub.demo_music.seed import seed_demo
 from tests.brokers import free_port
 from tests.panel_pty import PanelPty
 from tests.system import Api, System, retained_state, wait_for
+from tests.test_e2e_control import album_tracks
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -97,17 +98,6 @@ def kitchen(tmp_path: Path) -> Iterator[Kitchen]:
             api.close()
         system.stop()
         panel.close()
-
-
-def album_tracks(system: System) -> list[str]:
-    with system.db.reading() as conn:
-        album_id = conn.execute("SELECT album_id FROM tracks ORDER BY album_id LIMIT 1").fetchone()[
-            0
-        ]
-        rows = conn.execute(
-            "SELECT id FROM tracks WHERE album_id = ? ORDER BY track_number", (album_id,)
-        ).fetchall()
-    return [f"spotify:track:{r[0]}" for r in rows]
 
 
 def test_a_front_panel_steers_the_speaker_frame_by_frame(kitchen: Kitchen) -> None:
