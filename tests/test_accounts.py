@@ -195,3 +195,15 @@ def test_only_an_administrator_asking_for_nothing_or_for_it_gets_admin() -> None
     assert scopes.granted("legato-admin", is_admin=True) == {scopes.ADMIN}
     with pytest.raises(errors.InvalidScope, match="administrator"):
         scopes.granted("legato-admin user-read-email", is_admin=False)
+
+
+def test_no_token_starts_like_a_command_line_option(tmp_path: Path) -> None:
+    # pasted as `legato-flash --token T`, a token starting with "-" would be an option
+    assert all(not accounts.new_family().startswith("-") for _ in range(2000))
+    db = open_database(tmp_path)
+    user = users.add_user(db, "ann", "correct horse battery")
+    for _ in range(50):
+        issued = accounts.issue_token(db, user, refresh=True)
+        assert not issued.access_token.startswith("-")
+        assert issued.refresh_token is not None
+        assert not issued.refresh_token.startswith("-")

@@ -106,6 +106,15 @@ def _grant(
     )
 
 
+def new_family() -> str:
+    """A token family's random name, which starts every token of the family.
+
+    Never with "-": a token is pasted into command lines (``legato-flash --token T``),
+    where one starting with "-" would be taken for an option.
+    """
+    return "t" + secrets.token_urlsafe(9)
+
+
 def issue_token(
     db: Database,
     user: User,
@@ -126,7 +135,7 @@ def issue_token(
             conn,
             user,
             granted,
-            family=secrets.token_urlsafe(9),
+            family=new_family(),
             refresh=refresh,
             now=now_ms() if now is None else now,
         )
