@@ -11,6 +11,7 @@ from the phone.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -59,19 +60,24 @@ def open_control_devices(
 def open_gpio(
     config: SpeakerConfig, submit: Callable[[ControlEvent], None]
 ) -> ControlDevice | None:
-    """The buttons, knob and LED on the config's pins; ``None`` (with a warning) where
+    """The buttons, knob and LED on the config's pins; ``None`` (with one warning) where
     there is no GPIO: the speaker then plays on, steered from the hub and phones."""
-    try:
-        # only a speaker with pins imports gpiozero
-        from hardware.controls.gpio import GpioControls
+    # gpiozero warns once per pin library it tries; those reasons go into our one line
+    with warnings.catch_warnings(record=True) as tried:
+        warnings.simplefilter("always")
+        try:
+            # only a speaker with pins imports gpiozero
+            from hardware.controls.gpio import GpioControls
 
-        return GpioControls(config.controls, submit)
-    except (HardwareError, ImportError) as exc:
-        logger.warning(
-            "GPIO controls are off (%s): %s; the speaker plays on and obeys the hub and "
-            "phones (on a machine without GPIO, leave out speaker.board or set these "
-            'pins to "none" in [controls.pins])',
-            ", ".join(f"{name}={pin}" for name, pin in config.pins.items()),
-            exc,
-        )
-        return None
+            return GpioControls(config.controls, submit)
+        except (HardwareError, ImportError) as exc:
+            reasons = "; ".join(str(w.message) for w in tried)
+            logger.warning(
+                "GPIO controls are off (%s): %s%s; the speaker plays on and obeys the hub "
+                "and phones (on a machine without GPIO, leave out speaker.board or set "
+                'these pins to "none" in [controls.pins])',
+                ", ".join(f"{name}={pin}" for name, pin in config.pins.items()),
+                exc,
+                f" ({reasons})" if reasons else "",
+            )
+            return None

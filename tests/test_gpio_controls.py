@@ -314,6 +314,8 @@ def test_a_speaker_without_gpio_warns_and_goes_on(
     assert devices == []
     assert "GPIO controls are off" in caplog.text
     assert "play=17" in caplog.text
+    # why each pin library failed is in that one line, not in warnings of their own
+    assert "Falling back from lgpio" in caplog.text
 
 
 def test_a_speaker_without_pins_opens_no_gpio() -> None:
