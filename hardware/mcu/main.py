@@ -30,18 +30,9 @@ FIRMWARE_VERSION = "1.0.0"
 READ_CHUNK_BYTES = 64
 
 
-class Link:
-    """The serial line to the speaker."""
+class UartLink:
+    """The Pico's UART0, wired to the Pi's header UART."""
 
-    def read(self) -> bytes | None:
-        """The bytes waiting, without blocking (``None`` or empty when there are none)."""
-        raise NotImplementedError
-
-    def write(self, data: bytes) -> None:
-        raise NotImplementedError
-
-
-class UartLink(Link):
     def __init__(self) -> None:
         self._uart = machine.UART(
             config.UART_ID,
@@ -59,7 +50,7 @@ class UartLink(Link):
         self._uart.write(data)
 
 
-class UsbLink(Link):
+class UsbLink:
     """The USB CDC serial port, which is also MicroPython's console."""
 
     def __init__(self) -> None:
@@ -87,7 +78,9 @@ class UsbLink(Link):
         self._out.write(data)
 
 
-def open_link() -> Link:
+def open_link() -> UartLink | UsbLink:
+    """The serial line to the speaker that ``config.LINK`` names (each has ``read``, a
+    non-blocking read of what is waiting, and ``write``)."""
     if config.LINK == "uart0":
         return UartLink()
     if config.LINK == "usb":
@@ -100,7 +93,7 @@ def input_pin(number: int) -> machine.Pin:
 
 
 class Firmware:
-    def __init__(self, link: Link) -> None:
+    def __init__(self, link: UartLink | UsbLink) -> None:
         self.link = link
         self.panel = panel.Panel(
             FIRMWARE_VERSION,
