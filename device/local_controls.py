@@ -29,6 +29,7 @@ from hardware.controls.commands import (
     command_for,
     last_context_of,
     volume_command,
+    worth_keeping,
 )
 from hardware.controls.keymap import ControlEvent, Gesture, Pressed, Turned
 from hardware.controls.settings import ControlSettings
@@ -182,7 +183,9 @@ class LocalControls:
         s = self._situation
         if state is not None:
             remembered = last_context_of(state)
-            if remembered is not None and remembered != self._last:
+            if remembered is not None and worth_keeping(
+                self._last, remembered, playing=state.is_playing
+            ):
                 self._last = remembered
                 if self._on_remember is not None:
                     self._on_remember(remembered)

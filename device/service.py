@@ -184,6 +184,7 @@ class SpeakerService:
             "controls": {
                 "events": controls.events if controls is not None else 0,
                 "detents": controls.detents if controls is not None else 0,
+                "refused": controls.refused if controls is not None else 0,
                 "devices": {d.name: d.diagnostics() for d in self._control_devices},
             }
         }
@@ -308,10 +309,10 @@ class SpeakerService:
     def _on_engine_event(self, kind: EventKind, uri: str | None, message: str) -> None:
         if kind in (EventKind.ERROR, EventKind.UNDERRUN):
             logger.warning("%s: %s (%s)", kind.value, message, uri or "-")
-        if kind is EventKind.ERROR:
-            self._observe(failed=True)
         elif kind is EventKind.QUALITY_CHANGE:
             logger.info("quality %s (%s)", message, uri or "-")
+        if kind is EventKind.ERROR:
+            self._observe(failed=True)  # the status light shows it until something plays
         event = Event(kind=kind, timestamp_ms=self._wall_ms(), track_uri=uri, message=message)
         self._publish_event(event)
 

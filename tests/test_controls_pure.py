@@ -29,6 +29,7 @@ from hardware.controls.commands import (
     last_context_of,
     volume_after,
     volume_command,
+    worth_keeping,
 )
 from hardware.controls.keymap import DEFAULT_KEYMAP, Action, Gesture, Pressed, keymap_from
 from hardware.controls.settings import controls_from
@@ -176,3 +177,18 @@ def test_settings_errors_name_the_key_at_fault(table: dict[str, object], message
     board = load_board("pi-zero-2w-hifiberry-dacplus-zero")
     with pytest.raises(ControlsError, match=message):
         controls_from(table, board)
+
+
+def test_what_played_last_is_kept_on_a_new_track_or_a_pause_not_on_every_tick() -> None:
+    s = playing(offset=1)
+    first = last_context_of(s)
+    assert first is not None
+    assert worth_keeping(None, first, playing=True)
+    later = dataclasses.replace(first, position_ms=first.position_ms + 5_000)
+    assert not worth_keeping(first, later, playing=True)  # the same track, only moved on
+    assert worth_keeping(first, later, playing=False)  # paused there: worth remembering
+    nxt = last_context_of(reduce(s, Next(id="n"), 10).state)
+    assert nxt is not None
+    assert worth_keeping(first, nxt, playing=True)  # another track
+    other = dataclasses.replace(first, tracks=first.tracks[:2])
+    assert worth_keeping(first, other, playing=True)  # another list of tracks

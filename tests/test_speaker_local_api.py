@@ -65,7 +65,12 @@ def test_unpaired_speaker_serves_info_and_local_control(tmp_path: Path) -> None:
         paired_info = httpx.get(
             f"http://127.0.0.1:{port}/info", headers={"Authorization": f"Bearer {token}"}
         ).json()
-        assert paired_info["diagnostics"]["controls"] == {"events": 0, "detents": 0, "devices": {}}
+        assert paired_info["diagnostics"]["controls"] == {
+            "events": 0,
+            "detents": 0,
+            "refused": 0,
+            "devices": {},
+        }
         assert set(paired_info) - {"diagnostics"} == set(doc)
         # A name that is not the speaker's own (DNS rebinding from a web page): refused.
         rebound = httpx.get(f"http://127.0.0.1:{port}/info", headers={"Host": "evil.example"})

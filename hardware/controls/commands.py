@@ -48,6 +48,17 @@ def last_context_of(state: PlayerState) -> LastContext | None:
     return LastContext(state.context_uri, state.tracks, offset, position)
 
 
+def worth_keeping(old: LastContext | None, new: LastContext, *, playing: bool) -> bool:
+    """Whether ``new`` should replace what is kept: another context or track, or a
+    position that matters (paused).  While playing, a position that moves with every
+    state change is not worth a write: play after a stop starts that track again."""
+    if old is None or (new.context_uri, new.offset) != (old.context_uri, old.offset):
+        return True
+    if new.tracks is not old.tracks and new.tracks != old.tracks:
+        return True
+    return not playing and new.position_ms != old.position_ms
+
+
 def volume_after(state: PlayerState, steps: int, step_percent: int) -> int:
     """The volume ``steps`` steps (negative: down) from the state's, within 0..100."""
     return max(0, min(100, state.volume_percent + steps * step_percent))
