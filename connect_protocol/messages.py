@@ -237,6 +237,14 @@ class EventKind(StrEnum):
     #: the context's last track ended with repeat off and nothing queued: the
     #: speaker stopped (``track_uri`` names that last track), where autoplay may go on
     CONTEXT_ENDED = "context_ended"
+    #: a release update moved on: ``version`` and ``state`` (one of UPDATE_STATES),
+    #: ``message`` the reason of a failure or rollback
+    UPDATE = "update"
+
+
+#: What a speaker reports of an update, in order (the hub adds "offered" itself):
+#: refused bundles and failed downloads or installs are "failed", with a reason.
+UPDATE_STATES = ("offered", "downloading", "installing", "trial", "good", "rolled_back", "failed")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -246,6 +254,8 @@ class Event:
     track_uri: str | None = None
     played_ms: int = 0
     message: str = ""
+    version: str = ""  # UPDATE: the release
+    state: str = ""  # UPDATE: one of UPDATE_STATES
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -60,6 +60,7 @@ board's mixer too (software volume), unless ``audio.mixer`` was set in the file.
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import secrets
 import stat
@@ -78,7 +79,17 @@ from hardware.errors import BoardError, ControlsError
 ENGINES = ("clock", "native", "mpv")
 QUALITIES = ("auto", "low", "normal", "high", "very_high")
 NORMALISATIONS = ("track", "album", "off")
-FIRMWARE_VERSION = "0.1.0"
+
+
+def _installed_version() -> str:
+    """The release this speaker runs: its wheel's version, what the hub rolls out."""
+    try:
+        return importlib.metadata.version("legato")
+    except importlib.metadata.PackageNotFoundError:
+        return "0.0.0"
+
+
+FIRMWARE_VERSION = _installed_version()
 PANEL_BAUDS = (9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
 
 

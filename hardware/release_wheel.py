@@ -21,7 +21,7 @@ from pathlib import Path
 from hardware.errors import FlashError
 
 SOURCE_ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("connect_protocol", "device", "hub", "offline_cache", "hardware")
+PACKAGES = ("connect_protocol", "device", "hub", "offline_cache", "hardware", "releases")
 
 
 def _cache_dir() -> Path:

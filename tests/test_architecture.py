@@ -18,13 +18,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("connect_protocol", "device", "hub", "offline_cache", "hardware")
+PACKAGES = ("connect_protocol", "device", "hub", "offline_cache", "hardware", "releases")
 ALLOWED: dict[str, set[str]] = {
     "connect_protocol": set(),
     "offline_cache": set(),
-    "hardware": {"connect_protocol"},
-    "device": {"connect_protocol", "offline_cache", "hardware"},
-    "hub": {"connect_protocol", "offline_cache"},
+    "releases": set(),
+    "hardware": {"connect_protocol", "releases"},
+    "device": {"connect_protocol", "offline_cache", "hardware", "releases"},
+    "hub": {"connect_protocol", "offline_cache", "releases"},
 }
 # The speaker's install has no FastAPI: these must never be imported by its side.
 HUB_ONLY_LIBRARIES = {"fastapi", "uvicorn", "starlette", "amqtt", "argon2"}
@@ -55,7 +56,9 @@ def test_package_imports_only_what_the_architecture_allows(package: str) -> None
     assert offenders == []
 
 
-@pytest.mark.parametrize("package", ["connect_protocol", "device", "offline_cache", "hardware"])
+@pytest.mark.parametrize(
+    "package", ["connect_protocol", "device", "offline_cache", "hardware", "releases"]
+)
 def test_speaker_side_never_needs_hub_libraries(package: str) -> None:
     offenders = [
         f"{path.relative_to(ROOT)} imports {sorted(imports_of(path) & HUB_ONLY_LIBRARIES)}"
@@ -259,3 +262,9 @@ def test_the_firmware_imports_only_itself_and_micropython_modules() -> None:
         if imports_of(path) - allowed
     ]
     assert offenders == []
+
+
+def test_the_guard_needs_only_the_standard_library() -> None:
+    """It runs outside the slots, before anything of a release is imported."""
+    path = ROOT / "releases" / "guard.py"
+    assert imports_of(path) - set(sys.stdlib_module_names) - {"__future__"} == set()
