@@ -9,7 +9,8 @@ cannot even be imported is still rolled back.
 The layout under ``root`` (``/opt/legato``)::
 
     releases/<version>/          a complete virtual environment, with .legato-complete
-    releases/.new-<version>-*    a slot being installed (deleted at the next start)
+    releases/.new-<version>-*    a slot being installed (deleted at the next start,
+                               unless an installer holds .install.lock)
     current -> releases/<version>   switched atomically (a new link renamed over it)
     slots.json                   the trial and the last outcome (root writes it)
     guard.py                     this file
@@ -30,6 +31,7 @@ start.  Rules, in :func:`decide` (pure):
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import re
@@ -43,6 +45,8 @@ COMPLETE = ".legato-complete"
 STAGING_PREFIX = ".new-"
 SLOTS_FILE = "slots.json"
 VERDICT_FILE = "verdict.json"
+#: held by an installer while it builds a slot: its staging directory is not a leftover
+INSTALL_LOCK = ".install.lock"
 MAX_TRIAL_STARTS = 3
 DEFAULT_ROOT = Path("/opt/legato")
 DEFAULT_STATE = Path("/var/lib/legato/update")
@@ -280,12 +284,28 @@ class Layout:
         shutil.rmtree(doomed, ignore_errors=True)
 
     def clean_staging(self) -> None:
+        """Delete what installs cut short, unless an install is running right now (a
+        restart of the speaker while it builds a slot must not pull files from under
+        it: the rename could then make a slot whole in name only)."""
         try:
-            leftovers = [p for p in self.releases.iterdir() if p.name.startswith(STAGING_PREFIX)]
+            fd = os.open(self.root / INSTALL_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError:
             return
-        for path in leftovers:
-            shutil.rmtree(path, ignore_errors=True)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return
+            try:
+                leftovers = [
+                    p for p in self.releases.iterdir() if p.name.startswith(STAGING_PREFIX)
+                ]
+            except OSError:
+                return
+            for path in leftovers:
+                shutil.rmtree(path, ignore_errors=True)
+        finally:
+            os.close(fd)
 
 
 def write_atomic(path: Path, text: str, mode: int) -> None:
@@ -351,13 +371,17 @@ def begin_trial(layout: Layout, version: str, now_s: float | None = None) -> Slo
     current = layout.current()
     slots = layout.load()
     since = time.time() if now_s is None else now_s
-    new = replace(
-        slots,
-        previous=current if current != version else slots.previous,
-        trial=Trial(version, since),
-    )
+    previous = current if current != version else slots.previous
+    abandoned = None
+    if slots.trial is not None and slots.trial.version == current:
+        if slots.previous in layout.complete():
+            # the way back stays the release known to work, not one still on trial
+            previous, abandoned = slots.previous, current
+    new = replace(slots, previous=previous, trial=Trial(version, since))
     layout.save(new)
     layout.switch(version)
+    if abandoned is not None and abandoned not in (version, previous):
+        layout.remove(abandoned)
     return new
 
 
