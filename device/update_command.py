@@ -83,8 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         key = conf.public_key()
         if args.check:
             manifest = install.check(args.bundle, key, layout, args.allow_downgrade)
-            print(f"{args.bundle.name}: Legato {manifest.version}, signed by the pinned key, "
-                  f"every file intact; it would be installed over {running or 'nothing'}")
+            print(
+                f"{args.bundle.name}: Legato {manifest.version}, signed by the pinned key, "
+                f"every file intact; it would be installed over {running or 'nothing'}"
+            )
             return install.EXIT_OK
         bar = StepBar(sys.stderr)
         try:

@@ -30,7 +30,7 @@ from pathlib import Path
 from types import FrameType
 
 from releases import bundle as bundle_mod
-from releases import guard, settings, slot
+from releases import guard, native, settings, slot
 from releases.bundle import Compatibility
 from releases.errors import BundleRefusedError, InstallError, ReleaseError
 from releases.manifest import CONSTRAINTS, Manifest
@@ -101,7 +101,7 @@ def install(
         staging = layout.releases / f"{guard.STAGING_PREFIX}{manifest.version}-{os.getpid()}"
         try:
             staging.mkdir()
-            _build(layout, bundle, public_key, compat, staging, tell)
+            _build(layout, bundle, public_key, manifest, compat, staging, tell)
             tell("switching", 0.97)
             slot.finish(layout, staging, manifest.version)
             guard.begin_trial(layout, manifest.version)
@@ -119,6 +119,7 @@ def _build(
     layout: guard.Layout,
     bundle: Path,
     public_key: bytes,
+    manifest: Manifest,
     compat: Compatibility,
     staging: Path,
     tell: slot.Progress,
@@ -126,7 +127,8 @@ def _build(
     files = staging / "bundle"
     files.mkdir()
     tell("unpacking", 0.05)
-    manifest = bundle_mod.extract(bundle, public_key, compat, files)
+    if bundle_mod.extract(bundle, public_key, compat, files) != manifest:
+        raise BundleRefusedError("format", f"{bundle} was replaced while it was installed")
     final = layout.slot(manifest.version)
     wheel, pins = files / manifest.wheel.name, files / CONSTRAINTS
     tell("making the environment", 0.15)
@@ -149,7 +151,9 @@ def _build(
     shutil.copyfile(pins, staging / slot.CONSTRAINTS_COPY)
     shutil.rmtree(files)
     tell("building the engine's C library", 0.75)
-    slot.native.build(staging)
+    why_not = native.build(staging)
+    if why_not:
+        print(f"legato install: {why_not}", file=sys.stderr, flush=True)
     tell("compiling", 0.85)
     slot.compile_tree(staging, final, fresh)
     slot.rewrite_paths(staging, final)
@@ -253,7 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--request", action="store_true", help=f"install what <state>/{REQUEST} asks")
     what.add_argument("--bundle", type=Path, help="install this bundle file")
     p.add_argument("--check", action="store_true", help="verify only; install nothing")
-    p.add_argument("--allow-downgrade", action="store_true", help="an older release, or a refused one")
+    p.add_argument(
+        "--allow-downgrade", action="store_true", help="an older release, or a refused one"
+    )
     return p
 
 

@@ -43,7 +43,9 @@ def default_state(root: Path) -> Path:
     return guard.DEFAULT_STATE if root == guard.DEFAULT_ROOT else root / "state"
 
 
-def read(config: Path | None, root: Path | None = None, state: Path | None = None) -> UpdateSettings:
+def read(
+    config: Path | None, root: Path | None = None, state: Path | None = None
+) -> UpdateSettings:
     """The settings in ``config`` (none: the defaults), ``root`` and ``state`` winning;
     ``ValueError`` naming the problem for a config that cannot be read."""
     section: dict[str, object] = {}

@@ -251,7 +251,9 @@ def seed(
     """A complete slot for ``version`` made from an existing environment's
     ``site_packages_source`` (hard links), with ``wheel`` installed over it when given
     (the source's own Legato left out then); ``current`` and ``<root>/guard.py`` made
-    when missing.  For installs that predate slots, and for tests."""
+    when missing.  For an environment made some other way (a hand install from before
+    slots: ``python -c "from releases import slot, guard; ..."`` as root), and for tests;
+    first boot, which imports nothing of Legato, makes its slot itself."""
     layout.releases.mkdir(parents=True, exist_ok=True)
     staging = layout.releases / f"{guard.STAGING_PREFIX}{version}-seed-{os.getpid()}"
     final = layout.slot(version)

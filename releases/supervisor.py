@@ -7,8 +7,8 @@
 ``ExecStopPost=``), then a pause and again (``Restart=always``).  While the speaker
 runs, ``<state>/install-request.json`` starts ``python -m releases.install --request``
 from the current slot, as ``legato-update.path`` does.  Like systemd's, its
-children run in ``/``: ``python -m`` would import from any other working directory.  SIGTERM (or SIGINT) is passed
-to the speaker, and the loop ends once it has stopped.
+children run in ``/``: ``python -m`` would import from any other working directory.
+SIGTERM (or SIGINT) is passed to the speaker, and the loop ends once it has stopped.
 """
 
 from __future__ import annotations

@@ -52,8 +52,18 @@ def build_wheel(source: Path, out: Path, version: str, *, broken: bool = False) 
     init.write_text(original + BROKEN_LINE if broken else original)
     out.mkdir(parents=True, exist_ok=True)
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
-        + ["-w", str(out), str(source)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(out),
+            str(source),
+        ],
         cwd=source,
         capture_output=True,
         check=True,

@@ -183,7 +183,9 @@ def test_from_a_flashed_card_to_a_speaker_that_plays(hub: System, tmp_path: Path
     assert (opt / "guard.py").read_bytes() == (site / "releases" / "guard.py").read_bytes()
     assert json.loads((opt / "slots.json").read_text())["trial"] is None
     assert (root / "var" / "lib" / "legato" / "update").is_dir()
-    assert (current / "constraints.txt").read_text() == (boot / "legato" / "constraints.txt").read_text()
+    assert (current / "constraints.txt").read_text() == (
+        boot / "legato" / "constraints.txt"
+    ).read_text()
     assert list(site.glob("device/audio/libpcm_native.so")) or shutil.which("cc") is None
     # the hub heard "first boot done" from the speaker's own login, over mDNS + pinned TLS
     device_id = next(

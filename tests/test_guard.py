@@ -36,7 +36,7 @@ EVENTS = st.lists(
 class World:
     """A speaker's slots as the guard sees them, changed only as the real code does."""
 
-    slots: Slots = Slots()
+    slots: Slots = field(default_factory=Slots)
     current: str | None = "1"
     complete: list[str] = field(default_factory=lambda: ["1"])  # newest install first
     verdict: Verdict | None = None
@@ -52,6 +52,10 @@ class World:
             return
         self.complete.insert(0, version)
         previous = self.current if self.current != version else self.slots.previous
+        trial = self.slots.trial  # as guard.begin_trial: a proven release stays the way back
+        if trial and trial.version == self.current and self.slots.previous in self.complete:
+            previous = self.slots.previous
+            self.complete.remove(trial.version)
         self.slots = replace(self.slots, previous=previous, trial=Trial(version, self.now))
         self.current = version
         self.trial_starts = 0
@@ -66,9 +70,11 @@ class World:
         for gone in decision.remove:
             assert gone != decision.run
             if gone == before.previous:  # the way back goes only once the trial is good
-                assert decision.slots.last is not None and decision.slots.last.state == "good"
+                assert decision.slots.last is not None
+                assert decision.slots.last.state == "good"
             else:
-                assert before.trial is not None and gone == before.trial.version
+                assert before.trial is not None
+                assert gone == before.trial.version
                 assert decision.slots.last is not None
                 assert decision.slots.last.state == "rolled_back"
             self.complete.remove(gone)
@@ -125,7 +131,7 @@ def test_a_release_that_never_answers_is_rolled_back_by_the_start_after_the_last
     exits: int,
 ) -> None:
     slots = Slots(previous="1", trial=Trial("2", 10.0))
-    complete = ("2", "1")
+    complete: tuple[str, ...] = ("2", "1")
     runs = []
     for n in range(MAX_TRIAL_STARTS + 1):
         decision = decide(slots, "2" if "2" in complete else "1", complete, None, 20.0 + n)
@@ -137,7 +143,8 @@ def test_a_release_that_never_answers_is_rolled_back_by_the_start_after_the_last
             slots = replace(slots, trial=replace(slots.trial, last_exit=f"exited {exits}"))
     assert runs == ["2"] * MAX_TRIAL_STARTS + ["1"]
     assert slots.refused == ("2",)
-    assert slots.last is not None and slots.last.state == "rolled_back"
+    assert slots.last is not None
+    assert slots.last.state == "rolled_back"
     assert f"exited {exits}" in slots.last.reason
 
 
@@ -180,3 +187,19 @@ def test_prepare_leaves_a_running_install_alone(tmp_path: Path) -> None:
         os.close(fd)
     assert guard.prepare(layout) == "1"
     assert not staging.exists()
+
+
+def test_a_release_installed_over_one_still_in_trial_goes_back_to_the_proven_one(
+    tmp_path: Path,
+) -> None:
+    layout = guard.Layout(tmp_path / "opt", tmp_path / "state")
+    for version in ("1", "2", "3"):
+        layout.slot(version).mkdir(parents=True)
+        (layout.slot(version) / guard.COMPLETE).write_text(version)
+    layout.switch("1")
+    guard.begin_trial(layout, "2", now_s=10.0)
+    slots = guard.begin_trial(layout, "3", now_s=20.0)
+    assert slots.previous == "1"  # not "2", which never proved itself
+    assert layout.current() == "3"
+    assert not layout.slot("2").exists()
+    assert set(layout.complete()) == {"1", "3"}

@@ -38,9 +38,9 @@ def made(tmp_path: Path, key: signing.ReleaseKey) -> Path:
     return out
 
 
-def refused(path: Path, public: bytes, compat: Compatibility = Compatibility()) -> str:
+def refused(path: Path, public: bytes, compat: Compatibility | None = None) -> str:
     with pytest.raises(BundleRefusedError) as caught:
-        bundle.verify(path, public, compat)
+        bundle.verify(path, public, compat or Compatibility())
     return caught.value.reason
 
 
@@ -99,7 +99,7 @@ def test_a_changed_manifest_fails_its_signature(made: Path, key: signing.Release
 
 
 def test_a_changed_wheel_fails_its_hash(made: Path, key: signing.ReleaseKey) -> None:
-    (wheel, body), *_ = [(m, b) for m, b in members(made) if m.name == WHEEL]
+    (wheel, _body), *_ = [(m, b) for m, b in members(made) if m.name == WHEEL]
     raw = bytearray(made.read_bytes())
     raw[wheel.offset_data + 1000] ^= 0x01
     made.write_bytes(bytes(raw))
@@ -197,7 +197,11 @@ def test_a_member_that_is_not_a_plain_file_is_refused(
     odd = tarfile.TarInfo(WHEEL)
     odd.type = kind
     odd.linkname = "/etc/shadow"
-    entries = [*signed(key, {WHEEL: wheel, CONSTRAINTS: pins}), (odd, b""), regular(CONSTRAINTS, pins)]
+    entries = [
+        *signed(key, {WHEEL: wheel, CONSTRAINTS: pins}),
+        (odd, b""),
+        regular(CONSTRAINTS, pins),
+    ]
     path = write_tar(tmp_path / "odd.legato", entries)
     assert refused(path, key.public) == "format"
     dest = tmp_path / "out"

@@ -259,7 +259,9 @@ class FirstBoot:
         own ``releases.native`` (what its updates use too); without them the speaker
         uses numpy (slower, same sound), so a failure here is only logged."""
         built = subprocess.run(
-            [str(slot / "bin" / "python"), "-m", "releases.native", str(slot)], check=False
+            [str(slot / "bin" / "python"), "-m", "releases.native", str(slot)],
+            cwd="/",  # ``-m`` imports from the working directory first
+            check=False,
         )
         if built.returncode != 0:
             log("the engine's C library was not built: the speaker uses numpy instead")
