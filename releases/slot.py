@@ -55,10 +55,25 @@ def site_packages(env: Path) -> Path:
     return found[0]
 
 
+def clean_env() -> dict[str, str]:
+    """The environment for a slot's processes: nothing of the caller's own Python path
+    (a checkout on PYTHONPATH would pass for an installed Legato, and pip would skip it)."""
+    return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+
+
 def run(args: list[str], what: str, timeout_s: float = 1800.0) -> None:
-    """A step in a subprocess; ``InstallError`` with the end of its output if it fails."""
+    """A step in a subprocess, in ``/`` (``python -m`` imports from the working directory
+    first); ``InstallError`` with the end of its output if it fails."""
     try:
-        done = subprocess.run(args, capture_output=True, text=True, timeout=timeout_s, check=False)
+        done = subprocess.run(
+            args,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+            cwd="/",
+            env=clean_env(),
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise InstallError(f"{what} failed: {exc}") from exc
     if done.returncode != 0:
@@ -197,7 +212,7 @@ def compile_tree(env: Path, final: Path, paths: Iterable[Path]) -> None:
         return
     args = [str(env / "bin" / "python"), "-m", "compileall", "-q", "-j", "0"]
     args += ["-s", str(env), "-p", str(final), *targets]
-    subprocess.run(args, capture_output=True, timeout=1800, check=False)
+    subprocess.run(args, capture_output=True, timeout=1800, check=False, cwd="/", env=clean_env())
 
 
 def rewrite_paths(env: Path, final: Path) -> None:

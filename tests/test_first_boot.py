@@ -91,7 +91,10 @@ def first_boot(
     boot: Path, root: Path, commands: Path, *extra: str
 ) -> subprocess.CompletedProcess[str]:
     """The card's firstboot.py against ``root``, with stand-ins logging to calls.log."""
-    env = {**child_env(), "CALLS": str(root.parent / "calls.log"), "ROOT": str(root)}
+    # no PYTHONPATH, as on a Pi: through it the slot's pip would take this checkout's
+    # legato.egg-info (made when legato-flash built the wheel) for Legato installed
+    env = {k: v for k, v in child_env().items() if k != "PYTHONPATH"}
+    env |= {"CALLS": str(root.parent / "calls.log"), "ROOT": str(root)}
     return subprocess.run(
         [
             sys.executable,
