@@ -60,7 +60,11 @@ class Supervisor:
         script = self.layout.root / "guard.py"
         command = [slot.base_python(), str(script), "--root", str(self.layout.root)]
         command += ["--state", str(self.layout.state), *args]
-        return subprocess.run(command, timeout=120, check=False).returncode
+        try:
+            return subprocess.run(command, timeout=120, check=False).returncode
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            say(f"the guard could not run: {exc}")
+            return 1
 
     def run(self) -> int:
         """Until stopped (or ``max_starts`` starts); 0 when stopped by a signal."""
@@ -76,7 +80,9 @@ class Supervisor:
                 continue
             python = self.layout.slot(version) / "bin" / "python"  # the slot itself, not
             # the link: a switch while it runs must not mix two releases' modules
-            child = subprocess.Popen([str(python), "-m", "device", *self.speaker_args], cwd="/")
+            child = subprocess.Popen(
+                [str(python), "-m", "device", *self.speaker_args], cwd="/", env=slot.clean_env()
+            )
             say(f"started release {version} (pid {child.pid}, start {self.starts})")
             code, status = exit_of(self.watch(child))
             say(f"release {version} stopped: {code} {status}")
@@ -123,7 +129,7 @@ class Supervisor:
         command += ["--root", str(self.layout.root), "--state", str(self.layout.state)]
         if self.config is not None:
             command += ["--config", str(self.config)]
-        self.installer = subprocess.Popen([*command, "--request"], cwd="/")
+        self.installer = subprocess.Popen([*command, "--request"], cwd="/", env=slot.clean_env())
         say(f"install requested: installer started (pid {self.installer.pid})")
 
     def finish_install(self) -> None:
