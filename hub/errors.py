@@ -170,11 +170,11 @@ class ReleaseRefused(HubError):  # noqa: N818 - what the operator is told
     status = 400
 
 
-class ReleaseNotFound(ReleaseRefused):  # noqa: N818 - named for the HTTP status
+class ReleaseNotFound(ReleaseRefused):
     status = 404
 
 
-class ReleaseConflict(ReleaseRefused):  # noqa: N818 - named for the HTTP status
+class ReleaseConflict(ReleaseRefused):
     status = 409
 
 

@@ -82,7 +82,7 @@ class Releases:
             self.db, self.data_dir, wheel, notes=notes, constraints=constraints, now_ms=self.clock()
         )
 
-    def list(self) -> list[dict[str, Any]]:
+    def summaries(self) -> list[dict[str, Any]]:
         """Every release, newest first, with its rollout and its speakers per state."""
         with self.db.reading() as conn:
             found = store.releases(conn)
