@@ -7,8 +7,8 @@ Pure: values in, values out, the clock passed in.  The rules:
   lies inside the 100% set, and widening never drops anyone);
 - it is offered the release unless the rollout is not active, it already runs that
   version or a newer one, or it was good, rolled back or failed on it;
-- at most ``wave`` speakers are in flight (offered .. trial, heard from within
-  :data:`STALE_MS`) at once; a speaker already in flight is offered again (it may
+- at most ``wave`` of the speakers it targets are in flight (offered .. trial, heard
+  from within :data:`STALE_MS`) at once; a speaker already in flight is offered again (it may
   have restarted its download); the default wave is ``max(2, ceil(25%))`` of the
   speakers targeted;
 - of several active rollouts, the newest release the speaker may have wins;
@@ -66,7 +66,7 @@ class Candidate:
 
     rollout: Rollout
     mine: Progress | None  # this speaker's progress on the release, if any
-    in_flight: int  # speakers in flight on it now, this one included if it is
+    in_flight: int  # targeted speakers in flight on it now, this one included if it is
     targeted: int  # speakers the rollout targets (for the default wave)
 
 

@@ -188,7 +188,10 @@ class Releases:
             candidates = []
             for r in store.rollouts(conn, active_only=True):
                 progress = store.progress_of(conn, r.version)
-                flying = sum(policy.counts_in_flight(p, now) for p, _ in progress.values())
+                flying = sum(
+                    policy.counts_in_flight(p, now) and policy.in_rollout(r, d)
+                    for d, (p, _) in progress.items()
+                )
                 targeted = (
                     len(r.devices)
                     if r.devices is not None
