@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import tarfile
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -69,9 +70,15 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, wheels: dict[str, Path
     constraints = tmp_path / "pins.txt"
     constraints.write_text("numpy==1.26.4\n")
     wheel = wheel_at(wheels["0.1.0"], "2.1.0", tmp_path / "w")
-    pinned = hub_cli(data, "release", "add", str(wheel), "--constraints", str(constraints), "--json")
+    pinned = hub_cli(
+        data, "release", "add", str(wheel), "--constraints", str(constraints), "--json"
+    )
     assert pinned.returncode == 0, pinned.stderr
     assert json.loads(pinned.stdout)["version"] == "2.1.0"
+    with tarfile.open(data / "releases" / "legato-2.1.0.legato") as tar:
+        member = tar.extractfile("constraints.txt")
+        assert member is not None
+        assert member.read() == b"numpy==1.26.4\n"
 
 
 def test_every_speaker_config_the_hub_writes_pins_its_release_key(tmp_path: Path) -> None:
