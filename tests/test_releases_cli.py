@@ -182,3 +182,38 @@ def test_the_releases_page_is_for_operators_only(system: System) -> None:
         assert refused.status_code == 403
         assert "ed25519:" not in refused.text
         assert listener.get("/v1/releases").status_code == 403
+
+
+def test_an_operator_adds_rolls_out_and_halts_in_a_browser(
+    system: System, wheels: dict[str, Path], tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    from tests.browser import chromium, js_errors, log_in, new_page, screenshot
+
+    wheel = wheel_at(wheels["0.1.0"], "3.0.0", tmp_path)
+    with chromium() as browser:
+        context, page = new_page(browser, phone=False)
+        try:
+            log_in(page, system.url, "operator", ADMIN_PASSWORD, path="/dashboard/releases")
+            page.get_by_label("Legato wheel").set_input_files(str(wheel))
+            page.get_by_label("Notes").fill("from the browser")
+            page.get_by_role("button", name="Sign and add").click()
+            row = page.locator('#releases tr[data-version="3.0.0"]')
+            expect(row).to_contain_text("from the browser")
+            expect(row).to_contain_text("not rolled out")
+            row.get_by_label("Percent of speakers for 3.0.0").fill("100")
+            row.get_by_role("button", name="Roll out").click()
+            row = page.locator('#releases tr[data-version="3.0.0"]')
+            expect(row.locator(".rollout-state")).to_contain_text("active")
+            # two speakers targeted, none asked yet: both wait
+            expect(row.locator(".counts")).to_contain_text("waiting 2")
+            page.once("dialog", lambda dialog: dialog.accept())
+            row.get_by_role("button", name="Halt").click()
+            expect(page.locator('#releases tr[data-version="3.0.0"]')).to_contain_text(
+                "halted by the operator"
+            )
+            screenshot(page, "dashboard-releases")
+            assert js_errors(page) == []
+        finally:
+            context.close()
