@@ -9,6 +9,7 @@ import json
 import socket
 import sqlite3
 import time
+import tomllib
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -453,3 +454,11 @@ def test_a_version_11_database_gains_the_release_tables(tmp_path: Path) -> None:
     assert {"releases", "rollouts", "device_updates"} <= tables
     with db.reading() as c:
         assert c.execute("SELECT fw FROM devices").fetchone()[0] == "1.0.0"
+
+
+def test_a_speaker_enrolled_for_legato_flash_pins_the_hubs_release_key(hub: Hub) -> None:
+    r = hub.admin("POST", "/api/speakers", json={"name": "Shelf"})
+    assert r.status_code == 201, r.text
+    config = tomllib.loads(r.json()["files"]["speaker.toml"]["text"])
+    key = ReleaseKey.load_or_create(hub.data / "keys" / "release.key")
+    assert config["updates"]["release_key"] == key.public_text

@@ -177,7 +177,7 @@ async def _from_form(request: Request, folder: Path, notes: str) -> tuple[Path, 
         text = form.get("notes")
         if isinstance(text, str) and text:
             notes = text[:MAX_NOTES]
-        target = _target(folder, upload.filename)
+        target = await run_in_threadpool(_target, folder, upload.filename)
 
         def save() -> None:
             with target.open("wb") as out:
@@ -192,7 +192,7 @@ async def _from_form(request: Request, folder: Path, notes: str) -> tuple[Path, 
 async def _from_body(request: Request, folder: Path, filename: str | None) -> Path:
     if not filename:
         raise ReleaseRefused("name the wheel: POST /v1/releases?filename=legato-VERSION-….whl")
-    target = _target(folder, filename)
+    target = await run_in_threadpool(_target, folder, filename)
     out = await run_in_threadpool(target.open, "wb")
     try:
         async for chunk in request.stream():
