@@ -411,6 +411,12 @@ def test_too_many_failures_halt_the_rollout_by_itself(hub: Hub, wheels: dict[str
     assert states["cellar"]["reason"] == "did not reach the hub within 120 s"
     assert states["den"]["reason"] == "signature: not this hub's key"
     assert hub.offer(auth["east"]).status_code == 204  # halted: nothing more is offered
+    # the operator resumes it: failures count afresh, one more does not halt it again
+    hub.admin("POST", "/v1/releases/2.0.0/rollout", json={"devices": names, "wave": 5})
+    assert hub.offer(auth["east"]).status_code == 200
+    hub.report("east", "2.0.0", "failed", "no space left on device")
+    hub.wait_state("2.0.0", "east", "failed")
+    assert hub.admin("GET", "/v1/releases").json()["releases"][0]["rollout"]["state"] == "active"
 
 
 def test_a_speaker_whose_status_names_the_release_counts_as_on_it(

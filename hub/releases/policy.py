@@ -14,7 +14,7 @@ Pure: values in, values out, the clock passed in.  The rules:
 - of several active rollouts, the newest release the speaker may have wins;
 - a rollout halts by itself when failures (rolled back + failed) reach
   ``max(2, ceil(10% of the speakers tried))``, tried = those that reported anything
-  past ``offered``.
+  past ``offered`` since the rollout (re)started (a resumed rollout counts afresh).
 """
 
 from __future__ import annotations

@@ -232,7 +232,9 @@ class Releases:
             halted = None
             rollout = store.rollout(conn, version)
             if state in policy.FAILED and rollout is not None and rollout.state == "active":
-                states = [p.state for p, _ in store.progress_of(conn, version).values()]
+                # counted since the rollout (re)started: a resumed one starts afresh
+                reports = store.progress_of(conn, version).values()
+                states = [p.state for p, _ in reports if p.updated_ms >= rollout.started_ms]
                 halted = policy.halt_reason(states)
                 if halted is not None:
                     self._halt_in(conn, version, halted, now)
