@@ -16,7 +16,7 @@ from device.config import ConfigError, SpeakerConfig, load
 from device.updates import self_check
 from device.updates import trial as t
 from device.updates.reporting import Reported, ReportedFile, said, said_failed, unreported
-from device.updates.settings import default_state_dir, from_table, running_slot
+from device.updates.settings import default_state_dir, running_slot
 from releases.guard import DEFAULT_ROOT, DEFAULT_STATE, Layout, Outcome
 from releases.signing import ReleaseKey
 
@@ -63,7 +63,8 @@ def test_an_engine_that_keeps_failing_fails_the_trial_at_the_limit() -> None:
         state = run(state, t.EngineError(float(at), f"decode failed at {at}"))
     assert state.verdict is None
     state = run(state, t.Tick(1180.0))
-    assert state.verdict is not None and not state.verdict.good
+    assert state.verdict is not None
+    assert not state.verdict.good
     assert "last: decode failed at 1170" in state.verdict.reason
 
 
@@ -121,7 +122,9 @@ def test_a_verdict_never_changes_and_is_always_earned(
             assert hub_at is not None or not needs_hub
             assert now >= last_error + 30
         elif "could not reach the hub" in settled.reason:
-            assert needs_hub and hub_at is None and now >= 1000.0 + 120
+            assert needs_hub
+            assert hub_at is None
+            assert now >= 1000.0 + 120
         else:
             assert now >= 1000.0 + 180
 
@@ -167,25 +170,29 @@ def test_the_sink_check_writes_silence_to_the_configured_sink(tmp_path: Path) ->
     result = self_check.check_sink(paired(f"file:{out}"))
     assert result.ok, result.detail
     pcm = np.frombuffer(out.read_bytes(), np.int16)
-    assert pcm.size == 2 * int(44100 * self_check.SINK_SILENCE_S) and not pcm.any()
+    assert pcm.size == 2 * int(44100 * self_check.SINK_SILENCE_S)
+    assert not pcm.any()
 
 
 def test_a_sink_that_cannot_open_fails_the_check_after_its_retries(tmp_path: Path) -> None:
     waits: list[float] = []
     result = self_check.check_sink(paired(f"file:{tmp_path}/no/such/dir/out.raw"), waits.append)
-    assert not result.ok and "no/such/dir" in result.detail
+    assert not result.ok
+    assert "no/such/dir" in result.detail
     assert len(waits) == self_check.SINK_ATTEMPTS - 1
 
 
 def test_a_clock_speaker_has_no_sink_to_check() -> None:
     result = self_check.check_sink(SpeakerConfig(id="den", name="Den", engine="clock"))
-    assert result.ok and "skipped" in result.detail
+    assert result.ok
+    assert "skipped" in result.detail
 
 
 def test_a_state_dir_that_cannot_be_written_fails_the_check(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("not a directory")
     result = self_check.check_state_dir(tmp_path / "file" / "state")
-    assert not result.ok and str(tmp_path / "file" / "state") in result.detail
+    assert not result.ok
+    assert str(tmp_path / "file" / "state") in result.detail
     assert self_check.check_state_dir(tmp_path / "state").ok
 
 
@@ -243,7 +250,8 @@ def test_a_bad_release_key_exits_2_with_one_line(
     path = write_config(tmp_path, 'release_key = "ed25519:not-a-key"')
     assert cli.main(["--config", str(path)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("legato-speaker: updates.release_key:") and "\n" not in err
+    assert err.startswith("legato-speaker: updates.release_key:")
+    assert "\n" not in err
 
 
 def test_the_running_release_is_known_only_inside_its_slot(tmp_path: Path) -> None:
@@ -281,4 +289,5 @@ def test_the_memory_stays_small(entries: list[tuple[str, bool]]) -> None:
         )
     again = Reported.from_json(reported.to_json())
     assert again == reported
-    assert len(again.outcomes) <= 32 and len(again.failed_at_s) <= 32
+    assert len(again.outcomes) <= 32
+    assert len(again.failed_at_s) <= 32

@@ -128,6 +128,11 @@ class Updater:
         with self._cond:
             self._due_s = time.monotonic() + delay_s
 
+    def _pause(self, seconds: float) -> None:
+        """A wait between download attempts that ``stop`` cuts short."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._stopping, timeout=seconds)
+
     def _stopped(self) -> bool:
         with self._cond:
             return self._stopping
@@ -208,6 +213,7 @@ class Updater:
                 self.state_dir / INCOMING,
                 should_stop=self._stopped,
                 on_progress=lambda done: self._set(bytes_done=done),
+                sleep=self._pause,
             ).run()
         except DownloadError as exc:
             self._set(phase="", last_error=str(exc))

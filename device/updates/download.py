@@ -81,6 +81,7 @@ class BundleDownload:
         on_progress: Callable[[int], None] = lambda _done: None,
         sleep: Callable[[float], None] = time.sleep,
         attempts: int = ATTEMPTS,
+        backoff: Backoff = BACKOFF,
     ) -> None:
         self.hub = hub
         self.offer = offer
@@ -91,6 +92,7 @@ class BundleDownload:
         self._on_progress = on_progress
         self._sleep = sleep
         self._attempts = attempts
+        self._backoff = backoff
 
     def run(self) -> Path:
         """The complete bundle's path; ``DownloadError`` otherwise (its part is kept for
@@ -103,7 +105,7 @@ class BundleDownload:
         error = "no attempt made"
         for attempt in range(self._attempts):
             if attempt:
-                self._sleep(BACKOFF.delay_s(attempt - 1, random.random()))
+                self._sleep(self._backoff.delay_s(attempt - 1, random.random()))
             if self._should_stop():
                 raise DownloadError("the speaker is stopping", final=False)
             if time.monotonic() - started > MAX_DOWNLOAD_S:
