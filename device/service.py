@@ -4,7 +4,9 @@ Everything here is I/O plumbing around ``Controller``: commands arrive on the
 device's ``cmd`` topic (or the local WebSocket), their acks go to ``ack``, each
 new state is published retained on ``state`` and events on ``events``.  On every
 (re)connect the retained status and state are published again, so a broker
-restart loses nothing a subscriber needs.
+restart loses nothing a subscriber needs.  ``device.updates.agent.UpdateAgent`` is
+told when the hub is reached and when the engine fails (a release in trial is judged
+on both), and may ask the service to stop by itself (``finished``, ``exit_status``).
 """
 
 from __future__ import annotations

@@ -245,6 +245,12 @@ def test_nothing_offered_and_an_offer_elsewhere_are_not_acted_on(
     assert rig.reports == []
 
 
+def test_an_oversized_answer_is_not_read_to_its_end(rig: Rig, release: Release) -> None:
+    rig.served.offer = {**offer_for(release.bundle, NEW), "notes": "x" * 1_000_000}
+    assert check(rig, release.key.public) == "bad-offer"
+    assert rig.served.ranges == []
+
+
 def test_the_thread_checks_soon_after_asked_and_stops_promptly(rig: Rig, release: Release) -> None:
     rig.served.offer = offer_for(release.bundle, NEW)
     updater = rig.updater(release.key.public, interval_s=3600)

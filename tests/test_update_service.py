@@ -16,7 +16,9 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from connect_protocol.mqtt import BrokerAddress
@@ -33,6 +35,7 @@ from tests.system import child_env, wait_for
 pytestmark = pytest.mark.integration
 
 SINCE_S = 1_700_000_000.0
+TOKEN = "pairing-token-of-den"
 EVENTS = "legato/v1/device/den/events"
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -83,6 +86,7 @@ def speaker_for(
         http_host="127.0.0.1",
         username="den",
         password=broker.password,
+        local_token=TOKEN,
         engine="clock",
         updates=UpdateSettings(
             check_interval_s=0,
@@ -93,6 +97,15 @@ def speaker_for(
         ),
     )
     return SpeakerService(config, broker, mdns_plan=MdnsPlan(advertise=False))
+
+
+def get_info(speaker: SpeakerService, token: str | None) -> dict[str, Any]:
+    """``/info`` as a phone asks it: with the pairing token, it has the diagnostics."""
+    assert speaker.local_api is not None
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    r = httpx.get(f"http://127.0.0.1:{speaker.local_api.port}/info", headers=headers)
+    r.raise_for_status()
+    return dict(r.json())
 
 
 def address(broker: RunningBroker) -> BrokerAddress:
@@ -131,9 +144,12 @@ def test_a_release_in_trial_that_reaches_the_hub_is_marked_good_after_its_grace(
                 (FIRMWARE_VERSION, "trial", ""),
                 (FIRMWARE_VERSION, "good", ""),
             ]
-            info = speaker.diagnostics()["updates"]
+            info = (await asyncio.to_thread(get_info, speaker, TOKEN))["diagnostics"]["updates"]
+            assert info["running"] == FIRMWARE_VERSION
             assert info["installed_in_slots"] is True
+            assert info["trial"]["since_s"] == SINCE_S
             assert info["trial"]["verdict"] == {"good": True, "reason": ""}
+            assert "diagnostics" not in await asyncio.to_thread(get_info, speaker, None)
             assert not speaker.finished.is_set()
         finally:
             await speaker.stop()

@@ -29,6 +29,7 @@ from typing import Any
 from device.audio.source import HubMedia, SourceError
 from device.updates.download import BundleDownload, DownloadError
 from device.updates.offer import (
+    MAX_OFFER_BYTES,
     BadOfferError,
     Fetch,
     Offer,
@@ -104,6 +105,9 @@ class Updater:
         through :meth:`check_soon`."""
         if self.settings.check_interval_s > 0:
             self._schedule(next_check_s(self.settings.check_interval_s, self._uniform()))
+        if self._requested() is None:  # a bundle installed (or given up on) is not kept
+            for done in (self.state_dir / INCOMING).glob("*.legato"):
+                done.unlink(missing_ok=True)
         self._thread = threading.Thread(target=self._run, name="speaker-updater", daemon=True)
         self._thread.start()
 
@@ -165,19 +169,21 @@ class Updater:
         """Ask the hub once and act on its answer; returns what happened, in a word."""
         self._set(last_check_s=self._clock())
         try:
-            answer = self.hub.call("GET", f"/v1/devices/{self.device_id}/update")
+            with self.hub.streaming(f"/v1/devices/{self.device_id}/update") as response:
+                status = response.status
+                body = response.read(MAX_OFFER_BYTES + 1)  # an offer is small: no more
         except SourceError as exc:
             self._set(last_answer="unreachable", last_error=str(exc))
             return "unreachable"
-        if answer.status == 204:
+        if status == 204:
             self._set(last_answer="nothing offered")
             return "none"
-        if answer.status != 200:
-            self._set(last_answer=f"HTTP {answer.status}")
-            logger.info("the hub answered %d to the update check", answer.status)
+        if status != 200:
+            self._set(last_answer=f"HTTP {status}")
+            logger.info("the hub answered %d to the update check", status)
             return "refused"
         try:
-            offer = parse_offer(answer.body)
+            offer = parse_offer(body)
         except BadOfferError as exc:
             self._set(last_answer="bad offer", last_error=str(exc))
             logger.warning("ignoring the hub's update offer: %s", exc)

@@ -16,6 +16,7 @@ import logging
 import os
 import random
 import re
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +33,7 @@ logger = logging.getLogger(__name__)
 CHUNK = 256 * 1024
 ATTEMPTS = 6
 MAX_DOWNLOAD_S = 2 * 3600.0
+SPARE_BYTES = 64 * 2**20  # left free for the speaker's logs and cache after the download
 BACKOFF = Backoff(initial_s=1.0, maximum_s=30.0)
 CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
 
@@ -101,6 +103,7 @@ class BundleDownload:
         if self._complete(self.final):
             return self.final
         clear_incoming(self.incoming, keep=(self.part,))
+        self._check_space()
         started = time.monotonic()
         error = "no attempt made"
         for attempt in range(self._attempts):
@@ -121,6 +124,18 @@ class BundleDownload:
             f"could not download {self.offer.version} in {self._attempts} attempts: {error}",
             final=False,
         )
+
+    def _check_space(self) -> None:
+        """Room for the rest of the bundle, with some to spare: a full disk would stop
+        the speaker's own writes (its cache, its verdict) too."""
+        need = self.offer.size - self._held() + SPARE_BYTES
+        free = shutil.disk_usage(self.incoming).free
+        if free < need:
+            raise DownloadError(
+                f"not enough disk space for release {self.offer.version}: "
+                f"{need // 2**20} MiB needed, {free // 2**20} MiB free",
+                final=True,
+            )
 
     def _complete(self, path: Path) -> bool:
         try:
