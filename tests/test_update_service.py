@@ -10,6 +10,7 @@ a link to it); the command-line run uses a virtual environment made in the slot.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import subprocess
 import sys
@@ -181,19 +182,28 @@ def test_a_release_in_trial_that_cannot_reach_the_hub_fails_and_stops(tmp_path: 
 
 def test_a_failed_self_check_stops_the_start_with_its_reason(tmp_path: Path) -> None:
     layout = slot_layout(tmp_path, in_trial())
-    nowhere = BrokerAddress(host="127.0.0.1", port=free_port(), username="den", password="secret")
-    speaker = speaker_for(layout, nowhere)
-    (tmp_path / "blocked").write_text("a file where the state directory must be")
-    speaker.updates.settings = UpdateSettings(root=layout.root, state_dir=tmp_path / "blocked")
+    nowhere = BrokerAddress(host="127.0.0.1", port=free_port(), username="den", password="s")
+    gone = tmp_path / "unplugged-dac" / "out.raw"  # the sink's device is not there
+    config = dataclasses.replace(
+        speaker_for(layout, nowhere).config,
+        engine="native",
+        sink=f"file:{gone}",
+        hub_url=f"http://127.0.0.1:{free_port()}",
+    )
+    speaker = SpeakerService(config, nowhere, mdns_plan=MdnsPlan(advertise=False))
 
     async def scenario() -> None:
         try:
-            with pytest.raises(TrialFailedError, match="self-check failed: state"):
+            with pytest.raises(TrialFailedError, match="self-check failed: sink"):
                 await speaker.start()
         finally:
             await speaker.stop()
 
     asyncio.run(scenario())
+    verdict = layout.verdict()
+    assert verdict is not None
+    assert (verdict.version, verdict.since_s, verdict.good) == (FIRMWARE_VERSION, SINCE_S, False)
+    assert verdict.reason.startswith(f"self-check failed: sink: file:{gone}")
 
 
 def test_the_last_outcome_is_told_to_the_hub_once(

@@ -202,7 +202,10 @@ class UpdateAgent:
             self._step(trial_mod.Tick(self._clock()))
         verdict = state.verdict
         assert verdict is not None
-        await asyncio.to_thread(self._write_verdict, verdict.good, verdict.reason)
+        written = await asyncio.to_thread(self._write_verdict, verdict.good, verdict.reason)
+        if verdict.good and not written:
+            self._request_exit(EXIT_TRIAL_FAILED)  # restarted: the next start may write it
+            return
         if verdict.good:
             logger.info("release %s is good: it reached the hub and could play", self.version)
             await asyncio.to_thread(self._remember, "good")
@@ -216,9 +219,16 @@ class UpdateAgent:
         await asyncio.sleep(0.5)  # the report on its way, if the broker is there
         self._request_exit(EXIT_TRIAL_FAILED)
 
-    def _write_verdict(self, good: bool, reason: str) -> None:
+    def _write_verdict(self, good: bool, reason: str) -> bool:
+        """The verdict for the guard; False when it cannot be written (the guard then
+        rolls back once the release has stopped too often without one)."""
         assert self.trial is not None
-        self.layout.write_verdict(Verdict(self.version, self.trial.since_s, good, reason))
+        try:
+            self.layout.write_verdict(Verdict(self.version, self.trial.since_s, good, reason))
+        except OSError as exc:
+            logger.error("cannot write the trial's verdict in %s: %s", self.layout.state, exc)
+            return False
+        return True
 
     def _remember(self, state: str) -> None:
         self._reported.save(said(self._reported.load(), self.version, state))
