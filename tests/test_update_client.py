@@ -24,7 +24,7 @@ from device.updates.download import BundleDownload, DownloadError, part_path
 from device.updates.reporting import ReportedFile
 from device.updates.settings import UpdateSettings
 from releases.signing import ReleaseKey
-from tests.update_fixtures import HubStandIn, Served, build_wheel, make_bundle, offer_for
+from tests.update_fixtures import HubStandIn, Release, Served, offer_for
 
 pytestmark = pytest.mark.integration
 
@@ -32,21 +32,9 @@ NEW = "0.2.0"
 RUNNING = "0.1.0"
 
 
-@dataclass(frozen=True)
-class Release:
-    wheel: Path
-    bundle: Path
-    key: ReleaseKey
-    body: bytes
-
-
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def release(tmp_path_factory: pytest.TempPathFactory) -> Release:
-    work = tmp_path_factory.mktemp("release")
-    wheel = build_wheel(work, NEW)
-    key = ReleaseKey.generate()
-    path = make_bundle(work, wheel, key)
-    return Release(wheel, path, key, path.read_bytes())
+    return Release.build(tmp_path_factory.mktemp("release"), NEW)
 
 
 @dataclass

@@ -26,12 +26,13 @@ from connect_protocol.mqtt import BrokerAddress
 from device.config import FIRMWARE_VERSION, SpeakerConfig
 from device.service import MdnsPlan, SpeakerService
 from device.updates.agent import EXIT_TRIAL_FAILED, TrialFailedError
-from device.updates.client import RESULT_FILE
+from device.updates.client import REQUEST_FILE, RESULT_FILE
 from device.updates.settings import UpdateSettings
 from releases import guard
 from releases.guard import Layout, Outcome, Slots, Trial
 from tests.brokers import MqttClient, RunningBroker, free_port, start_broker
 from tests.system import child_env, wait_for
+from tests.update_fixtures import HubStandIn, Release, Served, offer_for
 
 pytestmark = pytest.mark.integration
 
@@ -79,18 +80,27 @@ def observer(broker: RunningBroker) -> Iterator[MqttClient]:
 
 
 def speaker_for(
-    layout: Layout, broker: BrokerAddress, *, grace_s: float = 1.0, deadline_s: float = 20.0
+    layout: Layout,
+    broker: BrokerAddress,
+    *,
+    grace_s: float = 1.0,
+    deadline_s: float = 20.0,
+    hub_url: str = "",
+    release_key: bytes = b"",
+    check_interval_s: float = 0,
 ) -> SpeakerService:
     config = SpeakerConfig(
         id="den",
         name="Den",
         http_host="127.0.0.1",
+        hub_url=hub_url,
         username="den",
         password=broker.password,
         local_token=TOKEN,
         engine="clock",
         updates=UpdateSettings(
-            check_interval_s=0,
+            release_key=release_key,
+            check_interval_s=check_interval_s,
             trial_deadline_s=deadline_s,
             grace_s=grace_s,
             root=layout.root,
@@ -256,6 +266,43 @@ def test_the_speaker_stops_cleanly_when_another_release_becomes_current(
 
     layout.state.mkdir(parents=True)
     asyncio.run(scenario())
+
+
+def test_an_offer_is_fetched_soon_after_connecting_and_reported_on_mqtt(
+    tmp_path: Path, broker: RunningBroker, observer: MqttClient
+) -> None:
+    release = Release.build(tmp_path / "release", "99.0.0")
+    layout = slot_layout(tmp_path, Slots())
+    secret = broker.secrets["den"]
+    served = Served("den", secret, offer_for(release.bundle, "99.0.0"), {"99.0.0": release.body})
+
+    async def scenario(hub_url: str) -> None:
+        speaker = speaker_for(
+            layout,
+            address(broker),
+            hub_url=hub_url,
+            release_key=release.key.public,
+            check_interval_s=3600,  # so the check seen is the one soon after connecting
+        )
+        await speaker.start()
+        try:
+            request = layout.state / REQUEST_FILE
+            await until(request.exists, 15, "the install request")
+            assert json.loads(request.read_text())["version"] == "99.0.0"
+            await until(lambda: len(updates_seen(observer)) >= 2, 5, "the reports")
+            assert updates_seen(observer) == [
+                ("99.0.0", "downloading", ""),
+                ("99.0.0", "installing", ""),
+            ]
+            info = (await asyncio.to_thread(get_info, speaker, TOKEN))["diagnostics"]["updates"]
+            assert info["updater"]["phase"] == "installing"
+            assert info["updater"]["bytes_done"] == len(release.body)
+        finally:
+            await speaker.stop()
+
+    with HubStandIn(served) as hub:
+        asyncio.run(scenario(hub.url))
+    assert served.update_checks == 1
 
 
 def slot_venv(layout: Layout) -> Path:

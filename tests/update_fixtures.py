@@ -62,6 +62,23 @@ def make_bundle(out_dir: Path, wheel: Path, key: ReleaseKey) -> Path:
     return out
 
 
+@dataclass(frozen=True)
+class Release:
+    """A signed bundle of a real wheel of this checkout."""
+
+    wheel: Path
+    bundle: Path
+    key: ReleaseKey
+    body: bytes
+
+    @classmethod
+    def build(cls, work: Path, version: str) -> Release:
+        wheel = build_wheel(work, version)
+        key = ReleaseKey.generate()
+        path = make_bundle(work, wheel, key)
+        return cls(wheel, path, key, path.read_bytes())
+
+
 @dataclass
 class Served:
     """What the hub serves and what it saw."""
