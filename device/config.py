@@ -330,7 +330,7 @@ def load(path: Path | None) -> SpeakerConfig:
     except ControlsError as exc:
         raise ConfigError(str(exc)) from exc
     try:
-        updates = from_table(_section(doc, "updates"), path)
+        updates = from_table(_section(doc, "updates"))
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
     return SpeakerConfig(

@@ -346,7 +346,7 @@ password_file = "broker.secret"
 engine = "clock"
 
 [updates]
-root = "opt"
+root = "{layout.root}"
 trial_deadline_s = 2
 check_interval_s = 0
 """

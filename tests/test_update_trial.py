@@ -217,10 +217,10 @@ def write_config(tmp_path: Path, updates: str) -> Path:
 
 def test_updates_settings_are_read_and_defaulted(tmp_path: Path) -> None:
     key = ReleaseKey.generate()
-    cfg = load(write_config(tmp_path, f'release_key = "{key.public_text}"\nroot = "slots"'))
+    cfg = load(write_config(tmp_path, f'release_key = "{key.public_text}"\nroot = "{tmp_path}"'))
     assert cfg.updates.release_key == key.public
-    assert cfg.updates.root == tmp_path / "slots"
-    assert cfg.updates.state_dir == tmp_path / "slots" / "state"
+    assert cfg.updates.root == tmp_path
+    assert cfg.updates.state_dir == tmp_path / "state"
     assert (cfg.updates.check_interval_s, cfg.updates.trial_deadline_s) == (600, 120)
     assert load(None).updates.state_dir == DEFAULT_STATE
     assert default_state_dir(DEFAULT_ROOT) == DEFAULT_STATE
@@ -237,6 +237,8 @@ def test_updates_settings_are_read_and_defaulted(tmp_path: Path) -> None:
         ("grace_s = 99999", "updates.grace_s"),
         ('grace_s = "30"', "updates.grace_s"),
         ("colour = 1", "updates.colour"),
+        ('root = "opt/legato"', "updates.root"),
+        ('state_dir = "state"', "updates.state_dir"),
     ],
 )
 def test_a_bad_updates_setting_names_its_key(tmp_path: Path, line: str, key: str) -> None:

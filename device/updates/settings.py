@@ -60,7 +60,7 @@ def _text(table: dict[str, Any], key: str, default: str) -> str:
     return value
 
 
-def from_table(table: dict[str, Any], config_path: Path | None = None) -> UpdateSettings:
+def from_table(table: dict[str, Any]) -> UpdateSettings:
     """The ``[updates]`` table, validated; ``ValueError`` naming the key otherwise."""
     unknown = set(table) - {
         "release_key",
@@ -82,11 +82,11 @@ def from_table(table: dict[str, Any], config_path: Path | None = None) -> Update
         raise ValueError("updates.check_interval_s must be 0 (never) or at least 1 second")
     root = Path(_text(table, "root", str(DEFAULT_ROOT)) or str(DEFAULT_ROOT))
     state = _text(table, "state_dir", "")
-    if not root.is_absolute() and config_path is not None:
-        root = config_path.parent / root
     state_dir = Path(state) if state else default_state_dir(root)
-    if not state_dir.is_absolute() and config_path is not None:
-        state_dir = config_path.parent / state_dir
+    # absolute: root's installer reads the same keys from another working directory
+    for name, path in (("root", root), ("state_dir", state_dir)):
+        if not path.is_absolute():
+            raise ValueError(f"updates.{name} must be an absolute path, not {str(path)!r}")
     return UpdateSettings(
         release_key=key,
         check_interval_s=interval,
