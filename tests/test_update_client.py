@@ -100,10 +100,12 @@ def test_an_offered_release_is_fetched_verified_and_handed_to_the_installer(
     assert rig.served.ranges == [None]
 
 
-def test_a_transfer_cut_half_way_resumes_where_it_stopped_byte_exact(
-    rig: Rig, release: Release
+@pytest.mark.parametrize("where", ["first byte", "half way", "last byte"])
+def test_a_transfer_cut_short_resumes_where_it_stopped_byte_exact(
+    rig: Rig, release: Release, where: str
 ) -> None:
-    half = len(release.body) // 2
+    size = len(release.body)
+    half = {"first byte": 1, "half way": size // 2, "last byte": size - 1}[where]
     rig.served.offer = offer_for(release.bundle, NEW)
     rig.served.cut_after, rig.served.cuts_left = half, 1
     assert check(rig, release.key.public) == "requested"
