@@ -13,10 +13,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import tomllib
+from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
-from releases import install, settings
+from device.updates.settings import UpdateSettings, default_state_dir, from_table
+from releases import install
 from releases.errors import BundleRefusedError, InstallError
 
 DEFAULT_CONFIG = Path("/etc/legato/speaker.toml")
@@ -74,13 +77,17 @@ def main(argv: list[str] | None = None) -> int:
     if not args.bundle.is_file():
         return _fail(f"{args.bundle} is not a file")
     try:
-        conf = settings.read(config, args.root, args.state)
+        conf = read_settings(config, args.root, args.state)
     except ValueError as exc:
         return _fail(str(exc))
     layout = conf.layout
     running = layout.current()
     try:
-        key = conf.public_key()
+        key = conf.release_key
+        if not key:
+            raise BundleRefusedError(
+                "key", f"{config} pins no release key ([updates] release_key): it refuses all"
+            )
         if args.check:
             manifest = install.check(args.bundle, key, layout, args.allow_downgrade)
             print(
@@ -106,6 +113,28 @@ def main(argv: list[str] | None = None) -> int:
         f"trial; unless it reaches the hub and can play, it goes back to {running} by itself."
     )
     return install.EXIT_OK
+
+
+def read_settings(config: Path, root: Path | None, state: Path | None) -> UpdateSettings:
+    """The config's ``[updates]`` (parsed as the speaker parses it), with ``--root`` and
+    ``--state`` on top; ``ValueError`` naming the problem."""
+    try:
+        doc = tomllib.loads(config.read_text())
+    except OSError as exc:
+        raise ValueError(f"cannot read {config}: {exc.strerror or exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{config} is not valid TOML: {exc}") from exc
+    table = doc.get("updates", {})
+    if not isinstance(table, dict):
+        raise ValueError(f"{config}: [updates] must be a table")
+    found = from_table(table)
+    if root is not None:
+        found = replace(found, root=root.absolute())
+        if not table.get("state_dir"):
+            found = replace(found, state_dir=default_state_dir(found.root))
+    if state is not None:
+        found = replace(found, state_dir=state.absolute())
+    return found
 
 
 def _fail(message: str) -> int:

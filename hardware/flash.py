@@ -27,6 +27,7 @@ from hardware.image import boot_region, xz
 from hardware.image.fat import FatVolume, require_mtools
 from hardware.provision import boot_config, cloud_init, firstrun, unit
 from hardware.provision.wifi import Wifi, wifi_settings
+from releases import pins
 
 FIRSTBOOT_SOURCE = Path(__file__).resolve().parent / "provision" / "firstboot.py"
 CARD_DIR = "legato"
@@ -249,7 +250,7 @@ def system_files(
     wanted[f"{CARD_DIR}/firstboot.py"] = FIRSTBOOT_SOURCE.read_bytes()
     for name, text in unit.units().items():
         wanted[f"{CARD_DIR}/{name}"] = text.encode()
-    wanted[f"{CARD_DIR}/constraints.txt"] = release_wheel.constraints().encode()
+    wanted[f"{CARD_DIR}/constraints.txt"] = pins.constraints().encode()
     wheel = release_wheel.legato_wheel(args.wheel)
     wanted[f"{CARD_DIR}/{wheel.name}"] = wheel.read_bytes()
     if args.offline_wheels is not None:

@@ -38,7 +38,8 @@ from releases.manifest import CONSTRAINTS, Manifest
 REQUEST = "install-request.json"
 RESULT = "install-result.json"
 INCOMING = "incoming"
-LOCK = guard.INSTALL_LOCK
+#: one install at a time (the guard's own locks keep it off the staging directory)
+LOCK = ".install.lock"
 #: a wheelhouse an operator may put beside the slots (offline installs)
 WHEELHOUSE = "wheels"
 #: pip's cache: root's, beside the slots, never in the state directory the
@@ -50,7 +51,7 @@ EXIT_OK, EXIT_USAGE, EXIT_REFUSED, EXIT_FAILED = 0, 2, 3, 4
 
 @contextlib.contextmanager
 def install_lock(layout: guard.Layout) -> Iterator[None]:
-    """One install at a time; the guard leaves staging alone while this is held."""
+    """One install at a time: two would race for the same slot name."""
     try:
         layout.releases.mkdir(parents=True, exist_ok=True)
         fd = os.open(layout.root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
@@ -98,19 +99,17 @@ def install(
         tell("verifying", 0.0)
         manifest = check(bundle, public_key, layout, allow_downgrade)
         compat = Compatibility(installed=layout.current(), allow_downgrade=True)
-        staging = layout.releases / f"{guard.STAGING_PREFIX}{manifest.version}-{os.getpid()}"
         try:
-            staging.mkdir()
-            _build(layout, bundle, public_key, manifest, compat, staging, tell)
-            tell("switching", 0.97)
-            slot.finish(layout, staging, manifest.version)
-            guard.begin_trial(layout, manifest.version)
+            with layout.staging(manifest.version) as staging:  # removed however this ends
+                _build(layout, bundle, public_key, manifest, compat, staging, tell)
+                tell("switching", 0.97)
+                with layout.locked():  # not while the guard settles a start
+                    slot.finish(layout, staging, manifest.version)
+                    guard.begin_trial(layout, manifest.version)
         except ReleaseError:
             raise
         except OSError as exc:
             raise InstallError(f"installing {manifest.version} failed: {exc}") from exc
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
     tell("installed", 1.0)
     return manifest
 

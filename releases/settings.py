@@ -66,6 +66,11 @@ def read(
         if not isinstance(value, str):
             raise ValueError(f"{config}: [{SECTION}] {key} must be a string")
         values[key] = value
+    root = root.absolute() if root else None
+    state = state.absolute() if state else None
     root = root or (Path(values["root"]) if values["root"] else guard.DEFAULT_ROOT)
     state = state or (Path(values["state_dir"]) if values["state_dir"] else default_state(root))
+    for name, path in (("root", root), ("state_dir", state)):
+        if not path.is_absolute():  # as the speaker requires: this runs in another directory
+            raise ValueError(f"[{SECTION}] {name} must be an absolute path, not {str(path)!r}")
     return UpdateSettings(values["release_key"].strip(), root, state)

@@ -269,11 +269,8 @@ def seed(
     when missing.  For an environment made some other way (a hand install from before
     slots: ``python -c "from releases import slot, guard; ..."`` as root), and for tests;
     first boot, which imports nothing of Legato, makes its slot itself."""
-    layout.releases.mkdir(parents=True, exist_ok=True)
-    staging = layout.releases / f"{guard.STAGING_PREFIX}{version}-seed-{os.getpid()}"
     final = layout.slot(version)
-    try:
-        staging.mkdir()
+    with layout.staging(version) as staging:
         make_venv(staging, version)
         skip = legato_owned(site_packages_source) if wheel else Owned(frozenset(), frozenset())
         link_tree(site_packages_source, site_packages(staging), skip)
@@ -285,12 +282,10 @@ def seed(
         owned = legato_owned(site_packages(staging)).top
         compile_tree(staging, final, [site_packages(staging) / name for name in sorted(owned)])
         rewrite_paths(staging, final)
-        finish(layout, staging, version)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    if layout.current() is None:
-        layout.switch(version)
+        with layout.locked():
+            finish(layout, staging, version)
+            if layout.current() is None:
+                layout.switch(version)
     place_guard(layout, version)
     return final
 

@@ -18,8 +18,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from hardware.release_wheel import constraints
 from releases import bundle, guard, signing, slot
+from releases.pins import constraints
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE, NEW, BROKEN = "0.1.0", "0.2.0", "0.3.0"

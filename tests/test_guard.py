@@ -169,24 +169,18 @@ def test_prepare_and_begin_trial_on_disk(tmp_path: Path) -> None:
 
 def test_prepare_leaves_a_running_install_alone(tmp_path: Path) -> None:
     """A restart while an installer builds its slot must not delete it from under it."""
-    import fcntl
-    import os
-
     layout = guard.Layout(tmp_path / "opt", tmp_path / "state")
     layout.slot("1").mkdir(parents=True)
     (layout.slot("1") / guard.COMPLETE).write_text("1")
     layout.switch("1")
-    staging = layout.releases / ".new-2-77"
-    staging.mkdir()
-    fd = os.open(layout.root / guard.INSTALL_LOCK, os.O_RDWR | os.O_CREAT)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with layout.staging("2") as staging:
+        (staging / "bin").mkdir()
         assert guard.prepare(layout) == "1"
-        assert staging.exists()
-    finally:
-        os.close(fd)
+        assert (staging / "bin").is_dir()
+    leftover = layout.releases / ".new-2-77"  # one whose installer was killed
+    leftover.mkdir()
     assert guard.prepare(layout) == "1"
-    assert not staging.exists()
+    assert list(layout.releases.iterdir()) == [layout.slot("1")]
 
 
 def test_a_release_installed_over_one_still_in_trial_goes_back_to_the_proven_one(

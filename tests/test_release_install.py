@@ -124,7 +124,7 @@ def test_a_refused_or_failed_install_changes_nothing(
 ) -> None:
     def tree() -> list[str]:
         paths = (p.relative_to(layout.root).as_posix() for p in layout.root.rglob("*"))
-        return sorted(p for p in paths if p != guard.INSTALL_LOCK)
+        return sorted(p for p in paths if p not in (install.LOCK, ".lock"))
 
     before = tree()
     tampered = tmp_path / "tampered.legato"
