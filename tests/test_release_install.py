@@ -238,7 +238,7 @@ def test_the_install_request_the_speaker_leaves_is_served(
     assert layout.current() == BASE
     placed = incoming / bundle.bundle_name(NEW)
     placed.write_bytes(releases.bundles[NEW].read_bytes())
-    assert serve(placed) == {"version": NEW, "ok": True, "reason": ""}
+    assert serve(placed) == {"version": NEW, "ok": True, "reason": "", "code": "", "state": "done"}
     assert layout.current() == NEW
     again = serve(placed)
     assert again["ok"] is False
