@@ -274,8 +274,11 @@ def serve_request(
             copy.unlink(missing_ok=True)
     result.setdefault("version", version)
     result["state"] = "done"
-    layout.state.mkdir(parents=True, exist_ok=True)
-    write_result(layout, result)
+    try:
+        layout.state.mkdir(parents=True, exist_ok=True)
+        write_result(layout, result)
+    except OSError as exc:  # a state directory made a link, say: the journal has it
+        guard.say(f"cannot write {layout.state / RESULT}: {exc.strerror or exc}")
     if not result["ok"]:
         guard.say(f"install of {version or 'a release'} failed: {result['reason']}")
     return status
