@@ -33,8 +33,11 @@ CONSTRAINTS_COPY = "constraints.txt"
 PIP_PYTHON_OPTION = (22, 3)
 PIP_FLAGS = ("--no-input", "--disable-pip-version-check", "--no-warn-script-location")
 #: what an install from the package index adds: wheels only (no ``setup.py`` of an
-#: sdist, nor its unpinned build dependencies, runs as root) and no pip configuration
-INDEX_FLAGS = ("--isolated", "--only-binary=:all:")
+#: sdist, nor its unpinned build dependencies, runs as root) and no pip configuration;
+#: except pyalsaaudio, which publishes no wheel and is built on the Pi from its pinned
+#: source (first boot installs the compiler for it)
+BUILT_HERE = ("pyalsaaudio",)
+INDEX_FLAGS = ("--isolated", "--only-binary=:all:", *(f"--no-binary={n}" for n in BUILT_HERE))
 MAX_REWRITE_BYTES = 1 << 20
 
 #: a long step's progress: its label and the share of the whole install done (0..1)
