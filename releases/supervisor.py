@@ -4,7 +4,9 @@
 <speaker args>`` loops: ``<root>/guard.py prepare`` (the copy outside the slots, as
 ``ExecStartPre=`` runs it), the speaker from the slot ``current`` names
 (``python -m device <args>``), ``guard.py exited`` with how it stopped (as
-``ExecStopPost=``), then a pause and again (``Restart=always``).  While the speaker
+``ExecStopPost=``), then a pause and again (``Restart=always``).  A start in trial
+that gives no verdict within the trial's limit is killed, with root's failed verdict
+(``guard.py watch`` from ``ExecStartPost=``).  While the speaker
 runs, ``<state>/install-request.json`` starts ``python -m releases.install --request``
 from the current slot, as ``legato-update.path`` does.  Like systemd's, its
 children run in ``/``: ``python -m`` would import from any other working directory.
