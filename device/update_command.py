@@ -21,6 +21,7 @@ from typing import TextIO
 from device.updates.settings import UpdateSettings, default_state_dir, from_table
 from releases import install, settings
 from releases.errors import BundleRefusedError, InstallError
+from releases.settings import trial_limit_s
 
 DEFAULT_CONFIG = Path("/etc/legato/speaker.toml")
 BAR = 30
@@ -102,7 +103,12 @@ def main(argv: list[str] | None = None) -> int:
         done = False
         try:
             manifest = install.install(
-                args.bundle, key, layout, allow_downgrade=args.allow_downgrade, progress=bar
+                args.bundle,
+                key,
+                layout,
+                allow_downgrade=args.allow_downgrade,
+                progress=bar,
+                trial_limit_s=trial_limit_s(conf.trial_deadline_s, conf.grace_s),
             )
             done = True
         finally:

@@ -16,7 +16,8 @@ The layout under ``root`` (``/opt/legato``)::
 
 The running speaker (user ``legato``) writes only its verdict on a trial,
 ``<state>/verdict.json``; the guard turns it into "good" or a rollback at the next
-start.  Rules, in :func:`decide` (pure):
+start or install (:func:`begin_trial`).  A start in trial that says nothing within its
+limit is killed by root (:func:`watch`) with root's failed verdict.  :func:`decide`:
 
 * ``current`` names no complete slot (power cut mid-install): back to the previous
   release, or the newest complete one;
@@ -36,6 +37,8 @@ import json
 import os
 import re
 import shutil
+import signal
+import stat
 import sys
 import time
 from collections.abc import Iterator
@@ -46,7 +49,13 @@ COMPLETE = ".legato-complete"
 STAGING_PREFIX = ".new-"
 SLOTS_FILE = "slots.json"
 VERDICT_FILE = "verdict.json"
+#: root's own failed verdict on a trial that said nothing within its limit (``watch``)
+EXPIRED_FILE = "trial-expired.json"
 MAX_TRIAL_STARTS = 3
+#: a start in trial has this long to give its verdict when the installer named no limit
+DEFAULT_TRIAL_LIMIT_S = 300.0
+MAX_TRIAL_LIMIT_S = 24 * 3600.0  # a bound on any watch, whatever slots.json says
+MAX_VERDICT_BYTES = 4096
 DEFAULT_ROOT = Path("/opt/legato")
 DEFAULT_STATE = Path("/var/lib/legato/update")
 #: a slot's name is a version (see releases.versions); nothing else is ever switched to
@@ -59,6 +68,10 @@ class Trial:
     since_s: float  # when it was switched to; a verdict must echo it
     starts: int = 0
     last_exit: str = ""  # systemd's $EXIT_CODE/$EXIT_STATUS of the last stop
+    limit_s: float = 0.0  # each start's time to give a verdict; 0: DEFAULT_TRIAL_LIMIT_S
+
+    def limit(self) -> float:
+        return min(self.limit_s if self.limit_s > 0 else DEFAULT_TRIAL_LIMIT_S, MAX_TRIAL_LIMIT_S)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +90,9 @@ class Slots:
     trial: Trial | None = None
     last: Outcome | None = None
     refused: tuple[str, ...] = ()  # releases rolled back here: never installed again
+    #: a rollback under way (written before ``current`` is switched back): a cut
+    #: between the switch and the final save still ends it, with its reason
+    rolling_back: Outcome | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, indent=1) + "\n"
@@ -84,13 +100,13 @@ class Slots:
     @classmethod
     def from_json(cls, text: str) -> Slots:
         doc = json.loads(text)
-        trial = doc.get("trial")
-        last = doc.get("last")
+        trial, last, rolling = doc.get("trial"), doc.get("last"), doc.get("rolling_back")
         return cls(
             previous=doc.get("previous"),
             trial=Trial(**trial) if trial else None,
             last=Outcome(**last) if last else None,
             refused=tuple(doc.get("refused", ())),
+            rolling_back=Outcome(**rolling) if rolling else None,
         )
 
 
@@ -111,6 +127,32 @@ class Decision:
     remove: tuple[str, ...] = ()  # slots no longer needed
     run: str | None = None  # the release that starts; None: nothing can run
     says: list[str] = field(default_factory=list)  # for the journal
+    rolling_back: Outcome | None = None  # a rollback: saved as such before the switch
+
+
+def answers(verdict: Verdict | None, trial: Trial | None) -> bool:
+    """Whether ``verdict`` is on this very trial (not an earlier one of the same release)."""
+    return (
+        verdict is not None
+        and trial is not None
+        and verdict.version == trial.version
+        and verdict.since_s == trial.since_s
+    )
+
+
+def settle_good(
+    slots: Slots, current: str | None, verdict: Verdict | None, now_s: float
+) -> tuple[Slots, tuple[str, ...]] | None:
+    """A trial of ``current`` whose good verdict is written: it is good, and the
+    release before it is no longer needed.  ``None`` when there is nothing to settle."""
+    trial = slots.trial
+    if trial is None or trial.version != current or not answers(verdict, trial):
+        return None
+    if verdict is None or not verdict.good:
+        return None
+    outcome = Outcome(trial.version, "good", verdict.reason, now_s)
+    gone = (slots.previous,) if slots.previous and slots.previous != current else ()
+    return Slots(previous=None, trial=None, last=outcome, refused=slots.refused), gone
 
 
 def decide(
@@ -122,38 +164,39 @@ def decide(
 ) -> Decision:
     """What to run, and what changes, at a start.  Pure.  ``complete``: the complete
     slots, newest install first."""
-    says: list[str] = []
     if current not in complete:
         fallback = slots.previous if slots.previous in complete else next(iter(complete), None)
         trial = slots.trial
         if fallback is None:
             return Decision(slots, run=None, says=["no complete release is installed"])
         reason = f"release {current} is not completely installed"
-        outcome = None
-        refused = slots.refused
+        outcome = slots.last
         if trial is not None and trial.version == current:
             outcome = Outcome(current, "rolled_back", reason, now_s)
-        new = Slots(previous=None, trial=None, last=outcome or slots.last, refused=refused)
+        new = Slots(previous=None, trial=None, last=outcome, refused=slots.refused)
         return Decision(
             new, switch_to=fallback, run=fallback, says=[f"{reason}: starting {fallback}"]
         )
     trial = slots.trial
     if trial is None:
-        return Decision(slots, run=current)
-    if trial.version != current:  # switched by hand, or a power cut before the switch
-        says.append(f"trial of {trial.version} abandoned: {current} is current")
-        previous = slots.previous if slots.previous != current else None
-        return Decision(replace(slots, trial=None, previous=previous), run=current, says=says)
-    if (
-        verdict is not None
-        and verdict.version == trial.version
-        and verdict.since_s == trial.since_s
-    ):
-        if verdict.good:
-            outcome = Outcome(current, "good", verdict.reason, now_s)
-            gone = (slots.previous,) if slots.previous and slots.previous != current else ()
-            new = Slots(previous=None, trial=None, last=outcome, refused=slots.refused)
-            return Decision(new, remove=gone, run=current, says=[f"release {current} is good"])
+        return Decision(replace(slots, rolling_back=None), run=current)
+    marker = slots.rolling_back
+    if marker is not None and marker.version == trial.version:  # cut inside a rollback
+        return rollback(slots, trial, marker.reason, complete, now_s)
+    if trial.version != current:  # a cut before begin_trial's switch, or a hand switch
+        says = [f"trial of {trial.version} abandoned: {current} is current"]
+        gone = (trial.version,) if trial.version in complete else ()
+        new = replace(slots, trial=None, previous=None, rolling_back=None)
+        if slots.previous != current and slots.previous in complete:  # current unproven
+            if current in slots.refused:  # it had said it fails
+                back = rollback(slots, Trial(current, now_s), "it failed before", complete, now_s)
+                return replace(back, remove=back.remove + gone)
+            new = replace(new, previous=slots.previous, trial=Trial(current, now_s, starts=1))
+        return Decision(new, remove=gone, run=current, says=says)
+    good = settle_good(slots, current, verdict, now_s)
+    if good is not None:
+        return Decision(good[0], remove=good[1], run=current, says=[f"release {current} is good"])
+    if verdict is not None and answers(verdict, trial):
         return rollback(slots, trial, verdict.reason or "its self-check failed", complete, now_s)
     starts = trial.starts + 1
     if starts > MAX_TRIAL_STARTS:
@@ -184,6 +227,7 @@ def rollback(
         remove=(trial.version,),
         run=target,
         says=[f"rolling back {trial.version} to {target}: {reason}"],
+        rolling_back=outcome,
     )
 
 
@@ -237,7 +281,7 @@ class Layout:
         """One writer of slots.json and ``current`` at a time: the guard at a start and
         an installer switching to a new release may otherwise run together."""
         self.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -257,16 +301,16 @@ class Layout:
         write_atomic(self.root / SLOTS_FILE, slots.to_json(), 0o644)
 
     def verdict(self) -> Verdict | None:
-        try:
-            doc = json.loads((self.state / VERDICT_FILE).read_text())
-            return Verdict(
-                str(doc["version"]),
-                float(doc["since_s"]),
-                bool(doc["good"]),
-                str(doc.get("reason", ""))[:500],
-            )
-        except (OSError, ValueError, TypeError, KeyError):
-            return None
+        """The speaker's verdict: its file is the speaker's to write, so it is read as
+        root would read anything the speaker controls (no link, no FIFO, 4 KiB)."""
+        return read_verdict(self.state / VERDICT_FILE)
+
+    def expired(self) -> Verdict | None:
+        """Root's own failed verdict on a trial that gave none within its limit."""
+        return read_verdict(self.root / EXPIRED_FILE)
+
+    def write_expired(self, verdict: Verdict) -> None:
+        write_atomic(self.root / EXPIRED_FILE, json.dumps(asdict(verdict)) + "\n", 0o644)
 
     def write_verdict(self, verdict: Verdict) -> None:
         """The running speaker's word on its trial (it owns ``state``)."""
@@ -302,7 +346,7 @@ class Layout:
         self.slot(version)  # validated
         self.releases.mkdir(parents=True, exist_ok=True)
         path = self.releases / f"{STAGING_PREFIX}{version}-{os.getpid()}-{time.monotonic_ns()}"
-        fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             path.mkdir()
@@ -323,7 +367,7 @@ class Layout:
                 continue
             lock = Path(f"{path}.lock")
             try:
-                fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+                fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
             except OSError:
                 continue
             try:
@@ -339,6 +383,26 @@ class Layout:
         for lock in leftovers:  # a lock whose directory is gone
             if lock.name.endswith(".lock") and not Path(str(lock)[: -len(".lock")]).exists():
                 lock.unlink(missing_ok=True)
+
+
+def read_verdict(path: Path) -> Verdict | None:
+    """A verdict file, or None when it is missing, not a plain file, too big or damaged."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            regular = stat.S_ISREG(os.fstat(fd).st_mode)
+            data = os.read(fd, MAX_VERDICT_BYTES + 1) if regular else b""
+        finally:
+            os.close(fd)
+        doc = json.loads(data if len(data) <= MAX_VERDICT_BYTES else b"")
+        return Verdict(
+            str(doc["version"]),
+            float(doc["since_s"]),
+            bool(doc["good"]),
+            str(doc.get("reason", ""))[:500],
+        )
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
 
 
 def write_atomic(path: Path, text: str, mode: int) -> None:
@@ -372,23 +436,33 @@ def prepare(layout: Layout, now_s: float | None = None) -> str | None:
 
 def _prepare(layout: Layout, now_s: float | None) -> str | None:
     layout.clean_staging()
+    slots = layout.load()
     decision = decide(
-        layout.load(),
+        slots,
         layout.current(),
         layout.complete(),
-        layout.verdict(),
+        the_verdict(layout, slots.trial),
         time.time() if now_s is None else now_s,
     )
     for line in decision.says:
         say(line)
     if decision.switch_to is not None:
+        if decision.rolling_back is not None:  # a cut after the switch still ends it
+            layout.save(replace(slots, rolling_back=decision.rolling_back))
         layout.switch(decision.switch_to)
     layout.save(decision.slots)
     for version in decision.remove:
         layout.remove(version)
+    if decision.slots.trial is None:
+        (layout.root / EXPIRED_FILE).unlink(missing_ok=True)
     if decision.run is not None and decision.slots.last and decision.slots.last.state == "good":
         refresh_guard(layout, decision.run)
     return decision.run
+
+
+def the_verdict(layout: Layout, trial: Trial | None) -> Verdict | None:
+    expired = layout.expired()  # root's word on this trial outranks the speaker's
+    return expired if answers(expired, trial) else layout.verdict()
 
 
 def exited(layout: Layout, code: str, status: str) -> None:
@@ -401,29 +475,92 @@ def exited(layout: Layout, code: str, status: str) -> None:
         layout.save(replace(slots, trial=replace(slots.trial, last_exit=text)))
 
 
-def begin_trial(layout: Layout, version: str, now_s: float | None = None) -> Slots:
-    """Switch to the complete slot ``version`` in trial, the running one kept as the
-    way back (unless it is itself still in trial: then the release before it stays
-    the way back, and the superseded one goes).  slots.json is written before the
-    link: a cut between the two leaves the old release current, and :func:`decide`
-    drops the trial."""
+def begin_trial(
+    layout: Layout, version: str, now_s: float | None = None, limit_s: float = 0.0
+) -> Slots:
+    """Switch to the complete slot ``version`` in trial (each start has ``limit_s`` to
+    say it works, :func:`watch`), the running one the way back; a good verdict it gave
+    since it started is settled first.  One still in trial is unproven: the release
+    before it stays the way back, it goes (refused if it said it fails).  Under
+    :meth:`Layout.locked`; slots.json is saved before the link is switched."""
     if version not in layout.complete():
         raise ValueError(f"release {version} is not completely installed")
     current = layout.current()
     slots = layout.load()
     since = time.time() if now_s is None else now_s
+    good = settle_good(slots, current, the_verdict(layout, slots.trial), since)
+    if good is not None:  # saved before the old way back goes
+        slots = good[0]
+        say(f"release {current} is good")
+        layout.save(slots)
+        for gone in good[1]:
+            layout.remove(gone)
     previous = current if current != version else slots.previous
-    abandoned = None
+    abandoned: tuple[str | None, ...] = ()
     trial = slots.trial
-    if trial is not None and trial.version == current and slots.previous in layout.complete():
-        # the way back stays the release known to work, not one still on trial
-        previous, abandoned = slots.previous, current
-    new = replace(slots, previous=previous, trial=Trial(version, since))
+    if trial is not None and slots.previous != current and slots.previous in layout.complete():
+        previous, abandoned = slots.previous, (current, trial.version)
+        failed = the_verdict(layout, trial)
+        if failed is not None and answers(failed, trial):  # it said it fails: refuse it
+            outcome = Outcome(trial.version, "rolled_back", failed.reason, since)
+            refused = tuple(dict.fromkeys((*slots.refused, trial.version)))[-20:]
+            slots = replace(slots, last=outcome, refused=refused)
+    new = replace(
+        slots, previous=previous, trial=Trial(version, since, limit_s=limit_s), rolling_back=None
+    )
     layout.save(new)
     layout.switch(version)
-    if abandoned is not None and abandoned not in (version, previous):
-        layout.remove(abandoned)
+    for old in abandoned:
+        if old is not None and old not in (version, previous):
+            layout.remove(old)
+    if good is not None and current is not None:
+        refresh_guard(layout, current)
     return new
+
+
+def expire(layout: Layout, version: str, since_s: float) -> bool:
+    """Root's failed verdict on this trial if it said nothing: True (then kill it)."""
+    with layout.locked():
+        trial = layout.load().trial
+        if trial is None or (trial.version, trial.since_s) != (version, since_s):
+            return False
+        if answers(layout.verdict(), trial) or answers(layout.expired(), trial):
+            return False
+        reason = f"no verdict within {trial.limit():g} s: the release hangs"
+        layout.write_expired(Verdict(version, since_s, False, reason))
+        return True
+
+
+def watch(layout: Layout, pid: int, fork: bool = True) -> int:
+    """The outside bound on a start in trial (``ExecStartPost=``; returns at once): a
+    child sleeps out the trial's limit and, when the release ``pid`` has given no
+    verdict by then (it hangs: at import, on a device, in a loop), writes root's
+    failed verdict and kills it.  systemd restarts it and :func:`prepare` rolls back."""
+    trial = layout.load().trial
+    if trial is None or trial.version != layout.current():
+        return 0
+    if fork:
+        if os.fork() != 0:
+            return 0
+        os.setsid()
+        null = os.open(os.devnull, os.O_RDWR)
+        os.dup2(null, 0)
+        os.dup2(null, 1)  # stderr stays: the journal
+    try:
+        deadline, proc = time.monotonic() + trial.limit(), Path(f"/proc/{pid}")
+        for _ in range(int(trial.limit()) + 2):  # one a second, bounded
+            left = deadline - time.monotonic()
+            if left <= 0 or not proc.exists() or answers(layout.verdict(), trial):
+                break
+            time.sleep(min(1.0, left))
+        late = time.monotonic() >= deadline and proc.exists()
+        if late and expire(layout, trial.version, trial.since_s):
+            say(f"release {trial.version} gave no verdict within {trial.limit():g} s: killed")
+            os.kill(pid, signal.SIGKILL)
+    finally:
+        if fork:
+            os._exit(0)
+    return 0
 
 
 def refresh_guard(layout: Layout, version: str) -> None:
@@ -441,19 +578,21 @@ def main(argv: list[str] | None = None) -> int:
         description="Which Legato release a speaker starts (run by systemd)."
     )
     parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="where the slots are")
-    parser.add_argument(
-        "--state", type=Path, default=DEFAULT_STATE, help="the speaker's update state"
-    )
+    parser.add_argument("--state", type=Path, default=DEFAULT_STATE, help="the update state")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("prepare", help="before a start: settle a trial, roll back if it failed")
     stopped = sub.add_parser("exited", help="after a stop: remember how (for the reason)")
     stopped.add_argument("--code", default=os.environ.get("EXIT_CODE", ""))
     stopped.add_argument("--status", default=os.environ.get("EXIT_STATUS", ""))
+    watching = sub.add_parser("watch", help="after a start: kill a trial that hangs")
+    watching.add_argument("--pid", type=int, required=True, help="the speaker's ($MAINPID)")
     args = parser.parse_args(argv)
     layout = Layout(args.root, args.state)
     if args.command == "exited":
         exited(layout, args.code, args.status)
         return 0
+    if args.command == "watch":
+        return watch(layout, args.pid)
     return 0 if prepare(layout) is not None else 1
 
 

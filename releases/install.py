@@ -92,6 +92,7 @@ def install(
     *,
     allow_downgrade: bool = False,
     progress: slot.Progress | None = None,
+    trial_limit_s: float = 0.0,
 ) -> Manifest:
     """Install ``bundle`` into a new slot and switch to it in trial; its manifest.
     ``BundleRefusedError`` or ``InstallError`` otherwise, with nothing changed."""
@@ -107,8 +108,7 @@ def install(
                 tell("switching", 0.97)
                 with layout.locked():  # not while the guard settles a start
                     slot.finish(layout, staging, manifest.version)
-                    # TODO(F1 merge): pass limit_s=trial_deadline_s + 2 * grace_s + 30 here
-                    guard.begin_trial(layout, manifest.version)
+                    guard.begin_trial(layout, manifest.version, limit_s=trial_limit_s)
         except ReleaseError:
             raise
         except OSError as exc:
@@ -243,6 +243,7 @@ def serve_request(
     public_key: bytes | None,
     key_error: str,
     progress: slot.Progress | None = None,
+    trial_limit_s: float = 0.0,
 ) -> int:
     """What ``legato-update.service`` does: the request in, the result out.  The speaker
     sees "installing" from before the request is deleted until the final answer."""
@@ -256,7 +257,7 @@ def serve_request(
         copy = incoming.take(layout.state, name, layout.root / INCOMING)
         if public_key is None:
             raise BundleRefusedError("key", key_error)
-        manifest = install(copy, public_key, layout, progress=progress)
+        manifest = install(copy, public_key, layout, progress=progress, trial_limit_s=trial_limit_s)
         if manifest.version != version:
             guard.say(f"asked for {version}, the bundle held {manifest.version}")
         result = {"version": manifest.version, "ok": True, "reason": "", "code": ""}
@@ -338,8 +339,10 @@ def main(argv: list[str] | None = None) -> int:
     except BundleRefusedError as exc:
         key_error = str(exc)
     if args.request:
-        return serve_request(layout, public, key_error)
-    return run_bundle(args.bundle, public, key_error, layout, args.check, args.allow_downgrade)
+        return serve_request(layout, public, key_error, trial_limit_s=conf.trial_limit_s)
+    return run_bundle(
+        args.bundle, public, key_error, layout, args.check, args.allow_downgrade, conf.trial_limit_s
+    )
 
 
 def run_bundle(
@@ -349,6 +352,7 @@ def run_bundle(
     layout: guard.Layout,
     check_only: bool,
     allow_downgrade: bool,
+    trial_limit_s: float = 0.0,
 ) -> int:
     if not bundle.is_file():
         print(f"legato install: {bundle} is not a file", file=sys.stderr)
@@ -360,7 +364,9 @@ def run_bundle(
             manifest = check(bundle, public, layout, allow_downgrade)
             print(f"would install Legato {manifest.version} over {layout.current() or 'nothing'}")
         else:
-            manifest = install(bundle, public, layout, allow_downgrade=allow_downgrade)
+            manifest = install(
+                bundle, public, layout, allow_downgrade=allow_downgrade, trial_limit_s=trial_limit_s
+            )
             print(f"installed Legato {manifest.version}; it starts in trial")
     except BundleRefusedError as exc:
         print(f"legato install: refused ({exc.reason}): {exc}", file=sys.stderr)

@@ -25,6 +25,9 @@ class UpdateSettings:
     release_key: str = ""  # "ed25519:<base64url>"; "" refuses every bundle
     root: Path = guard.DEFAULT_ROOT
     state: Path = guard.DEFAULT_STATE
+    #: how long a start in trial may go without a verdict before root kills it:
+    #: the speaker's own deadline and twice its grace, and a margin
+    trial_limit_s: float = 0.0  # 0: the guard's default
 
     @property
     def layout(self) -> guard.Layout:
@@ -101,4 +104,17 @@ def read(
     for name, path in (("root", root), ("state_dir", state)):
         if not path.is_absolute():  # as the speaker requires: this runs in another directory
             raise ValueError(f"[{SECTION}] {name} must be an absolute path, not {str(path)!r}")
-    return UpdateSettings(values["release_key"].strip(), root, state)
+    times = []
+    for key, default in (("trial_deadline_s", 120.0), ("grace_s", 30.0)):
+        value = section.get(key, default)
+        if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 86400:
+            raise ValueError(f"{config}: [{SECTION}] {key} must be a number of seconds")
+        times.append(float(value))
+    limit = trial_limit_s(times[0], times[1])
+    return UpdateSettings(values["release_key"].strip(), root, state, limit)
+
+
+def trial_limit_s(deadline_s: float, grace_s: float) -> float:
+    """Root's bound on a start in trial: past the speaker's own deadline and what its
+    grace may add, with a margin for a slow start."""
+    return deadline_s + 2 * grace_s + 30

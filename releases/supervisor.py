@@ -4,7 +4,9 @@
 <speaker args>`` loops: ``<root>/guard.py prepare`` (the copy outside the slots, as
 ``ExecStartPre=`` runs it), the speaker from the slot ``current`` names
 (``python -m device <args>``), ``guard.py exited`` with how it stopped (as
-``ExecStopPost=``), then a pause and again (``Restart=always``).  While the speaker
+``ExecStopPost=``), then a pause and again (``Restart=always``).  A start in trial
+that gives no verdict within the trial's limit is killed, with root's failed verdict
+(``guard.py watch`` from ``ExecStartPost=``).  While the speaker
 runs, ``<state>/install-request.json`` starts ``python -m releases.install --request``
 from the current slot, as ``legato-update.path`` does.  Like systemd's, its
 children run in ``/``: ``python -m`` would import from any other working directory.
@@ -84,7 +86,7 @@ class Supervisor:
                 [str(python), "-m", "device", *self.speaker_args], cwd="/", env=slot.clean_env()
             )
             say(f"started release {version} (pid {child.pid}, start {self.starts})")
-            code, status = exit_of(self.watch(child))
+            code, status = exit_of(self.watch(child, version))
             say(f"release {version} stopped: {code} {status}")
             self.guard("exited", "--code", code, "--status", status)
             if not self.stopping.is_set():
@@ -92,8 +94,19 @@ class Supervisor:
         self.finish_install()
         return 0 if self.stopping.is_set() else 1
 
-    def watch(self, child: subprocess.Popen[bytes]) -> int:
+    def watch(self, child: subprocess.Popen[bytes], version: str) -> int:
+        """Until the speaker stops; a start in trial that gives no verdict within the
+        trial's limit is killed, as ``guard.py watch`` does under systemd."""
+        trial = self.layout.load().trial
+        if trial is not None and trial.version != version:
+            trial = None
+        limit_at = time.monotonic() + trial.limit() if trial is not None else None
         while child.poll() is None:
+            if trial is not None and limit_at is not None and time.monotonic() >= limit_at:
+                limit_at = None
+                if guard.expire(self.layout, trial.version, trial.since_s):
+                    say(f"release {version} gave no verdict within {trial.limit():g} s: killed")
+                    child.kill()
             if self.stopping.is_set():
                 child.terminate()
                 try:

@@ -1,6 +1,7 @@
 """The speaker's systemd units: the speaker (always restarted, its own user, a
 read-only system), with the release guard run as root before each start and after
-each stop; and the pair that installs a release the speaker has downloaded
+each stop, and watching each start in trial from outside (it kills one that hangs);
+and the pair that installs a release the speaker has downloaded
 (``legato-update.path`` sees its request, ``legato-update.service`` installs it).
 
 The speaker's process can write only ``/var/lib/legato``: it never touches
@@ -33,6 +34,9 @@ SupplementaryGroups=audio gpio dialout
 Environment=LEGATO_SPEAKER_STATE=/var/lib/legato
 ExecStartPre=+/usr/bin/python3 {guard} prepare
 ExecStart={prefix}/opt/legato/current/bin/legato-speaker --config {prefix}/etc/legato/speaker.toml
+# a release in trial that gives no verdict within its limit (it hangs) is killed by root;
+# a watch that cannot run must not fail a start ("-")
+ExecStartPost=-+/usr/bin/python3 {guard} watch --pid $MAINPID
 ExecStopPost=+/usr/bin/python3 {guard} exited
 Restart=always
 RestartSec=2
