@@ -30,12 +30,15 @@ start.  Rules, in :func:`decide` (pure):
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import json
 import os
 import re
 import shutil
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -229,6 +232,18 @@ class Layout:
                     continue
         return tuple(name for _, name in sorted(found, reverse=True))
 
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """One writer of slots.json and ``current`` at a time: the guard at a start and
+        an installer switching to a new release may otherwise run together."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
     def load(self) -> Slots:
         try:
             return Slots.from_json((self.root / SLOTS_FILE).read_text())
@@ -279,13 +294,51 @@ class Layout:
         os.replace(slot, doomed)
         shutil.rmtree(doomed, ignore_errors=True)
 
+    @contextlib.contextmanager
+    def staging(self, version: str) -> Iterator[Path]:
+        """A fresh directory to install ``version`` into, held under a lock for as long
+        as the caller works in it, so a guard starting the speaker meanwhile leaves it
+        alone (a crashed installer's leftover is unlocked, and deleted)."""
+        self.slot(version)  # validated
+        self.releases.mkdir(parents=True, exist_ok=True)
+        path = self.releases / f"{STAGING_PREFIX}{version}-{os.getpid()}-{time.monotonic_ns()}"
+        fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            path.mkdir()
+            yield path
+        finally:
+            shutil.rmtree(path, ignore_errors=True)  # renamed away when it became a slot
+            Path(f"{path}.lock").unlink(missing_ok=True)
+            os.close(fd)
+
     def clean_staging(self) -> None:
+        """Delete what an installer left when it was killed (its lock is free)."""
         try:
             leftovers = [p for p in self.releases.iterdir() if p.name.startswith(STAGING_PREFIX)]
         except OSError:
             return
         for path in leftovers:
-            shutil.rmtree(path, ignore_errors=True)
+            if path.name.endswith(".lock"):
+                continue
+            lock = Path(f"{path}.lock")
+            try:
+                fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue  # an installer is working in it
+            try:
+                shutil.rmtree(path, ignore_errors=True)
+                lock.unlink(missing_ok=True)
+            finally:
+                os.close(fd)
+        for lock in leftovers:  # a lock whose directory is gone
+            if lock.name.endswith(".lock") and not Path(str(lock)[: -len(".lock")]).exists():
+                lock.unlink(missing_ok=True)
 
 
 def write_atomic(path: Path, text: str, mode: int) -> None:
@@ -313,6 +366,11 @@ def say(message: str) -> None:
 
 def prepare(layout: Layout, now_s: float | None = None) -> str | None:
     """Settle the slots before a start; the release that starts (None: none can)."""
+    with layout.locked():
+        return _prepare(layout, now_s)
+
+
+def _prepare(layout: Layout, now_s: float | None) -> str | None:
     layout.clean_staging()
     decision = decide(
         layout.load(),
@@ -335,11 +393,12 @@ def prepare(layout: Layout, now_s: float | None = None) -> str | None:
 
 def exited(layout: Layout, code: str, status: str) -> None:
     """Note how the speaker stopped, for the reason a rollback gives."""
-    slots = layout.load()
-    if slots.trial is None:
-        return
-    text = f"{code} {status}".strip()[:100]
-    layout.save(replace(slots, trial=replace(slots.trial, last_exit=text)))
+    with layout.locked():
+        slots = layout.load()
+        if slots.trial is None:
+            return
+        text = f"{code} {status}".strip()[:100]
+        layout.save(replace(slots, trial=replace(slots.trial, last_exit=text)))
 
 
 def begin_trial(layout: Layout, version: str, now_s: float | None = None) -> Slots:
