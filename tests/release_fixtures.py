@@ -23,9 +23,15 @@ import threading
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
 
 from releases import bundle, signing
 from releases.manifest import WHEEL_NAME
+
+if TYPE_CHECKING:
+    from releases.guard import Layout
 
 SOURCE_ROOT = Path(__file__).resolve().parent.parent
 #: what goes into the wheel: pyproject names the readme; the packages
@@ -287,3 +293,30 @@ def truncated(src: Path, dst: Path, keep_fraction: float = 0.6) -> Path:
     data = src.read_bytes()
     dst.write_bytes(data[: int(len(data) * keep_fraction)])
     return dst
+
+
+# --- pytest fixtures (registered in conftest.py) -------------------------------------
+
+
+@pytest.fixture(scope="session")
+def release_shop(tmp_path_factory: pytest.TempPathFactory) -> WheelShop:
+    """Wheels of this checkout, each (version, patches) built once per session."""
+    return WheelShop(tmp_path_factory.mktemp("release-wheels"))
+
+
+@pytest.fixture(scope="session")
+def speaker_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The speaker's pinned dependencies as one site-packages tree, hard-linked."""
+    return speaker_site_packages(tmp_path_factory.mktemp("speaker-site"), speaker_constraints())
+
+
+@pytest.fixture
+def seeded_layout(tmp_path: Path, release_shop: WheelShop, speaker_site: Path) -> Layout:
+    """A slot layout in ``tmp_path`` with ``OLD`` installed and current."""
+    from releases.guard import Layout
+
+    layout = Layout(tmp_path / "opt", tmp_path / "state")
+    seed_slots(
+        layout.root, layout.state, release_shop.wheel(OLD), speaker_site, speaker_constraints()
+    )
+    return layout

@@ -42,9 +42,8 @@ ROLLBACK_BOUND_S = TRIAL_DEADLINE_S + 4 * (RESTART_S + 2) + 5
 
 
 @pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    shop = rf.WheelShop(tmp_path_factory.mktemp("wheels"))
-    fleet = Fleet(tmp_path_factory.mktemp("fleet"), shop)
+def fleet(tmp_path_factory: pytest.TempPathFactory, release_shop: rf.WheelShop) -> Iterator[Fleet]:
+    fleet = Fleet(tmp_path_factory.mktemp("fleet"), release_shop)
     fleet.add(FLEET, rf.OLD)
     try:
         fleet.start()

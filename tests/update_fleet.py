@@ -129,6 +129,9 @@ class Fleet:
     system: System = field(init=False)
     speakers: dict[str, Speaker] = field(default_factory=dict)
     constraints_file: Path = field(init=False)
+    #: where the speakers' configs send them for the hub's HTTPS (a proxy's port); None:
+    #: the hub's own port
+    speaker_hub_port: int | None = None
 
     def __post_init__(self) -> None:
         self.system = System(self.root / "hub")
@@ -150,6 +153,13 @@ class Fleet:
             home = self.root / "speakers" / device_id
             home.mkdir(parents=True)
             speaker = Speaker(device_id, home, self.system.provision(device_id))
+            if self.speaker_hub_port is not None:
+                text = speaker.config.read_text()
+                hub_url = self.system.speaker_url
+                assert hub_url in text, text
+                speaker.config.write_text(
+                    text.replace(hub_url, f"https://127.0.0.1:{self.speaker_hub_port}")
+                )
             with_updates(
                 speaker.config,
                 updates_section(
