@@ -94,8 +94,7 @@ BROKEN = [
 
 @pytest.mark.timeout(600)
 def test_broken_releases_roll_back_by_themselves_and_the_hub_shows_why(fleet: Fleet) -> None:
-    # TODO(self-check): all three once the self-check can be broken
-    cases = BROKEN if rf.FAILS_SELF_CHECK is not None else BROKEN[:2]
+    cases = BROKEN
     ids = [device_id for _, device_id, _ in cases]
     before = running(fleet, ids)
     switched: dict[str, float] = {}

@@ -219,9 +219,7 @@ class Fleet:
     def status(self, version: str) -> dict[str, dict[str, Any]]:
         """What ``legato-hub release status VERSION --json`` shows, per speaker."""
         out = self.hub_cli("release", "status", version, "--json")
-        doc = json.loads(out.stdout)
-        rows = doc["devices"] if isinstance(doc, dict) else doc
-        return {str(r["device_id"]): dict(r) for r in rows}
+        return {str(r["id"]): dict(r) for r in json.loads(out.stdout)["speakers"]}
 
     # --- what the hub recorded, polled -------------------------------------------
 
