@@ -177,7 +177,8 @@ def speaker_constraints() -> str:
 
 
 def pinned_distributions(constraints: str) -> list[str]:
-    return [line.split("==", 1)[0] for line in constraints.splitlines() if "==" in line]
+    """The distributions in the speaker's pins, and pip (the installer runs it)."""
+    return [line.split("==", 1)[0] for line in constraints.splitlines() if "==" in line] + ["pip"]
 
 
 def link_or_copy(src: Path, dst: Path) -> None:

@@ -40,6 +40,12 @@ TRIAL_DEADLINE_S = 8
 GRACE_S = 1
 RESTART_S = 0.5
 FAILED_STATES = ("rolled_back", "failed")
+#: ``python -m releases.supervisor`` from this checkout, with nothing in the environment
+#: (no ``PYTHONPATH``) that the speakers it starts would inherit
+SUPERVISOR = (
+    "import runpy, sys; sys.path.insert(0, sys.argv.pop(1)); "
+    "runpy.run_module('releases.supervisor', run_name='__main__', alter_sys=True)"
+)
 
 
 def chosen(version: str, device_id: str, percent: int) -> bool:
@@ -102,8 +108,8 @@ class Speaker:
     def start(self) -> None:
         layout = self.layout
         args = [
-            sys.executable,
-            *("-m", "releases.supervisor", "--root", str(layout.root)),
+            *(sys.executable, "-c", SUPERVISOR, str(rf.SOURCE_ROOT)),
+            *("--root", str(layout.root)),
             *("--state", str(layout.state), "--restart-s", str(RESTART_S)),
             *("--config", str(self.config), "--"),
             *("--config", str(self.config), "--log-level", "INFO", "--no-mdns"),
