@@ -20,7 +20,6 @@ import subprocess
 import sys
 import tarfile
 import threading
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -221,28 +220,65 @@ def slot_site_packages(slot: Path) -> Path:
 def seed_slots(root: Path, state: Path, wheel: Path, site: Path, constraints: str) -> str:
     """A slot layout at ``root`` as a speaker's first boot leaves it: one complete
     release (``wheel`` installed over the dependencies in ``site``), ``current`` naming
-    it, the guard beside them, an empty state dir.  Returns the version."""
-    from releases.guard import COMPLETE, Layout
+    it, the guard beside them, an empty state dir.  Made by the installer's own
+    ``releases.slot.seed`` (pip, the engine's C library, byte code).  Returns the
+    version."""
+    from releases import slot
+    from releases.guard import Layout
 
     found = WHEEL_NAME.fullmatch(wheel.name)
     assert found is not None, wheel
     version = found["version"]
-    layout = Layout(root, state)
-    slot = layout.slot(version)
-    layout.releases.mkdir(parents=True, exist_ok=True)
     state.mkdir(parents=True, exist_ok=True)
-    subprocess.run([base_python(), "-m", "venv", "--without-pip", str(slot)], check=True)
-    packages = slot_site_packages(slot)
-    for path in site.rglob("*"):
-        if path.is_file() and path.name != ".complete":
-            link_or_copy(path, packages / path.relative_to(site))
-    with zipfile.ZipFile(wheel) as zf:
-        zf.extractall(packages)
-    (slot / bundle_constraints_name()).write_text(constraints)
-    (slot / COMPLETE).write_text(version)
-    layout.switch(version)
-    shutil.copy2(packages / "releases" / "guard.py", root / "guard.py")
+    slot.seed(Layout(root, state), version, site, wheel, constraints=constraints)
     return version
+
+
+class SlotTemplate:
+    """One seeded layout per (wheel, site), copied for each speaker with hard links:
+    seeding costs seconds (pip, a C compiler, byte code), a copy a fraction of one."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self._made: dict[tuple[Path, Path], Path] = {}
+        self._lock = threading.Lock()
+
+    def copy(self, root: Path, state: Path, wheel: Path, site: Path, constraints: str) -> str:
+        with self._lock:
+            template = self._made.get((wheel, site))
+            if template is None:
+                template = self.workdir / f"template-{len(self._made)}"
+                seed_slots(template / "opt", template / "state", wheel, site, constraints)
+                self._made[(wheel, site)] = template
+        copy_layout(template / "opt", root)
+        state.mkdir(parents=True, exist_ok=True)
+        return os.readlink(root / "current").rsplit("/", 1)[-1]
+
+
+def copy_layout(source: Path, dest: Path) -> None:
+    """``source``'s slots at ``dest``: files hard-linked, links kept, and the paths a
+    virtual environment holds of itself (``pyvenv.cfg``, ``bin/`` scripts) rewritten;
+    a rewritten file is a new file, so the template is never changed through a link."""
+    for here, dirs, names in os.walk(source):
+        rel = Path(here).relative_to(source)
+        (dest / rel).mkdir(parents=True, exist_ok=True)
+        for name in [*names, *(d for d in dirs if (Path(here) / d).is_symlink())]:
+            src, dst = Path(here) / name, dest / rel / name
+            if src.is_symlink():
+                dst.symlink_to(os.readlink(src))
+            else:
+                os.link(src, dst)
+        dirs[:] = [d for d in dirs if not (Path(here) / d).is_symlink()]
+    old, new = str(source).encode(), str(dest).encode()
+    for venv_file in [*dest.glob("releases/*/pyvenv.cfg"), *dest.glob("releases/*/bin/*")]:
+        if venv_file.is_symlink() or not venv_file.is_file():
+            continue
+        data = venv_file.read_bytes()
+        if old in data:
+            mode = venv_file.stat().st_mode & 0o7777
+            venv_file.unlink()
+            venv_file.write_bytes(data.replace(old, new))
+            venv_file.chmod(mode)
 
 
 def bundle_constraints_name() -> str:
@@ -314,13 +350,20 @@ def speaker_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return speaker_site_packages(tmp_path_factory.mktemp("speaker-site"), speaker_constraints())
 
 
+@pytest.fixture(scope="session")
+def slot_templates(tmp_path_factory: pytest.TempPathFactory) -> SlotTemplate:
+    """Seeded layouts, each made once per session and copied per test."""
+    return SlotTemplate(tmp_path_factory.mktemp("slot-templates"))
+
+
 @pytest.fixture
-def seeded_layout(tmp_path: Path, release_shop: WheelShop, speaker_site: Path) -> Layout:
+def seeded_layout(
+    tmp_path: Path, release_shop: WheelShop, speaker_site: Path, slot_templates: SlotTemplate
+) -> Layout:
     """A slot layout in ``tmp_path`` with ``OLD`` installed and current."""
     from releases.guard import Layout
 
     layout = Layout(tmp_path / "opt", tmp_path / "state")
-    seed_slots(
-        layout.root, layout.state, release_shop.wheel(OLD), speaker_site, speaker_constraints()
-    )
+    wheel, pins = release_shop.wheel(OLD), speaker_constraints()
+    slot_templates.copy(layout.root, layout.state, wheel, speaker_site, pins)
     return layout

@@ -147,6 +147,7 @@ class Fleet:
         self.constraints_file.write_text(self.constraints)
         # the key the hub makes at its first use, made here first: each config pins it
         self.release_key = ReleaseKey.load_or_create(self.system.data / "keys" / "release.key")
+        self.templates = rf.SlotTemplate(self.root / "slot-templates")
 
     @property
     def logs(self) -> list[Path]:
@@ -172,7 +173,9 @@ class Fleet:
                     speaker.layout.root, speaker.layout.state, self.release_key.public_text
                 ),
             )
-            rf.seed_slots(speaker.layout.root, speaker.layout.state, wheel, site, self.constraints)
+            self.templates.copy(
+                speaker.layout.root, speaker.layout.state, wheel, site, self.constraints
+            )
             self.speakers[device_id] = speaker
 
     def start(self) -> None:
