@@ -28,6 +28,7 @@ from tests.update_fleet import (
     RESTART_S,
     TRIAL_DEADLINE_S,
     Fleet,
+    Transit,
     chosen,
 )
 
@@ -94,44 +95,29 @@ BROKEN = [
 
 @pytest.mark.timeout(600)
 def test_broken_releases_roll_back_by_themselves_and_the_hub_shows_why(fleet: Fleet) -> None:
-    cases = BROKEN
-    ids = [device_id for _, device_id, _ in cases]
-    before = running(fleet, ids)
-    switched: dict[str, float] = {}
-    back: dict[str, float] = {}
-    started = time.monotonic()
-    for variant, device_id, _ in cases:
+    # one after the other: a rollout supersedes the one before it
+    for variant, device_id, pattern in BROKEN:
+        before = running(fleet, [device_id])[device_id]
+        speaker = fleet.speakers[device_id]
         fleet.release_add(variant)
+        transit = Transit(speaker, variant.version, before)
         fleet.rollout(variant.version, devices=[device_id])
-
-    def watch() -> None:  # when each switched to the broken release, and back
-        now = time.monotonic()
-        for variant, device_id, _ in cases:
-            current = fleet.speakers[device_id].current()
-            if current == variant.version:
-                switched.setdefault(device_id, now)
-            elif device_id in switched and current == before[device_id]:
-                back.setdefault(device_id, now)
-
-    for variant, device_id, _ in cases:
         fleet.wait_states(
             variant.version,
             {device_id: "rolled_back"},
-            timeout_s=INSTALL_S + ROLLBACK_BOUND_S - (time.monotonic() - started),
-            on_poll=watch,
+            timeout_s=INSTALL_S + ROLLBACK_BOUND_S,
+            on_poll=transit.poll,
         )
-    fleet.wait_running(before)
-    for variant, device_id, pattern in cases:
+        fleet.wait_running({device_id: before})
         shown = fleet.status(variant.version)[device_id]
         assert shown["state"] == "rolled_back"
         assert re.search(pattern, shown["reason"]), (variant.why, shown)
-        speaker = fleet.speakers[device_id]
-        assert speaker.current() == before[device_id]
+        assert speaker.current() == before
         assert variant.version not in speaker.slots()  # no broken slot left behind
-        assert device_id in switched, f"{device_id} never ran {variant.version}"
-        took = back.get(device_id, time.monotonic()) - switched[device_id]
+        assert transit.switched_s is not None, f"{device_id} never ran {variant.version}"
+        took = (transit.back_s or time.monotonic()) - transit.switched_s
         assert took <= ROLLBACK_BOUND_S, f"{variant.why}: back after {took:.1f} s"
-        # refused for good: offered again, it is not installed again
+        # refused for good here: offered again, it is not installed again
         assert variant.version in speaker.layout.load().refused
 
 
@@ -220,20 +206,21 @@ def test_bad_bundles_from_the_hub_are_refused_and_the_old_release_runs_on(
 ) -> None:
     ids = [device_id for _, device_id, _, _ in BAD_BUNDLES]
     before = running(fleet, ids)
-    for version, device_id, spoil, _ in BAD_BUNDLES:
+    slots_before = {i: fleet.speakers[i].slots() for i in ids}
+    for version, _, spoil, _ in BAD_BUNDLES:
         fleet.release_add(rf.Variant(version))
         genuine = fleet.stored_bundle(version)
         bad = spoil(fleet, genuine, tmp_path / genuine.name)
         fleet.swap_stored_bundle(version, bad)  # what the hub's storage now serves
-        fleet.rollout(version, devices=[device_id])
-    for version, device_id, _, _ in BAD_BUNDLES:
-        fleet.wait_states(version, {device_id: "failed"}, timeout_s=INSTALL_S)
+    # one after the other: a rollout supersedes the one before it
     for version, device_id, _, pattern in BAD_BUNDLES:
+        fleet.rollout(version, devices=[device_id])
+        fleet.wait_states(version, {device_id: "failed"}, timeout_s=INSTALL_S)
         shown = fleet.status(version)[device_id]
         assert shown["state"] == "failed"
         assert re.search(pattern, shown["reason"]), (version, shown)
         speaker = fleet.speakers[device_id]
         assert speaker.current() == before[device_id]
-        assert speaker.slots() == (before[device_id],)  # nothing was unpacked
+        assert speaker.slots() == slots_before[device_id]  # nothing was unpacked
         assert not (speaker.layout.state / "install-request.json").exists()
     fleet.wait_running(before)  # and it still runs, reachable

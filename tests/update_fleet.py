@@ -127,6 +127,24 @@ class Speaker:
 
 
 @dataclass
+class Transit:
+    """When a speaker switched to ``version``, and when it was back on ``old``: polled."""
+
+    speaker: Speaker
+    version: str
+    old: str
+    switched_s: float | None = None
+    back_s: float | None = None
+
+    def poll(self) -> None:
+        current, now = self.speaker.current(), time.monotonic()
+        if current == self.version and self.switched_s is None:
+            self.switched_s = now
+        elif self.switched_s is not None and self.back_s is None and current == self.old:
+            self.back_s = now
+
+
+@dataclass
 class Fleet:
     """One hub (on Mosquitto), ``ids`` speakers seeded with ``old``'s wheel."""
 
