@@ -27,6 +27,7 @@ from hardware.image import boot_region, xz
 from hardware.image.fat import FatVolume, require_mtools
 from hardware.provision import boot_config, cloud_init, firstrun, unit
 from hardware.provision.wifi import Wifi, wifi_settings
+from releases import pins
 
 FIRSTBOOT_SOURCE = Path(__file__).resolve().parent / "provision" / "firstboot.py"
 CARD_DIR = "legato"
@@ -248,7 +249,7 @@ def system_files(
         wanted["ssh"] = b""  # Raspberry Pi OS enables sshd when this file exists
     wanted[f"{CARD_DIR}/firstboot.py"] = FIRSTBOOT_SOURCE.read_bytes()
     wanted[f"{CARD_DIR}/{unit.UNIT_NAME}"] = unit.unit_text().encode()
-    wanted[f"{CARD_DIR}/constraints.txt"] = release_wheel.constraints().encode()
+    wanted[f"{CARD_DIR}/constraints.txt"] = pins.constraints().encode()
     wheel = release_wheel.legato_wheel(args.wheel)
     wanted[f"{CARD_DIR}/{wheel.name}"] = wheel.read_bytes()
     if args.offline_wheels is not None:

@@ -4,16 +4,14 @@ versions its environment pins.
 The wheel is ``--wheel FILE`` when given; otherwise, from a source checkout, it is
 built once (``pip wheel``, no network) and kept in the user's cache under a digest
 of the sources, so flashing again costs nothing.  The constraints pin every
-distribution installed next to the flasher (a constraint only limits what is
-installed anyway): the speaker gets the versions this release was tested with.
+distribution installed next to the flasher (``releases.pins``, shared with the hub's release
+bundles): the speaker gets the versions this release was tested with.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -82,41 +80,3 @@ def legato_wheel(explicit: Path | None) -> Path:
     if done.returncode != 0 or not found:
         raise FlashError(f"building the Legato wheel failed: {done.stderr.strip()[-500:]}")
     return found[-1]
-
-
-def _requirement_names(dist: str, extras: frozenset[str]) -> list[str]:
-    """The distributions ``dist`` (with ``extras``) requires, markers other than
-    extras ignored (a pin for something the Pi does not install is harmless)."""
-    try:
-        requires = importlib.metadata.requires(dist) or []
-    except importlib.metadata.PackageNotFoundError:
-        return []
-    names = []
-    for line in requires:
-        requirement, _, marker = line.partition(";")
-        wanted = re.findall(r"""extra\s*==\s*["']([^"']+)["']""", marker)
-        if wanted and not extras.intersection(wanted):
-            continue
-        if found := re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement):
-            names.append(found.group(1))
-    return names
-
-
-def constraints() -> str:
-    """``name==version`` for what ``legato[speaker]`` needs, as installed beside this
-    Legato: only the speaker's side, so no hub or developer pin can get in the Pi's way."""
-    pins: dict[str, str] = {}
-    todo = [("legato", frozenset({"speaker"}))]
-    while todo:
-        dist, extras = todo.pop()
-        for name in _requirement_names(dist, extras):
-            key = re.sub(r"[-_.]+", "-", name).lower()
-            if key in pins:
-                continue
-            try:
-                pins[key] = f"{name}=={importlib.metadata.version(name)}"
-            except importlib.metadata.PackageNotFoundError:
-                continue  # not installed here (another platform's dependency): no pin
-            todo.append((name, frozenset()))
-    lines = ["# Pinned by legato-flash: legato[speaker]'s dependencies as installed with it."]
-    return "\n".join(lines + [pins[k] for k in sorted(pins)]) + "\n"

@@ -18,6 +18,8 @@ from hub.ingest.jobs import IngestJobs
 from hub.listening import settings
 from hub.offline.service import OfflineService
 from hub.recommend.service import Recommender
+from hub.releases.recorder import UpdateRecorder
+from hub.releases.service import Releases
 
 
 def hub_database(path: Path) -> Database:
@@ -45,6 +47,8 @@ class HubContext:
     recommender: Recommender = field(init=False)
     autoplay: Autoplay = field(init=False)
     ingest: IngestJobs = field(init=False)
+    releases: Releases = field(init=False)
+    update_recorder: UpdateRecorder = field(init=False)
 
     def __post_init__(self) -> None:
         self.recommender = Recommender(self.db, self.data_dir)
@@ -57,6 +61,13 @@ class HubContext:
         # every event kept for the dashboard, each started track as its listener's play
         self.recorder = FleetRecorder(self.db, self.relay, listener_of=self.player.listener_of)
         self.ingest = IngestJobs(self.db, self.data_dir)
+        # signed releases, offered in waves; speakers' reports may halt a rollout
+        self.releases = Releases(self.db, self.data_dir, live_fw=self._live_fw)
+        self.update_recorder = UpdateRecorder(self.db, self.relay, self.releases)
+
+    def _live_fw(self) -> dict[str, str]:
+        """The release each speaker's retained status names (it may never have reported)."""
+        return {device_id: d.info.fw for device_id, d in list(self.relay.devices.items())}
 
     def _radio(self, user_id: int | None, seed_uri: str, exclude: Collection[str]) -> list[str]:
         return self.recommender.radio(user_id, seed_uri, limit=RADIO_LENGTH, exclude=exclude)
@@ -70,3 +81,4 @@ class HubContext:
         await self.autoplay.close()
         await self.relay.stop()
         await asyncio.to_thread(self.recorder.close)
+        await asyncio.to_thread(self.update_recorder.close)

@@ -22,6 +22,9 @@
     │   ├── OfflineForbidden       403: a limit, or someone else's device or licence
     │   ├── OfflineNotFound        404: no such speaker or licence
     │   └── OfflineConflict        409: keys missing, or other keys registered
+    ├── ReleaseRefused             400: a wheel, rollout or halt the hub will not do
+    │   ├── ReleaseNotFound        404: no such release
+    │   └── ReleaseConflict        409: that version is already added
     ├── IngestError                a file that cannot be ingested (the file is skipped)
     ├── IngestBusy                 409: another ingest is still running
     ├── HistoryFileError           a listening-history export that cannot be imported
@@ -158,6 +161,20 @@ class OfflineNotFound(OfflineError):  # noqa: N818 - named for the HTTP status
 
 
 class OfflineConflict(OfflineError):  # noqa: N818 - named for the HTTP status
+    status = 409
+
+
+class ReleaseRefused(HubError):  # noqa: N818 - what the operator is told
+    """A release the hub will not add, roll out or halt; nothing was changed."""
+
+    status = 400
+
+
+class ReleaseNotFound(ReleaseRefused):
+    status = 404
+
+
+class ReleaseConflict(ReleaseRefused):
     status = 409
 
 

@@ -5,9 +5,10 @@ Append only: a released migration is never edited, so every hub.db reaches the s
 schema.  Tables by concern: accounts (users, tokens), fleet (devices, broker_users,
 device_events), catalog (tracks, albums, artists, credits, features, search
 documents), library (playlists, saved_tracks, plays), media (media, album_art),
-offline (download items and progress, device keys, licences).  Migrations 3 and 4
-backfill with the SQL functions ``legato_artist_id`` and ``legato_search_text``,
-which :func:`hub.catalog.sql_functions.register` provides on every connection.
+offline (download items and progress, device keys, licences), releases (releases,
+rollouts, device_updates).  Migrations 3 and 4 backfill with the SQL functions
+``legato_artist_id`` and ``legato_search_text``, which
+:func:`hub.catalog.sql_functions.register` provides on every connection.
 """
 
 from __future__ import annotations
@@ -464,5 +465,43 @@ MIGRATIONS: list[str] = [
     # recommender trains again, what it learnt of them before is not used.
     """
     ALTER TABLE listener_settings ADD COLUMN history_cleared_ms INTEGER;
+    """,
+    # 12: signed releases (hub.releases).  ``releases``: each bundle the hub made, its
+    # file's size and SHA-256 and the signed manifest; ``rollouts``: one per release,
+    # to a share of the fleet (``percent``) or to named speakers (``devices_json``),
+    # ``wave`` speakers in flight at once (NULL: the default); ``device_updates``: how
+    # far each speaker got with each release, and why it stopped.
+    """
+    CREATE TABLE releases (
+        version TEXT PRIMARY KEY,
+        created_ms INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        manifest_json TEXT NOT NULL,
+        notes TEXT NOT NULL DEFAULT '',
+        key_id TEXT NOT NULL,
+        path TEXT NOT NULL
+    );
+    CREATE TABLE rollouts (
+        version TEXT PRIMARY KEY REFERENCES releases(version) ON DELETE CASCADE,
+        percent INTEGER CHECK (percent BETWEEN 1 AND 100),
+        devices_json TEXT,
+        wave INTEGER CHECK (wave >= 1),
+        state TEXT NOT NULL CHECK (state IN ('active', 'halted', 'done')),
+        reason TEXT NOT NULL DEFAULT '',
+        started_ms INTEGER NOT NULL,
+        halted_ms INTEGER,
+        CHECK ((percent IS NULL) != (devices_json IS NULL))
+    );
+    CREATE TABLE device_updates (
+        device_id TEXT NOT NULL,
+        version TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('offered', 'downloading', 'installing',
+            'trial', 'good', 'rolled_back', 'failed')),
+        reason TEXT NOT NULL DEFAULT '',
+        updated_ms INTEGER NOT NULL,
+        PRIMARY KEY (device_id, version)
+    );
+    CREATE INDEX device_updates_version ON device_updates(version, state);
     """,
 ]

@@ -99,6 +99,7 @@ HUB_DOMAINS = {
     "offline",
     "listening",
     "recommend",
+    "releases",
 }
 HUB_ALLOWED: dict[str, set[str]] = {
     "errors": set(),
@@ -116,6 +117,7 @@ HUB_ALLOWED: dict[str, set[str]] = {
     "recommend": HUB_FOUNDATION | {"catalog", "listening"},
     "demo_music": HUB_FOUNDATION | {"catalog"},
     "offline": HUB_FOUNDATION | {"accounts", "catalog", "fleet"},
+    "releases": HUB_FOUNDATION | {"fleet"},
     "context": HUB_FOUNDATION | HUB_DOMAINS,
     "web": HUB_FOUNDATION | HUB_DOMAINS | {"context"},
     "http": HUB_FOUNDATION | HUB_DOMAINS | {"context", "web"},

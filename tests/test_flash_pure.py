@@ -22,9 +22,9 @@ from hardware.flash import hostname_for
 from hardware.image.mbr import Partition, boot_partition, partitions
 from hardware.provision import boot_config, cloud_init, firstrun
 from hardware.provision.wifi import wifi_settings, wpa_psk
-from hardware.release_wheel import constraints
 from hub.fleet import pki
 from hub.fleet.provisioning import write_speaker_config
+from releases.pins import constraints
 from tests.pi_images import STOCK_CMDLINE, STOCK_CONFIG, mbr
 
 # --- MBR -------------------------------------------------------------------------

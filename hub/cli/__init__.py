@@ -2,7 +2,8 @@
 
 Subcommands: ``up`` (everything on one machine, for a first try), ``serve``,
 ``user add``, ``device add``, ``broker-config``, ``ingest``, ``history import|clear``,
-``keys rotate``, ``licences list|revoke`` and ``recommend train|evaluate``.  Every one
+``keys rotate``, ``licences list|revoke``, ``recommend train|evaluate`` and
+``release add|list|rollout|halt|status``.  Every one
 takes ``--data DIR`` (default ``$LEGATO_DATA``, else the per-user data directory).
 Failures are one line on stderr, exit status 2.
 """
@@ -28,6 +29,7 @@ from hub.cli.ingest import cmd_ingest
 from hub.cli.options import default_data_dir
 from hub.cli.parser import build_parser
 from hub.cli.recommend import cmd_recommend
+from hub.cli.release import cmd_release
 from hub.cli.run import serve
 from hub.errors import (
     AccountError,
@@ -36,6 +38,7 @@ from hub.errors import (
     DatabaseError,
     HistoryFileError,
     ProvisioningError,
+    ReleaseRefused,
 )
 
 __all__ = ["build_parser", "main"]
@@ -69,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
                 return cmd_licences(args, data)
             case "recommend":
                 return cmd_recommend(args, data)
+            case "release":
+                return cmd_release(args, data)
     except (  # what a command refuses: one line, exit 2
         CliError,
         AccountError,
@@ -76,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         BrokerError,
         DatabaseError,
         HistoryFileError,
+        ReleaseRefused,
         ValueError,
     ) as exc:
         print(f"legato-hub: {exc}", file=sys.stderr)

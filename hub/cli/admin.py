@@ -20,6 +20,7 @@ from hub.fleet.broker.mosquitto import TlsFiles
 from hub.fleet.local_control import local_token
 from hub.media import signing
 from hub.offline.service import OfflineService
+from hub.releases.adding import release_key
 from hub.server import open_database
 
 
@@ -57,6 +58,7 @@ def cmd_device_add(args: argparse.Namespace, data: Path) -> int:
         broker_url=args.broker_url,
         hub_ca=pki.ca_pem(data),
         local_token=local_token(data, args.id),
+        release_key=release_key(data).public_text,
     )
     print(f"speaker {args.id!r} provisioned; run: legato-speaker --config {args.out}")
     return 0

@@ -14,6 +14,7 @@ from hub.cli.options import (
     rate_limits,
 )
 from hub.cli.recommend import add_parser as add_recommend
+from hub.cli.release import add_parser as add_release
 from hub.ingest.limits import (
     DEFAULT_MAX_DURATION_S,
     DEFAULT_WORKER_MEMORY_BYTES,
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_history(sub, common)
     _add_keys_and_licences(sub, common)
     add_recommend(sub, common)
+    add_release(sub, common)
     return parser
 
 

@@ -107,6 +107,7 @@ def _start_local_speaker(hub: Hub, sink: str | None, http_host: str) -> subproce
         local_token=local_token(hub.opts.data_dir, LOCAL_SPEAKER_ID),
         http_host=http_host,
         sink=sink,
+        release_key=hub.ctx.releases.key.public_text,
     )
     hub.broker_users.forget(LOCAL_SPEAKER_ID)
     if hub.advertiser is None:  # --no-mdns, or the hub's mDNS failed

@@ -190,6 +190,7 @@ def register(
     code: str | None,
     admin: str | None,
     now_ms: int,
+    release_key: str = "",
 ) -> Registration:
     """Create a speaker as ``legato-hub device add`` does, authorised by an
     administrator or by redeeming ``code``, all in one transaction: a refused code
@@ -216,5 +217,6 @@ def register(
         local_token=local_token(data_dir, device_id),
         sink="" if board else "alsa",
         board=board,
+        release_key=release_key,
     )
     return Registration(device_id=device_id, name=name, files=files)

@@ -155,6 +155,7 @@ def speaker_config_files(
     sink: str = "null",
     engine: str = "native",
     board: str = "",
+    release_key: str = "",
 ) -> list[ConfigFile]:
     """The files of a config ``legato-speaker --config STEM.toml`` reads: the config
     itself naming the others by paths relative to it (so the set runs wherever it is
@@ -179,7 +180,9 @@ def speaker_config_files(
         f"{board_line}{token_line}\n"
         f"[hub]\nurl = {q(hub_url)}\nbroker = {q(broker_url)}\n{ca_line}\n"
         f"[broker]\nusername = {q(device_id)}\npassword_file = {q(f'{stem}.secret')}\n\n"
-        f"[audio]\nengine = {q(engine)}\n" + (f"sink = {q(sink)}\n" if sink else "")
+        f"[audio]\nengine = {q(engine)}\n"
+        + (f"sink = {q(sink)}\n" if sink else "")
+        + (f"\n[updates]\nrelease_key = {q(release_key)}\n" if release_key else "")
     )
     return [ConfigFile(f"{stem}.toml", config, False), *files]
 

@@ -33,6 +33,7 @@ from hub.http.routes import (
     player,
     playlists,
     profile,
+    releases,
     saved,
     search,
     speaker_offline,
@@ -91,11 +92,12 @@ def create_app(
         larger=[
             LargerBody(UPLOAD_PATH, admin_ingest.MAX_UPLOAD_BYTES, admin_headers(ctx)),
             LargerBody(SYNC_PATH, MAX_SYNC_BYTES),  # a speaker's reports on 10,000 tracks
+            LargerBody(releases.UPLOAD_PATH, releases.MAX_UPLOAD_BYTES, admin_headers(ctx)),
         ],
     )
     routers = (auth, health, player, devices, connect_ws, audio, catalog_api, search)
     library = (profile, playlists, saved, history)
-    faces = (speaker_offline, enrolment, offline, pages, dashboard, admin, admin_ingest)
+    faces = (speaker_offline, enrolment, offline, pages, dashboard, admin, admin_ingest, releases)
     for module in (*routers, *library, *faces):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -26,6 +26,7 @@ from hub.context import HubContext
 from hub.fleet import enrolment, pki
 from hub.fleet import events as device_events
 from hub.fleet.local_control import local_token
+from hub.releases.status import DISPLAY_STATES
 from hub.web import charts_page, formatting, health_view
 from hub.web.fleet import fleet_rows
 from hub.web.session import page_session, page_user, to_login
@@ -41,6 +42,8 @@ templates.env.filters.update(
     percent=formatting.percent,
     duration=formatting.duration,
 )
+#: the releases whose per-speaker table the page shows (the newest)
+RELEASES_WITH_SPEAKERS = 5
 #: (path, label) of the navigation, in order
 SECTIONS = (
     ("/dashboard", "Fleet"),
@@ -49,6 +52,7 @@ SECTIONS = (
     ("/dashboard/catalog", "Catalog"),
     ("/dashboard/users", "Users"),
     ("/dashboard/licences", "Licences"),
+    ("/dashboard/releases", "Releases"),
     ("/dashboard/health", "Health"),
 )
 
@@ -207,6 +211,28 @@ async def licences(request: Request) -> Response:
         return refused
     rows = await run_in_threadpool(_ctx(request).offline.licences)
     return _render(request, "licences.html", "/dashboard/licences", licences=rows)
+
+
+@router.get("/releases")
+async def releases(request: Request) -> Response:
+    """Releases with their rollouts, and each speaker's progress on the newest ones."""
+    if (refused := _refuse(request)) is not None:
+        return refused
+    service = _ctx(request).releases
+    found = await run_in_threadpool(service.summaries)
+    speakers = {}
+    for r in found[:RELEASES_WITH_SPEAKERS]:
+        speakers[r["version"]] = (await run_in_threadpool(service.devices, r["version"]))[1]
+    key = await run_in_threadpool(lambda: service.key.public_text)
+    return _render(
+        request,
+        "releases.html",
+        "/dashboard/releases",
+        releases=found,
+        speakers=speakers,
+        release_key=key,
+        states=DISPLAY_STATES,
+    )
 
 
 @router.get("/health")

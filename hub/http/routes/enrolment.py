@@ -126,6 +126,7 @@ async def register(body: NewSpeaker, request: Request, ctx: ContextDep) -> Respo
             code=body.enrol_code,
             admin=admin,
             now_ms=now_ms(),
+            release_key=ctx.releases.key.public_text,
         )
 
     try:

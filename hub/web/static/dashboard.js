@@ -1,6 +1,6 @@
 "use strict";
-// The operator's console: sign-out, the fleet's live refresh, ingest, users and
-// licences. Every change goes through the admin JSON with the bearer token
+// The operator's console: sign-out, the fleet's live refresh, ingest, users,
+// licences and releases. Every change goes through the admin JSON with the bearer token
 // (Legato.api); the page cookie only ever served the page itself.
 (() => {
   const $ = (sel) => document.querySelector(sel);
@@ -213,6 +213,64 @@
       $("#enrolment-command").textContent =
         `legato-flash raspios-lite.img --hub https://${location.hostname}:${enrolButton.dataset.httpsPort} --hub-fingerprint ${fp} --enrol ${r.data.code} --name "Kitchen" --board BOARD`;
       $("#enrolment").hidden = false;
+    });
+  }
+
+  // --- releases: add a wheel, roll out, halt ---------------------------------------
+  const releaseForm = $("#release-form");
+  const releasesMessage = $("#releases-message");
+  async function sendForm(path, body) {
+    const token = await Legato.accessToken();
+    if (!token) { Legato.goLogin(); return null; }
+    try {
+      const res = await fetch(path, { method: "POST", headers: { Authorization: `Bearer ${token}` }, body });
+      let data = null;
+      try { data = await res.json(); } catch { /* not JSON */ }
+      return { ok: res.ok, status: res.status, data, error: data && data.error && data.error.message };
+    } catch {
+      return { ok: false, status: 0, data: null, error: "The hub cannot be reached." };
+    }
+  }
+  if (releaseForm) {
+    releaseForm.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const file = $("#release-wheel").files[0];
+      if (!file) { say(releasesMessage, "Choose a Legato wheel first.", true); return; }
+      const body = new FormData();
+      body.append("wheel", file, file.name);
+      body.append("notes", $("#release-notes").value.trim());
+      const button = releaseForm.querySelector("button");
+      button.disabled = true;
+      button.textContent = "Signing…";
+      try {
+        const r = await sendForm("/v1/releases", body);
+        if (!r) return;
+        if (!r.ok) { say(releasesMessage, r.error || `The hub answered ${r.status}.`, true); return; }
+        location.reload();
+      } finally {
+        button.disabled = false;
+        button.textContent = "Sign and add";
+      }
+    });
+  }
+  for (const form of document.querySelectorAll(".rollout-form")) {
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const percent = form.elements.namedItem("percent").value.trim();
+      const devices = form.elements.namedItem("devices").value.split(",").map((d) => d.trim()).filter(Boolean);
+      if (!percent === !devices.length) { say(releasesMessage, "Give either a percent or speaker ids.", true); return; }
+      const body = percent ? { percent: Number(percent) } : { devices };
+      const r = await Legato.api("POST", `/v1/releases/${encodeURIComponent(form.dataset.version)}/rollout`, body);
+      if (!r.ok) { say(releasesMessage, r.error, true); return; }
+      location.reload();
+    });
+  }
+  for (const button of document.querySelectorAll(".halt-release")) {
+    button.addEventListener("click", async () => {
+      if (!confirm(`Halt release ${button.dataset.version}? Speakers already on it keep it.`)) return;
+      const r = await Legato.api("POST", `/v1/releases/${encodeURIComponent(button.dataset.version)}/halt`);
+      if (!r.ok) { say(releasesMessage, r.error, true); return; }
+      location.reload();
     });
   }
 
