@@ -170,10 +170,7 @@ class WheelShop:
 def speaker_constraints() -> str:
     """The pins of ``legato[speaker]`` as installed here: what a bundle carries, and
     what every seeded slot holds, so an installer finds the dependencies unchanged."""
-    try:
-        from releases.pins import constraints
-    except ImportError:  # TODO: only releases.pins once the hub's side is merged
-        from hardware.release_wheel import constraints  # type: ignore[attr-defined,no-redef]
+    from releases.pins import constraints
 
     return constraints()
 

@@ -278,7 +278,12 @@ class Fleet:
             seen = self.seen()
             return all(seen.get(i) == (v, True) for i, v in versions.items())
 
-        wait_for(ready, timeout_s, f"speakers online on {versions}", self.logs)
+        try:
+            wait_for(ready, timeout_s, "speakers online on their versions", self.logs)
+        except AssertionError as exc:
+            seen = self.seen()
+            wrong = {i: (v, seen.get(i)) for i, v in versions.items() if seen.get(i) != (v, True)}
+            raise AssertionError(f"(wanted, hub shows (fw, online)): {wrong}\n{exc}") from None
 
     def wait_states(
         self,
