@@ -47,7 +47,7 @@ if str(REPO) not in sys.path:
 
 from tests import release_fixtures as rf  # noqa: E402
 from tests.throttle_proxy import ThrottleProxy  # noqa: E402
-from tests.update_fleet import TRIAL_DEADLINE_S, Fleet  # noqa: E402
+from tests.update_fleet import TRIAL_DEADLINE_S, Fleet, Transit  # noqa: E402
 
 TARGET_ROLLBACK_P95_S = 15.0
 
@@ -161,65 +161,67 @@ def rollout_phase(fleet: Fleet, proxy: ThrottleProxy) -> dict[str, Any]:
     }
 
 
-def settled(
-    fleet: Fleet, waited: dict[str, rf.Variant], switched: dict[str, float], back: dict[str, float]
-) -> bool:
-    """Every speaker that switched to a broken release is back; any other is not in
-    flight (a halted rollout may leave an offered speaker where it was)."""
-    if not switched:
-        return False
-    for device_id, variant in waited.items():
-        if device_id in back:
-            continue
-        state = fleet.updates(variant.version).get(device_id, ("", ""))[0]
-        if device_id in switched or state in ("downloading", "installing", "trial"):
+def settled(fleet: Fleet, version: str, transits: dict[str, Transit]) -> bool:
+    """Every speaker that switched to the broken release is back and online; any other
+    is not in flight (a halted rollout may leave an offered speaker where it was)."""
+    seen, states = fleet.seen(), fleet.updates(version)
+    for device_id, transit in transits.items():
+        if transit.switched_s is not None:
+            if transit.back_s is None or seen.get(device_id) != (transit.old, True):
+                return False
+        elif states.get(device_id, ("", ""))[0] in ("downloading", "installing", "trial"):
             return False
-    return True
+    return any(t.switched_s is not None for t in transits.values())
+
+
+def measure_rollback(
+    fleet: Fleet, variant: rf.Variant, ids: list[str]
+) -> dict[str, tuple[float | None, float | None]]:
+    """Roll ``variant`` out to ``ids`` all at once; each speaker's way there and back
+    (the moment back: on its old release again and online at the hub), as
+    monotonic times."""
+    transits = {
+        i: Transit(fleet.speakers[i], variant.version, fleet.speakers[i].current() or "")
+        for i in ids
+    }
+    fleet.release_add(variant)
+    fleet.rollout(variant.version, devices=ids, wave=len(ids))
+    started = time.monotonic()
+    deadline = started + 120 + TRIAL_DEADLINE_S
+    online: dict[str, float] = {}
+    while time.monotonic() < deadline:
+        seen = fleet.seen()
+        for device_id, transit in transits.items():
+            transit.poll()
+            if transit.back_s is not None and seen.get(device_id) == (transit.old, True):
+                online.setdefault(device_id, time.monotonic())
+        # before 20 s an unswitched speaker may still switch
+        if time.monotonic() - started > 20 and settled(fleet, variant.version, transits):
+            return {i: (t.switched_s, online.get(i)) for i, t in transits.items()}
+        time.sleep(0.1)
+    missing = sorted(i for i, t in transits.items() if t.switched_s and not t.back_s)
+    raise RuntimeError(f"speakers never came back from {variant.why}: {missing}")
 
 
 def rollback_phase(fleet: Fleet, crash_ids: list[str], deaf_ids: list[str]) -> dict[str, Any]:
-    """Roll out a release that crashes at import and one that never reaches the hub,
-    each to its own speakers all at once; time each speaker's way back."""
-    before = {i: fleet.speakers[i].current() or "" for i in crash_ids + deaf_ids}
-    cases = [(rf.CRASHES, crash_ids, 0.0), (rf.UNREACHABLE, deaf_ids, float(TRIAL_DEADLINE_S))]
-    for variant, ids, _ in cases:
-        fleet.release_add(variant)
-        fleet.rollout(variant.version, devices=ids, wave=len(ids))
-    switched: dict[str, float] = {}
-    back: dict[str, float] = {}
-    waited = {i: v for v, ids, _ in cases for i in ids}
-    deadline = time.monotonic() + 120 + TRIAL_DEADLINE_S
-    quiet_from = time.monotonic() + 20  # before this, an unswitched one may still switch
-    while time.monotonic() < deadline:
-        now = time.monotonic()
-        if now > quiet_from and settled(fleet, waited, switched, back):
-            break
-        seen = fleet.seen()
-        for device_id, variant in waited.items():
-            current = fleet.speakers[device_id].current()
-            if current == variant.version:
-                switched.setdefault(device_id, now)
-            elif (
-                device_id in switched
-                and current == before[device_id]
-                and seen.get(device_id) == (current, True)
-            ):
-                back.setdefault(device_id, now)
-        time.sleep(0.1)
+    """A release that crashes at import, then one that never reaches the hub (a rollout
+    supersedes the one before it), each to its own speakers; per speaker, the time
+    from the failure being evident to the old release back and online."""
     times: list[float] = []
     by_kind: dict[str, list[float]] = {}
+    never: list[str] = []
+    cases = [(rf.CRASHES, crash_ids, 0.0), (rf.UNREACHABLE, deaf_ids, float(TRIAL_DEADLINE_S))]
     for variant, ids, evident_after in cases:
-        for device_id in ids:
-            if device_id in back:
-                took = back[device_id] - switched[device_id] - evident_after
-                times.append(took)
-                by_kind.setdefault(variant.why, []).append(took)
-    missing = sorted(set(switched) - set(back))
-    if missing:
-        raise RuntimeError(f"speakers never came back from a broken release: {missing}")
+        for device_id, (switched_s, back_s) in measure_rollback(fleet, variant, ids).items():
+            if switched_s is None or back_s is None:
+                never.append(device_id)
+                continue
+            took = back_s - switched_s - evident_after
+            times.append(took)
+            by_kind.setdefault(variant.why, []).append(took)
     return {
         "rolled_back": len(times),
-        "never_switched": sorted(set(waited) - set(switched)),
+        "never_switched": never,
         "p50_s": percentile(times, 50),
         "p95_s": percentile(times, 95),
         "max_s": max(times) if times else float("nan"),
