@@ -150,7 +150,9 @@ def test_a_broken_release_to_the_fleet_halts_by_itself(fleet: Fleet) -> None:
     failed = sorted(i for i, (s, _) in tried.items() if s in FAILED_STATES)
     assert len(failed) >= 2
     untouched = sorted(set(FLEET) - set(tried))
-    assert len(untouched) >= len(FLEET) - 5, tried  # at most one wave (25 %) was tried
+    # tried: one wave (a quarter of the fleet) and the places the failures before the
+    # halt freed in it
+    assert len(untouched) >= len(FLEET) - 5 - 2, tried
     for device_id in FLEET:
         assert fleet.speakers[device_id].current() == before[device_id]
         assert version not in fleet.speakers[device_id].slots()
