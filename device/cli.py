@@ -5,6 +5,10 @@ URL from ``--hub`` or the config), else from the hub's mDNS record, trusting a h
 only as :mod:`device.hub_link` says.  A speaker
 without broker credentials still serves ``/info`` and local control, and says
 how to pair it.
+
+Exit status: 0 when stopped, or when another release became current (systemd or the
+supervisor then starts that one); 2 for a bad config; 3 when the release in trial
+failed (its self-check, or no hub within the deadline), so the guard rolls it back.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from device import config as config_mod
 from device import hub_link
 from device.config import ConfigError, SpeakerConfig
 from device.service import MdnsPlan, SpeakerService
+from device.updates.agent import EXIT_TRIAL_FAILED, TrialFailedError
 
 logger = logging.getLogger("legato.speaker")
 
@@ -107,10 +112,9 @@ async def run(
             cfg.id,
         )
     service = SpeakerService(cfg, broker, fast_sink=fast_sink, mdns_plan=mdns_plan or MdnsPlan())
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, service.request_exit, 0)
     try:  # a start that fails half way still closes what it opened (threads, ports)
         await service.start()
         assert service.local_api is not None
@@ -121,11 +125,16 @@ async def run(
             cfg.http_host,
             service.local_api.port,
         )
-        await stop.wait()
+        # until a signal, or the speaker stops by itself: a new release is current
+        # (status 0: systemd or the supervisor starts it) or its trial failed
+        await service.finished.wait()
+    except TrialFailedError as exc:
+        logger.error("%s; stopping, so that the previous release starts", exc)
+        return EXIT_TRIAL_FAILED
     finally:
         logger.info("stopping speaker %s", cfg.id)
         await service.stop()
-    return 0
+    return service.exit_status
 
 
 def limit_malloc_arenas(arenas: int = 2) -> None:

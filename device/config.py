@@ -52,6 +52,17 @@ next = "next_album"
 [panel]                 # a front panel on a microcontroller (hardware/mcu/)
 port = ""               # its serial port, e.g. "/dev/ttyACM0"; "" = none
 baud = 115200
+
+[updates]               # releases from the hub (device/updates/); off unless this speaker
+                        # runs from a slot <root>/releases/<version>/
+release_key = "ed25519:..."  # the hub operator's release key, pinned; "" = refuses every bundle
+check_interval_s = 600  # how often to ask the hub for an offered release (+-10 %); 0 = never
+trial_deadline_s = 120  # 1-3600: a release in trial must reach the hub within this, or it
+                        # rolls back
+grace_s = 30            # 0-3600: ... and have been able to play this long before it is good
+root = "/opt/legato"    # the release slots
+state_dir = ""          # the speaker's update state (verdict, downloads); default
+                        # /var/lib/legato/update when root is /opt/legato, else <root>/state
 ```
 
 Command-line flags override the file.  A ``--sink`` off the board's card drops the
@@ -72,6 +83,7 @@ from typing import Any
 
 from connect_protocol.topics import is_valid_device_id
 from device.errors import DeviceError
+from device.updates.settings import UpdateSettings, from_table
 from hardware.board_profiles import BoardProfile, load_board, pcm_card
 from hardware.controls.settings import ControlSettings, controls_from
 from hardware.errors import BoardError, ControlsError
@@ -130,6 +142,7 @@ class SpeakerConfig:
     controls: ControlSettings = field(default_factory=ControlSettings)
     panel_port: str = ""  # the front panel's serial port; "" = no panel
     panel_baud: int = 115200
+    updates: UpdateSettings = field(default_factory=UpdateSettings)
 
     @property
     def pins(self) -> Mapping[str, int]:
@@ -316,6 +329,10 @@ def load(path: Path | None) -> SpeakerConfig:
         controls = controls_from(_section(doc, "controls"), board)
     except ControlsError as exc:
         raise ConfigError(str(exc)) from exc
+    try:
+        updates = from_table(_section(doc, "updates"))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
     return SpeakerConfig(
         id=device_id,
         name=_get(speaker, "speaker", "name", str, "") or f"Legato {device_id[-4:]}",
@@ -345,6 +362,7 @@ def load(path: Path | None) -> SpeakerConfig:
         controls=controls,
         panel_port=_get(panel, "panel", "port", str, ""),
         panel_baud=_get(panel, "panel", "baud", int, 115200),
+        updates=updates,
     ).validated()
 
 

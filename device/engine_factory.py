@@ -18,9 +18,30 @@ from device.config import ConfigError, SpeakerConfig
 from device.engine_api import Engine, EventCallback, ReportCallback
 
 if TYPE_CHECKING:
+    from device.audio.sinks import Sink
     from offline_cache.store import OfflineStore
 
 logger = logging.getLogger(__name__)
+
+
+def plays_through_sink(config: SpeakerConfig) -> bool:
+    """Whether the engine ``build_engine`` makes for ``config`` plays to ``config.sink``
+    (the clock engine, and any engine of an unpaired speaker, keep time over silence)."""
+    return config.engine != "clock" and bool(config.hub_url) and bool(config.password)
+
+
+def configured_sink(config: SpeakerConfig, *, fast: bool = False, open_now: bool = True) -> Sink:
+    """The sink ``config`` names, as the native engine plays to it (``SinkError`` when it
+    cannot be opened); the mpv engine opens the same device spec through mpv."""
+    from device.audio.sinks import open_sink
+
+    return open_sink(
+        config.sink,
+        rate=config.sample_rate,
+        fast=fast,
+        mixer=config.mixer or None,
+        open_now=open_now,
+    )
 
 
 def build_engine(
@@ -35,7 +56,7 @@ def build_engine(
 ) -> Engine:
     if config.engine == "clock":
         return ClockEngine(on_track_ended, loop=loop)
-    if not config.hub_url or not config.password:
+    if not plays_through_sink(config):
         # an unpaired speaker has no credentials to fetch audio with: it still
         # answers local control, keeping time over silence
         logger.warning(
@@ -61,16 +82,11 @@ def build_engine(
         )
     if config.engine == "native":
         from device.audio.native import EngineOptions, NativeEngine
-        from device.audio.sinks import SinkError, open_sink
+        from device.audio.sinks import SinkError
 
         try:
-            sink = open_sink(
-                config.sink,
-                rate=config.sample_rate,
-                fast=fast,
-                mixer=config.mixer or None,
-                open_now=False,  # a missing or busy device is retried, not fatal
-            )
+            # a missing or busy device is retried by the engine, not fatal
+            sink = configured_sink(config, fast=fast, open_now=False)
         except SinkError as exc:
             raise ConfigError(str(exc)) from exc
         options = EngineOptions(

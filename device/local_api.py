@@ -2,7 +2,8 @@
 
 ``/info`` says only what the speaker's mDNS record already says (id, name, model,
 protocol, firmware); asked with the pairing token, it adds ``diagnostics`` (the
-controls' and the front panel's counters), which say when someone is at the speaker.
+controls' and the front panel's counters, and where the speaker's release stands:
+trial, last outcome, an offer being fetched), which say when someone is at the speaker.
 ``/offline`` (what is downloaded) and ``/control`` (the same JSON commands as MQTT,
 each answered with its ack, every new state pushed) need the speaker's pairing
 token (``Authorization: Bearer T`` or ``?token=T``), which the hub shows on its

@@ -4,7 +4,9 @@ Everything here is I/O plumbing around ``Controller``: commands arrive on the
 device's ``cmd`` topic (or the local WebSocket), their acks go to ``ack``, each
 new state is published retained on ``state`` and events on ``events``.  On every
 (re)connect the retained status and state are published again, so a broker
-restart loses nothing a subscriber needs.
+restart loses nothing a subscriber needs.  ``device.updates.agent.UpdateAgent`` is
+told when the hub is reached and when the engine fails (a release in trial is judged
+on both), and may ask the service to stop by itself (``finished``, ``exit_status``).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from device.last_played import FILE_NAME, LastPlayedKeeper, load_last
 from device.local_access import own_hosts, pairing_token
 from device.local_api import LocalApi, info_document
 from device.local_controls import LocalControls
+from device.updates.agent import UpdateAgent
 from offline_cache.device_keys import DeviceKeys
 from offline_cache.store import OfflineStore, StoreError
 
@@ -86,6 +89,16 @@ class SpeakerService:
         self.controls: LocalControls | None = None
         self._last_played = LastPlayedKeeper(default_state_dir() / config.id / FILE_NAME)
         self._control_devices: list[ControlDevice] = []
+        self.updates = UpdateAgent(
+            config,
+            publish=self._publish_event,
+            request_exit=self.request_exit,
+            now_ms=self._wall_ms,
+        )
+        #: set when the speaker should stop by itself (a new release is current, a
+        #: failed trial), with the status the process exits with
+        self.finished = asyncio.Event()
+        self.exit_status = 0
 
     def topic(self, channel: Channel) -> str:
         return device_topic(self.config.id, channel)
@@ -93,6 +106,9 @@ class SpeakerService:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self.store = self._open_store()
+        # a release in trial checks itself before it builds anything that plays
+        await self.updates.begin(self.store)
+        self.updates.start()
         engine = build_engine(
             self.config,
             on_track_ended=self._on_track_ended,
@@ -167,6 +183,12 @@ class SpeakerService:
         paired = bool(self.config.password)
         controls.observe(state=self._controller.state, paired=paired, connected=not paired)
 
+    def request_exit(self, status: int) -> None:
+        """Ask the process to stop (``finished``) with ``status``; the first ask wins."""
+        if not self.finished.is_set():
+            self.exit_status = status
+            self.finished.set()
+
     def _observe(self, **changes: Any) -> None:
         if self.controls is not None:
             self.controls.observe(**changes)
@@ -178,7 +200,8 @@ class SpeakerService:
 
     def diagnostics(self) -> dict[str, Any]:
         """What ``/info`` adds for a client with the pairing token: the controls' counts,
-        which a maker reads when a button or the panel misbehaves."""
+        which a maker reads when a button or the panel misbehaves, and where the
+        speaker's release stands (trial, last outcome, an offer being fetched)."""
         controls = self.controls
         return {
             "controls": {
@@ -186,7 +209,8 @@ class SpeakerService:
                 "detents": controls.detents if controls is not None else 0,
                 "refused": controls.refused if controls is not None else 0,
                 "devices": {d.name: d.diagnostics() for d in self._control_devices},
-            }
+            },
+            "updates": self.updates.diagnostics(),
         }
 
     def _open_store(self) -> OfflineStore | None:
@@ -259,6 +283,7 @@ class SpeakerService:
             self._advertiser = None
 
     async def stop(self) -> None:
+        await self.updates.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -313,6 +338,7 @@ class SpeakerService:
             logger.info("quality %s (%s)", message, uri or "-")
         if kind is EventKind.ERROR:
             self._observe(failed=True)  # the status light shows it until something plays
+            self.updates.engine_error(message)
         event = Event(kind=kind, timestamp_ms=self._wall_ms(), track_uri=uri, message=message)
         self._publish_event(event)
 
@@ -320,7 +346,8 @@ class SpeakerService:
         self._observe(connected=True)
         if self.downloads is not None:  # the hub may be back: renew, catch up
             self.downloads.request_sync()
-        self._publish(Channel.STATUS, encode(self.info), retain=True)
+        if self._publish(Channel.STATUS, encode(self.info), retain=True):
+            self.updates.hub_reached()  # the hub knows this release's version now
         # Rebased: the hub stamps live states with its own clock on arrival.
         state = rebased(self._controller.state, self._wall_ms())
         self._publish(Channel.STATE, encode(state), retain=True)
@@ -345,17 +372,21 @@ class SpeakerService:
     def _publish_event(self, event: Event) -> None:
         self._publish(Channel.EVENTS, encode(event))
 
-    def _publish(self, channel: Channel, payload: bytes, *, retain: bool = False) -> None:
-        self._publish_raw(self.topic(channel), payload, retain)
+    def _publish(self, channel: Channel, payload: bytes, *, retain: bool = False) -> bool:
+        return self._publish_raw(self.topic(channel), payload, retain)
 
-    def _publish_raw(self, topic: str, payload: bytes, retain: bool) -> None:
+    def _publish_raw(self, topic: str, payload: bytes, retain: bool) -> bool:
+        """Hand a message to the broker connection; False when it could not take it."""
         if self.mqtt is None:
-            return
+            return False
         try:
             self.mqtt.publish(topic, payload, retain=retain)
         except NotConnectedError:
             # Keep events and acks for the reconnect; status/state are republished anyway.
             if not retain and len(self._pending) < 1000:
                 self._pending.append((topic, payload, retain))
+            return False
         except ConnectError:
             logger.exception("publish to %s failed", topic)
+            return False
+        return True

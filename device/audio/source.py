@@ -11,13 +11,14 @@ expire, and measures throughput for the ABR from every segment it fetches.
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import logging
 import ssl
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -318,6 +319,24 @@ class HubMedia:
             if response.will_close:
                 self._drop()
         return HubAnswer(response.status, answer, {k.lower(): v for k, v in response.getheaders()})
+
+    @contextlib.contextmanager
+    def streaming(
+        self, url: str, headers: dict[str, str] | None = None
+    ) -> Iterator[http.client.HTTPResponse]:
+        """A GET as this speaker whose body the caller reads as it arrives (a release
+        bundle: too big to hold).  Errors while reading become ``SourceError``; a body
+        left unread closes the connection."""
+        with self._http_lock:
+            response = self._request(url, headers=headers)
+            try:
+                yield response
+            except (OSError, http.client.HTTPException) as exc:
+                self._drop()
+                raise SourceError(f"hub unreachable: {exc}", retryable=True) from exc
+            finally:
+                if not response.isclosed() or response.will_close:
+                    self._drop()
 
     @staticmethod
     def _refused(status: int, url: str) -> SourceError:
