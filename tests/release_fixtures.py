@@ -354,7 +354,7 @@ def slot_templates(tmp_path_factory: pytest.TempPathFactory) -> SlotTemplate:
 
 
 @pytest.fixture
-def seeded_layout(
+def slot_layout(
     tmp_path: Path, release_shop: WheelShop, speaker_site: Path, slot_templates: SlotTemplate
 ) -> Layout:
     """A slot layout in ``tmp_path`` with ``OLD`` installed and current."""
@@ -364,3 +364,65 @@ def seeded_layout(
     wheel, pins = release_shop.wheel(OLD), speaker_constraints()
     slot_templates.copy(layout.root, layout.state, wheel, speaker_site, pins)
     return layout
+
+
+# --- the installer's tests' view: a key, pins, three releases, bundles ------------------
+
+BASE, NEW, BROKEN = "0.1.0", "0.2.0", "0.3.0"
+
+
+@dataclass(frozen=True)
+class Releases:
+    """What a session builds once: the key, the pins, wheels and bundles."""
+
+    key: signing.ReleaseKey
+    pins: str
+    site: Path  # the speaker's distributions, linked from the test environment
+    wheels: dict[str, Path]
+    bundles: dict[str, Path]
+
+
+def build_releases(work: Path) -> Releases:
+    """BASE, NEW and BROKEN (``import device`` raises) as wheels and signed bundles."""
+    key = signing.ReleaseKey.generate()
+    pins = speaker_constraints()
+    shop = WheelShop(work / "wheels")
+    variants = {
+        BASE: Variant(BASE),
+        NEW: Variant(NEW),
+        BROKEN: Variant(BROKEN, (CRASH_AT_IMPORT,), "crashes at import"),
+    }
+    wheels = {version: shop.wheel(variant) for version, variant in variants.items()}
+    bundles = {v: make_bundle(work / "bundles", w, key, pins) for v, w in wheels.items()}
+    site = speaker_site_packages(work / "site-packages", pins)
+    return Releases(key, pins, site, wheels, bundles)
+
+
+def seeded_layout(base: Path, releases: Releases) -> Layout:
+    """A slot layout under ``base`` running release BASE, as first boot leaves it."""
+    from releases.guard import Layout
+
+    layout = Layout(base / "opt", base / "state")
+    layout.state.mkdir(parents=True)
+    seed_slots(layout.root, layout.state, releases.wheels[BASE], releases.site, releases.pins)
+    return layout
+
+
+def slot_env() -> dict[str, str]:
+    """The environment for a slot's processes: nothing pointing at this checkout, so
+    what runs is what the slot holds."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    env.pop("VIRTUAL_ENV", None)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def write_config(path: Path, releases: Releases, layout: Layout) -> Path:
+    """A speaker config whose [updates] pins the session's release key."""
+    path.write_text(
+        "[updates]\n"
+        f'release_key = "{releases.key.public_text}"\n'
+        f'root = "{layout.root}"\n'
+        f'state_dir = "{layout.state}"\n'
+    )
+    return path
