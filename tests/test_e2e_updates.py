@@ -82,7 +82,6 @@ def test_a_good_release_reaches_half_the_fleet_then_all(fleet: Fleet) -> None:
     shown = fleet.status(version)
     assert {i: shown[i]["state"] for i in FLEET} == dict.fromkeys(FLEET, "good")
     for device_id in FLEET:
-        # good: the way back is no longer kept once the next start has settled it
         assert fleet.speakers[device_id].current() == version
 
 

@@ -3,10 +3,11 @@
 
 Each speaker has its own slot root and state dir under the fleet's directory, a config
 with a short update check interval, trial deadline and grace, and a supervisor
-process.  The supervisor runs outside the slots (this environment's Python, without
-``PYTHONPATH``, in the speaker's own directory), and the speaker runs from its slot's
-own interpreter, so only the installed release's code is ever imported: the version
-the hub sees is the proof.
+process.  The supervisor runs outside the slots (this environment's Python, this
+checkout's ``releases`` put on its path by hand, no ``PYTHONPATH`` for its children to
+inherit, in the speaker's own directory), and the speaker runs from its slot's own
+interpreter, so only the installed release's code is ever imported: the version the
+hub sees is the proof.
 
 The hub's side is driven as its operator would (``legato-hub release ...``); its
 records are polled straight from its database (cheap), and tests confirm what the
