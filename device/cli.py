@@ -1,4 +1,5 @@
-"""``legato-speaker``: run a speaker.
+"""``legato-speaker``: run a speaker (``legato-speaker update``: install a release from
+a file, see :mod:`device.update_command`).
 
 Finds its broker from the config, else from the hub's ``/api/connect`` (the hub
 URL from ``--hub`` or the config), else from the hub's mDNS record, trusting a hub
@@ -25,7 +26,7 @@ from pathlib import Path
 from connect_protocol import logs
 from connect_protocol.mqtt import BrokerAddress
 from device import config as config_mod
-from device import hub_link
+from device import hub_link, update_command
 from device.config import ConfigError, SpeakerConfig
 from device.service import MdnsPlan, SpeakerService
 from device.updates.agent import EXIT_TRIAL_FAILED, TrialFailedError
@@ -39,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a Legato speaker: joins the hub's broker, obeys the Connect "
         "protocol, advertises itself over mDNS and serves GET /info and a local "
         "control WebSocket on its own port.",
+        epilog="legato-speaker update --bundle FILE [--check]: install a release from a file "
+        "(see legato-speaker update --help).",
     )
     p.add_argument("--config", type=Path, help="speaker TOML config (see device/config.py)")
     p.add_argument("--name", help="name shown to listeners (overrides the config)")
@@ -167,8 +170,11 @@ def config_from_args(args: argparse.Namespace) -> SpeakerConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
+    given = sys.argv[1:] if argv is None else argv
+    if given[:1] == ["update"]:  # legato-speaker update --bundle FILE: not a speaker run
+        return update_command.main(given[1:])
     limit_malloc_arenas()
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(given)
     logs.configure(args.log_level)
     try:
         cfg = config_from_args(args)

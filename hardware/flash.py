@@ -248,7 +248,8 @@ def system_files(
     if ssh_key:
         wanted["ssh"] = b""  # Raspberry Pi OS enables sshd when this file exists
     wanted[f"{CARD_DIR}/firstboot.py"] = FIRSTBOOT_SOURCE.read_bytes()
-    wanted[f"{CARD_DIR}/{unit.UNIT_NAME}"] = unit.unit_text().encode()
+    for name, text in unit.units().items():
+        wanted[f"{CARD_DIR}/{name}"] = text.encode()
     wanted[f"{CARD_DIR}/constraints.txt"] = pins.constraints().encode()
     wheel = release_wheel.legato_wheel(args.wheel)
     wanted[f"{CARD_DIR}/{wheel.name}"] = wheel.read_bytes()

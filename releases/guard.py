@@ -403,20 +403,26 @@ def exited(layout: Layout, code: str, status: str) -> None:
 
 def begin_trial(layout: Layout, version: str, now_s: float | None = None) -> Slots:
     """Switch to the complete slot ``version`` in trial, the running one kept as the
-    way back.  slots.json is written before the link: a cut between the two leaves
-    the old release current, and :func:`decide` drops the trial."""
+    way back (unless it is itself still in trial: then the release before it stays
+    the way back, and the superseded one goes).  slots.json is written before the
+    link: a cut between the two leaves the old release current, and :func:`decide`
+    drops the trial."""
     if version not in layout.complete():
         raise ValueError(f"release {version} is not completely installed")
     current = layout.current()
     slots = layout.load()
     since = time.time() if now_s is None else now_s
-    new = replace(
-        slots,
-        previous=current if current != version else slots.previous,
-        trial=Trial(version, since),
-    )
+    previous = current if current != version else slots.previous
+    abandoned = None
+    trial = slots.trial
+    if trial is not None and trial.version == current and slots.previous in layout.complete():
+        # the way back stays the release known to work, not one still on trial
+        previous, abandoned = slots.previous, current
+    new = replace(slots, previous=previous, trial=Trial(version, since))
     layout.save(new)
     layout.switch(version)
+    if abandoned is not None and abandoned not in (version, previous):
+        layout.remove(abandoned)
     return new
 
 

@@ -9,6 +9,7 @@ its file sink, and the hub's dashboard says its first boot is done.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -22,7 +23,7 @@ import pytest
 
 from connect_protocol.tls import fingerprint
 from hardware.flash import FIRSTBOOT_SOURCE
-from hardware.provision.unit import unit_text
+from hardware.provision.unit import unit_text, units
 from hub.accounts import users
 from hub.clock import now_ms
 from hub.fleet import enrolment
@@ -90,7 +91,10 @@ def first_boot(
     boot: Path, root: Path, commands: Path, *extra: str
 ) -> subprocess.CompletedProcess[str]:
     """The card's firstboot.py against ``root``, with stand-ins logging to calls.log."""
-    env = {**child_env(), "CALLS": str(root.parent / "calls.log"), "ROOT": str(root)}
+    # no PYTHONPATH, as on a Pi: through it the slot's pip would take this checkout's
+    # legato.egg-info (made when legato-flash built the wheel) for Legato installed
+    env = {k: v for k, v in child_env().items() if k != "PYTHONPATH"}
+    env |= {"CALLS": str(root.parent / "calls.log"), "ROOT": str(root)}
     return subprocess.run(
         [
             sys.executable,
@@ -152,12 +156,20 @@ def test_from_a_flashed_card_to_a_speaker_that_plays(hub: System, tmp_path: Path
     )
     assert f"chown -R legato:legato {root}/etc/legato" in calls
     assert "systemctl enable --now legato-speaker.service" in calls
+    assert "systemctl enable --now legato-update.path" in calls
+    assert f"chown -R legato:legato {root}/var/lib/legato/update" in calls
     # the config moved to /etc/legato, 0600; every secret gone from the card
     etc = root / "etc" / "legato"
     for name in ("speaker.toml", "speaker.secret", "speaker.local-token", "speaker-hub-ca.pem"):
         assert (etc / name).stat().st_mode & 0o777 == 0o600, name
     left = sorted(p.name for p in (boot / "legato").iterdir())
-    assert left == ["constraints.txt", "firstboot.py", "legato-speaker.service"]
+    assert left == [
+        "constraints.txt",
+        "firstboot.py",
+        "legato-speaker.service",
+        "legato-update.path",
+        "legato-update.service",
+    ]
     assert "password" not in (boot / "network-config").read_text()
     secret = (etc / "speaker.secret").read_text().strip()
     assert secret not in "".join(
@@ -165,9 +177,19 @@ def test_from_a_flashed_card_to_a_speaker_that_plays(hub: System, tmp_path: Path
     )
     current = root / "opt" / "legato" / "current"
     assert os.readlink(current) == "releases/0.1.0"
-    assert (
-        root / "etc" / "systemd" / "system" / "legato-speaker.service"
-    ).read_text() == unit_text()
+    for name, text in units().items():
+        assert (root / "etc" / "systemd" / "system" / name).read_text() == text, name
+    # the release guard outside the slots, its slots.json, the state the speaker writes;
+    # the slot keeps the pins it was installed with (an update with the same reuses it)
+    opt = root / "opt" / "legato"
+    site = next((current / "lib").glob("python3*/site-packages"))
+    assert (opt / "guard.py").read_bytes() == (site / "releases" / "guard.py").read_bytes()
+    assert json.loads((opt / "slots.json").read_text())["trial"] is None
+    assert (root / "var" / "lib" / "legato" / "update").is_dir()
+    assert (current / "constraints.txt").read_text() == (
+        boot / "legato" / "constraints.txt"
+    ).read_text()
+    assert list(site.glob("device/audio/libpcm_native.so")) or shutil.which("cc") is None
     # the hub heard "first boot done" from the speaker's own login, over mDNS + pinned TLS
     device_id = next(
         line.split('"')[1]
@@ -187,11 +209,22 @@ def test_from_a_flashed_card_to_a_speaker_that_plays(hub: System, tmp_path: Path
     assert not any(
         "apt-get" in c or "useradd" in c for c in (tmp_path / "calls.log").read_text().splitlines()
     )
+    # an install from before signed updates (a current link, no guard): made whole once
+    for made in (opt / "guard.py", opt / "slots.json"):
+        made.unlink()
+    shutil.rmtree(root / "var" / "lib" / "legato" / "update")
+    migrated = first_boot(boot, root, commands)
+    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+    assert (opt / "guard.py").read_bytes() == (site / "releases" / "guard.py").read_bytes()
+    assert (opt / "slots.json").exists()
+    assert (root / "var" / "lib" / "legato" / "update").is_dir()
+    assert (current / ".legato-complete").stat().st_mtime_ns == installed
 
-    # the unit as systemd reads it, with this root's paths
-    unit = tmp_path / "legato-speaker.service"
-    unit.write_text(unit_text(str(root)))
-    verifies(unit)
+    # the units as systemd reads them, with this root's paths
+    for name, text in units(str(root)).items():
+        (tmp_path / name).write_text(text)
+        verifies(tmp_path / name)
+    assert unit_text(str(root)) == units(str(root))["legato-speaker.service"]
 
     # the speaker from that environment, with that config, plays
     out = tmp_path / "out.raw"

@@ -8,11 +8,14 @@ Steps, each skipped when already done, so running it again is harmless:
   3. a virtual environment at /opt/legato/releases/VERSION with ``legato[speaker]``
      from the wheel on the card (its dependencies from the package index, or only
      from ``legato/wheels/`` when the card carries them), ``/opt/legato/current``
-     switched to it atomically;
+     switched to it atomically; then the release guard copied out of it to
+     /opt/legato/guard.py, slots.json and the update state directory (also done, once,
+     for an install made before signed updates existed);
   4. ``speaker.toml`` and the files it names moved to /etc/legato (mode 0600);
   5. every secret deleted from the boot partition (broker secret, local token, the
      Wi-Fi key in the network seed and the firstrun script);
-  6. the hardened ``legato-speaker.service`` installed, enabled and started;
+  6. the hardened ``legato-speaker.service`` installed, enabled and started, and
+     ``legato-update.path`` (which installs the releases the speaker downloads);
   7. "first boot done" reported to the hub (bounded retries; not fatal).
 
 ``--root`` installs under another directory and ``--commands DIR`` makes any
@@ -47,6 +50,11 @@ APT_PACKAGES = (
 CONFIG_FILES = ("speaker.toml", "speaker.secret", "speaker.local-token", "speaker-hub-ca.pem")
 SECRET_FILES = ("speaker.secret", "speaker.local-token", "firstrun.sh")
 UNIT = "legato-speaker.service"
+UPDATE_UNITS = ("legato-update.path", "legato-update.service")
+ROOT_DIR = "/opt/legato"
+UPDATE_STATE = "/var/lib/legato/update"
+#: what the guard (releases/guard.py) reads as "no trial, nothing refused"
+EMPTY_SLOTS = '{"last": null, "previous": null, "refused": [], "trial": null}\n'
 RETRY_UNIT = "legato-firstboot.service"
 #: what changes the running system: only ever run on it, or as a stand-in (tests)
 SYSTEM_COMMANDS = frozenset(
@@ -98,6 +106,7 @@ class FirstBoot:
         self.card = boot / "legato"
         self.root = root
         self.commands = commands
+        self.installed = False  # a slot installed by this run
 
     def path(self, absolute: str) -> Path:
         return self.root / absolute.lstrip("/")
@@ -234,29 +243,54 @@ class FirstBoot:
             if not self.run(*pinned, attempts=2, fatal=False):
                 log("the pinned versions do not install here; letting pip choose")
                 self.run(*pip, attempts=2)
+            if constraints.exists():  # an update with the same pins reuses these packages
+                shutil.copyfile(constraints, slot / "constraints.txt")
             self.native(slot)
+            os.sync()
             (slot / ".legato-complete").write_text(version + "\n")
+            self.installed = True
         link = current.with_name(".current.new")
         link.unlink(missing_ok=True)
         link.symlink_to(f"releases/{version}")
         os.replace(link, current)  # atomic: a crash leaves the old link or the new one
 
     def native(self, slot: Path) -> None:
-        """The engine's per-sample loops built for this CPU; without them the speaker
+        """The engine's per-sample loops built for this CPU, by the installed release's
+        own ``releases.native`` (what its updates use too); without them the speaker
         uses numpy (slower, same sound), so a failure here is only logged."""
-        sources = list(slot.glob("lib/python3*/site-packages/device/audio/pcm_native.c"))
-        compiler = shutil.which("cc")
-        if not sources or compiler is None:
-            log("no C compiler or source: the speaker uses its numpy path for PCM")
-            return
-        source = sources[0]
-        flags = ["-O3", "-fno-trapping-math", "-shared", "-fPIC", "-o"]
         built = subprocess.run(
-            [compiler, *flags, str(source.with_name("libpcm_native.so")), str(source), "-lm"],
+            [str(slot / "bin" / "python"), "-m", "releases.native", str(slot)],
+            cwd="/",  # ``-m`` imports from the working directory first
             check=False,
         )
         if built.returncode != 0:
-            log("building the engine's C library failed: the speaker uses numpy instead")
+            log("the engine's C library was not built: the speaker uses numpy instead")
+
+    def slots(self) -> None:
+        """What the release guard needs beside the slots: its own copy outside them
+        (a broken release cannot break its rollback), slots.json, and the state
+        directory the speaker writes its verdict and downloads to.  An install made
+        before signed updates has a ``current`` link but none of these."""
+        root = self.path(ROOT_DIR)
+        guard = root / "guard.py"
+        if self.installed or not guard.exists():
+            found = sorted((root / "current").glob("lib/python3*/site-packages/releases/guard.py"))
+            if not found:
+                raise SystemExit(
+                    "legato first boot: the installed Legato has no release guard "
+                    "(releases/guard.py): it predates signed updates; flash a newer one"
+                )
+            log(f"installing the release guard at {guard}")
+            staged = guard.with_name(".guard.py.new")
+            staged.write_bytes(found[0].read_bytes())
+            staged.chmod(0o755)
+            os.replace(staged, guard)
+        if not (root / "slots.json").exists():
+            (root / "slots.json").write_text(EMPTY_SLOTS)
+        state = self.path(UPDATE_STATE)
+        if not state.is_dir():
+            state.mkdir(parents=True)
+            self.run("chown", "-R", "legato:legato", str(state))
 
     # 4 ------------------------------------------------------------------------------
     def config(self) -> None:
@@ -296,13 +330,15 @@ class FirstBoot:
 
     # 6 ------------------------------------------------------------------------------
     def service(self) -> None:
-        source = self.card / UNIT
-        unit = self.path(f"/etc/systemd/system/{UNIT}")
-        if source.exists():
-            unit.parent.mkdir(parents=True, exist_ok=True)
-            unit.write_text(source.read_text())
+        for name in (UNIT, *UPDATE_UNITS):
+            source = self.card / name
+            unit = self.path(f"/etc/systemd/system/{name}")
+            if source.exists():
+                unit.parent.mkdir(parents=True, exist_ok=True)
+                unit.write_text(source.read_text())
         self.run("systemctl", "daemon-reload")
         self.run("systemctl", "enable", "--now", UNIT)
+        self.run("systemctl", "enable", "--now", UPDATE_UNITS[0])
         self.run("systemctl", "disable", RETRY_UNIT)
 
     # 7 ------------------------------------------------------------------------------
@@ -337,6 +373,7 @@ class FirstBoot:
             self.user,
             self.packages,
             self.environment,
+            self.slots,
             self.config,
             self.scrub,
         ):
