@@ -415,7 +415,20 @@ def begin_trial(layout: Layout, version: str, now_s: float | None = None) -> Slo
     previous = current if current != version else slots.previous
     abandoned = None
     trial = slots.trial
-    if trial is not None and trial.version == current and slots.previous in layout.complete():
+    verdict = layout.verdict()
+    if (
+        trial is not None
+        and trial.version == current
+        and verdict is not None
+        and verdict.good
+        and (verdict.version, verdict.since_s) == (trial.version, trial.since_s)
+    ):
+        # it said it works, and no start has settled that yet: settle it here as
+        # prepare would, so the way back is the release that proved itself
+        outcome = Outcome(current, "good", verdict.reason, since)
+        previous, abandoned = current, slots.previous
+        slots = Slots(previous=None, trial=None, last=outcome, refused=slots.refused)
+    elif trial is not None and trial.version == current and slots.previous in layout.complete():
         # the way back stays the release known to work, not one still on trial
         previous, abandoned = slots.previous, current
     new = replace(slots, previous=previous, trial=Trial(version, since))

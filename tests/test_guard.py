@@ -53,7 +53,19 @@ class World:
         self.complete.insert(0, version)
         previous = self.current if self.current != version else self.slots.previous
         trial = self.slots.trial  # as guard.begin_trial: a proven release stays the way back
-        if trial and trial.version == self.current and self.slots.previous in self.complete:
+        verdict = self.verdict
+        if (
+            trial
+            and trial.version == self.current
+            and verdict is not None
+            and verdict.good
+            and (verdict.version, verdict.since_s) == (trial.version, trial.since_s)
+        ):  # it said it works, not yet settled by a start: it is the way back now
+            if self.slots.previous in self.complete and self.slots.previous != version:
+                self.complete.remove(self.slots.previous)
+            outcome = guard.Outcome(trial.version, "good", verdict.reason, self.now)
+            self.slots = Slots(last=outcome, refused=self.slots.refused)
+        elif trial and trial.version == self.current and self.slots.previous in self.complete:
             previous = self.slots.previous
             self.complete.remove(trial.version)
         self.slots = replace(self.slots, previous=previous, trial=Trial(version, self.now))
@@ -197,3 +209,24 @@ def test_a_release_installed_over_one_still_in_trial_goes_back_to_the_proven_one
     assert layout.current() == "3"
     assert not layout.slot("2").exists()
     assert set(layout.complete()) == {"1", "3"}
+
+
+def test_a_release_installed_over_one_that_said_it_works_goes_back_to_that_one(
+    tmp_path: Path,
+) -> None:
+    """Good but not yet settled by a restart (the speaker runs on after its verdict): a
+    failed update after it must come back to it, not to the release before it."""
+    layout = guard.Layout(tmp_path / "opt", tmp_path / "state")
+    for version in ("1", "2", "3"):
+        layout.slot(version).mkdir(parents=True)
+        (layout.slot(version) / guard.COMPLETE).write_text(version)
+    layout.switch("1")
+    guard.begin_trial(layout, "2", now_s=10.0)
+    layout.write_verdict(Verdict("2", 10.0, True))
+    slots = guard.begin_trial(layout, "3", now_s=20.0)
+    assert slots.previous == "2"
+    assert slots.last == guard.Outcome("2", "good", "", 20.0)
+    assert set(layout.complete()) == {"2", "3"}  # the way back before it is not kept
+    layout.write_verdict(Verdict("3", 20.0, False, "self-check failed: decoder"))
+    assert guard.prepare(layout, now_s=21.0) == "2"
+    assert layout.current() == "2"
