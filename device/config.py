@@ -207,10 +207,16 @@ def _get(table: dict[str, Any], section: str, key: str, kind: type, default: Any
 
 
 def read_secret(path: Path) -> str:
-    """A secret from a file, refusing files other users can read."""
+    """A secret from a file, refusing files other users can read.  Its group may read
+    it only when root owns it (a flashed Pi's /etc/legato: root:legato 0640, so the
+    speaker reads its secrets but cannot change its config)."""
     try:
-        mode = path.stat().st_mode
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        info = path.stat()
+        mode = info.st_mode
+        shared = stat.S_IRWXO | stat.S_IWGRP | stat.S_IXGRP
+        if info.st_uid != 0:
+            shared |= stat.S_IRGRP
+        if mode & shared:
             raise ConfigError(f"{path} is readable by others; run: chmod 600 {path}")
         return path.read_text().strip()
     except OSError as exc:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TextIO
 
 from device.updates.settings import UpdateSettings, default_state_dir, from_table
-from releases import install
+from releases import install, settings
 from releases.errors import BundleRefusedError, InstallError
 
 DEFAULT_CONFIG = Path("/etc/legato/speaker.toml")
@@ -45,11 +45,14 @@ class StepBar:
             print(f"installing: {share:4.0%} {step}", file=self.stream, flush=True)
         self.step = step
 
-    def close(self) -> None:
+    def close(self, done: bool) -> None:
+        """The bar's last line: "done" only when the install was (a refusal or a
+        failure says why on its own line)."""
         if self.tty:
-            print(file=self.stream)
-        elapsed = time.monotonic() - self.started
-        print(f"installing: done in {elapsed:.1f} s", file=self.stream, flush=True)
+            print(file=self.stream, flush=True)
+        if done:
+            elapsed = time.monotonic() - self.started
+            print(f"installing: done in {elapsed:.1f} s", file=self.stream, flush=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,32 +99,42 @@ def main(argv: list[str] | None = None) -> int:
             )
             return install.EXIT_OK
         bar = StepBar(sys.stderr)
+        done = False
         try:
             manifest = install.install(
                 args.bundle, key, layout, allow_downgrade=args.allow_downgrade, progress=bar
             )
+            done = True
         finally:
-            bar.close()
+            bar.close(done)
     except BundleRefusedError as exc:
         print(f"legato-speaker update: refused ({exc.reason}): {exc}", file=sys.stderr)
         return install.EXIT_REFUSED
     except InstallError as exc:
         print(f"legato-speaker update: {exc}", file=sys.stderr)
         return install.EXIT_FAILED
-    print(
-        f"Legato {manifest.version} is installed. The running speaker restarts into it in "
-        f"trial; unless it reaches the hub and can play, it goes back to {running} by itself."
-    )
+    print(f"Legato {manifest.version} is installed. {_after(running)}")
     return install.EXIT_OK
+
+
+def _after(running: str | None) -> str:
+    """What happens next, in words: where a failing trial goes back to, if anywhere."""
+    if running is None:
+        return (
+            "The speaker starts it in trial; there is no earlier release here to go "
+            "back to, so it stays even if it fails its trial."
+        )
+    return (
+        "The running speaker restarts into it in trial; unless it reaches the hub and "
+        f"can play, it goes back to {running} by itself."
+    )
 
 
 def read_settings(config: Path, root: Path | None, state: Path | None) -> UpdateSettings:
     """The config's ``[updates]`` (parsed as the speaker parses it), with ``--root`` and
     ``--state`` on top; ``ValueError`` naming the problem."""
     try:
-        doc = tomllib.loads(config.read_text())
-    except OSError as exc:
-        raise ValueError(f"cannot read {config}: {exc.strerror or exc}") from exc
+        doc = tomllib.loads(settings.read_config(config))  # as root: root's file alone
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"{config} is not valid TOML: {exc}") from exc
     table = doc.get("updates", {})

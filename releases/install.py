@@ -24,20 +24,20 @@ import os
 import shutil
 import signal
 import sys
-import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 
 from releases import bundle as bundle_mod
-from releases import guard, native, settings, slot
+from releases import guard, incoming, native, requirements, settings, slot
 from releases.bundle import Compatibility
 from releases.errors import BundleRefusedError, InstallError, ReleaseError
 from releases.manifest import CONSTRAINTS, Manifest
 
 REQUEST = "install-request.json"
 RESULT = "install-result.json"
-INCOMING = "incoming"
+INCOMING = incoming.INCOMING
 #: one install at a time (the guard's own locks keep it off the staging directory)
 LOCK = ".install.lock"
 #: a wheelhouse an operator may put beside the slots (offline installs)
@@ -54,7 +54,8 @@ def install_lock(layout: guard.Layout) -> Iterator[None]:
     """One install at a time: two would race for the same slot name."""
     try:
         layout.releases.mkdir(parents=True, exist_ok=True)
-        fd = os.open(layout.root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(layout.root / LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        os.fchmod(fd, 0o600)  # the speaker's user must not hold it (a lock needs only read)
     except OSError as exc:
         raise InstallError(f"cannot write {layout.root}: {exc.strerror or exc}") from exc
     try:
@@ -95,9 +96,10 @@ def install(
     """Install ``bundle`` into a new slot and switch to it in trial; its manifest.
     ``BundleRefusedError`` or ``InstallError`` otherwise, with nothing changed."""
     tell = progress or slot.quiet
+    tell("verifying", 0.0)
+    check(bundle, public_key, layout, allow_downgrade)  # refused: nothing made, not even a lock
     with install_lock(layout):
-        tell("verifying", 0.0)
-        manifest = check(bundle, public_key, layout, allow_downgrade)
+        manifest = check(bundle, public_key, layout, allow_downgrade)  # again, under the lock
         compat = Compatibility(installed=layout.current(), allow_downgrade=True)
         try:
             with layout.staging(manifest.version) as staging:  # removed however this ends
@@ -105,6 +107,7 @@ def install(
                 tell("switching", 0.97)
                 with layout.locked():  # not while the guard settles a start
                     slot.finish(layout, staging, manifest.version)
+                    # TODO(F1 merge): pass limit_s=trial_deadline_s + 2 * grace_s + 30 here
                     guard.begin_trial(layout, manifest.version)
         except ReleaseError:
             raise
@@ -134,7 +137,7 @@ def _build(
     slot.make_venv(staging, manifest.version)
     site = slot.site_packages(staging)
     running = _running_slot(layout)
-    if running is not None and _same_pins(running, pins):
+    if running is not None and _same_pins(running, pins) and _links_suffice(running, wheel, tell):
         tell("linking the dependencies", 0.25)
         old_site = slot.site_packages(running)
         slot.link_tree(old_site, site, slot.legato_owned(old_site))
@@ -163,6 +166,18 @@ def _running_slot(layout: guard.Layout) -> Path | None:
     return layout.slot(current) if current in layout.complete() else None
 
 
+def _links_suffice(running: Path, wheel: Path, tell: slot.Progress) -> bool:
+    """The running slot's packages (what the new slot would link) meet every
+    requirement the new wheel states for this machine; else it goes to the index (a
+    release that needs a package its pins do not name would not even import)."""
+    unmet = requirements.unmet(wheel, slot.site_packages(running))
+    if unmet:
+        say = f"the running release lacks {', '.join(unmet[:5])}: installing from the index"
+        print(f"legato install: {say}", file=sys.stderr, flush=True)
+        tell("the running release's packages do not do", 0.2)
+    return not unmet
+
+
 def _same_pins(running: Path, pins: Path) -> bool:
     try:
         return (running / slot.CONSTRAINTS_COPY).read_bytes() == pins.read_bytes()
@@ -173,19 +188,16 @@ def _same_pins(running: Path, pins: Path) -> bool:
 # --- the request the speaker leaves, and the answer it reads -------------------------
 
 
-def read_request(layout: guard.Layout) -> tuple[Path, str]:
-    """The bundle and version the speaker asked for; the request is deleted first, so
-    systemd's path unit does not start this again.  ``ValueError`` for a bad one."""
-    path = layout.state / REQUEST
+def read_request(layout: guard.Layout) -> tuple[str, str]:
+    """The bundle's name in ``<state>/incoming`` and the version the speaker asked for
+    (the request itself is left for :func:`serve_request` to delete); ``ValueError``
+    for a bad one.  Read without following links or blocking on a FIFO: the
+    speaker's user owns the state directory."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-        with os.fdopen(fd, "rb") as f:
-            data = f.read(MAX_REQUEST_BYTES + 1)
+        with incoming.open_dir(layout.state) as state_fd:
+            data = incoming.read_small(REQUEST, state_fd, MAX_REQUEST_BYTES)
     except OSError as exc:
-        raise ValueError(f"no readable install request at {path}") from exc
-    finally:
-        with contextlib.suppress(OSError):
-            path.unlink()
+        raise ValueError(f"no readable install request at {layout.state / REQUEST}") from exc
     try:
         doc = json.loads(data) if len(data) <= MAX_REQUEST_BYTES else None
     except ValueError:
@@ -194,51 +206,92 @@ def read_request(layout: guard.Layout) -> tuple[Path, str]:
         isinstance(doc.get(k), str) for k in ("bundle", "version")
     ):
         raise ValueError('the install request must be {"bundle": PATH, "version": V}')
-    incoming = Path(os.path.realpath(layout.state / INCOMING))
-    bundle = Path(os.path.realpath(doc["bundle"]))
-    if not bundle.is_relative_to(incoming) or not bundle.is_file():
-        raise ValueError(f"the install request's bundle must be a file in {incoming}")
-    return bundle, doc["version"]
+    where = layout.state / INCOMING
+    bundle = Path(doc["bundle"])
+    if bundle.parent != where or not incoming.PLAIN_NAME.fullmatch(bundle.name):
+        raise ValueError(f"the install request's bundle must be a file named in {where}")
+    return bundle.name, doc["version"]
+
+
+def delete_request(layout: guard.Layout) -> None:
+    """So systemd's path unit does not start this again (a name in a directory the
+    speaker owns: unlinked through the directory opened without following links)."""
+    with contextlib.suppress(OSError), incoming.open_dir(layout.state) as state_fd:
+        os.unlink(REQUEST, dir_fd=state_fd)
 
 
 def write_result(layout: guard.Layout, doc: dict[str, object]) -> None:
     """``<state>/install-result.json``, atomically, safe in a directory the speaker's
-    user owns (a fresh name, opened exclusively; permissions set on the open file)."""
-    fd, name = tempfile.mkstemp(prefix=f".{RESULT}.", dir=layout.state)
-    with os.fdopen(fd, "w") as f:
-        os.fchmod(f.fileno(), 0o644)
-        f.write(json.dumps(doc, sort_keys=True) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(name, layout.state / RESULT)
-    guard.fsync_dir(layout.state)
+    user owns: the directory opened without following a link, a fresh name created
+    exclusively in it, permissions set on the open file, then renamed in place."""
+    text = json.dumps(doc, sort_keys=True) + "\n"
+    with incoming.open_dir(layout.state) as state_fd:
+        name = f".{RESULT}.{os.getpid()}.{time.monotonic_ns()}"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+        fd = os.open(name, flags, 0o644, dir_fd=state_fd)
+        with os.fdopen(fd, "w") as f:
+            os.fchmod(f.fileno(), 0o644)
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(name, RESULT, src_dir_fd=state_fd, dst_dir_fd=state_fd)
+        os.fsync(state_fd)
 
 
-def serve_request(layout: guard.Layout, public_key: bytes | None, key_error: str) -> int:
-    """What ``legato-update.service`` does: the request in, the result out."""
+def serve_request(
+    layout: guard.Layout,
+    public_key: bytes | None,
+    key_error: str,
+    progress: slot.Progress | None = None,
+) -> int:
+    """What ``legato-update.service`` does: the request in, the result out.  The speaker
+    sees "installing" from before the request is deleted until the final answer."""
     version = ""
     result: dict[str, object]
+    copy: Path | None = None
     try:
-        bundle, version = read_request(layout)
+        name, version = read_request(layout)
+        write_result(layout, {"version": version, "state": "installing"})
+        delete_request(layout)
+        copy = incoming.take(layout.state, name, layout.root / INCOMING)
         if public_key is None:
             raise BundleRefusedError("key", key_error)
-        manifest = install(bundle, public_key, layout)
+        manifest = install(copy, public_key, layout, progress=progress)
         if manifest.version != version:
             guard.say(f"asked for {version}, the bundle held {manifest.version}")
-        result, status = {"version": manifest.version, "ok": True, "reason": ""}, EXIT_OK
+        result = {"version": manifest.version, "ok": True, "reason": "", "code": ""}
+        status = EXIT_OK
     except ValueError as exc:
+        delete_request(layout)
         result, status = {"ok": False, "reason": str(exc), "code": "format"}, EXIT_USAGE
     except BundleRefusedError as exc:
         result = {"ok": False, "reason": str(exc), "code": exc.reason}
         status = EXIT_REFUSED
     except InstallError as exc:
         result, status = {"ok": False, "reason": str(exc), "code": "install"}, EXIT_FAILED
+    finally:
+        if copy is not None:
+            copy.unlink(missing_ok=True)
     result.setdefault("version", version)
-    layout.state.mkdir(parents=True, exist_ok=True)
-    write_result(layout, result)
+    result["state"] = "done"
+    try:
+        layout.state.mkdir(parents=True, exist_ok=True)
+        write_result(layout, result)
+    except OSError as exc:  # a state directory made a link, say: the journal has it
+        guard.say(f"cannot write {layout.state / RESULT}: {exc.strerror or exc}")
     if not result["ok"]:
         guard.say(f"install of {version or 'a release'} failed: {result['reason']}")
     return status
+
+
+def refuse_request(layout: guard.Layout, reason: str) -> None:
+    """The request answered without reading it (the config cannot be trusted): the
+    speaker hears why, and systemd's path unit does not start this again and again."""
+    with contextlib.suppress(OSError):
+        delete_request(layout)
+        write_result(
+            layout, {"version": "", "ok": False, "reason": reason, "code": "key", "state": "done"}
+        )
 
 
 # --- the command line ----------------------------------------------------------------
@@ -274,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
         conf = settings.read(args.config, args.root, args.state)
     except ValueError as exc:
         print(f"legato install: {exc}", file=sys.stderr)
+        if args.request and args.root and args.state:  # as the unit runs it: answer
+            refuse_request(guard.Layout(args.root.absolute(), args.state.absolute()), str(exc))
         return EXIT_USAGE
     layout = conf.layout
     public: bytes | None = None

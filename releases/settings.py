@@ -7,6 +7,8 @@ so it reads these few keys itself, with ``tomllib``.
 
 from __future__ import annotations
 
+import os
+import stat
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +17,7 @@ from releases import guard, signing
 from releases.errors import BundleRefusedError
 
 SECTION = "updates"
+MAX_CONFIG_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +46,33 @@ def default_state(root: Path) -> Path:
     return guard.DEFAULT_STATE if root == guard.DEFAULT_ROOT else root / "state"
 
 
+def read_config(config: Path) -> str:
+    """The text of the config that pins the release key; ``ValueError`` naming the
+    problem.  Run as root, a config that is not root's, or that its group or anyone
+    may write, is refused: whoever can write it chooses the key root installs with."""
+    try:
+        fd = os.open(config, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise ValueError(f"cannot read {config}: {exc.strerror or exc}") from exc
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError(f"{config} is not a regular file")
+        if os.geteuid() == 0 and (info.st_uid != 0 or info.st_mode & 0o022):
+            raise ValueError(
+                f"{config} pins the release key but is not root's alone to change "
+                f"(owner uid {info.st_uid}, mode {stat.S_IMODE(info.st_mode):04o}): "
+                f"run chown root:legato {config} && chmod 0640 {config}"
+            )
+        data = f.read(MAX_CONFIG_BYTES + 1)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ValueError(f"{config} is larger than 1 MiB")
+    try:
+        return data.decode()
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{config} is not UTF-8 text") from exc
+
+
 def read(
     config: Path | None, root: Path | None = None, state: Path | None = None
 ) -> UpdateSettings:
@@ -51,9 +81,7 @@ def read(
     section: dict[str, object] = {}
     if config is not None:
         try:
-            doc = tomllib.loads(config.read_text())
-        except OSError as exc:
-            raise ValueError(f"cannot read {config}: {exc.strerror or exc}") from exc
+            doc = tomllib.loads(read_config(config))
         except tomllib.TOMLDecodeError as exc:
             raise ValueError(f"{config} is not valid TOML: {exc}") from exc
         found = doc.get(SECTION, {})

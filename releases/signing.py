@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import stat
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -71,9 +72,11 @@ class ReleaseKey:
 
     @classmethod
     def load_or_create(cls, path: Path) -> ReleaseKey:
-        """The key in ``path``, made (mode 0600, its directory 0700) at first use."""
+        """The key in ``path``, made (mode 0600, its directory 0700) at first use;
+        ``ValueError`` for a key file its group or anyone else may read or write (it
+        is not used: whoever could read it can sign releases)."""
         try:
-            raw = path.read_bytes()
+            raw = _read_private(path)
         except FileNotFoundError:
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             key = Ed25519PrivateKey.generate()
@@ -91,12 +94,24 @@ class ReleaseKey:
             try:
                 os.link(staged, path)  # never replaces a key another process just made
             except FileExistsError:
-                raw = path.read_bytes()
+                raw = _read_private(path)
             finally:
                 staged.unlink()
         if len(raw) != 32:
             raise ValueError(f"{path} is not an Ed25519 release key (32 raw bytes)")
         return cls(Ed25519PrivateKey.from_private_bytes(raw))
+
+
+def _read_private(path: Path) -> bytes:
+    """The key file's bytes, if only its owner may read and write it."""
+    with open(path, "rb") as f:
+        mode = stat.S_IMODE(os.fstat(f.fileno()).st_mode)
+        if mode & 0o077:
+            raise ValueError(
+                f"{path} is open to others (mode {mode:04o}); a release key must be "
+                f"its owner's alone: check who read it, then chmod 600 {path}"
+            )
+        return f.read(1024)
 
 
 def verify(public: bytes, data: bytes, signature: bytes) -> None:

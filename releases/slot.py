@@ -32,6 +32,12 @@ CONSTRAINTS_COPY = "constraints.txt"
 #: pip learnt ``--python`` (install into another environment) in 22.3
 PIP_PYTHON_OPTION = (22, 3)
 PIP_FLAGS = ("--no-input", "--disable-pip-version-check", "--no-warn-script-location")
+#: what an install from the package index adds: wheels only (no ``setup.py`` of an
+#: sdist, nor its unpinned build dependencies, runs as root) and no pip configuration;
+#: except pyalsaaudio, which publishes no wheel and is built on the Pi from its pinned
+#: source (first boot installs the compiler for it)
+BUILT_HERE = ("pyalsaaudio",)
+INDEX_FLAGS = ("--isolated", "--only-binary=:all:", *(f"--no-binary={n}" for n in BUILT_HERE))
 MAX_REWRITE_BYTES = 1 << 20
 
 #: a long step's progress: its label and the share of the whole install done (0..1)
@@ -57,8 +63,13 @@ def site_packages(env: Path) -> Path:
 
 def clean_env() -> dict[str, str]:
     """The environment for a slot's processes: nothing of the caller's own Python path
-    (a checkout on PYTHONPATH would pass for an installed Legato, and pip would skip it)."""
-    return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    (a checkout on PYTHONPATH would pass for an installed Legato, and pip would skip it),
+    and no pip configuration (root's ``PIP_*`` or ``/etc/pip.conf`` could add an index,
+    or allow a source build, to an install that runs as root)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    env = {k: v for k, v in env.items() if not k.startswith("PIP_")}
+    env["PIP_CONFIG_FILE"] = os.devnull  # pip then reads no configuration file at all
+    return env
 
 
 def run(args: list[str], what: str, timeout_s: float = 1800.0) -> None:
@@ -190,16 +201,26 @@ def install_wheel(env: Path, wheel: Path) -> None:
     run([*pip, "install", *PIP_FLAGS, "--no-deps", "--no-compile", str(wheel)], "installing Legato")
 
 
+def index_install_args(
+    pip: list[str], wheel: Path, constraints: Path, cache: Path, wheelhouse: Path | None
+) -> list[str]:
+    """The pip command that installs Legato for a speaker with its dependencies at the
+    signed pins: wheels only, pip's configuration ignored.  The dependencies' own
+    bytes are whatever the index serves for those versions (the index is trusted for
+    them: the pins carry no hashes yet)."""
+    args = [*pip, "install", *INDEX_FLAGS, *PIP_FLAGS, "--no-compile", "--cache-dir", str(cache)]
+    if wheelhouse is not None and wheelhouse.is_dir():
+        args += ["--find-links", str(wheelhouse)]
+    return [*args, "-c", str(constraints), f"{wheel}[speaker]"]
+
+
 def install_from_index(
     env: Path, wheel: Path, constraints: Path, cache: Path, wheelhouse: Path | None
 ) -> None:
     """Legato for a speaker and its dependencies at the pinned versions, from the index
     (and a local wheelhouse, when there is one)."""
-    pip = pip_command(env)
-    args = [*pip, "install", *PIP_FLAGS, "--no-compile", "--cache-dir", str(cache)]
-    if wheelhouse is not None and wheelhouse.is_dir():
-        args += ["--find-links", str(wheelhouse)]
-    run([*args, "-c", str(constraints), f"{wheel}[speaker]"], "installing the dependencies")
+    args = index_install_args(pip_command(env), wheel, constraints, cache, wheelhouse)
+    run(args, "installing the dependencies")
     ensure_pip(env)
 
 

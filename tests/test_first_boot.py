@@ -154,14 +154,17 @@ def test_from_a_flashed_card_to_a_speaker_that_plays(hub: System, tmp_path: Path
     assert any(
         c.startswith("apt-get") and " install -y --no-install-recommends " in c for c in calls
     )
-    assert f"chown -R legato:legato {root}/etc/legato" in calls
+    # the config is root's: the speaker reads it (group legato), never changes its key
+    assert f"chown -R root:legato {root}/etc/legato" in calls
+    assert f"chown -R legato:legato {root}/etc/legato" not in calls
     assert "systemctl enable --now legato-speaker.service" in calls
     assert "systemctl enable --now legato-update.path" in calls
     assert f"chown -R legato:legato {root}/var/lib/legato/update" in calls
-    # the config moved to /etc/legato, 0600; every secret gone from the card
+    # the config moved to /etc/legato, 0640 in a 0750 directory; every secret gone from the card
     etc = root / "etc" / "legato"
+    assert etc.stat().st_mode & 0o777 == 0o750
     for name in ("speaker.toml", "speaker.secret", "speaker.local-token", "speaker-hub-ca.pem"):
-        assert (etc / name).stat().st_mode & 0o777 == 0o600, name
+        assert (etc / name).stat().st_mode & 0o777 == 0o640, name
     left = sorted(p.name for p in (boot / "legato").iterdir())
     assert left == [
         "constraints.txt",

@@ -5,6 +5,7 @@ with resume, halted by hand and by itself from speakers' reports."""
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import socket
 import sqlite3
@@ -161,6 +162,50 @@ def test_an_uploaded_wheel_becomes_a_bundle_signed_with_the_hubs_key(
     listed = hub.admin("GET", "/v1/releases").json()["releases"]
     assert [r["version"] for r in listed] == ["2.0.0"]
     assert listed[0]["rollout"] is None
+
+
+def with_requirements(wheel: Path, out: Path, extra: list[str]) -> Path:
+    """``wheel`` whose METADATA states ``extra`` requirements too (a release that
+    adds dependencies the hub's own Legato does not have)."""
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / wheel.name
+    with zipfile.ZipFile(wheel) as src, zipfile.ZipFile(target, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename.endswith(".dist-info/METADATA"):
+                head, _, body = data.decode().partition("\n\n")
+                lines = "".join(f"\nRequires-Dist: {line}" for line in extra)
+                data = f"{head}{lines}\n\n{body}".encode()
+            dst.writestr(item, data)
+    return target
+
+
+def test_the_pins_are_the_uploaded_wheels_own_requirements(
+    hub: Hub, wheels: dict[str, Path], tmp_path: Path
+) -> None:
+    """Not the hub's installed Legato's: a release that adds a dependency carries its
+    pin, and a Pi-only one the hub lacks is named (bare), so a speaker knows its
+    running slot's packages will not do."""
+    wheel = with_requirements(
+        wheels["3.0.0"],
+        tmp_path / "more",
+        [
+            'PyYAML>=6; extra == "speaker"',
+            'pi-only-driver>=1; platform_machine == "aarch64" and extra == "speaker"',
+            'win-only; sys_platform == "win32" and extra == "speaker"',
+        ],
+    )
+    added(hub, wheel)
+    stored = hub.data / "releases" / "legato-3.0.0.legato"
+    key = ReleaseKey.load_or_create(hub.data / "keys" / "release.key")
+    unpacked = tmp_path / "unpacked"
+    unpacked.mkdir()
+    bundle.extract(stored, key.public, bundle.Compatibility(), unpacked)
+    lines = (unpacked / "constraints.txt").read_text().splitlines()
+    assert f"PyYAML=={importlib.metadata.version('PyYAML')}" in lines
+    assert "pi-only-driver" in lines
+    assert not any(line.startswith("win-only") for line in lines)
+    assert any(line.startswith("numpy==") for line in lines)
 
 
 def test_a_raw_body_upload_with_its_file_name_works_too(hub: Hub, wheels: dict[str, Path]) -> None:

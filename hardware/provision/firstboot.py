@@ -11,7 +11,9 @@ Steps, each skipped when already done, so running it again is harmless:
      switched to it atomically; then the release guard copied out of it to
      /opt/legato/guard.py, slots.json and the update state directory (also done, once,
      for an install made before signed updates existed);
-  4. ``speaker.toml`` and the files it names moved to /etc/legato (mode 0600);
+  4. ``speaker.toml`` and the files it names moved to /etc/legato, root's and readable
+     by the ``legato`` group only (directory 0750, files 0640): the config pins the
+     release key the root installer trusts, so the speaker must not write it;
   5. every secret deleted from the boot partition (broker secret, local token, the
      Wi-Fi key in the network seed and the firstrun script);
   6. the hardened ``legato-speaker.service`` installed, enabled and started, and
@@ -297,6 +299,7 @@ class FirstBoot:
         target = self.path("/etc/legato")
         if not (self.card / "speaker.toml").exists():
             if (target / "speaker.toml").exists():
+                self.secure_config(target)  # an earlier install's, made root's too
                 return
             raise SystemExit("legato first boot: no speaker.toml on the card nor in /etc/legato")
         log(f"moving the speaker's config to {target}")
@@ -312,8 +315,18 @@ class FirstBoot:
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(staged, target / name)
-        self.run("chown", "-R", "legato:legato", str(target))
+        self.secure_config(target)
         os.sync()  # on disk before the card's copies are deleted
+
+    def secure_config(self, target: Path) -> None:
+        """``/etc/legato`` is root's: the speaker (group ``legato``) reads it, never
+        writes it.  The config pins the release key the root installer trusts, so the
+        speaker's user must not be able to change it (directory 0750, files 0640)."""
+        os.chmod(target, 0o750)
+        for path in target.iterdir():
+            if path.is_file() and not path.is_symlink():
+                os.chmod(path, 0o640)
+        self.run("chown", "-R", "root:legato", str(target))
 
     # 5 ------------------------------------------------------------------------------
     def scrub(self) -> None:

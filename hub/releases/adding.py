@@ -48,6 +48,12 @@ def release_key(data_dir: Path) -> ReleaseKey:
 
 def wheel_version(wheel: Path) -> str:
     """The Legato release in ``wheel``, after checking its name and its own metadata."""
+    return wheel_metadata(wheel)[0]
+
+
+def wheel_metadata(wheel: Path) -> tuple[str, list[str]]:
+    """The Legato release in ``wheel`` and its own ``Requires-Dist`` lines, after
+    checking its name and its metadata."""
     found = WHEEL_NAME.fullmatch(wheel.name)
     if found is None or not is_version(found["version"]):
         raise ReleaseRefused(
@@ -74,7 +80,19 @@ def wheel_version(wheel: Path) -> str:
         raise ReleaseRefused(
             f"{wheel.name} says it is {meta['Name']} {meta['Version']}, not legato {version}"
         )
-    return version
+    return version, [str(line) for line in meta.get_all("Requires-Dist") or []]
+
+
+def release_pins(requires: list[str]) -> str:
+    """The constraints a release carries: the wheel's own requirements (for a speaker,
+    on a Pi or here) pinned to the versions beside this hub, and those it has not
+    named bare (a speaker takes them from the index, and knows its slot lacks them)."""
+    try:
+        return pins.constraints(requires)
+    except ValueError as exc:
+        raise ReleaseRefused(
+            f"the wheel's requirements cannot be read ({exc}); pass --constraints FILE"
+        ) from exc
 
 
 def _sha256(path: Path) -> str:
@@ -96,11 +114,11 @@ def add_release(
 ) -> store.Release:
     """Sign ``wheel`` into a bundle and record it; ``ReleaseRefused`` (nothing written)
     for a wheel that is not Legato's, a version already added or a bad file."""
-    version = wheel_version(wheel)
+    version, requires = wheel_metadata(wheel)
     with db.reading() as conn:
         if store.release(conn, version) is not None:
             raise ReleaseConflict(f"release {version} is already added")
-    pinned = pins.constraints() if constraints is None else constraints
+    pinned = release_pins(requires) if constraints is None else constraints
     if len(pinned.encode()) > MAX_CONSTRAINTS_BYTES:
         raise ReleaseRefused("the constraints file is larger than 256 KiB")
     key = release_key(data_dir)
