@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+# session fixtures of real releases (wheels, seeded slot layouts): tests/release_fixtures.py
+pytest_plugins = ["tests.release_fixtures"]
+
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -208,6 +208,10 @@ class Updater:
             return "skipped"
         if self._requested() == offer.version:
             return "requested"  # the installer has it already
+        if self.status.phase == "installing" and self.status.offer == offer.version:
+            # the installer took the request (it deletes the file first) and is at work:
+            # a second request would install it twice, the second time "already installed"
+            return "requested"
         if offer.version not in self._said_downloading:
             self._said_downloading.add(offer.version)
             self._report("downloading", offer.version, "")
