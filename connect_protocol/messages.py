@@ -243,8 +243,20 @@ class EventKind(StrEnum):
 
 
 #: What a speaker reports of an update, in order (the hub adds "offered" itself):
-#: refused bundles and failed downloads or installs are "failed", with a reason.
-UPDATE_STATES = ("offered", "downloading", "installing", "trial", "good", "rolled_back", "failed")
+#: refused bundles and failed downloads or installs are "failed", with a reason;
+#: "skipped" is an offer the speaker did not try for its own reasons, not the
+#: release's fault (no release key pinned, not enough disk space, rolled back here
+#: before, not installed in release slots), with the reason.
+UPDATE_STATES = (
+    "offered",
+    "downloading",
+    "installing",
+    "trial",
+    "good",
+    "rolled_back",
+    "failed",
+    "skipped",
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -504,4 +504,23 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX device_updates_version ON device_updates(version, state);
     """,
+    # 13: a speaker may report "skipped" (an offer it did not try for its own reasons:
+    # no release key, a full disk...); SQLite cannot change a CHECK, so the table is
+    # made again with its rows
+    """
+    CREATE TABLE device_updates_new (
+        device_id TEXT NOT NULL,
+        version TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('offered', 'downloading', 'installing',
+            'trial', 'good', 'rolled_back', 'failed', 'skipped')),
+        reason TEXT NOT NULL DEFAULT '',
+        updated_ms INTEGER NOT NULL,
+        PRIMARY KEY (device_id, version)
+    );
+    INSERT INTO device_updates_new (device_id, version, state, reason, updated_ms)
+        SELECT device_id, version, state, reason, updated_ms FROM device_updates;
+    DROP TABLE device_updates;
+    ALTER TABLE device_updates_new RENAME TO device_updates;
+    CREATE INDEX device_updates_version ON device_updates(version, state);
+    """,
 ]

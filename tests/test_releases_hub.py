@@ -464,6 +464,85 @@ def test_too_many_failures_halt_the_rollout_by_itself(hub: Hub, wheels: dict[str
     assert hub.admin("GET", "/v1/releases").json()["releases"][0]["rollout"]["state"] == "active"
 
 
+def test_skips_and_speakers_outside_the_rollout_never_halt_it(
+    hub: Hub, wheels: dict[str, Path]
+) -> None:
+    names = ["attic", "bath", "cellar", "den", "east"]
+    auth = {n: hub.speaker(n) for n in names}
+    added(hub, wheels["2.0.0"])
+    hub.admin("POST", "/v1/releases/2.0.0/rollout", json={"devices": names, "wave": 2})
+    assert hub.offer(auth["attic"]).status_code == 200
+    assert hub.offer(auth["bath"]).status_code == 200
+    assert hub.offer(auth["cellar"]).status_code == 204  # the wave of 2 is full
+    hub.report("attic", "2.0.0", "skipped", "this speaker pins no release key")
+    hub.report("bath", "2.0.0", "skipped", "not enough disk space: 400 MiB needed")
+    # USB installs elsewhere that went wrong are not this rollout's failures
+    hub.report("usb-1", "2.0.0", "failed", "refused (hash): wheel does not match")
+    hub.report("usb-2", "2.0.0", "rolled_back", "did not reach the hub within 120 s")
+    # nor is a report about a release this hub never had kept at all
+    hub.report("attic", "7.7.7", "failed", "made up")
+    hub.report("cellar", "2.0.0", "downloading")  # after the rest, on the same writer
+    hub.wait_state("2.0.0", "cellar", "downloading")
+    release = hub.admin("GET", "/v1/releases").json()["releases"][0]
+    assert release["rollout"]["state"] == "active"
+    assert release["counts"]["skipped"] == 2
+    states = hub.states("2.0.0")
+    assert states["attic"]["state"] == "skipped"
+    assert states["attic"]["reason"] == "this speaker pins no release key"
+    with hub.db.reading() as conn:
+        found = conn.execute("SELECT count(*) FROM device_updates WHERE version = '7.7.7'")
+        assert found.fetchone()[0] == 0
+    # skipped speakers hold no place in the wave, and are offered it again (the key
+    # may be pinned by now); their reason stays shown until they try
+    assert hub.offer(auth["den"]).status_code == 200
+    assert hub.offer(auth["attic"]).status_code == 204  # cellar and den fly
+    hub.report("den", "2.0.0", "good")
+    hub.wait_state("2.0.0", "den", "good")
+    assert hub.offer(auth["attic"]).status_code == 200
+    assert hub.states("2.0.0")["attic"]["state"] == "skipped"
+    hub.report("attic", "2.0.0", "downloading")
+    hub.wait_state("2.0.0", "attic", "downloading")
+    page = httpx.get(
+        f"{hub.url}/dashboard/releases", cookies={"legato_token": hub.tokens["root"]}, timeout=10
+    )
+    assert page.status_code == 200
+    assert '<span class="pill plain">skipped</span>' in page.text
+    assert "not enough disk space: 400 MiB needed" in page.text
+
+
+def test_a_version_12_database_keeps_its_update_reports_and_takes_skips(tmp_path: Path) -> None:
+    path = tmp_path / "hub.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    sql_functions.register(conn)
+    for number, script in enumerate(MIGRATIONS[:12], start=1):
+        conn.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
+    conn.execute(
+        "INSERT INTO device_updates (device_id, version, state, reason, updated_ms)"
+        " VALUES ('den', '2.0.0', 'rolled_back', 'no hub', 5)"
+    )
+    with pytest.raises(sqlite3.IntegrityError):
+        conn.execute(
+            "INSERT INTO device_updates (device_id, version, state, updated_ms)"
+            " VALUES ('bath', '2.0.0', 'skipped', 6)"
+        )
+    conn.close()
+    db = open_database(tmp_path)
+    with db.transaction() as c:
+        c.execute(
+            "INSERT INTO device_updates (device_id, version, state, updated_ms)"
+            " VALUES ('bath', '2.0.0', 'skipped', 6)"
+        )
+    with db.reading() as c:
+        rows = c.execute(
+            "SELECT device_id, state, reason FROM device_updates ORDER BY 1"
+        ).fetchall()
+        plan = c.execute(
+            "EXPLAIN QUERY PLAN SELECT * FROM device_updates WHERE version = '2.0.0'"
+        ).fetchall()
+    assert [tuple(r) for r in rows] == [("bath", "skipped", ""), ("den", "rolled_back", "no hub")]
+    assert "device_updates_version" in str([tuple(r) for r in plan])
+
+
 def test_a_speaker_whose_status_names_the_release_counts_as_on_it(
     hub: Hub, wheels: dict[str, Path]
 ) -> None:

@@ -102,16 +102,30 @@ def test_of_two_active_rollouts_the_newest_allowed_wins() -> None:
 
 
 @given(
-    st.lists(st.sampled_from(list(policy.PAST_OFFERED | {"offered"})), max_size=300),
+    st.lists(st.sampled_from(sorted(policy.PAST_OFFERED | {"offered", "skipped"})), max_size=300),
 )
 def test_the_halt_comes_exactly_when_failures_reach_the_threshold(states: list[str]) -> None:
-    tried = sum(s != "offered" for s in states)
+    tried = sum(s not in ("offered", "skipped") for s in states)
     failed = sum(s in ("rolled_back", "failed") for s in states)
     reason = policy.halt_reason(states)
     # at least 2, and at least 10% of those tried, rounded up (no float rounding)
     assert (reason is not None) == (failed >= 2 and failed * 10 >= tried)
     if reason is not None:
         assert f"{failed} of {tried} speakers failed" in reason
+
+
+def test_skips_are_neither_tried_nor_failed() -> None:
+    assert policy.halt_reason(["failed"] + ["skipped"] * 50) is None
+    assert policy.halt_reason(["failed", "rolled_back"] + ["skipped"] * 50) == (
+        "halted by itself: 2 of 2 speakers failed (threshold 10%, at least 2)"
+    )
+
+
+def test_a_skipped_speaker_is_offered_again_but_only_within_the_wave() -> None:
+    r = Rollout(version="2.0.0", percent=100, wave=2)
+    skipped = Progress("skipped", NOW)
+    assert offered("a", "1.0.0", candidate(r, skipped, in_flight=1)) == "2.0.0"
+    assert offered("a", "1.0.0", candidate(r, skipped, in_flight=2)) is None
 
 
 def test_the_halt_reason_reads_plainly() -> None:
@@ -151,8 +165,12 @@ def test_the_operator_sees_each_speaker_with_its_reason() -> None:
         "b": Speaker("Bath", "1.1.0"),  # installed from a USB stick, never reported
         "c": Speaker("Cellar", "1.0.0"),
         "d": Speaker("Den", "1.0.0"),
+        "e": Speaker("East", "1.0.0"),
+        "f": Speaker("Flat", "1.1.0"),  # skipped, then installed from a USB stick
     }
     progress = {
+        "e": (Progress("skipped", 8), "this speaker pins no release key"),
+        "f": (Progress("skipped", 9), "not enough disk space"),
         "c": (Progress("rolled_back", 5), "the release did not reach the hub in 120 s"),
         "d": (Progress("downloading", 7), ""),
     }
@@ -162,10 +180,14 @@ def test_the_operator_sees_each_speaker_with_its_reason() -> None:
     assert rows["c"].state == "rolled_back"
     assert "120 s" in rows["c"].reason
     assert rows["d"].state == "downloading"
+    assert (rows["e"].state, rows["e"].reason) == ("skipped", "this speaker pins no release key")
+    assert rows["f"].state == "good"
+    assert status.DISPLAY_STATES[-1] == "skipped"
     counted = status.counts(rows.values())
-    assert counted["waiting"] == counted["good"] == counted["rolled_back"] == 1
+    assert counted["waiting"] == counted["rolled_back"] == counted["skipped"] == 1
+    assert counted["good"] == 2
     assert counted["failed"] == 0
     # halted: nobody waits any more, what happened stays
     halted = Rollout(version="1.1.0", percent=100, state="halted")
     rows2 = {u.device_id for u in status.speaker_updates("1.1.0", halted, speakers, progress)}
-    assert rows2 == {"b", "c", "d"}
+    assert rows2 == {"b", "c", "d", "e", "f"}

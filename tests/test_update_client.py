@@ -19,7 +19,13 @@ from hypothesis import strategies as st
 
 from device.audio.source import HubMedia
 from device.updates import offer as offer_mod
-from device.updates.client import INCOMING, REQUEST_FILE, Updater
+from device.updates.client import (
+    INCOMING,
+    INSTALLING_STALE_S,
+    REQUEST_FILE,
+    RESULT_FILE,
+    Updater,
+)
 from device.updates.download import BundleDownload, DownloadError, part_path
 from device.updates.reporting import ReportedFile
 from device.updates.settings import UpdateSettings
@@ -45,7 +51,13 @@ class Rig:
     reports: list[tuple[str, str, str]] = field(default_factory=list)
     refused_here: tuple[str, ...] = ()
 
-    def updater(self, key: bytes, running: str = RUNNING, interval_s: float = 600) -> Updater:
+    def updater(
+        self,
+        key: bytes,
+        running: str = RUNNING,
+        interval_s: float = 600,
+        in_slots: bool = True,
+    ) -> Updater:
         settings = UpdateSettings(
             release_key=key,
             check_interval_s=interval_s,
@@ -60,6 +72,7 @@ class Rig:
             report=lambda *r: self.reports.append(r),
             refused_here=lambda: self.refused_here,
             reported=ReportedFile(self.state),
+            in_slots=in_slots,
         )
 
     def request(self) -> dict[str, str] | None:
@@ -204,7 +217,7 @@ def test_a_release_rolled_back_here_is_reported_once_and_never_fetched(
     rig.refused_here = (NEW,)
     assert check(rig, release.key.public) == "skipped"
     assert check(rig, release.key.public) == "skipped"
-    assert rig.reports == [("failed", NEW, "rolled back here before")]
+    assert rig.reports == [("skipped", NEW, "rolled back here before")]
     assert rig.served.ranges == []
 
 
@@ -213,8 +226,89 @@ def test_no_pinned_key_fetches_nothing_and_says_why_once(rig: Rig, release: Rele
     assert check(rig, b"") == "skipped"
     assert check(rig, b"") == "skipped"
     assert len(rig.reports) == 1
+    assert rig.reports[0][:2] == ("skipped", NEW)  # not the release's fault
     assert "updates.release_key" in rig.reports[0][2]
     assert rig.served.ranges == []
+
+
+def test_a_speaker_not_in_release_slots_says_once_it_skips_and_fetches_nothing(
+    rig: Rig, release: Release
+) -> None:
+    rig.served.offer = offer_for(release.bundle, NEW)
+    assert check(rig, release.key.public, in_slots=False) == "skipped"
+    assert check(rig, release.key.public, in_slots=False) == "skipped"
+    assert len(rig.reports) == 1
+    assert rig.reports[0][:2] == ("skipped", NEW)
+    assert "release slots" in rig.reports[0][2]
+    assert rig.served.ranges == []
+
+
+def test_a_full_disk_is_reported_skipped_not_failed(
+    rig: Rig, release: Release, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import device.updates.download as download_mod
+
+    rig.served.offer = offer_for(release.bundle, NEW)
+    # the disk is real; only the spare room asked for is more than any disk has
+    monkeypatch.setattr(download_mod, "SPARE_BYTES", 2**62)
+    assert check(rig, release.key.public) == "download-failed"
+    assert rig.reports[-1][:2] == ("skipped", NEW)
+    assert "not enough disk space" in rig.reports[-1][2]
+    assert rig.served.ranges == []
+
+
+def installing(rig: Rig, version: str) -> Path:
+    """What root's installer leaves while it works: the request gone, its marker there."""
+    (rig.state / REQUEST_FILE).unlink(missing_ok=True)
+    marker = rig.state / RESULT_FILE
+    marker.write_text(json.dumps({"version": version, "state": "installing"}))
+    return marker
+
+
+def test_no_second_request_while_root_installs_and_its_bundle_is_left_alone(
+    rig: Rig, release: Release
+) -> None:
+    rig.served.offer = offer_for(release.bundle, NEW)
+    assert check(rig, release.key.public) == "requested"
+    bundle = Path(rig.request()["bundle"])  # type: ignore[index]
+    installing(rig, NEW)
+    assert check(rig, release.key.public) == "requested"
+    assert rig.request() is None  # not asked twice: the second run would say "installed"
+    assert rig.served.ranges == [None]
+    # the speaker restarts mid-install: the bundle root reads is kept
+    updater = rig.updater(release.key.public, interval_s=0)
+    updater.start()
+    updater.stop()
+    assert bundle.read_bytes() == release.body
+
+
+def test_a_newer_offer_mid_install_waits_and_deletes_nothing(rig: Rig, release: Release) -> None:
+    rig.served.offer = offer_for(release.bundle, NEW)
+    assert check(rig, release.key.public) == "requested"
+    bundle = Path(rig.request()["bundle"])  # type: ignore[index]
+    installing(rig, NEW)
+    rig.served.offer = offer_for(release.bundle, "0.3.0")
+    assert check(rig, release.key.public) == "busy"
+    assert bundle.read_bytes() == release.body
+    assert rig.served.ranges == [None]
+    assert rig.request() is None
+
+
+def test_an_installing_marker_left_by_a_dead_installer_does_not_block_updates(
+    rig: Rig, release: Release
+) -> None:
+    import os
+
+    rig.state.mkdir(parents=True)
+    marker = installing(rig, "0.1.5")
+    old = time.time() - INSTALLING_STALE_S - 60
+    os.utime(marker, (old, old))
+    rig.served.offer = offer_for(release.bundle, NEW)
+    assert check(rig, release.key.public) == "requested"
+    assert rig.request() == {
+        "bundle": str(rig.state / INCOMING / f"legato-{NEW}.legato"),
+        "version": NEW,
+    }
 
 
 def test_an_offer_not_newer_than_the_running_release_is_left(rig: Rig, release: Release) -> None:

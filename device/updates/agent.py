@@ -13,8 +13,10 @@ self-check, and a failed one stops the start (:class:`TrialFailedError`).  Then
 * the watch on ``<root>/current``: once it names another release (an installer
   switched to it, from the hub's offer or a maker's ``update --bundle``), the
   speaker stops with status 0 and is restarted on it; and the installer's
-  ``install-result.json``, whose failure is reported;
-* the updater (:mod:`device.updates.client`) once the release is not in trial.
+  ``install-result.json``, whose failure is reported ("skipped" when it is this
+  speaker's own state, nothing for "already installed" or the running release);
+* the updater (:mod:`device.updates.client`) once the release is not in trial; on a
+  speaker not run from release slots only to tell the hub it skips what it offers.
 
 The service calls :meth:`hub_reached` once it has published its status after a
 connection, :meth:`engine_error` for each engine error, and shows
@@ -54,6 +56,11 @@ EXIT_TRIAL_FAILED = 3
 WATCH_S = 0.5
 FIRST_CHECK_S = (1.0, 3.0)  # after the first connection: soon, but not all at once
 HUB_TIMEOUT_S = 15.0
+#: the installer's refusals that are this speaker's state, not the release's fault:
+#: no key pinned for root, or a newer release already there
+SKIP_CODES = frozenset({"key", "downgrade"})
+#: the installer's answers that are no news: the release is there already
+QUIET_CODES = frozenset({"installed"})
 
 
 class TrialFailedError(DeviceError):
@@ -92,7 +99,7 @@ class UpdateAgent:
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connected_once = False
-        self._result_mtime: float | None = None
+        self._result_seen: tuple[int, int] | None = None  # (inode, mtime_ns) read last
 
     # --- at start -------------------------------------------------------------------
 
@@ -128,9 +135,12 @@ class UpdateAgent:
 
     def start(self) -> None:
         """The trial timer, the watch and the updater, on the running loop."""
-        if not self.installed:
-            return
         self._loop = asyncio.get_running_loop()
+        if not self.installed:  # nothing to install into: it only tells the hub it skips
+            self.updater = self._make_updater()
+            if self.updater is not None:
+                self.updater.start()
+            return
         self._tasks.append(asyncio.create_task(self._watch(), name="update-watch"))
         if self.trial_state is not None:
             self._tasks.append(asyncio.create_task(self._run_trial(), name="update-trial"))
@@ -152,6 +162,7 @@ class UpdateAgent:
             report=self._report_from_thread,
             refused_here=lambda: self.slots.refused,
             reported=self._reported,
+            in_slots=self.installed,
         )
 
     async def stop(self) -> None:
@@ -168,7 +179,7 @@ class UpdateAgent:
     def hub_reached(self) -> None:
         """Connected to the hub's broker, status (with this release's version) published."""
         if not self.installed:
-            return
+            return  # it has no hurry: its updater says so at its regular interval
         if not self._connected_once:
             self._connected_once = True
             if self.trial is not None:
@@ -274,28 +285,33 @@ class UpdateAgent:
             await self._check_result()
 
     async def _check_result(self) -> None:
+        """Report the installer's refusal or failure, once per result file."""
         path = self.settings.state_dir / RESULT_FILE
         try:
-            mtime = path.stat().st_mtime
+            st = path.stat()
         except OSError:
             return
-        if mtime == self._result_mtime:
+        if (st.st_ino, st.st_mtime_ns) == self._result_seen:
             return
-        self._result_mtime = mtime
+        self._result_seen = (st.st_ino, st.st_mtime_ns)
         try:
             doc = json.loads(await asyncio.to_thread(path.read_text))
-            version, ok, reason = str(doc["version"]), bool(doc["ok"]), str(doc.get("reason", ""))
-        except (OSError, ValueError, TypeError, KeyError) as exc:
+            version, state = str(doc["version"]), str(doc.get("state", "done"))
+            ok, reason, code = bool(doc.get("ok")), str(doc.get("reason", "")), doc.get("code")
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
             logger.warning("cannot read %s: %s", path, exc)
             return
-        if ok:
-            return
+        if state == "installing" or ok or code in QUIET_CODES or version == self.version:
+            return  # under way, done, or no news about a release that is not the running one
         reported = await asyncio.to_thread(self._reported.load)
         if version in reported.failed_at_s:
             return
-        logger.warning("installing release %s failed: %s", version, reason)
+        skipped = code in SKIP_CODES
+        logger.warning(
+            "installing release %s %s: %s", version, "skipped" if skipped else "failed", reason
+        )
         await asyncio.to_thread(self._reported.save, said_failed(reported, version, time.time()))
-        self._report("failed", version, reason or "the installer failed")
+        self._report("skipped" if skipped else "failed", version, reason or "the installer failed")
 
     # --- /info ----------------------------------------------------------------------
 

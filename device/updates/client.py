@@ -10,7 +10,14 @@ then verified against the pinned release key, every hash and the running version
 (``releases.bundle.verify``, which writes nothing).  A refused bundle is deleted and
 reported "failed" with the reason; an accepted one is named in
 ``<state>/install-request.json`` (written atomically) and reported "installing".
-From there root's installer takes over; the agent watches for what it did.
+From there root's installer takes over; the agent watches for what it did.  An offer
+left for the speaker's own reasons (no key pinned, a full disk, rolled back here,
+not in release slots) is reported "skipped": not the release's fault.
+
+While an install is under way (the request is there, or the installer's
+``install-result.json`` says ``"state": "installing"``: it writes that before it
+deletes the request) nothing is asked for again and nothing in ``incoming/`` is
+deleted, since root may be reading it.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from device.audio.source import HubMedia, SourceError
-from device.updates.download import BundleDownload, DownloadError
+from device.updates.download import BundleDownload, DownloadError, NotEnoughSpaceError
 from device.updates.offer import (
     MAX_OFFER_BYTES,
     BadOfferError,
@@ -48,6 +55,9 @@ logger = logging.getLogger(__name__)
 REQUEST_FILE = "install-request.json"
 RESULT_FILE = "install-result.json"
 INCOMING = "incoming"
+#: an "installing" result older than this was left by an installer that died (power
+#: cut; systemd stops it after TimeoutStartSec=45min): no install is under way
+INSTALLING_STALE_S = 3600.0
 
 #: (state, version, message): what the updater tells the hub, as an update event
 Report = Callable[[str, str, str], None]
@@ -66,6 +76,23 @@ class UpdaterStatus:
     last_error: str = ""
 
 
+def install_under_way(state_dir: Path, now_s: float) -> str | None:
+    """The release root's installer was asked for or is installing, else None."""
+    try:
+        doc = json.loads((state_dir / REQUEST_FILE).read_text())
+        return str(doc["version"])
+    except (OSError, ValueError, TypeError, KeyError):
+        pass
+    path = state_dir / RESULT_FILE
+    try:
+        if now_s - path.stat().st_mtime > INSTALLING_STALE_S:
+            return None
+        doc = json.loads(path.read_text())
+        return str(doc["version"]) if doc.get("state") == "installing" else None
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
+
+
 class Updater:
     def __init__(
         self,
@@ -77,6 +104,7 @@ class Updater:
         report: Report,
         refused_here: Callable[[], tuple[str, ...]],
         reported: ReportedFile,
+        in_slots: bool = True,
         clock: Callable[[], float] = time.time,
         uniform: Callable[[], float] = random.random,
     ) -> None:
@@ -87,6 +115,7 @@ class Updater:
         self._report = report
         self._refused_here = refused_here
         self._reported = reported
+        self._in_slots = in_slots
         self._clock = clock
         self._uniform = uniform
         self._cond = threading.Condition()
@@ -105,7 +134,8 @@ class Updater:
         through :meth:`check_soon`."""
         if self.settings.check_interval_s > 0:
             self._schedule(next_check_s(self.settings.check_interval_s, self._uniform()))
-        if self._requested() is None:  # a bundle installed (or given up on) is not kept
+        if self._requested() is None:  # a bundle installed (or given up on) is not kept;
+            # one root is installing is left alone
             for done in (self.state_dir / INCOMING).glob("*.legato"):
                 done.unlink(missing_ok=True)
         self._thread = threading.Thread(target=self._run, name="speaker-updater", daemon=True)
@@ -200,18 +230,24 @@ class Updater:
             failed_at_s=reported.failed_at_s,
             pinned_key=bool(self.settings.release_key),
             now_s=self._clock(),
+            in_slots=self._in_slots,
         )
         if not isinstance(decision, Fetch):
             logger.info("not taking release %s: %s", offer.version, decision.why)
             if decision.report is not None:
-                self._failed(offer.version, decision.report)
+                self._failed(offer.version, decision.report, state="skipped")
             return "skipped"
-        if self._requested() == offer.version:
+        under_way = self._requested()
+        if under_way == offer.version:
             return "requested"  # the installer has it already
         if self.status.phase == "installing" and self.status.offer == offer.version:
             # the installer took the request (it deletes the file first) and is at work:
             # a second request would install it twice, the second time "already installed"
             return "requested"
+        if under_way is not None:
+            # root may be reading that bundle: a download now would delete it
+            logger.info("release %s waits: %s is being installed", offer.version, under_way)
+            return "busy"
         if offer.version not in self._said_downloading:
             self._said_downloading.add(offer.version)
             self._report("downloading", offer.version, "")
@@ -227,7 +263,9 @@ class Updater:
             ).run()
         except DownloadError as exc:
             self._set(phase="", last_error=str(exc))
-            if exc.final:
+            if isinstance(exc, NotEnoughSpaceError):
+                self._failed(offer.version, str(exc), state="skipped")
+            elif exc.final:
                 self._failed(offer.version, str(exc))
             else:
                 logger.warning("%s; trying again at the next check", exc)
@@ -260,15 +298,14 @@ class Updater:
         return "requested"
 
     def _requested(self) -> str | None:
-        try:
-            doc = json.loads((self.state_dir / REQUEST_FILE).read_text())
-            return str(doc["version"])
-        except (OSError, ValueError, TypeError, KeyError):
-            return None
+        """The version asked of the installer or being installed by it."""
+        return install_under_way(self.state_dir, time.time())
 
-    def _failed(self, version: str, reason: str) -> None:
+    def _failed(self, version: str, reason: str, *, state: str = "failed") -> None:
+        """Report ``state`` ("failed", or "skipped" for the speaker's own reasons) once
+        per hold: the version is not fetched again for a while."""
         self._reported.save(said_failed(self._reported.load(), version, self._clock()))
-        self._report("failed", version, reason)
+        self._report(state, version, reason)
 
     def _set(self, **changes: Any) -> None:
         self.status = dataclasses.replace(self.status, **changes)

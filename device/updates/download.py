@@ -47,6 +47,14 @@ class DownloadError(DeviceError):
         self.final = final
 
 
+class NotEnoughSpaceError(DownloadError):
+    """The speaker's disk cannot hold the bundle: the speaker's state, not the release's
+    fault (reported "skipped", so it does not count towards the rollout's halt)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, final=True)
+
+
 def part_path(incoming: Path, offer: Offer) -> Path:
     return incoming / f"{bundle_name(offer.version)}.{offer.sha256[:16]}.part"
 
@@ -131,10 +139,9 @@ class BundleDownload:
         need = self.offer.size - self._held() + SPARE_BYTES
         free = shutil.disk_usage(self.incoming).free
         if free < need:
-            raise DownloadError(
+            raise NotEnoughSpaceError(
                 f"not enough disk space for release {self.offer.version}: "
-                f"{need // 2**20} MiB needed, {free // 2**20} MiB free",
-                final=True,
+                f"{need // 2**20} MiB needed, {free // 2**20} MiB free"
             )
 
     def _complete(self, path: Path) -> bool:

@@ -58,7 +58,8 @@ def parse_offer(body: bytes) -> Offer:
 
 @dataclass(frozen=True, slots=True)
 class Skip:
-    """Leave the offer; ``report`` is the reason to report as "failed" (once), if any."""
+    """Leave the offer; ``report`` is the reason to report as "skipped" (once), if any:
+    every reason here is the speaker's own state, never the release's fault."""
 
     why: str
     report: str | None = None
@@ -80,9 +81,11 @@ def plan(
     failed_at_s: dict[str, float],
     pinned_key: bool,
     now_s: float,
+    in_slots: bool = True,
 ) -> Plan:
-    """Download ``offer`` or not.  ``failed_at_s``: when a "failed" was last reported for
-    a version (its bundle refused, or it was skipped for good)."""
+    """Download ``offer`` or not.  ``failed_at_s``: when a "failed" or "skipped" was
+    last reported for a version (its bundle refused, or it was left for good).
+    ``in_slots``: this speaker runs from release slots (else it cannot install)."""
     v = offer.version
     reported = v in failed_at_s
     if v in refused_here:
@@ -91,6 +94,9 @@ def plan(
         )
     if not newer(v, running):
         return Skip(f"{v} is not newer than the running {running}")
+    if not in_slots:
+        why = "this speaker does not run from release slots, so it cannot install releases"
+        return Skip(why, None if reported else why)
     if not pinned_key:
         why = "this speaker pins no release key (updates.release_key), so it refuses every bundle"
         return Skip(why, None if reported else why)

@@ -13,8 +13,11 @@ Pure: values in, values out, the clock passed in.  The rules:
   speakers targeted;
 - of several active rollouts, the newest release the speaker may have wins;
 - a rollout halts by itself when failures (rolled back + failed) reach
-  ``max(2, ceil(10% of the speakers tried))``, tried = those that reported anything
-  past ``offered`` since the rollout (re)started (a resumed rollout counts afresh).
+  ``max(2, ceil(10% of the speakers tried))``, tried = those the rollout targets that
+  reported anything past ``offered`` since the rollout (re)started (a resumed rollout
+  counts afresh); ``skipped`` (the speaker did not try, for its own reasons) is
+  neither tried nor failed, and a skipped speaker is offered the release again (its
+  reason may be gone: a key pinned, disk freed) without holding a place in the wave.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from releases.versions import is_version, newer
 
 IN_FLIGHT = frozenset({"offered", "downloading", "installing", "trial"})
 FAILED = frozenset({"rolled_back", "failed"})
+#: not tried, for the speaker's own reasons: never counted against the release
+SKIPPED = "skipped"
 #: what a speaker reports once it acted on an offer (``tried``)
 PAST_OFFERED = frozenset({"downloading", "installing", "trial", "good", "rolled_back", "failed"})
 #: a speaker in one of these is never offered that release again

@@ -36,6 +36,7 @@ class UpdateRecorder:
         version, state, reason = event.version, event.state, event.message
 
         def write(conn: sqlite3.Connection) -> None:
+            # a version this hub has no release of is dropped there
             halted = self.releases.record_in(conn, device_id, version, state, reason)
             if halted is not None:
                 logger.warning("release %s: %s", version, halted)

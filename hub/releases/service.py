@@ -209,7 +209,9 @@ class Releases:
             if release is None:
                 return None
             held = mine.get(version)
-            if held is None or held.state == "offered" or not policy.counts_in_flight(held, now):
+            if held is not None and held.state == policy.SKIPPED:
+                pass  # its reason stays shown until it tries (downloading) or says again
+            elif held is None or held.state == "offered" or not policy.counts_in_flight(held, now):
                 store.set_progress(conn, device_id, version, "offered", "", now)
             return Offer(release.version, release.size, release.sha256)
 
@@ -221,20 +223,30 @@ class Releases:
     def record_in(
         self, conn: sqlite3.Connection, device_id: str, version: str, state: str, reason: str
     ) -> str | None:
-        """Keep a speaker's report; after a failure, halt its rollout if too many
-        failed.  Returns the halt's reason when it halted.  ``conn`` autocommits."""
+        """Keep a speaker's report on a release this hub has (others are dropped: a
+        speaker cannot fill the table with made-up versions); after a failure, halt its
+        rollout if too many of the speakers it targets failed.  Returns the halt's
+        reason when it halted.  ``conn`` autocommits."""
         if state not in UPDATE_STATES:
             return None
         now = self.clock()
         conn.execute("BEGIN IMMEDIATE")
         try:
+            if store.release(conn, version) is None:
+                conn.execute("ROLLBACK")
+                return None
             store.set_progress(conn, device_id, version, state, reason, now)
             halted = None
             rollout = store.rollout(conn, version)
             if state in policy.FAILED and rollout is not None and rollout.state == "active":
-                # counted since the rollout (re)started: a resumed one starts afresh
-                reports = store.progress_of(conn, version).values()
-                states = [p.state for p, _ in reports if p.updated_ms >= rollout.started_ms]
+                # the rollout's own speakers (not a USB install elsewhere), counted since
+                # it (re)started: a resumed one starts afresh
+                reports = store.progress_of(conn, version).items()
+                states = [
+                    p.state
+                    for d, (p, _) in reports
+                    if p.updated_ms >= rollout.started_ms and policy.in_rollout(rollout, d)
+                ]
                 halted = policy.halt_reason(states)
                 if halted is not None:
                     self._halt_in(conn, version, halted, now)

@@ -25,6 +25,7 @@ DISPLAY_STATES = (
     "good",
     "rolled_back",
     "failed",
+    "skipped",
 )
 NEVER_REPORTED = "runs it (no report: installed another way)"
 
@@ -62,7 +63,7 @@ def _state(
     on_it = fw == version
     if reported is not None:
         progress, reason = reported
-        if on_it and progress.state in ("offered", "downloading", "installing"):
+        if on_it and progress.state in ("offered", "downloading", "installing", "skipped"):
             return "good", NEVER_REPORTED, progress.updated_ms
         return progress.state, reason, progress.updated_ms
     if on_it:
