@@ -350,3 +350,23 @@ def test_seal_and_open_round_trip_and_any_flip_is_caught(data: bytes, n: int, fl
         sealing.open_segment(key, TRACK, "high", n, bytes(damaged))
     with pytest.raises(sealing.TamperedError):
         sealing.open_segment(key, TRACK, "high", n + 1, sealed)
+
+
+def test_a_cache_from_a_newer_release_is_refused_and_left_as_it_is(tmp_path: Path) -> None:
+    """Release slots share the cache: after a rollback the older release must not
+    damage what a newer one migrated."""
+    import sqlite3
+
+    from offline_cache.store import StoreError
+    from offline_cache.store.index import SCHEMA_VERSION, connect
+
+    path = tmp_path / "index.db"
+    connect(path).close()
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    db.close()
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match="newer Legato"):
+        connect(path)
+    assert path.read_bytes() == before

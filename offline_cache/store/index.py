@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from offline_cache.errors import StoreError
 from offline_cache.policy import Cached
 
 STREAM, OFFLINE = "stream", "offline"
@@ -96,14 +97,31 @@ class TrackRecord:
         return self.segments_total > 0 and self.segments_done >= self.segments_total
 
 
+#: The index's schema version (``PRAGMA user_version``).  Every release slot shares
+#: the cache, so a change to the tables is a forward migration that raises this, and a
+#: release never opens an index a newer one has migrated: it would damage it.
+SCHEMA_VERSION = 1
+
+
 def connect(path: Path) -> sqlite3.Connection:
-    """The index at ``path``, its tables created if need be."""
+    """The index at ``path``, its tables created if need be; ``StoreError`` for an
+    index from a newer release (left untouched)."""
     db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    found = db.execute("PRAGMA user_version").fetchone()[0]
+    if found > SCHEMA_VERSION:
+        db.close()
+        raise StoreError(
+            f"the offline cache at {path.parent} was written by a newer Legato (schema "
+            f"{found}; this release knows {SCHEMA_VERSION}): it is left as it is; run the "
+            "newer release, or delete the cache to start it afresh"
+        )
     db.row_factory = sqlite3.Row
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=FULL")
     db.execute("PRAGMA foreign_keys=ON")
     db.executescript(_SCHEMA)
+    if found < SCHEMA_VERSION:  # 0: made before the version was kept; the tables are those of 1
+        db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
     return db
 
 
