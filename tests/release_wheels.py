@@ -6,35 +6,20 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import subprocess
-import sys
+import tomllib
 import zipfile
 from pathlib import Path
+
+from tests.release_fixtures import Variant, WheelShop
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def build_wheel(out: Path) -> Path:
-    """This checkout as a wheel in ``out`` (no dependencies, no network)."""
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "--quiet",
-            "-w",
-            str(out),
-            str(ROOT),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    (found,) = out.glob("legato-*.whl")
-    return found
+    """This checkout as a wheel in ``out`` (no dependencies, no network), built from a
+    copy of its sources so the checkout gains no build/ directory."""
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    return WheelShop(out).wheel(Variant(version))
 
 
 def _record_hash(data: bytes) -> str:

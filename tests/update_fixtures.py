@@ -10,10 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-import shutil
 import socket
-import subprocess
-import sys
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,39 +18,7 @@ from pathlib import Path
 
 from releases import bundle
 from releases.signing import ReleaseKey
-
-ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("connect_protocol", "device", "hub", "offline_cache", "hardware", "releases")
-
-
-def build_wheel(work: Path, version: str) -> Path:
-    """A wheel of this checkout, its version set to ``version`` (built from a copy, so an
-    old build/ directory in the checkout cannot leak into it)."""
-    source = work / "src"
-    source.mkdir(parents=True)
-    shutil.copy(ROOT / "README.md", source / "README.md")
-    pyproject = (ROOT / "pyproject.toml").read_text()
-    pyproject, n = re.subn(r'(?m)^version = "[^"]+"', f'version = "{version}"', pyproject)
-    assert n == 1
-    (source / "pyproject.toml").write_text(pyproject)
-    for package in PACKAGES:
-        shutil.copytree(
-            ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__", "*.so")
-        )
-    out = work / "out"
-    build = subprocess.run(
-        [
-            *(sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check"),
-            *("--no-deps", "--no-build-isolation", "-w", str(out), str(source)),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert build.returncode == 0, build.stderr
-    (wheel,) = out.glob("legato-*.whl")
-    return wheel
+from tests.release_fixtures import Variant, WheelShop
 
 
 def make_bundle(out_dir: Path, wheel: Path, key: ReleaseKey) -> Path:
@@ -73,7 +38,7 @@ class Release:
 
     @classmethod
     def build(cls, work: Path, version: str) -> Release:
-        wheel = build_wheel(work, version)
+        wheel = WheelShop(work).wheel(Variant(version))
         key = ReleaseKey.generate()
         path = make_bundle(work, wheel, key)
         return cls(wheel, path, key, path.read_bytes())

@@ -13,20 +13,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from connect_protocol.messages import UPDATE_STATES
 from hub.releases import policy
 
-#: the order the operator reads them in
-DISPLAY_STATES = (
-    "waiting",
-    "offered",
-    "downloading",
-    "installing",
-    "trial",
-    "good",
-    "rolled_back",
-    "failed",
-    "skipped",
-)
+#: the order the operator reads them in: not yet offered, then the speakers' own
+DISPLAY_STATES = ("waiting", *UPDATE_STATES)
 NEVER_REPORTED = "runs it (no report: installed another way)"
 
 
