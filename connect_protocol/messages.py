@@ -174,6 +174,32 @@ class SyncDownloads:
     expected_revision: int | None = None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JoinGroup:
+    """Play as a member of group ``group_id``, in sync with its leader.
+
+    The leader (``leader_id``, a member speaker) keeps the group's clock and
+    timeline; ``leader_addr`` (``host:port``) is its sync socket, from its
+    status, and ``key`` (base64url, 32 bytes) seals the group's datagrams.  A
+    speaker told it leads takes the group's player commands; a follower plays
+    what the leader plays.  Not a player change: the revision stays."""
+
+    id: str
+    group_id: str
+    leader_id: str
+    leader_addr: str = ""
+    key: str
+    expected_revision: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LeaveGroup:
+    """Stop being a member of any group (and stop playing the group's music)."""
+
+    id: str
+    expected_revision: int | None = None
+
+
 Command = (
     Play
     | Adopt
@@ -189,6 +215,8 @@ Command = (
     | AddToQueue
     | Stop
     | SyncDownloads
+    | JoinGroup
+    | LeaveGroup
 )
 
 COMMAND_TYPES: dict[str, type[Command]] = {
@@ -206,6 +234,8 @@ COMMAND_TYPES: dict[str, type[Command]] = {
     "queue": AddToQueue,
     "stop": Stop,
     "sync_downloads": SyncDownloads,
+    "join_group": JoinGroup,
+    "leave_group": LeaveGroup,
 }
 
 
@@ -281,6 +311,8 @@ class DeviceInfo:
     proto: str = PROTOCOL_VERSION
     online: bool = True
     supports_volume: bool = True
+    #: ``host:port`` of its multiroom sync socket (UDP), what a group's followers reach
+    sync_addr: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

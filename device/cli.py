@@ -48,7 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hub", help="hub URL, e.g. http://hub.local:8000 (default: find by mDNS)")
     p.add_argument("--broker", help="broker URL mqtt://host:port (default: ask the hub)")
     p.add_argument(
-        "--sink", help="alsa[:PCM] | file:PATH | null (default: the config's, else its board's)"
+        "--sink",
+        help="alsa[:PCM] | file:PATH | fifo:PATH (a named pipe another process reads: a "
+        "virtual DAC) | null (default: the config's, else its board's)",
     )
     p.add_argument(
         "--engine",

@@ -28,7 +28,7 @@ password_file = "broker.secret" # relative to this file; mode 0600
 
 [audio]
 engine = "native"       # native | mpv | clock (silence on a clock; no audio fetched)
-#sink = "null"          # alsa[:PCM] | file:PATH | null; unset: the board's PCM, else null
+#sink = "null"          # alsa[:PCM] | file:PATH | fifo:PATH | null; unset: board PCM, else null
 quality = "auto"        # auto | low | normal | high | very_high (a level pins it)
 sample_rate = 44100     # the sink's rate; other rates are resampled (soxr); one the board plays
 normalisation = "track" # track | album | off: loudness to target_lufs, with a limiter
@@ -165,8 +165,8 @@ class SpeakerConfig:
             raise ConfigError(f"audio.engine must be one of {', '.join(ENGINES)}")
         if self.quality not in QUALITIES:
             raise ConfigError(f"audio.quality must be one of {', '.join(QUALITIES)}")
-        if not (self.sink in ("null", "alsa") or self.sink.startswith(("alsa:", "file:"))):
-            raise ConfigError("audio.sink must be alsa[:PCM], file:PATH or null")
+        if not (self.sink in ("null", "alsa") or self.sink.startswith(("alsa:", "file:", "fifo:"))):
+            raise ConfigError("audio.sink must be alsa[:PCM], file:PATH, fifo:PATH or null")
         if self.sample_rate not in (44100, 48000, 88200, 96000):
             raise ConfigError("audio.sample_rate must be 44100, 48000, 88200 or 96000")
         if self.board is not None and self.sample_rate not in self.board.sample_rates:

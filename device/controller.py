@@ -21,6 +21,8 @@ from connect_protocol.messages import (
     Command,
     Downloads,
     Event,
+    JoinGroup,
+    LeaveGroup,
     PlayerState,
     SyncDownloads,
     TrackRef,
@@ -83,10 +85,13 @@ class Controller:
         now_ms: Callable[[], int] | None = None,
         memory: int = 1024,
         on_sync_downloads: Callable[[], bool] | None = None,
+        on_group: Callable[[JoinGroup | LeaveGroup], str | None] | None = None,
     ) -> None:
         self.engine = engine
         #: asks the download manager to sync; False when this speaker keeps no offline cache
         self.on_sync_downloads = on_sync_downloads
+        #: joins or leaves a multiroom group; returns why it cannot, or None when done
+        self.on_group = on_group
         self.state = state or PlayerState()
         self._now_ms = now_ms or SteadyWallClock()
         self._recent = RecentCommands(memory)
@@ -115,6 +120,8 @@ class Controller:
             return Outcome(ack=seen)
         if isinstance(cmd, SyncDownloads):
             return Outcome(ack=self._sync_downloads(cmd))
+        if isinstance(cmd, JoinGroup | LeaveGroup):
+            return Outcome(ack=self._group(cmd))
         now = self._now_ms()
         try:
             transition = reduce(self.state, cmd, now)
@@ -176,6 +183,20 @@ class Controller:
             )
         else:
             ack = Ack(id=cmd.id, ok=True, revision=self.state.revision)
+        self._recent.remember(ack)
+        return ack
+
+    def _group(self, cmd: JoinGroup | LeaveGroup) -> Ack:
+        """Not a player change: handed to the speaker's group membership, revision kept."""
+        if self.on_group is None:
+            why: str | None = "this speaker cannot play in a group (its engine has no sync)"
+        else:
+            why = self.on_group(cmd)
+        if why is None:
+            ack = Ack(id=cmd.id, ok=True, revision=self.state.revision)
+        else:
+            code = ErrorCode.UNKNOWN_COMMAND if self.on_group is None else ErrorCode.INVALID_VALUE
+            ack = Ack(id=cmd.id, ok=False, revision=self.state.revision, error=code, message=why)
         self._recent.remember(ack)
         return ack
 

@@ -103,8 +103,8 @@ def test_missing_alsa_device_is_a_clear_sink_error(spec: str) -> None:
 
 
 def test_unknown_specs_list_the_valid_forms(tmp_path: Path) -> None:
-    for spec in ["pulse", "", "file:", "alsa:", "nul"]:
-        with pytest.raises(SinkError, match=r"alsa:PCM .*file:PATH, null"):
+    for spec in ["pulse", "", "file:", "fifo:", "alsa:", "nul"]:
+        with pytest.raises(SinkError, match=r"alsa:PCM .*file:PATH, fifo:PATH, null"):
             open_sink(spec)
     with pytest.raises(SinkError, match="cannot write audio to"):
         open_sink(f"file:{tmp_path}/missing-dir/out.raw")

@@ -1,6 +1,6 @@
 """Where the speaker's PCM goes: an ALSA device, a raw file, or nowhere, all in real time.
 
-One sink per module (``alsa``, ``file``, ``null``), the interface and the
+One sink per module (``alsa``, ``file``, ``fifo``, ``null``), the interface and the
 shared paced body in ``base``, the real-time pacer in ``pacer``; ``open_sink``
 builds the one a spec string names.
 
@@ -11,8 +11,9 @@ until the frames are accepted, as a sound card does once its buffer is full
 
 Spec strings (``[audio] sink`` and ``--sink``): ``alsa`` (the ``default``
 PCM), ``alsa:PCM`` (any ALSA PCM name, colons and commas included, e.g.
-``alsa:hw:1,0`` or ``alsa:file:FILE=/tmp/x.raw,FORMAT=raw``), ``file:PATH``
-or ``null``.
+``alsa:hw:1,0`` or ``alsa:file:FILE=/tmp/x.raw,FORMAT=raw``), ``file:PATH``,
+``fifo:PATH`` (a named pipe another process reads at its own clock: a virtual
+DAC) or ``null``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from device.audio.sinks.alsa import AlsaSink, Mixer, MixerFactory
 from device.audio.sinks.base import CHANNELS, PacedSink, Sink, SinkError
+from device.audio.sinks.fifo import FifoSink
 from device.audio.sinks.file import FileSink
 from device.audio.sinks.null import NullSink
 from device.audio.sinks.pacer import Pacer
@@ -29,6 +31,7 @@ __all__ = [
     "CHANNELS",
     "SPEC_FORMS",
     "AlsaSink",
+    "FifoSink",
     "FileSink",
     "Mixer",
     "MixerFactory",
@@ -40,7 +43,7 @@ __all__ = [
     "open_sink",
 ]
 
-SPEC_FORMS = "alsa, alsa:PCM (e.g. alsa:hw:1,0), file:PATH, null"
+SPEC_FORMS = "alsa, alsa:PCM (e.g. alsa:hw:1,0), file:PATH, fifo:PATH, null"
 
 
 def open_sink(
@@ -69,6 +72,8 @@ def open_sink(
         sink = AlsaSink(pcm_name, rate, period_frames, periods, mixer, fast)
     elif spec.startswith("file:") and len(spec) > len("file:"):
         sink = FileSink(Path(spec[len("file:") :]), rate, fast, buffer_frames=buffer_frames)
+    elif spec.startswith("fifo:") and len(spec) > len("fifo:"):
+        sink = FifoSink(Path(spec[len("fifo:") :]), rate, buffer_frames=buffer_frames)
     else:
         raise SinkError(f"unknown audio sink {spec!r}; expected one of: {SPEC_FORMS}")
     if open_now:
