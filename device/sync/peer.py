@@ -117,7 +117,8 @@ class SyncPeer:
         self.on_clock = on_clock
         self.role = Role.NONE
         self.dropped: Counter[str] = Counter()
-        self.exchanges = 0
+        self.exchanges = 0  # time answers taken (follower)
+        self.answered = 0  # time requests answered (leader)
         self.plans_sent = 0
         self._key = b""
         self._transport: asyncio.DatagramTransport | None = None
@@ -273,6 +274,7 @@ class SyncPeer:
                 rev = self.plan.revision if self.plan else 0
                 resp = TimeResponse(nonce, t1, t_rx, time.monotonic_ns(), rev)
                 self._send(encode(self._key, resp), addr)
+                self.answered += 1
                 self._heard(addr)
             case PlanRequest():
                 self._heard(addr)
