@@ -75,15 +75,13 @@ class Relay(asyncio.DatagramProtocol):
     @property
     def addr(self) -> str:
         assert self.transport is not None
-        return "127.0.0.1:%d" % self.transport.get_extra_info("sockname")[1]
+        return f"127.0.0.1:{self.transport.get_extra_info('sockname')[1]}"
 
 
 async def relay_to(leader: SyncPeer) -> Relay:
     loop = asyncio.get_running_loop()
     relay = Relay(("127.0.0.1", leader.port))
-    transport, _ = await loop.create_datagram_endpoint(
-        lambda: relay, local_addr=("127.0.0.1", 0)
-    )
+    transport, _ = await loop.create_datagram_endpoint(lambda: relay, local_addr=("127.0.0.1", 0))
     relay.transport = transport
     return relay
 
@@ -106,7 +104,8 @@ def test_a_follower_keeps_the_leaders_clock_within_a_fifth_of_a_millisecond() ->
             worst = max(worst, abs(group - (before + after) // 2) - (after - before) // 2)
         assert worst < 200_000, f"off by {worst / 1e3:.0f} us"
         assert follower.exchanges >= 15  # fast at first: every 50 ms
-        assert not follower.dropped and not leader.dropped
+        assert not follower.dropped
+        assert not leader.dropped
         await follower.close()
         await leader.close()
 
@@ -128,14 +127,17 @@ def test_plans_are_pushed_and_fetched_again_when_a_push_is_lost() -> None:
         second = leader.publish(anchor(44100), TRACK, None)
         # the push is lost; the next time answer shows the newer revision: fetched
         await until(lambda: len(plans) == 2)
-        assert plans[1] == second and plans[1].revision > first.revision
+        assert plans[1] == second
+        assert plans[1].revision > first.revision
         assert follower.plan == second
         # an old plan replayed (sealed, but older) is not taken
         old = next(d for d in relay.carried if d[4] == Kind.PLAN)
-        assert relay.transport is not None and relay.follower is not None
+        assert relay.transport is not None
+        assert relay.follower is not None
         relay.transport.sendto(old, relay.follower)
         await until(lambda: follower.dropped["old_plan"] >= 1)
-        assert follower.plan == second and len(plans) == 2
+        assert follower.plan == second
+        assert len(plans) == 2
         relay.close()
         await follower.close()
         await leader.close()
@@ -168,7 +170,8 @@ def test_unsealed_tampered_replayed_and_oversized_datagrams_are_dropped_and_coun
         # an old time answer replayed to the follower: its nonce was used
         answer = next(d for d in relay.carried if d[4] == Kind.TIME_RESP)
         estimate = follower.estimate
-        assert relay.transport is not None and relay.follower is not None
+        assert relay.transport is not None
+        assert relay.follower is not None
         for _ in range(3):
             relay.transport.sendto(answer, relay.follower)
         await until(lambda: follower.dropped["stale"] >= 3)
