@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 
 from connect_protocol.messages import (
     JoinGroup,
+    LeaveGroup,
     Next,
     Pause,
     Play,
@@ -263,3 +264,55 @@ def test_a_follower_plays_what_the_leader_plays_in_sync_and_rejoins_after_a_rest
     finally:
         for reader in readers:
             reader.stop()
+
+
+@dataclass
+class Roles:
+    """What the membership asked of the player, in order."""
+
+    calls: list[tuple[str, ...]] = field(default_factory=list)
+
+    def lead(self, key: bytes) -> None:
+        self.calls.append(("lead",))
+
+    def follow(self, key: bytes, leader_addr: str, leader_id: str) -> None:
+        self.calls.append(("follow", leader_addr, leader_id))
+
+    def leave(self) -> None:
+        self.calls.append(("leave",))
+
+
+def test_a_join_is_checked_kept_private_rejoined_after_a_restart_and_left(tmp_path: Path) -> None:
+    file = MembershipFile(tmp_path / "s1" / "group.json")
+    roles = Roles()
+    member = GroupMember("s1", roles, file)
+
+    def join(
+        leader_id: str = "s0", leader_addr: str = "10.0.0.2:7700", key: str = KEY
+    ) -> str | None:
+        cmd = JoinGroup(
+            id=f"j{next(_ids)}", group_id="g", leader_id=leader_id, leader_addr=leader_addr, key=key
+        )
+        return member.on_group(cmd)
+
+    assert "key" in (join(key="c2hvcnQ") or "")
+    assert "leader_addr" in (join(leader_addr="") or "")
+    assert "leader_addr" in (join(leader_addr="10.0.0.2") or "")
+    assert not file.path.exists()
+    assert roles.calls == []
+    assert join() is None
+    assert join() is None  # said again (a reconnect): nothing changes
+    assert roles.calls == [("follow", "10.0.0.2:7700", "s0")]
+    assert stat.S_IMODE(file.path.stat().st_mode) == 0o600
+
+    again = Roles()
+    GroupMember("s1", again, file).restore()  # a restart: back in the group, hub or not
+    assert again.calls == [("follow", "10.0.0.2:7700", "s0")]
+
+    assert join(leader_id="s1", leader_addr="") is None  # now it leads
+    assert member.on_group(LeaveGroup(id="l")) is None
+    assert roles.calls[1:] == [("lead",), ("leave",)]
+    assert not file.path.exists()
+
+    mpv = GroupMember("s2", None, MembershipFile(tmp_path / "s2.json"), cannot="no sync (mpv)")
+    assert mpv.on_group(JoinGroup(id="j", group_id="g", leader_id="s2", key=KEY)) == "no sync (mpv)"
