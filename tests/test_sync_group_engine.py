@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from connect_protocol.messages import (
+    Adopt,
     JoinGroup,
     LeaveGroup,
     Next,
@@ -255,9 +256,28 @@ def test_a_follower_plays_what_the_leader_plays_in_sync_and_rejoins_after_a_rest
         assert new is not None
         now = time.monotonic_ns()  # one process: both clocks are this one
         assert abs(new.frame_at(now) - old.frame_at(now)) <= MS
+        # the hub hands it the group's queue: it carries on what it plays, no reload
+        await asyncio.sleep(0.3)  # its engine aligns to its own clock now (a start)
+        starts = follower.player.sync_stats().starts
+        adopt = Adopt(
+            id="adopt",
+            tracks=(a.ref, b.ref, c.ref),
+            order=(0, 1, 2),
+            index=2,
+            current=c.ref,
+            position_ms=follower.player.position_ms(),
+        )
+        follower.command(adopt)
         await until(lambda: leader.player is not None and leader.player.current == c.ref)
         await asyncio.sleep(1.0)
         check_aligned([follower, leader], refs)
+        assert follower.player.sync_stats().starts == starts
+        # and it drives the group now
+        follower.command(Pause(id="pause-2"))
+        paused_at = time.monotonic_ns() + 300_000_000
+        await asyncio.sleep(0.6)
+        assert quiet(leader, paused_at)
+        assert quiet(follower, paused_at)
 
     try:
         asyncio.run(asyncio.wait_for(go(), 30))

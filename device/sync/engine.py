@@ -79,7 +79,8 @@ class GroupPlayer:
         self.role = Role.LEADER
         self.anchor = anchor
         self.inner.set_sync(self.peer.leader_clock, anchor, self._on_rebase)
-        self._publish()
+        if anchor is not None:  # nothing playing (a restarted leader): the followers play on
+            self._publish()
 
     def follow(self, key: bytes, leader_addr: str, leader_id: str) -> None:
         logger.info("following the group leader %s at %s", leader_id, leader_addr)
@@ -130,15 +131,17 @@ class GroupPlayer:
             return
         adopting, self._adopting = self._adopting, False
         joined = self._ending and position_ms == 0 and self._anchor_is(track)
+        # a new leader told what the group plays (the hub's Adopt) already plays it
+        kept = adopting and playing and self._anchor_is(track) and self.playing
         self.current, self.playing = track, playing
         if not joined:
             self.next = None  # the controller says what follows right after
         if self.role is Role.LEADER and not joined:
-            kept = adopting and playing and self.anchor is not None and self.anchor.playing
-            if not (kept and self._anchor_is(track)):
+            if not kept:
                 self._start(track.uri, position_ms, playing, LOAD_LEAD_NS)
             self._publish()
-        self._load(track, position_ms, playing)
+        if not kept:
+            self._load(track, position_ms, playing)
 
     def seek(self, position_ms: int) -> None:
         if self.role is Role.FOLLOWER:
