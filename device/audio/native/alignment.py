@@ -166,7 +166,7 @@ class SyncAlignment:
         if block < MIN_ADJUST_BLOCK:
             return PLAIN
         step = a.step(error, block)
-        cap = max(0, block // 2 - 1)
+        cap = max(0, block // 3 - 1)  # what ``apply_adjust`` can spread in the block
         return Decision(adjust=max(-cap, min(cap, step.adjust)))
 
     def _rebase_at_join(self, head: Chunk) -> Anchor | None:
