@@ -276,6 +276,39 @@ def test_the_clock_filter_finds_the_leaders_clock_through_jitter(
     assert abs(estimate.skew - skew) <= 50e-6
 
 
+@settings(max_examples=25, deadline=None)
+@given(
+    offset=st.integers(min_value=-(10**12), max_value=10**12),
+    skew_ppm=st.floats(min_value=-100, max_value=100),
+    seed=st.integers(min_value=0, max_value=2**16),
+)
+def test_the_clock_filter_is_not_fooled_by_jitter_that_differs_each_way(
+    offset: int, skew_ppm: float, seed: int
+) -> None:
+    """The bench's network: 1 ms floor each way, then 0-2 ms uniform towards the leader
+    but mostly short back (triangular): the least round trip's midpoint is ~100 us off
+    here; each way's own floor is not."""
+    rng = random.Random(seed)
+    skew = skew_ppm * 1e-6
+
+    def leader(local: float) -> float:
+        return offset + local * (1 + skew)
+
+    filt = ClockFilter()
+    local = 10**12
+    for _ in range(256):  # 32 s at the peer's 8 a second
+        local += 125_000_000
+        fwd = 1_000_000 + rng.uniform(0, 2_000_000)
+        back = 1_000_000 + rng.triangular(0, 2_000_000, 0)
+        t2 = round(leader(local + fwd))
+        filt.add(Exchange(local, t2, t2 + 20_000, round(local + fwd + 20_000 + back)))
+    estimate = filt.estimate
+    assert estimate is not None
+    now = local + 100_000_000
+    error_us = abs(estimate.leader_ns(now) - leader(now)) / 1000
+    assert error_us <= 100, f"{error_us:.0f} us off"
+
+
 def test_the_clock_filter_refuses_nonsense() -> None:
     filt = ClockFilter(min_samples=1)
     good = Exchange(100, 1_000_100, 1_000_200, 300)
