@@ -145,16 +145,13 @@ def test_groups_are_made_listed_changed_and_removed(
     group = made.json()
     assert (group["name"], group["device_ids"]) == ("Downstairs", ["bedroom", "kitchen"])
     gid = group["id"]
+
     # every member was told: the leader (the first online member) and its key
-    joins = wait_for(
-        lambda: (
-            (j := {d: c for d, c in log.of_type("join_group") if c["group_id"] == gid})
-            and len(j) == 2
-            and j
-        ),
-        5,
-        "both members told to join",
-    )
+    def told() -> dict[str, dict[str, Any]] | None:
+        joined = {d: c for d, c in log.of_type("join_group") if c["group_id"] == gid}
+        return joined if len(joined) == 2 else None
+
+    joins = wait_for(told, 5, "both members told to join")
     assert set(joins) == {"bedroom", "kitchen"}
     assert {c["leader_id"] for c in joins.values()} == {"bedroom"}
     assert joins["bedroom"]["leader_addr"] == ""
