@@ -320,3 +320,30 @@ def test_the_app_shell_opens_with_the_network_gone(system: System, browser: Brow
     expect(page.locator("#connection")).to_contain_text(re.compile("hub"), timeout=10_000)
     screenshot(page, "remote-no-network")
     context.set_offline(False)
+
+
+def test_make_a_group_see_it_listed_and_delete_it(system: System, browser: Browser) -> None:
+    page = signed_in(browser, system)
+    page.get_by_role("link", name=re.compile("^Speakers$")).click()
+    page.get_by_label("Group name").fill("Everywhere")
+    page.get_by_role("checkbox", name="Kitchen").check()
+    page.get_by_role("checkbox", name="Lounge").check()
+    page.get_by_role("button", name="Make group").click()
+    api = Api(system)
+    try:
+        row = page.locator("li.speaker.group", has_text="Everywhere")
+        expect(row).to_contain_text("Group of Kitchen, Lounge")
+        expect(page.locator("li.speaker", has_text="Kitchen").first).to_contain_text(
+            "In Everywhere"
+        )
+        (group,) = api.client.get("/v1/groups").json()["groups"]
+        assert (group["name"], group["device_ids"]) == ("Everywhere", ["kitchen", "lounge"])
+        screenshot(page, "remote-group")
+        page.get_by_role("button", name="Delete Everywhere").click()
+        expect(row).to_have_count(0)
+        assert api.client.get("/v1/groups").json()["groups"] == []
+        assert js_errors(page) == []
+    finally:
+        for left in api.client.get("/v1/groups").json()["groups"]:
+            api.client.delete(f"/v1/groups/{left['id']}")
+        api.close()

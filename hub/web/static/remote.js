@@ -346,6 +346,7 @@
   }
 
   function renderSpeakers() {
+    renderGroupForm();
     const list = $("speaker-list");
     list.replaceChildren();
     if (!model.devices.length) {
@@ -355,9 +356,12 @@
     for (const dev of model.devices) {
       const entry = model.entries.get(dev.id);
       const item = entry && entry.player && entry.player.item;
-      const status = dev.is_online
+      const playing = dev.is_online
         ? item ? `${entry.player.is_playing ? "Playing" : "Paused"}: ${item.name}` : "Online, idle"
         : "Offline";
+      const status = dev.type === "Group"
+        ? `Group of ${(dev.device_ids || []).map((id) => (device(id) || { name: id }).name).join(", ")} · ${playing}`
+        : dev.group_id && device(dev.group_id) ? `In ${device(dev.group_id).name} · ${playing}` : playing;
       const chosen = dev.id === model.selected;
       const buttons = el("div", { class: "row-actions" });
       if (!chosen) {
@@ -365,6 +369,11 @@
           type: "button", text: "Control", "aria-label": `Control ${dev.name}`,
           disabled: !dev.is_online, onclick: () => { select(dev.id); go("#/now"); },
         }));
+      }
+      if (dev.type === "Group") {
+        buttons.append(
+          el("button", { type: "button", text: "Change", "aria-label": `Change ${dev.name}`, onclick: () => editGroup(dev) }),
+          el("button", { type: "button", class: "danger", text: "Delete", "aria-label": `Delete ${dev.name}`, onclick: () => deleteGroup(dev) }));
       }
       const from = playingElsewhere(dev.id);
       if (from && dev.is_online) {
@@ -374,7 +383,7 @@
           onclick: () => transfer(dev.id),
         }));
       }
-      list.append(el("li", { class: `row speaker${chosen ? " chosen" : ""}`, "data-device": dev.id },
+      list.append(el("li", { class: `row speaker${dev.type === "Group" ? " group" : ""}${chosen ? " chosen" : ""}`, "data-device": dev.id },
         el("span", { class: `dot ${dev.is_online ? "on" : "off"}`, "aria-hidden": "true" }),
         el("div", { class: "row-text" },
           el("span", { class: "title", text: `${dev.name}${chosen ? " (this remote)" : ""}` }),
@@ -382,6 +391,61 @@
         buttons));
     }
   }
+
+  // --- groups: speakers that play as one -------------------------------------------------
+
+  let editingGroup = null; // the group being changed, or null: the form makes a new one
+  let groupChoices = ""; // the speakers the form offers, so a re-render keeps the ticks
+
+  function renderGroupForm() {
+    const speakers = model.devices.filter((d) => d.type !== "Group");
+    const key = speakers.map((d) => `${d.id}:${d.name}`).join("|");
+    if (key === groupChoices) return;
+    groupChoices = key;
+    const ticked = new Set([...document.querySelectorAll("#group-members input:checked")].map((i) => i.value));
+    $("group-members").replaceChildren(...speakers.map((d) => el("label", {},
+      el("input", { type: "checkbox", value: d.id, checked: ticked.has(d.id) }), d.name)));
+  }
+
+  function editGroup(group) {
+    editingGroup = group.id;
+    $("group-name").value = group.name;
+    for (const box of document.querySelectorAll("#group-members input")) box.checked = (group.device_ids || []).includes(box.value);
+    $("group-heading").textContent = `Change ${group.name}`;
+    $("group-submit").textContent = "Save group";
+    $("group-cancel").hidden = false;
+    $("group-name").focus();
+  }
+
+  function resetGroupForm() {
+    editingGroup = null;
+    $("group-form").reset();
+    $("group-heading").textContent = "Make a group";
+    $("group-submit").textContent = "Make group";
+    $("group-cancel").hidden = true;
+  }
+
+  async function deleteGroup(group) {
+    const r = await Legato.api("DELETE", `/v1/groups/${encodeURIComponent(group.id)}`);
+    if (!r.ok) { toast(r.error); return; }
+    if (editingGroup === group.id) resetGroupForm();
+    toast(`Deleted ${group.name}.`);
+  }
+
+  $("group-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const name = $("group-name").value.trim();
+    const ids = [...document.querySelectorAll("#group-members input:checked")].map((i) => i.value);
+    if (!name) return;
+    if (ids.length < 2) { toast("Choose at least two speakers for a group."); return; }
+    const r = editingGroup
+      ? await Legato.api("PUT", `/v1/groups/${encodeURIComponent(editingGroup)}`, { name, device_ids: ids })
+      : await Legato.api("POST", "/v1/groups", { name, device_ids: ids });
+    if (!r.ok) { toast(r.error); return; }
+    toast(editingGroup ? `Saved ${name}.` : `Made ${name}: choose it to play everywhere at once.`);
+    resetGroupForm();
+  });
+  $("group-cancel").addEventListener("click", resetGroupForm);
 
   async function transfer(id) {
     const ok = await send("transfer", { device_ids: [id], play: true }, null, id);
