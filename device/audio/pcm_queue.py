@@ -63,6 +63,11 @@ class PcmQueue:
             self.cond.notify_all()
             return piece
 
+    def peek(self) -> Chunk | None:
+        """The front chunk, left queued (the sink thread aligns before it takes)."""
+        with self.cond:
+            return self._chunks[0] if self._chunks else None
+
     def has_end_of(self, gen: int) -> bool:
         with self.cond:
             return any(c.gen == gen and c.last for c in self._chunks)

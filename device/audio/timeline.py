@@ -19,6 +19,7 @@ class Span:
     gen: int
     uri: str
     track_start: int  # the span's first frame in its track (sink rate)
+    gap: bool = False  # silence written before ``track_start`` (sync): the track holds
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,15 +37,42 @@ class Timeline:
     _next_track_frame: int | None = None
     _gen: int | None = None
 
-    def wrote(self, gen: int, uri: str, track_start: int, frames: int, last: bool) -> None:
+    def wrote(
+        self,
+        gen: int,
+        uri: str,
+        track_start: int,
+        frames: int,
+        last: bool,
+        *,
+        track_frames: int | None = None,
+    ) -> None:
+        """``frames`` written to the sink carrying ``track_frames`` of the track (fewer or
+        more when a sync correction removed or inserted some; the next write then starts
+        a new span, so positions after it are exact again)."""
         if gen != self._gen or track_start != self._next_track_frame:
-            self.spans.append(Span(self.written, gen, uri, track_start))
-            if len(self.spans) > 64:
-                del self.spans[:-32]
-        self._gen, self._next_track_frame = gen, track_start + frames
+            self._add(Span(self.written, gen, uri, track_start))
+        track_frames = frames if track_frames is None else track_frames
+        self._gen, self._next_track_frame = gen, track_start + track_frames
+        if track_frames != frames:
+            self._next_track_frame = None  # sink and track frames parted: a new span next
         self.written += frames
         if last:
             self.ends.append(EndMark(self.written, gen, uri))
+
+    def gap(self, frames: int, gen: int, uri: str, track_start: int) -> None:
+        """Silence written before track frame ``track_start`` (a sync start, or while the
+        group's clock is unknown): the position holds there until the audio comes."""
+        if frames <= 0:
+            return
+        self._add(Span(self.written, gen, uri, track_start, gap=True))
+        self._gen = self._next_track_frame = None
+        self.written += frames
+
+    def _add(self, span: Span) -> None:
+        self.spans.append(span)
+        if len(self.spans) > 512:  # a sync correction may add a span every few blocks
+            del self.spans[:-256]
 
     def reset(self) -> None:
         """Forget spans and end marks (a load or seek replaced everything queued)."""
@@ -56,7 +84,7 @@ class Timeline:
         """The span holding sink frame ``heard`` and the track frame it is at."""
         for span in reversed(self.spans):
             if span.sink_start <= heard:
-                return span, span.track_start + (heard - span.sink_start)
+                return span, span.track_start + (0 if span.gap else heard - span.sink_start)
         return None
 
     def ended(self, heard: int) -> list[EndMark]:

@@ -125,7 +125,8 @@ def apply_adjust(pcm: NDArray[np.int16], adjust: int) -> NDArray[np.int16]:
     if adjust == 0 or frames < 2:
         return pcm
     count = abs(adjust)
-    if count >= frames // 2:
+    # an insertion needs a frame either side; a removal, a kept frame between merged pairs
+    if count >= (frames // 2 if adjust > 0 else frames // 3):
         raise ValueError(f"cannot adjust {count} frames in a block of {frames}")
     # positions strictly inside the block, evenly spread
     at = [(i + 1) * frames // (count + 1) for i in range(count)]

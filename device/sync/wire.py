@@ -141,7 +141,7 @@ def decode(key: bytes, data: bytes) -> Message:
         if kind == Kind.PLAN:
             (revision,) = _PLAN_HEAD.unpack(body[: _PLAN_HEAD.size])
             return _plan(revision, json.loads(body[_PLAN_HEAD.size :]))
-    except (struct.error, ValueError, UnicodeDecodeError) as exc:
+    except (struct.error, ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise WireError(f"malformed datagram: {exc}") from None
     raise WireError(f"unknown datagram kind {kind}")
 

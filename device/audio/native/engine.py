@@ -22,6 +22,8 @@ from device.audio.native.state import DEFAULT_OPTIONS, EngineOptions, Item, Shar
 from device.audio.sinks import Sink
 from device.audio.source import SegmentSource
 from device.engine_api import EventCallback, ReportCallback
+from device.sync.anchor import Anchor
+from device.sync.api import GroupClock, RebaseCallback, SyncStats
 
 
 def fetch_policy(options: EngineOptions) -> FetchPolicy:
@@ -64,6 +66,32 @@ class NativeEngine:
         """Monotonic time the latest track (load or seek) was first written to the sink."""
         return self._output.first_audio_ns
 
+    @property
+    def sink_rate(self) -> int:
+        """Frames per second at the sink: the rate a leader builds its anchors at."""
+        return self._s.rate
+
+    # --- group play (called on the event loop; never blocks) -----------------------
+
+    def set_sync(
+        self, clock: GroupClock | None, anchor: Anchor | None, on_rebase: RebaseCallback | None
+    ) -> None:
+        """Play to the group's timeline (``clock`` None: alone, as ever).  A new clock
+        aligns at once again; ``on_rebase`` hears of each gapless join's new anchor."""
+        with self._s.lock:
+            self._output.sync.set_sync(clock, anchor, on_rebase)
+            self._s.wake_all()
+
+    def set_anchor(self, anchor: Anchor | None) -> None:
+        """Move the timeline (a held anchor: no correction; the sync layer pauses)."""
+        with self._s.lock:
+            self._output.sync.set_anchor(anchor)
+            self._s.wake_all()
+
+    def sync_stats(self) -> SyncStats:
+        with self._s.lock:
+            return self._output.sync_stats()
+
     # --- the Engine interface (called on the event loop; never blocks) -----------
 
     def load(self, track: TrackRef, position_ms: int, playing: bool) -> None:
@@ -102,6 +130,8 @@ class NativeEngine:
         s = self._s
         with s.lock:
             s.absorb = None
+            if playing and not s.playing:
+                self._output.sync.restart()  # a resume is a new start on the timeline
             s.playing = playing
             if not playing:
                 s.held_position_ms = self._output.position_locked()
@@ -159,6 +189,7 @@ class NativeEngine:
         """A load or seek: everything queued is stale, down to what the device holds."""
         s = self._s
         s.epoch += 1
+        self._output.sync.new_epoch()
         self._output.drop()
         s.queue.drop()
         s.compressed.clear()

@@ -4,8 +4,10 @@ It takes PCM in period-sized pieces, applies the volume (ramped, so a change
 never clicks; on the sink's hardware mixer when it has one) and writes it to
 the sink.  What it has written, minus the device's delay, is the position it
 reports; it finds underruns (and the recovery from them) and track ends the
-same way.  A sink that fails is closed and opened again every second, with one
-``error`` event, rather than ending playback.
+same way.  In a group (``alignment``) it keeps each block to the group's
+timeline first: silence, dropped audio or single frames in or out.  A sink
+that fails is closed and opened again every second, with one ``error``
+event, rather than ending playback.
 """
 
 from __future__ import annotations
@@ -15,10 +17,16 @@ import logging
 import threading
 import time
 
+import numpy as np
+
 from connect_protocol.messages import EventKind
 from device.audio import dsp
+from device.audio.native.alignment import MIN_ADJUST_BLOCK, PLAIN, Decision, SyncAlignment
 from device.audio.native.state import Shared
+from device.audio.pcm_queue import Chunk
 from device.audio.sinks import Sink, SinkError
+from device.sync.aligner import apply_adjust
+from device.sync.api import SyncStats
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +43,9 @@ class OutputStage:
         # a sink that runs as fast as it can has no pause latency to keep short
         self._write_frames = shared.opts.block_frames * (8 if sink.fast else 1)
         self.first_audio_ns: int | None = None  # monotonic time of the latest first frame
+        self.sync = SyncAlignment(shared.rate, self._write_frames)  # group play (set_sync)
+        self._volume_now = shared.volume
+        self._last_epoch = -1
         self.thread = threading.Thread(target=self._loop, name="audio-sink", daemon=True)
 
     # --- called by the facade (holding the lock) -------------------------------------
@@ -87,8 +98,6 @@ class OutputStage:
 
     def _loop(self) -> None:
         s = self._s
-        volume_now = s.volume
-        last_epoch = -1
         while True:
             with s.lock:
                 if s.closed:
@@ -104,37 +113,106 @@ class OutputStage:
                 with s.lock:
                     s.sink_wake.wait(1.0)
                 continue
+            if epoch != self._last_epoch:  # a fresh start: no ramp from the old volume
+                self._volume_now, self._last_epoch = target_volume, epoch
+            head, decision = self._decide(epoch)
+            if head is None:
+                continue
+            if not decision.audio:
+                self._without_audio(head, decision, epoch)
+                continue
             chunk = s.queue.take(self._write_frames)
-            if chunk is None:
-                continue
-            pcm = chunk.pcm
-            if epoch != last_epoch:  # a fresh start: no ramp from the old volume
-                volume_now, last_epoch = target_volume, epoch
-            if volume_now != target_volume:  # ramp over the block: a change never clicks
-                pcm = dsp.ramp_volume(pcm, volume_now, target_volume)
-                volume_now = target_volume
-            elif volume_now != 1.0:
-                pcm = dsp.apply_volume(pcm, volume_now)
+            if chunk is not None:
+                self._write_chunk(chunk, decision, epoch, target_volume)
+
+    def _decide(self, epoch: int) -> tuple[Chunk | None, Decision]:
+        """The head chunk and, when grouped, what keeping to the timeline asks of it."""
+        s = self._s
+        with s.lock:
+            head = s.queue.peek()
+            if epoch != s.epoch or head is None or not self.sync.active:
+                return (head if epoch == s.epoch else None), PLAIN
+            delay = self._sink.delay_frames() if self._sink_open else 0
+            next_uri = s.plan[1].track.uri if len(s.plan) > 1 else None
+            decision = self.sync.decide(head, delay, next_uri)
+            rebased, self.sync.rebased = self.sync.rebased, None
+            if rebased is not None and self.sync.on_rebase is not None:
+                s.call_soon(self.sync.on_rebase, rebased)
+            return head, decision
+
+    def _without_audio(self, head: Chunk, decision: Decision, epoch: int) -> None:
+        """Silence in place of audio (a start still ahead, no clock yet), or audio dropped
+        (a start behind): the track's position holds at the head chunk's frame."""
+        s = self._s
+        if decision.skip:
             with s.lock:
-                if epoch != s.epoch:
-                    continue  # a seek or load arrived: this audio is stale
-            try:
-                if chunk.frames:
-                    self._sink.write(pcm)
-            except SinkError as exc:
-                self._sink_failed(str(exc))
-                continue
-            with s.lock:
-                if epoch != s.epoch:
-                    continue
-                s.timeline.wrote(chunk.gen, chunk.uri, chunk.start, chunk.frames, chunk.last)
-                if s.queue.frames < s.decoded_ahead:
+                if epoch == s.epoch:
+                    s.queue.take(decision.skip)
                     s.decode_wake.notify()
-                if chunk.frames and chunk.gen not in s.started:
-                    s.started.add(chunk.gen)
-                    if s.plan and s.plan[0].gen == chunk.gen:  # not a gapless preload
-                        self.first_audio_ns = time.monotonic_ns()
-                        s.report(chunk.uri, chunk.start * 1000 // s.rate, False)
+            return
+        try:
+            self._sink.write(np.zeros((decision.silence, 2), np.int16))
+        except SinkError as exc:
+            self._sink_failed(str(exc))
+            return
+        with s.lock:
+            if epoch == s.epoch:
+                s.timeline.gap(decision.silence, head.gen, head.uri, head.start)
+                self._check_underruns()
+
+    def _write_chunk(self, chunk: Chunk, decision: Decision, epoch: int, target: float) -> None:
+        s = self._s
+        pcm = chunk.pcm
+        if decision.adjust and chunk.frames >= MIN_ADJUST_BLOCK:
+            pcm = apply_adjust(pcm, decision.adjust)
+        if self._volume_now != target:  # ramp over the block: a change never clicks
+            pcm = dsp.ramp_volume(pcm, self._volume_now, target)
+            self._volume_now = target
+        elif self._volume_now != 1.0:
+            pcm = dsp.apply_volume(pcm, self._volume_now)
+        if decision.silence:
+            pcm = np.concatenate([np.zeros((decision.silence, 2), np.int16), pcm])
+        with s.lock:
+            if epoch != s.epoch:
+                return  # a seek or load arrived: this audio is stale
+        try:
+            if pcm.shape[0]:
+                self._sink.write(pcm)
+        except SinkError as exc:
+            self._sink_failed(str(exc))
+            return
+        with s.lock:
+            if epoch != s.epoch:
+                return
+            if decision.silence:
+                s.timeline.gap(decision.silence, chunk.gen, chunk.uri, chunk.start)
+            written = pcm.shape[0] - decision.silence
+            s.timeline.wrote(
+                chunk.gen, chunk.uri, chunk.start, written, chunk.last, track_frames=chunk.frames
+            )
+            self.sync.wrote(chunk)
+            self._check_underruns()
+            if s.queue.frames < s.decoded_ahead:
+                s.decode_wake.notify()
+            if chunk.frames and chunk.gen not in s.started:
+                s.started.add(chunk.gen)
+                if s.plan and s.plan[0].gen == chunk.gen:  # not a gapless preload
+                    self.first_audio_ns = time.monotonic_ns()
+                    s.report(chunk.uri, chunk.start * 1000 // s.rate, False)
+
+    def _check_underruns(self) -> None:
+        """The sink ran dry while playing (it played its own silence): say so once each."""
+        s = self._s
+        count = int(getattr(self._sink, "underruns", 0))
+        if count > self.sync.underruns_seen:
+            self.sync.underruns_seen = count
+            if s.playing:
+                uri = s.plan[0].track.uri if s.plan else None
+                s.emit(EventKind.UNDERRUN, uri, "the audio device ran dry")
+
+    def sync_stats(self) -> SyncStats:
+        """How this member keeps to the group's timeline (hold the lock)."""
+        return self.sync.stats(int(getattr(self._sink, "underruns", 0)))
 
     def _ready_to_write(self) -> bool:
         """May the sink thread write now?  Handles underruns and their recovery."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -182,6 +183,9 @@ class Shared:
     def emit(self, kind: EventKind, uri: str | None, message: str) -> None:
         if self._on_event is not None:
             self._loop.call_soon_threadsafe(self._on_event, kind, uri, message)
+
+    def call_soon(self, fn: Callable[..., object], *args: object) -> None:
+        self._loop.call_soon_threadsafe(fn, *args)
 
     def report(self, uri: str, position_ms: int, buffering: bool) -> None:
         if self._on_report is not None:
