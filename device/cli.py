@@ -85,6 +85,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--listen", metavar="HOST", help="address for /info and /control (config: http_host)"
     )
+    p.add_argument(
+        "--sync-port",
+        type=int,
+        help="UDP port of the multiroom sync socket (0 = any; config: sync.port)",
+    )
+    p.add_argument(
+        "--sync-bind",
+        metavar="HOST",
+        help="address of the multiroom sync socket (config: sync.bind)",
+    )
     p.add_argument("--discover-timeout", type=float, default=10.0, help="seconds to look for a hub")
     mdns_group = p.add_mutually_exclusive_group()
     mdns_group.add_argument("--no-mdns", action="store_true", help="do not advertise over mDNS")
@@ -168,6 +178,8 @@ def config_from_args(args: argparse.Namespace) -> SpeakerConfig:
         http_port=args.port,
         http_host=args.listen,
         panel_port=args.panel,
+        sync_port=args.sync_port,
+        sync_bind=args.sync_bind,
     )
 
 

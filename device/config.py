@@ -53,6 +53,12 @@ next = "next_album"
 port = ""               # its serial port, e.g. "/dev/ttyACM0"; "" = none
 baud = 115200
 
+[sync]                  # multiroom: the UDP socket a group's members keep time and plan over
+port = 0                # 0 = any free port (the hub learns it from the speaker's status)
+bind = ""               # "" = all interfaces; else one local address, e.g. "192.168.1.20"
+advertise = ""          # "host:port" the other members reach this socket at, when not the
+                        # address it reaches the broker from (NAT, a relay, a port forward)
+
 [updates]               # releases from the hub (device/updates/); off unless this speaker
                         # runs from a slot <root>/releases/<version>/
 release_key = "ed25519:..."  # the hub operator's release key, pinned; "" = refuses every bundle
@@ -72,6 +78,7 @@ board's mixer too (software volume), unless ``audio.mixer`` was set in the file.
 from __future__ import annotations
 
 import importlib.metadata
+import ipaddress
 import os
 import secrets
 import stat
@@ -143,6 +150,9 @@ class SpeakerConfig:
     panel_port: str = ""  # the front panel's serial port; "" = no panel
     panel_baud: int = 115200
     updates: UpdateSettings = field(default_factory=UpdateSettings)
+    sync_port: int = 0
+    sync_bind: str = ""
+    sync_advertise: str = ""
 
     @property
     def pins(self) -> Mapping[str, int]:
@@ -185,9 +195,25 @@ class SpeakerConfig:
             raise ConfigError("offline.stream_cache_mb must be between 0 and 1000000")
         if not 0 <= self.crossfade_s <= 12:
             raise ConfigError("audio.crossfade_s must be between 0 and 12 seconds")
+        self._validate_sync()
         if self.panel_baud not in PANEL_BAUDS:
             raise ConfigError(f"panel.baud must be one of {', '.join(map(str, PANEL_BAUDS))}")
         return self
+
+    def _validate_sync(self) -> None:
+        if not 0 <= self.sync_port <= 65535:
+            raise ConfigError(f"sync.port {self.sync_port} is not a port (0-65535)")
+        if self.sync_bind:
+            try:
+                ipaddress.ip_address(self.sync_bind)
+            except ValueError:
+                raise ConfigError(f"sync.bind {self.sync_bind!r} must be an IP address") from None
+        if self.sync_advertise:
+            host, sep, port = self.sync_advertise.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) <= 65535:
+                raise ConfigError(
+                    f"sync.advertise {self.sync_advertise!r} must be host:port (port 1-65535)"
+                )
 
 
 def _section(doc: dict[str, Any], name: str) -> dict[str, Any]:
@@ -318,7 +344,7 @@ def load(path: Path | None) -> SpeakerConfig:
     speaker, hub = _section(doc, "speaker"), _section(doc, "hub")
     broker, audio = _section(doc, "broker"), _section(doc, "audio")
     offline = _section(doc, "offline")
-    panel = _section(doc, "panel")
+    panel, sync = _section(doc, "panel"), _section(doc, "sync")
     device_id = _get(speaker, "speaker", "id", str, "") or stable_device_id(default_state_dir())
     password = _get(broker, "broker", "password", str, "")
     password_file = _get(broker, "broker", "password_file", str, "")
@@ -369,6 +395,9 @@ def load(path: Path | None) -> SpeakerConfig:
         panel_port=_get(panel, "panel", "port", str, ""),
         panel_baud=_get(panel, "panel", "baud", int, 115200),
         updates=updates,
+        sync_port=_get(sync, "sync", "port", int, 0),
+        sync_bind=_get(sync, "sync", "bind", str, ""),
+        sync_advertise=_get(sync, "sync", "advertise", str, ""),
     ).validated()
 
 

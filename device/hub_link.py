@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 import ssl
 import urllib.request
 from dataclasses import dataclass
@@ -204,3 +205,28 @@ async def resolve(cfg: SpeakerConfig, timeout_s: float) -> tuple[SpeakerConfig, 
         broker_url, username=cfg.username, password=cfg.password, ca_pem=cfg.hub_ca
     )
     return cfg, address
+
+
+def sync_address(cfg: SpeakerConfig, broker: BrokerAddress | None, port: int) -> str:
+    """``host:port`` at which a group's other members reach this speaker's sync socket.
+
+    ``sync.advertise`` when set (NAT, relays); else the address this speaker reaches
+    its broker from (the address on the hub's network, where the other members are:
+    a route is picked, nothing is sent), else the bound or default-route address.
+    Blocking (a name look-up): call it off the event loop."""
+    if cfg.sync_advertise:
+        return cfg.sync_advertise
+    host = cfg.sync_bind
+    if host in ("", "0.0.0.0", "::") and broker is not None:
+        try:
+            infos = socket.getaddrinfo(broker.host, broker.port, type=socket.SOCK_DGRAM)
+            family, _, _, _, sockaddr = infos[0]
+            with socket.socket(family, socket.SOCK_DGRAM) as probe:
+                probe.connect(sockaddr)
+                host = str(probe.getsockname()[0])
+        except OSError as exc:
+            logger.warning("cannot tell the sync address from the broker's route: %s", exc)
+            host = ""
+    if host in ("", "0.0.0.0", "::"):
+        host = mdns.reachable_address(cfg.sync_bind)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -17,7 +17,7 @@ import logging
 import secrets
 import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from connect_protocol import mdns
 from connect_protocol.codec import encode
@@ -30,7 +30,10 @@ from connect_protocol.messages import (
     Downloads,
     Event,
     EventKind,
+    JoinGroup,
+    LeaveGroup,
     PlayerState,
+    Stop,
 )
 from connect_protocol.mqtt import AsyncMqtt, BrokerAddress, Will
 from connect_protocol.reducer import rebased
@@ -41,11 +44,16 @@ from device.control_devices import ControlDevice, open_control_devices
 from device.controller import Controller, Outcome, SteadyWallClock
 from device.downloads import DownloadManager
 from device.engine_api import Engine
-from device.engine_factory import build_engine
+from device.engine_factory import build_engine, plays_through_sink
+from device.hub_link import sync_address
 from device.last_played import FILE_NAME, LastPlayedKeeper, load_last
 from device.local_access import own_hosts, pairing_token
 from device.local_api import LocalApi, info_document
 from device.local_controls import LocalControls
+from device.sync.engine import GroupPlayer, SyncEngine
+from device.sync.membership import FILE_NAME as GROUP_FILE
+from device.sync.membership import GroupMember, MembershipFile
+from device.sync.peer import Role, SyncPeer
 from device.updates.agent import UpdateAgent
 from offline_cache.device_keys import DeviceKeys
 from offline_cache.store import OfflineStore, StoreError
@@ -89,6 +97,9 @@ class SpeakerService:
         self.controls: LocalControls | None = None
         self._last_played = LastPlayedKeeper(default_state_dir() / config.id / FILE_NAME)
         self._control_devices: list[ControlDevice] = []
+        self.sync_peer: SyncPeer | None = None
+        self.group_player: GroupPlayer | None = None
+        self.group: GroupMember | None = None
         self.updates = UpdateAgent(
             config,
             publish=self._publish_event,
@@ -118,11 +129,17 @@ class SpeakerService:
             fast=self._fast_sink,
             store=self.store,
         )
+        engine = await self._open_group(engine)
         engine.set_volume(50)
         # A fresh session per start: the hub then knows revisions begin again.
         self.controller = Controller(
-            engine, state=PlayerState(session=secrets.token_hex(8)), now_ms=self._wall_ms
+            engine,
+            state=PlayerState(session=secrets.token_hex(8)),
+            now_ms=self._wall_ms,
+            on_group=self._on_group,
         )
+        assert self.group is not None
+        self.group.restore()  # a member that restarted rejoins its group by itself
         if self.store is not None:
             self.downloads = self._download_manager(engine, loop)
             self.controller.on_sync_downloads = self.downloads.request_sync
@@ -158,6 +175,36 @@ class SpeakerService:
             self.downloads.start()
         await self._advertise()
         self._observe(started=True)
+
+    async def _open_group(self, engine: Engine) -> Engine:
+        """The sync socket and the group player, for an engine that can play in a group;
+        what the controller drives (the engine itself for one that cannot)."""
+        cfg = self.config
+        membership = MembershipFile(default_state_dir() / cfg.id / GROUP_FILE)
+        if not hasattr(engine, "set_sync"):
+            name = cfg.engine if plays_through_sink(cfg) else "clock"
+            cannot = f"this speaker's engine ({name}) cannot play in a group; use the native engine"
+            self.group = GroupMember(cfg.id, None, membership, cannot=cannot)
+            return engine
+        peer = SyncPeer(host=cfg.sync_bind, port=cfg.sync_port)
+        await peer.start()
+        self.sync_peer = peer
+        addr = await asyncio.to_thread(sync_address, cfg, self.broker, peer.port)
+        self.info = dataclasses.replace(self.info, sync_addr=addr)
+        self.group_player = GroupPlayer(cast(SyncEngine, engine), peer)
+        self.group = GroupMember(cfg.id, self.group_player, membership)
+        return self.group_player
+
+    def _on_group(self, cmd: JoinGroup | LeaveGroup) -> str | None:
+        """JoinGroup/LeaveGroup from the hub; a leader leaving stops its own player too."""
+        assert self.group is not None
+        player = self.group_player
+        led = player is not None and player.role is Role.LEADER
+        why = self.group.on_group(cmd)
+        if why is None and isinstance(cmd, LeaveGroup) and led:
+            stop = Stop(id=f"leave-group-{secrets.token_hex(4)}")
+            asyncio.get_running_loop().call_soon(self._control_command, stop)
+        return why
 
     async def _open_controls(self, loop: asyncio.AbstractEventLoop) -> None:
         """Buttons, knob, lights and front panel: commands in, the status out."""
@@ -211,7 +258,22 @@ class SpeakerService:
                 "devices": {d.name: d.diagnostics() for d in self._control_devices},
             },
             "updates": self.updates.diagnostics(),
+            "sync": self._sync_diagnostics(),
         }
+
+    def _sync_diagnostics(self) -> dict[str, Any]:
+        """The group this speaker is in (never its key), and how its sync goes."""
+        group = self.group.membership if self.group is not None else None
+        doc: dict[str, Any] = {
+            "group_id": group.group_id if group else None,
+            "leader_id": group.leader_id if group else None,
+            "sync_addr": self.info.sync_addr,
+        }
+        if self.sync_peer is not None:
+            doc["peer"] = self.sync_peer.stats()
+        if self.group_player is not None and self.group_player.role is not Role.NONE:
+            doc["engine"] = dataclasses.asdict(self.group_player.sync_stats())
+        return doc
 
     def _open_store(self) -> OfflineStore | None:
         """The encrypted cache, for a paired speaker that fetches audio (not the clock)."""
@@ -307,6 +369,8 @@ class SpeakerService:
             await asyncio.to_thread(self.downloads.stop)
         if self.controller is not None:
             self.controller.engine.close()
+        if self.sync_peer is not None:
+            await self.sync_peer.close()
         if self.store is not None:
             self.store.close()
 
@@ -326,7 +390,12 @@ class SpeakerService:
         return outcome.ack
 
     def _on_track_ended(self, uri: str) -> None:
-        self._emit(self._controller.track_ended(uri))
+        if self.group_player is None:
+            self._emit(self._controller.track_ended(uri))
+            return
+        with self.group_player.track_ending():  # the next track's load: a gapless join
+            outcome = self._controller.track_ended(uri)
+        self._emit(outcome)
 
     def _on_engine_report(self, uri: str, position_ms: int, buffering: bool) -> None:
         self._emit(self._controller.engine_report(uri, position_ms, buffering))
