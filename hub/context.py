@@ -11,6 +11,7 @@ from pathlib import Path
 from hub.catalog import sql_functions
 from hub.db import Database
 from hub.fleet.autoplay import Autoplay
+from hub.fleet.groups import GroupService
 from hub.fleet.player import RADIO_LENGTH, PlayerService
 from hub.fleet.recorder import FleetRecorder
 from hub.fleet.relay import Relay
@@ -43,6 +44,7 @@ class HubContext:
     insecure: tuple[str, ...] = ()
     offline: OfflineService = field(init=False)
     player: PlayerService = field(init=False)
+    groups: GroupService = field(init=False)
     recorder: FleetRecorder = field(init=False)
     recommender: Recommender = field(init=False)
     autoplay: Autoplay = field(init=False)
@@ -53,6 +55,8 @@ class HubContext:
     def __post_init__(self) -> None:
         self.recommender = Recommender(self.db, self.data_dir)
         self.player = PlayerService(self.relay, radio=self._radio)
+        # multiroom: a group's commands to its leader, members told whom to follow
+        self.groups = GroupService(self.db, self.relay, self.player)
         # when a listener's album or radio runs out, their speaker goes on with a radio
         self.autoplay = Autoplay(
             self.relay, self.player, enabled=lambda user_id: settings.autoplay(self.db, user_id)
@@ -74,11 +78,13 @@ class HubContext:
 
     async def start(self, *, wait_s: float = 10.0) -> None:
         """Connect to the broker (the relay); the rest starts as it is used."""
+        await self.groups.start()  # before the relay: it sees every member come online
         await self.relay.start(wait_s=wait_s)
 
     async def stop(self) -> None:
         """Stop going on with radios and relaying, then write what the recorder holds."""
         await self.autoplay.close()
+        await self.groups.stop()
         await self.relay.stop()
         await asyncio.to_thread(self.recorder.close)
         await asyncio.to_thread(self.update_recorder.close)

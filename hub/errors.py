@@ -22,6 +22,10 @@
     │   ├── OfflineForbidden       403: a limit, or someone else's device or licence
     │   ├── OfflineNotFound        404: no such speaker or licence
     │   └── OfflineConflict        409: keys missing, or other keys registered
+    ├── GroupError                 400: a group's name or members are wrong
+    │   ├── GroupForbidden         403: someone else's group
+    │   ├── GroupNotFound          404: no such group, or an unknown speaker in it
+    │   └── GroupConflict          409: a speaker offline, in another group, or in a group
     ├── ReleaseRefused             400: a wheel, rollout or halt the hub will not do
     │   ├── ReleaseNotFound        404: no such release
     │   └── ReleaseConflict        409: that version is already added
@@ -161,6 +165,24 @@ class OfflineNotFound(OfflineError):  # noqa: N818 - named for the HTTP status
 
 
 class OfflineConflict(OfflineError):  # noqa: N818 - named for the HTTP status
+    status = 409
+
+
+class GroupError(HubError):
+    """A multiroom group that cannot be made, changed or played to as asked."""
+
+    status = 400
+
+
+class GroupForbidden(GroupError):  # noqa: N818 - named for the HTTP status
+    status = 403
+
+
+class GroupNotFound(GroupError):  # noqa: N818 - named for the HTTP status
+    status = 404
+
+
+class GroupConflict(GroupError):  # noqa: N818 - named for the HTTP status
     status = 409
 
 

@@ -6,8 +6,8 @@ schema.  Tables by concern: accounts (users, tokens), fleet (devices, broker_use
 device_events), catalog (tracks, albums, artists, credits, features, search
 documents), library (playlists, saved_tracks, plays), media (media, album_art),
 offline (download items and progress, device keys, licences), releases (releases,
-rollouts, device_updates).  Migrations 3 and 4 backfill with the SQL functions
-``legato_artist_id`` and ``legato_search_text``, which
+rollouts, device_updates), groups (groups, group_members).  Migrations 3 and 4
+backfill with the SQL functions ``legato_artist_id`` and ``legato_search_text``, which
 :func:`hub.catalog.sql_functions.register` provides on every connection.
 """
 
@@ -522,5 +522,25 @@ MIGRATIONS: list[str] = [
     DROP TABLE device_updates;
     ALTER TABLE device_updates_new RENAME TO device_updates;
     CREATE INDEX device_updates_version ON device_updates(version, state);
+    """,
+    # 14: multiroom groups (hub.groups): each group's owner, the key that seals its
+    # members' sync datagrams and its leader (kept, so a restarted hub does not move
+    # it); a speaker is a member of one group at most, ``position`` keeps the members
+    # in the order given (the first online one leads when the leader is gone)
+    """
+    CREATE TABLE groups (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        owner_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        key BLOB NOT NULL CHECK (length(key) = 32),
+        created_ms INTEGER NOT NULL,
+        leader_id TEXT
+    );
+    CREATE TABLE group_members (
+        group_id TEXT NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
+        device_id TEXT NOT NULL UNIQUE,
+        position INTEGER NOT NULL,
+        PRIMARY KEY (group_id, position)
+    );
     """,
 ]

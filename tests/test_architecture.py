@@ -100,6 +100,7 @@ HUB_DOMAINS = {
     "listening",
     "recommend",
     "releases",
+    "groups",
 }
 HUB_ALLOWED: dict[str, set[str]] = {
     "errors": set(),
@@ -111,7 +112,8 @@ HUB_ALLOWED: dict[str, set[str]] = {
     "accounts": HUB_FOUNDATION,
     "catalog": HUB_FOUNDATION,
     "media": HUB_FOUNDATION,
-    "fleet": HUB_FOUNDATION | {"catalog"},
+    "fleet": HUB_FOUNDATION | {"catalog", "groups"},
+    "groups": HUB_FOUNDATION,
     "ingest": HUB_FOUNDATION | {"catalog", "media", "listening"},
     "listening": HUB_FOUNDATION | {"catalog"},
     "recommend": HUB_FOUNDATION | {"catalog", "listening"},

@@ -210,7 +210,7 @@ class PlayerService:
                 await self.relay.send(target, Resume(id=self.relay.new_command_id()))
             self.relay.activate(target)
             return
-        adopt = _adopt(self.relay.new_command_id(), source.state, request.play)
+        adopt = adopt_of(self.relay.new_command_id(), source.state, request.play)
         await self.relay.send(target, adopt)
         if source.online and source_id is not None:
             try:
@@ -236,7 +236,7 @@ def offset_index(offset: Offset, tracks: list[TrackRef]) -> int:
     raise RequestError("offset.uri is not in the context")
 
 
-def _adopt(cid: str, state: PlayerState, play: bool | None) -> Adopt:
+def adopt_of(cid: str, state: PlayerState, play: bool | None) -> Adopt:
     """The source's whole session, for the target to take over at the same position."""
     assert state.current is not None
     return Adopt(

@@ -27,6 +27,7 @@ from hub.http.routes import (
     connect_ws,
     devices,
     enrolment,
+    groups,
     health,
     history,
     offline,
@@ -95,7 +96,7 @@ def create_app(
             LargerBody(releases.UPLOAD_PATH, releases.MAX_UPLOAD_BYTES, admin_headers(ctx)),
         ],
     )
-    routers = (auth, health, player, devices, connect_ws, audio, catalog_api, search)
+    routers = (auth, health, player, groups, devices, connect_ws, audio, catalog_api, search)
     library = (profile, playlists, saved, history)
     faces = (speaker_offline, enrolment, offline, pages, dashboard, admin, admin_ingest, releases)
     for module in (*routers, *library, *faces):

@@ -112,4 +112,4 @@ async def run_command(ctx: HubContext, command: ConnectCommand, user_id: int) ->
         case RemoveDownloadAction(device_id=device_id, uris=uris):
             await ctx.offline.remove_downloads(user_id, device_id, uris)
         case _:
-            await ctx.player.execute(command, user_id=user_id)
+            await ctx.groups.execute(command, user_id=user_id)

@@ -13,7 +13,8 @@ from connect_protocol.messages import PlayerState, TrackRef
 from connect_protocol.reducer import position_at
 from connect_protocol.uris import kind_of, track_id_of
 from hub.catalog.resolve import base62_id
-from hub.fleet.relay import Device
+from hub.fleet.groups import GroupService, GroupView
+from hub.fleet.relay import Device, Relay
 
 
 def error_body(status: int, message: str, reason: str | None = None) -> dict[str, Any]:
@@ -37,6 +38,72 @@ def device_object(device: Device, *, active: bool) -> dict[str, Any]:
         "is_online": device.online,
         "model": device.info.model,
         "firmware": device.info.fw,
+    }
+
+
+def devices_listed(relay: Relay, groups: GroupService) -> list[dict[str, Any]]:
+    """Every speaker, then every group as one device of ``type: "Group"``.
+
+    While a group plays, the group is the active device, not its leader; a member
+    says which group it is in (``group_id``, a Legato extension).
+    """
+    active = relay.active_device_id
+    playing = groups.active_group()
+    listed = []
+    for device in sorted(relay.devices.values(), key=lambda d: d.info.name):
+        entry = device_object(device, active=playing is None and device.info.id == active)
+        group = groups.group_of(device.info.id)
+        entry["group_id"] = group.id if group else None
+        listed.append(entry)
+    views = sorted(groups.views(), key=lambda v: v.group.name)
+    return listed + [group_object(v) for v in views]
+
+
+def group_object(view: GroupView) -> dict[str, Any]:
+    """A group as ``/v1/me/player/devices`` lists it: one device, its volume the mean."""
+    return {
+        "id": view.group.id,
+        "is_active": view.active,
+        "is_private_session": False,
+        "is_restricted": False,
+        "name": view.group.name,
+        "type": "Group",
+        "volume_percent": view.volume_percent,
+        "supports_volume": True,
+        # Legato extensions (ignored by Spotify clients):
+        "is_online": view.online,
+        "model": "group",
+        "firmware": "",
+        "device_ids": list(view.group.device_ids),
+        "leader_id": view.leader_id,
+    }
+
+
+def group_listing(view: GroupView) -> dict[str, Any]:
+    """A group as ``/v1/groups`` shows it: its members in order, each live."""
+    members = [
+        {
+            "id": device_id,
+            "name": device.info.name if device else device_id,
+            "is_online": bool(device and device.online),
+            "is_leader": device_id == view.leader_id,
+            "volume_percent": device.state.volume_percent if device else None,
+            # "joined", "pending", or why the speaker could not join
+            "membership": joined,
+        }
+        for device_id, device, joined in zip(
+            view.group.device_ids, view.members, view.membership, strict=True
+        )
+    ]
+    return {
+        "id": view.group.id,
+        "name": view.group.name,
+        "device_ids": list(view.group.device_ids),
+        "owner": {"id": view.group.owner_name, "type": "user"},
+        "leader_id": view.leader_id,
+        "is_active": view.active,
+        "volume_percent": view.volume_percent,
+        "members": members,
     }
 
 

@@ -33,7 +33,7 @@ from hub.fleet.relay import Change
 from hub.http.connect_commands import parse_command, run_command
 from hub.http.deps import bearer_token
 from hub.http.ratelimit import Category, RateLimiter
-from hub.http.shapes import device_object, error_body, player_object
+from hub.http.shapes import devices_listed, error_body, group_object, player_object
 
 logger = logging.getLogger(__name__)
 router = APIRouter()
@@ -44,21 +44,25 @@ TOKEN_RECHECK_S = 30.0
 
 
 def devices_message(ctx: HubContext) -> dict[str, Any]:
-    active = ctx.relay.active_device_id
-    devices = [device_object(d, active=d.info.id == active) for d in ctx.relay.devices.values()]
-    return {"type": "devices", "devices": devices}
+    return {"type": "devices", "devices": devices_listed(ctx.relay, ctx.groups)}
 
 
 def state_message(ctx: HubContext, device_id: str, base_url: str) -> dict[str, Any] | None:
-    device = ctx.relay.devices.get(device_id)
+    """A speaker's state; for a group, its leader's, as the group's own."""
+    group = ctx.groups.group(device_id)
+    leader = ctx.groups.leader_of(device_id) if group else device_id
+    device = ctx.relay.devices.get(leader) if leader else None
     if device is None:
         return None
-    active = device_id == ctx.relay.active_device_id
+    active = leader == ctx.relay.active_device_id
+    player = player_object(device, active=active, now_ms=now_ms(), base_url=base_url)
+    if group is not None:
+        player["device"] = group_object(ctx.groups.view(group))
     return {
         "type": "state",
         "device_id": device_id,
         "state": to_json_obj(device.state),
-        "player": player_object(device, active=active, now_ms=now_ms(), base_url=base_url),
+        "player": player,
     }
 
 
@@ -104,9 +108,12 @@ async def connect_ws(ws: WebSocket) -> None:
     base_url = f"{ws.url.scheme.replace('ws', 'http')}://{ws.url.netloc}"
     outbox = Outbox()
     outbox.changed("devices", "")
-    for device_id in list(ctx.relay.devices):
+    for device_id in [*ctx.relay.devices, *(v.group.id for v in ctx.groups.views())]:
         outbox.changed("state", device_id)
-    unsubscribe = ctx.relay.add_listener(outbox.changed)
+    unsubscribers = [
+        ctx.relay.add_listener(outbox.changed),
+        ctx.groups.add_listener(outbox.changed),
+    ]
     sender = asyncio.create_task(_send_loop(ws, ctx, outbox, base_url))
     guard = asyncio.create_task(_end_with_token(ws, ctx, token or "", session[1]))
     in_flight: set[asyncio.Task[None]] = set()
@@ -140,7 +147,8 @@ async def connect_ws(ws: WebSocket) -> None:
     except WebSocketDisconnect:
         pass
     finally:
-        unsubscribe()
+        for unsubscribe in unsubscribers:
+            unsubscribe()
         sender.cancel()
         guard.cancel()
         for task in in_flight:

@@ -30,7 +30,7 @@ from hub.fleet.requests import (
     VolumeRequest,
 )
 from hub.http.deps import ContextDep, PlaybackController, PlaybackReader
-from hub.http.shapes import device_object, player_object
+from hub.http.shapes import devices_listed, group_object, player_object
 from hub.http.validation import JsonBodyRoute
 from hub.listening import settings
 
@@ -43,19 +43,13 @@ RevisionQuery = Annotated[NonNegative | None, Query(description="Legato: the sta
 async def _run(ctx: ContextDep, request: PlayerAction, user: User | None = None) -> Response:
     """Relay the command; ``user`` (on play and transfer) becomes the device's listener,
     whose recently played its plays join."""
-    await ctx.player.execute(request, user_id=user.id if user else None)
+    await ctx.groups.execute(request, user_id=user.id if user else None)
     return Response(status_code=204)
 
 
 @router.get("/devices", summary="Get available devices")
 async def devices(ctx: ContextDep, _user: PlaybackReader) -> dict[str, Any]:
-    active = ctx.relay.active_device_id
-    return {
-        "devices": [
-            device_object(d, active=d.info.id == active)
-            for d in sorted(ctx.relay.devices.values(), key=lambda d: d.info.name)
-        ]
-    }
+    return {"devices": devices_listed(ctx.relay, ctx.groups)}
 
 
 @router.get("", summary="Get playback state", response_model=None)
@@ -65,7 +59,11 @@ async def playback_state(ctx: ContextDep, _user: PlaybackReader, request: Reques
     if device is None:
         return Response(status_code=204)
     base = str(request.base_url).rstrip("/")
-    return JSONResponse(player_object(device, active=True, now_ms=now_ms(), base_url=base))
+    player = player_object(device, active=True, now_ms=now_ms(), base_url=base)
+    group = ctx.groups.active_group()
+    if group is not None:  # the group plays: it is the device, its leader's state its own
+        player["device"] = group_object(ctx.groups.view(group))
+    return JSONResponse(player)
 
 
 @router.put("", status_code=204, summary="Transfer playback to another device")
