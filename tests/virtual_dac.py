@@ -51,6 +51,7 @@ RATE = 44100
 WINDOW_FRAMES = 1024
 STRIDE_FRAMES = 2205  # 50 ms at 44.1 kHz
 TICK_S = 0.001
+LATE_NS = 5_000_000  # a tick this late is a stall of the DAC itself (reported)
 FRAME_BYTES = 4  # S16LE stereo
 HEAD = struct.Struct("<4sqqq")  # kind, dac frame index, its play instant (ns), count
 KIND_WINDOW = b"WIN "  # count = window frames; followed by that many int16 (left channel)
@@ -280,6 +281,7 @@ def run_dac(
     ready = {"fifos": {d.name: str(d.fifo) for d in dacs}, "t0_ns": t0_ns, "priority": priority}
     print(json.dumps(ready), flush=True)
     late_ns: list[int] = []
+    stalls: list[tuple[float, float]] = []  # (seconds since t0, ms late) past LATE_NS
     tick_ns = round(tick_s * 1e9)
     next_ns = t0_ns + tick_ns
     flushed_ns = t0_ns
@@ -291,6 +293,8 @@ def run_dac(
                 time.sleep(delay / 1e9)
             now = time.monotonic_ns()
             late_ns.append(now - next_ns)
+            if now - next_ns > LATE_NS:
+                stalls.append(((next_ns - t0_ns) / 1e9, (now - next_ns) / 1e6))
             for dac in dacs:
                 dac.tick(now)
             next_ns = max(next_ns + tick_ns, now + tick_ns // 4)
@@ -305,6 +309,8 @@ def run_dac(
             "tick_late_us_p50": _percentile_us(late_ns, 50),
             "tick_late_us_p99": _percentile_us(late_ns, 99),
             "tick_late_us_max": _percentile_us(late_ns, 100),
+            "stalls_over_5ms": len(stalls),
+            "stalls_worst": sorted(stalls, key=lambda s: -s[1])[:10],
         }
         for dac in dacs:
             dac.close()

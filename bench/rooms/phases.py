@@ -18,23 +18,31 @@ from .common import BenchError, Options, now_ns, say
 from .rig import Bench
 
 PROGRESS_S = 30.0
+DIAGNOSTICS_S = 5.0
 
 
 def album_uri(bench: Bench) -> str:
     return f"legato:album:{bench.rig.library.tracks[0].album_id}"
 
 
-async def _watch(bench: Bench, seconds: float, label: str) -> None:
-    """Let it play, checking every part is alive, with a line now and then."""
-    end = asyncio.get_running_loop().time() + seconds
+async def _watch(bench: Bench, seconds: float, label: str) -> list[dict[str, Any]]:
+    """Let it play, checking every part is alive, with a line now and then; the members'
+    own sync diagnostics every few seconds."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    end = start + seconds
     last = 0.0
-    while (left := end - asyncio.get_running_loop().time()) > 0:
+    snaps: list[dict[str, Any]] = []
+    while (left := end - loop.time()) > 0:
         bench.check()
         await asyncio.sleep(min(1.0, left))
-        done = seconds - max(0.0, left - 1.0)
+        done = loop.time() - start
+        if len(snaps) <= done / DIAGNOSTICS_S:
+            snaps.append({"t_ns": now_ns(), "sync": await bench.sync_diagnostics()})
         if done - last >= PROGRESS_S:
             say(f"  {label}: {done:.0f} / {seconds:.0f} s")
             last = done
+    return snaps
 
 
 async def baseline(bench: Bench, opts: Options) -> dict[str, Any]:
@@ -46,11 +54,12 @@ async def baseline(bench: Bench, opts: Options) -> dict[str, Any]:
         bench.command("PUT", "play", a, body), bench.command("PUT", "play", b, body)
     )
     t_done = now_ns()
-    await _watch(bench, opts.baseline_s, "baseline")
+    snaps = await _watch(bench, opts.baseline_s, "baseline")
     t_end = now_ns()
     await asyncio.gather(bench.command("PUT", "pause", a), bench.command("PUT", "pause", b))
     await asyncio.sleep(1.0)
-    return {"members": [a, b], "t_cmd": t_cmd, "t_acked": t_done, "t_end": t_end}
+    ev = {"members": [a, b], "t_cmd": t_cmd, "t_acked": t_done, "t_end": t_end}
+    return ev | {"diagnostics": snaps}
 
 
 async def group(bench: Bench, opts: Options) -> dict[str, Any]:
@@ -64,8 +73,9 @@ async def group(bench: Bench, opts: Options) -> dict[str, Any]:
     t_cmd = now_ns()
     await bench.command("PUT", "play", gid, {"context_uri": album_uri(bench)})
     await bench.rig.http.put("/v1/me/player/repeat", params={"device_id": gid, "state": "context"})
-    await _watch(bench, opts.minutes * 60, "group")
-    return {"group_id": gid, "members": ids, "t_cmd": t_cmd, "t_end": now_ns()}
+    snaps = await _watch(bench, opts.minutes * 60, "group")
+    ev = {"group_id": gid, "members": ids, "t_cmd": t_cmd, "t_end": now_ns()}
+    return ev | {"diagnostics": snaps}
 
 
 async def join(bench: Bench, opts: Options, grouped: dict[str, Any]) -> dict[str, Any]:
@@ -77,5 +87,6 @@ async def join(bench: Bench, opts: Options, grouped: dict[str, Any]) -> dict[str
     r = await bench.rig.http.put(f"/v1/groups/{gid}", json={"device_ids": ids})
     if r.status_code not in (200, 204):
         raise BenchError(f"PUT /v1/groups/{gid}: {r.status_code} {r.text[:300]}")
-    await _watch(bench, opts.join_s, "late joiner")
-    return {"joiner": joiner, "members": grouped["members"], "t_cmd": t_cmd, "t_end": now_ns()}
+    snaps = await _watch(bench, opts.join_s, "late joiner")
+    ev = {"joiner": joiner, "members": grouped["members"], "t_cmd": t_cmd, "t_end": now_ns()}
+    return ev | {"diagnostics": snaps}

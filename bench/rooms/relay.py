@@ -24,7 +24,7 @@ import multiprocessing
 import random
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
-from typing import Any
+from typing import Any, cast
 
 HOST = "127.0.0.1"
 MAX_CLIENTS = 32
@@ -60,8 +60,7 @@ class _Upstream(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         loop = asyncio.get_running_loop()
@@ -77,8 +76,7 @@ class _Front(asyncio.DatagramProtocol):
         self.clients: dict[tuple[str, int], _Upstream] = {}
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         asyncio.get_running_loop().create_task(self._forward(data, addr))

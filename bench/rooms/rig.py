@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
+import httpx
 from audio.material import Library
 from audio.rig import Rig, start_rig
 from knob.busy import Busy, busy_core
@@ -74,6 +76,21 @@ class Bench:
     async def command(self, method: str, path: str, device_id: str, body: Any = None) -> None:
         await self.rig.command(method, path, device_id, body)
 
+    async def sync_diagnostics(self) -> dict[str, Any]:
+        """Each member's own account of its sync (``GET /info``: group, peer, engine)."""
+        out: dict[str, Any] = {}
+        async with httpx.AsyncClient(trust_env=False, timeout=5) as http:
+            for m in self.members:
+                token = self.rig.system.local_token(m.id)
+                try:
+                    r = await http.get(
+                        f"http://127.0.0.1:{m.local_port}/info", params={"token": token}
+                    )
+                    out[m.id] = r.json().get("diagnostics", {}).get("sync")
+                except (httpx.HTTPError, ValueError) as exc:
+                    out[m.id] = {"error": str(exc)}
+        return out
+
 
 def _sync_section(member: Member) -> str:
     return f'\n[sync]\nport = {member.sync_port}\nadvertise = "127.0.0.1:{member.relay_port}"\n'
@@ -103,6 +120,9 @@ async def start_bench(
     members = [
         Member(n, opts.ppm[i], free_port(), free_port(), free_port()) for i, n in enumerate(names)
     ]
+    # each run's speakers keep their state (their group membership too) in the run's own
+    # directory, never in the home directory where another run would find it
+    os.environ["LEGATO_SPEAKER_STATE"] = str(root / "speaker-state")
     dac = VirtualDac(root / "dac", {m.id: m.ppm for m in members}, max_s=max_s)
     await asyncio.to_thread(dac.start)
     try:
