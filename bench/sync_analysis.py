@@ -308,6 +308,7 @@ class Skew:
     stats: dict[str, float]  # of spread_ms
     drift_ms_per_min: tuple[float, ...]  # each member's signed skew vs the first, its slope
     trend_ms: float  # the largest drift over the stretch's length (ms)
+    coverage: float  # of the instants any member was heard, those all were (1: always)
 
 
 def skew(
@@ -325,6 +326,7 @@ def skew(
     grid = np.arange(t_from, t_to, step_ns, dtype=np.float64)
     pos = np.stack([position_at(m, grid, max_gap) for m in members], axis=1)
     both = np.all(np.isfinite(pos), axis=1)
+    heard = int(np.count_nonzero(np.any(np.isfinite(pos), axis=1)))
     grid, pos = grid[both], pos[both]
     signed = (pos - pos[:, :1]) * 1000.0 / rate
     spread = (pos.max(axis=1) - pos.min(axis=1)) * 1000.0 / rate if pos.size else np.zeros(0)
@@ -338,6 +340,7 @@ def skew(
         stats=stats_ms(spread),
         drift_ms_per_min=drifts,
         trend_ms=max(finite) * minutes if finite else math.nan,
+        coverage=int(both.sum()) / heard if heard else math.nan,
     )
 
 

@@ -15,6 +15,7 @@ __all__ = ["REPO", "BenchError", "Options", "now_ns", "say"]
 RATE = 44100  # the sink's rate and the album's
 QUALITY = "normal"  # the members are pinned to it; the reference is decoded at it
 PHASES = ("baseline", "group", "join")
+HEARD_TARGET_PCT = 99.0  # of the time any member plays, all do (none left silent)
 SKEW_TARGET_P99_MS = 1.0
 SKEW_AIM_P99_MS = 0.1
 TREND_TARGET_MS = 0.1  # "no drift trend": less than this over the whole run

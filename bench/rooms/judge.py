@@ -64,6 +64,7 @@ def stretch(found: dict[str, Any], names: list[str], t_from: float, t_to: float)
         "skew_ms": {k: _fmt(v) for k, v in s.stats.items()},
         "drift_ms_per_min": [_fmt(d) for d in s.drift_ms_per_min],
         "trend_ms": _fmt(s.trend_ms),
+        "all_heard_pct": _fmt(s.coverage * 100),
         "mean_offset_ms": mean_signed,
         "members": members,
     }

@@ -8,6 +8,7 @@ from typing import Any
 from latency.report import machine as _machine
 
 from .common import (
+    HEARD_TARGET_PCT,
     JOIN_TARGET_S,
     MAX_RATE_ADJUST,
     SKEW_AIM_P99_MS,
@@ -97,7 +98,9 @@ def _table(res: dict[str, Any]) -> list[bool]:
     p99, trend = gs.get("p99"), grp.get("trend_ms") if grp else None
     took = join.get("seconds_to_1ms") if join else None
     jumps, rate, und = _total(grp, "jumps"), _worst(grp, "max_rate_pct"), _total(grp, "underruns")
+    heard = grp.get("all_heard_pct") if grp else None
     ok = {
+        "heard": None if heard is None else heard >= HEARD_TARGET_PCT,
         "p99": None if p99 is None else p99 <= SKEW_TARGET_P99_MS,
         "trend": None if trend is None else abs(trend) <= TREND_TARGET_MS,
         "join": None if join is None else (took is not None and took <= JOIN_TARGET_S),
@@ -108,6 +111,11 @@ def _table(res: dict[str, Any]) -> list[bool]:
     minutes = grp["seconds"] / 60 if grp else 0.0
     print()
     print(f"  {'':<40}{'baseline':>10}{'group':>10}{'ratio':>8}  {'target':<18}verdict")
+    all_heard = base.get("all_heard_pct") if base else None
+    target = f">= {HEARD_TARGET_PCT:g}"
+    print(
+        _line("all members heard (% of time)", all_heard, heard, target, _verdict(ok["heard"]), 1)
+    )
     print(_line("skew p50 (ms)", bs.get("p50"), gs.get("p50"), "", ""))
     target = f"<= {SKEW_TARGET_P99_MS:g} (aim {SKEW_AIM_P99_MS:g})"
     print(_line("skew p99 (ms)", bs.get("p99"), p99, target, _verdict(ok["p99"], aim)))
