@@ -27,6 +27,7 @@ is reported, not fatal.  See ``bench/README.md``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import tempfile
 from pathlib import Path
@@ -35,7 +36,7 @@ from typing import Any
 from latency.driver import drive
 from rooms.common import PHASES, Options, default_ppm
 from rooms.report import machine, report
-from rooms.run import run
+from rooms.run import rejudge, run
 
 
 def parse_args(argv: list[str] | None = None) -> Options:
@@ -62,6 +63,12 @@ def parse_args(argv: list[str] | None = None) -> Options:
     )
     p.add_argument("--only", default=",".join(PHASES), help=f"phases, of {','.join(PHASES)}")
     p.add_argument("--seed", type=int, default=19)
+    p.add_argument(
+        "--rejudge",
+        type=Path,
+        metavar="JSON",
+        help="judge a kept run again (its --json; the run's directory is in it), run nothing",
+    )
     p.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     p.add_argument(
         "--keep", action="store_true", help="keep the temporary directory (logs, recordings)"
@@ -93,13 +100,13 @@ def parse_args(argv: list[str] | None = None) -> Options:
         seed=a.seed,
         json_path=a.json,
         keep=a.keep,
+        rejudge=a.rejudge,
     )
 
 
 def main(argv: list[str] | None = None) -> int:
     opts = parse_args(argv)
     info = machine()
-    root = Path(tempfile.mkdtemp(prefix="legato-multiroom-bench-"))
 
     def finish(res: dict[str, Any]) -> int:
         figures, ok = report(opts, res, info)
@@ -108,6 +115,22 @@ def main(argv: list[str] | None = None) -> int:
             opts.json_path.write_text(json.dumps(figures, indent=2, default=str) + "\n")
             print(f"\nwrote {opts.json_path}")
         return 0 if ok else 1
+
+    if opts.rejudge is not None:
+        previous = json.loads(opts.rejudge.read_text())
+        root = Path(previous["root"])
+        prior = previous.get("options", {})
+        opts = dataclasses.replace(
+            opts,
+            members=prior.get("members", opts.members),
+            ppm=tuple(prior.get("ppm", opts.ppm)),
+            track_seconds=prior.get("track_seconds", opts.track_seconds),
+            only=tuple(prior.get("only", opts.only)),
+            jitter_ms=prior.get("jitter_ms", opts.jitter_ms),
+            keep=True,
+        )
+        return drive("multiroom", root, lambda: rejudge(opts, root, previous), finish, keep=True)
+    root = Path(tempfile.mkdtemp(prefix="legato-multiroom-bench-"))
 
     return drive("multiroom", root, lambda: run(opts, root), finish, keep=opts.keep)
 

@@ -13,8 +13,11 @@ From that, per member, a map "play instant -> reference position", and across me
 - skew: the spread of the same instant's reference positions (ms of audio), p50/p99/max;
 - drift: each member's signed skew against the first, its least-squares slope (ms/min);
 - corrections seen in the audio: between consecutive windows the music advanced by the
-  DAC frames in between, plus or minus what the aligner inserted/removed; the rate of that
-  (<= 0.5 % is inaudible) and any jump the rate cannot explain (> 1 frame at once);
+  DAC frames in between, plus what the member inserted (or minus what it removed); the rate
+  of that (<= 0.5 % is inaudible), and jumps: an adjustment that differs by more than 1.5
+  frames from both its neighbours' (a step in the audio, not a rate), or that 0.5 % cannot
+  explain.  Windows are 50 ms apart, so a jump is seen by how the music moved between them;
+  frames spread through a block read as a rate;
 - a late joiner: from the join to the instant after which it stays within 1 ms.
 
 Pure functions over numpy arrays (the reference decoding at the end is the one helper
@@ -39,6 +42,7 @@ MIN_RMS = 30.0  # int16 units: quieter than this is silence (no correlation to s
 LOCAL_SEARCH = 4096  # frames either side of the predicted position
 JUMP_FRAMES = 1.5  # one frame at a time is allowed; a window is placed to ~0.2 frame
 NEIGHBOURS = 3  # pairs either side a step is judged against
+DISCONTINUITY_FRAMES = 22050  # half a second: a seek, a reload, a wrap, not a correction
 
 
 class Played(Protocol):
@@ -188,10 +192,12 @@ def locate_member(name: str, played: Played, ref: Reference) -> Located:
 
 def _pairs(loc: Located, max_gap: int) -> NDArray[np.bool_]:
     """Which consecutive windows belong to one stretch of steady play: close enough, no
-    underrun or writer change between them."""
+    underrun or writer change between them, and the music moved on with the DAC (not a
+    seek, a reload or the album starting over: a discontinuity, never a correction)."""
     if loc.k.size < 2:
         return np.zeros(0, dtype=bool)
-    near = np.diff(loc.k) <= max_gap
+    dk = np.diff(loc.k)
+    near = (dk <= max_gap) & (np.abs(dk - np.diff(loc.pos)) < DISCONTINUITY_FRAMES)
     first = np.searchsorted(loc.breaks, loc.k[:-1], side="right")
     last = np.searchsorted(loc.breaks, loc.k[1:] + 1024, side="left")
     out: NDArray[np.bool_] = near & (first == last)
@@ -246,12 +252,14 @@ def _steps(dev: F64) -> NDArray[np.bool_]:
     return out
 
 
-def corrections(loc: Located, max_gap: int, t_from: float = -math.inf) -> Corrections:
+def corrections(
+    loc: Located, max_gap: int, t_from: float = -math.inf, t_to: float = math.inf
+) -> Corrections:
     """Between consecutive windows the music advances by the DAC frames in between plus what
     the member inserted (-: it removed); judged against 0.5 % and single frames."""
     good = _pairs(loc, max_gap)
     if good.size:
-        good &= loc.t_ns[:-1] >= t_from
+        good &= (loc.t_ns[:-1] >= t_from) & (loc.t_ns[1:] <= t_to)
     dk = np.diff(loc.k).astype(np.float64)[good]
     dev = (dk - np.diff(loc.pos)[good]) if good.size else np.zeros(0)
     if dev.size == 0:

@@ -39,6 +39,7 @@ class Options:
     seed: int
     json_path: Path | None
     keep: bool
+    rejudge: Path | None = None  # a kept run's --json: judge it again, run nothing
 
     @property
     def speakers(self) -> int:

@@ -43,7 +43,7 @@ def stretch(found: dict[str, Any], names: list[str], t_from: float, t_to: float)
     members = {}
     for name, loc in zip(names, locs, strict=True):
         rec: Recording = found[name][0]
-        c = sa.corrections(loc, MAX_GAP, t_from=t_from)
+        c = sa.corrections(loc, MAX_GAP, t_from=t_from, t_to=t_to)
         in_range = (loc.t_ns >= t_from) & (loc.t_ns < t_to)
         members[name] = {
             "ppm": rec.ppm,

@@ -4,13 +4,14 @@ Why: on loopback the members' time exchanges take microseconds, which would flat
 sync.  Each member advertises this relay as its sync address (``[sync] advertise``), so
 followers reach the leader only through it, and every datagram is held for a delay:
 
-- from a follower to the leader: ``floor + uniform(0, 2 * spread)``;
-- back: ``floor + triangular(0, 0, 2 * spread)`` (mostly quick, sometimes slow);
+- from a follower to the leader: ``floor + uniform(0, mean)``;
+- back: ``floor + triangular(0, mean, mode 0)`` (mostly quick, sometimes slow);
 
-with ``floor = mean - spread`` and ``spread = mean / 2`` (2 ms: between 1 and 3 ms each
-way).  The two ways' jitter differs (asymmetric) while their shortest delay is the same: a
-constant difference between the ways is invisible to any two-way exchange (NTP's, PTP's),
-so it would only shift every follower by half of it, which no protocol can measure.
+with ``floor = mean / 2`` (``--jitter-ms 2``: 1 to 3 ms each way, 2 ms on average towards
+the leader, 1.67 ms back).  The two ways' jitter differs (asymmetric) while their shortest
+delay is the same: a constant difference between the ways is invisible to any two-way
+exchange (NTP's, PTP's), so it would only shift every follower by half of it, which no
+protocol can measure.
 
 Each follower gets its own socket towards the leader (as a NAT does), so the leader sees
 one address per follower and its pushes find their way back.  A process of its own, so

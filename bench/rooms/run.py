@@ -34,12 +34,19 @@ async def run(opts: Options, root: Path) -> dict[str, Any]:
             if "join" in opts.only:
                 events["join"] = await join(bench, opts, events["group"])
         busy = bench.busy
+    res["busy"] = busy.figures()  # its share of a core, known once it stopped
+    res["root"] = str(root)
+    return res | await judge_all(root, events, ref)
+
+
+async def judge_all(root: Path, events: dict[str, Any], ref: Any) -> dict[str, Any]:
+    """Every phase judged from the recordings in ``root/dac`` (also a kept run's, again)."""
     say("judging: finding every window in the album")
-    names = sorted(
-        {n for ev in events.values() for n in ev["members"]}
-        | ({events["join"]["joiner"]} if "join" in events else set())
-    )
-    found = await asyncio.to_thread(locate_all, root / "dac", names, ref)
+    res: dict[str, Any] = {}
+    names = {n for ev in events.values() for n in ev["members"]}
+    if "join" in events:
+        names.add(events["join"]["joiner"])
+    found = await asyncio.to_thread(locate_all, root / "dac", sorted(names), ref)
     if "baseline" in events:
         res["baseline"] = judge_baseline(found, events["baseline"])
     if "group" in events:
@@ -49,6 +56,15 @@ async def run(opts: Options, root: Path) -> dict[str, Any]:
         res["join"] = judge_join(found, events["join"])
     stats = root / "dac" / "dac-stats.json"
     res["dac_timing"] = json.loads(stats.read_text()) if stats.exists() else {}
-    res["busy"] = busy.figures()  # its share of a core, known once it stopped
     res["events"] = events
     return res
+
+
+async def rejudge(opts: Options, root: Path, previous: dict[str, Any]) -> dict[str, Any]:
+    """A kept run (``--keep``, its ``--json``) judged again, e.g. after a change to the judge."""
+    library = await asyncio.to_thread(prepare, opts.track_seconds, say)
+    ref = await asyncio.to_thread(reference, library)
+    keep = ("busy", "sync_config", "root")
+    return {k: previous[k] for k in keep if k in previous} | await judge_all(
+        root, previous["events"], ref
+    )
