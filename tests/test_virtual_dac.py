@@ -3,13 +3,16 @@ are read before any writer comes, a member's frames go at ``rate * (1 + ppm)``, 
 it keeps are the audio written, in order, an empty pipe is an underrun and a writer that
 goes away is noted (not an underrun).
 
-Real named pipes and the harness's own process; the writer is the speaker's ``FifoSink``.
+Real named pipes and the harness's own process; plain writers on the pipes.
 """
 
 from __future__ import annotations
 
+import array
+import fcntl
 import os
 import stat
+import termios
 import threading
 import time
 from pathlib import Path
@@ -17,7 +20,6 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from device.audio.sinks.fifo import FifoSink
 from tests.virtual_dac import STRIDE_FRAMES, WINDOW_FRAMES, VirtualDac, read_recording
 
 RATE = 44100
@@ -31,13 +33,26 @@ def ramp(frames: int, start: int = 0) -> NDArray[np.int16]:
     return out
 
 
-def _feed(sink: FifoSink, seconds: float) -> None:
-    """Write the ramp for ``seconds``: the pipe's back-pressure paces it at the DAC's rate."""
-    written = 0
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        sink.write(ramp(512, written))
-        written += 512
+class Writer(threading.Thread):
+    """Keeps a pipe full with the ramp, 64 frames at a time: the DAC's reads pace it, so
+    what it has written (minus what waits in the pipe) is what the DAC has taken."""
+
+    def __init__(self, fifo: Path, seconds: float) -> None:
+        super().__init__(name=f"writer-{fifo.stem}")
+        self.fd = os.open(fifo, os.O_WRONLY)
+        self.seconds = seconds
+        self.written = 0
+
+    def run(self) -> None:
+        end = time.monotonic() + self.seconds
+        while time.monotonic() < end:
+            os.write(self.fd, ramp(64, self.written).tobytes())  # atomic: < PIPE_BUF
+            self.written += 64
+
+    def taken(self) -> int:
+        buf = array.array("i", [0])
+        fcntl.ioctl(self.fd, termios.FIONREAD, buf)
+        return self.written - buf[0] // 4
 
 
 def test_members_play_at_their_own_rates_and_windows_are_what_was_written(
@@ -47,22 +62,24 @@ def test_members_play_at_their_own_rates_and_windows_are_what_was_written(
     with VirtualDac(tmp_path / "dac", ppm) as dac:
         for name in ppm:
             assert stat.S_ISFIFO(dac.fifo(name).stat().st_mode)  # made and read before us
-        sinks = {n: FifoSink(dac.fifo(n), RATE) for n in ppm}
-        for sink in sinks.values():
-            sink.open()
-        writers = [threading.Thread(target=_feed, args=(s, 2.5)) for s in sinks.values()]
-        for w in writers:
+        writers = {n: Writer(dac.fifo(n), 2.5) for n in ppm}
+        for w in writers.values():
             w.start()
-        for w in writers:
+        time.sleep(0.4)
+        a = {n: w.taken() for n, w in writers.items()}
+        a_s = time.monotonic()
+        time.sleep(1.8)
+        b = {n: w.taken() for n, w in writers.items()}
+        b_s = time.monotonic()
+        for w in writers.values():
             w.join()
+            os.close(w.fd)
         written_ns = time.monotonic_ns()
-        consumed = {n: s.frames_written - s.delay_frames() for n, s in sinks.items()}
-        for sink in sinks.values():
-            sink.close()
-        time.sleep(0.2)
+        time.sleep(0.6)  # what is in the pipes (64 KiB, 0.37 s) plays out
         recs = {n: dac.recording(n) for n in ppm}
-    # 4000 ppm apart over 2.5 s: the fast one took ~441 frames more (10 ms)
-    assert abs(consumed["fast"] - consumed["slow"] - 4000e-6 * RATE * 2.5) < 120
+    for name in ppm:  # frames taken per second of the host's clock, +-2 ticks
+        rate = (b[name] - a[name]) / (b_s - a_s)
+        assert abs(rate - RATE * (1 + ppm[name] / 1e6)) < 2 * 44 / (b_s - a_s), name
     for name, rec in recs.items():
         assert rec.windows.shape[1] == WINDOW_FRAMES
         assert np.all(np.diff(rec.window_k) % STRIDE_FRAMES == 0)
@@ -71,8 +88,7 @@ def test_members_play_at_their_own_rates_and_windows_are_what_was_written(
         # consecutive pieces of the ramp, as far apart as their DAC frames
         firsts = rec.windows[whole, 0].astype(np.int64)
         assert np.array_equal(np.diff(firsts) % 30000, np.diff(rec.window_k[whole]) % 30000)
-        # the writer kept up (closing, the sink lets the pipe run out: that one is no matter)
-        assert np.all(rec.play_ns(rec.underrun_k) > written_ns), name
+        assert np.all(rec.play_ns(rec.underrun_k) > written_ns), name  # it kept up
         assert rec.gone_k.size == 1, name  # and went away once, at the end
 
 
