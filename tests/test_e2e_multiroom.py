@@ -100,6 +100,13 @@ class Rig:
     group_id: str = ""
 
     def start(self, name: str) -> Process:
+        """A member speaker, its state (keys, offline copies, group) in the module's own
+        directory: the same after a restart, whatever the test's environment says."""
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("LEGATO_SPEAKER_STATE", str(self.system.root / "speaker-state"))
+            return self._start(name)
+
+    def _start(self, name: str) -> Process:
         return self.system.start_speaker(
             name,
             *("--engine", "native", "--sink", self.dac.sink(name), "--quality", "normal"),
@@ -370,8 +377,8 @@ def test_a_group_plays_from_the_members_offline_caches_with_the_hub_stopped(rig:
     try:
         wait_for(lambda: all(ready(n) for n in everyone), 60, "the album offline")
     except AssertionError as exc:
-        docs = {n: rig.api.client.get(f"/v1/devices/{n}/downloads").json() for n in everyone}
-        raise AssertionError(f"{exc}: {docs}") from None
+        local = {n: _offline_doc(rig, n) for n in everyone}
+        raise AssertionError(f"{exc}: each speaker's own /offline: {local}") from None
     assert rig.system.hub is not None
     rig.system.hub.stop()
     said = rig.said()
@@ -396,11 +403,14 @@ def request_download(rig: Rig, name: str) -> None:
     assert wait_for(accepted, 15, f"{name}'s keys", rig.system.logs).status_code == 202
 
 
-def _offline_tracks(rig: Rig, name: str) -> list[dict[str, Any]]:
+def _offline_doc(rig: Rig, name: str) -> dict[str, Any]:
     token = rig.system.local_token(name)
-    doc = httpx.get(
-        f"http://127.0.0.1:{rig.ports[name]}/offline", params={"token": token}, timeout=5
-    ).json()
+    r = httpx.get(f"http://127.0.0.1:{rig.ports[name]}/offline", params={"token": token}, timeout=5)
+    return dict(r.json())
+
+
+def _offline_tracks(rig: Rig, name: str) -> list[dict[str, Any]]:
+    doc = _offline_doc(rig, name)
     tracks = [t for t in doc["tracks"] if t["state"] == "ready"]
     return sorted(tracks, key=lambda t: str(t["name"]))
 
