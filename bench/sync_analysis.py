@@ -359,19 +359,25 @@ def time_to_sync(
     since_ns: float,
     until_ns: float,
     tol_ms: float = 1.0,
+    *,
+    max_gap: int = 3 * 2205,
 ) -> float | None:
     """Seconds from ``since_ns`` until the joiner's audio is within ``tol_ms`` of the others'
-    and stays so to ``until_ns`` (None: never, or never measured)."""
-    members = [*others, joiner]
-    s = skew(members, rate, since_ns, until_ns, step_ns=10e6)
-    if s.t_ns.size == 0:
+    (their median, of those heard at each instant) and stays so to ``until_ns`` (None:
+    never, or never measured)."""
+    grid = np.arange(since_ns, until_ns, 10e6, dtype=np.float64)
+    mine = position_at(joiner, grid, max_gap)
+    theirs = np.stack([position_at(m, grid, max_gap) for m in others], axis=1)
+    ok = np.isfinite(mine) & np.any(np.isfinite(theirs), axis=1)
+    if not ok.any():
         return None
-    dev = np.abs(s.signed_ms[:, -1] - np.median(s.signed_ms[:, :-1], axis=1))
+    grid, mine, theirs = grid[ok], mine[ok], theirs[ok]
+    dev = np.abs(mine - np.nanmedian(theirs, axis=1)) * 1000.0 / rate
     bad = np.nonzero(dev > tol_ms)[0]
     if bad.size == 0:
-        first = float(s.t_ns[0])
-    elif bad[-1] + 1 < s.t_ns.size:
-        first = float(s.t_ns[bad[-1] + 1])
+        first = float(grid[0])
+    elif bad[-1] + 1 < grid.size:
+        first = float(grid[bad[-1] + 1])
     else:
         return None
     return (first - since_ns) / 1e9
