@@ -199,10 +199,15 @@ class SpeakerService:
         """JoinGroup/LeaveGroup from the hub; a leader leaving stops its own player too."""
         assert self.group is not None
         player = self.group_player
-        led = player is not None and player.role is Role.LEADER
+        was = player.role if player is not None else Role.NONE
         why = self.group.on_group(cmd)
-        if why is None and isinstance(cmd, LeaveGroup) and led:
-            stop = Stop(id=f"leave-group-{secrets.token_hex(4)}")
+        now = player.role if player is not None else Role.NONE
+        # the controller's own player stops too: a leader's music ends with the group, and
+        # a speaker that becomes a follower plays the group's instead of its own
+        led = was is Role.LEADER and now is Role.NONE
+        joined = was is Role.NONE and now is Role.FOLLOWER
+        if why is None and (led or joined) and self._controller.state.current is not None:
+            stop = Stop(id=f"group-stop-{secrets.token_hex(4)}")
             asyncio.get_running_loop().call_soon(self._control_command, stop)
         return why
 
@@ -393,7 +398,7 @@ class SpeakerService:
         if self.group_player is None:
             self._emit(self._controller.track_ended(uri))
             return
-        with self.group_player.track_ending():  # the next track's load: a gapless join
+        with self.group_player.track_ending(uri):  # the next track's load: a gapless join
             outcome = self._controller.track_ended(uri)
         self._emit(outcome)
 

@@ -22,7 +22,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from connect_protocol.messages import (
+    Adopt,
     JoinGroup,
+    LeaveGroup,
     Next,
     Pause,
     Play,
@@ -108,7 +110,7 @@ class Member:
         self.ended.append(uri)
         assert self.player is not None
         assert self.controller is not None
-        with self.player.track_ending():
+        with self.player.track_ending(uri):
             self.controller.track_ended(uri)
 
     def command(self, cmd: object) -> None:
@@ -118,9 +120,10 @@ class Member:
         assert ack.ack.ok, ack.ack
 
     async def close(self) -> None:
-        assert self.player is not None
-        self.player.close()
-        await self.player.peer.close()
+        player, self.player = self.player, None
+        if player is not None:
+            player.close()
+            await player.peer.close()
 
 
 def join(member: Member, leader: Member) -> None:
@@ -143,9 +146,11 @@ def check_aligned(members: list[Member], refs: dict[str, NDArray[np.float32]]) -
     errors = []
     for m in members:
         heard = m.reader.heard()
-        errors.append(
-            found_at(heard, m.reader.frame_at(t_ns), refs[anchor.uri], expected) - expected
-        )
+        try:
+            found = found_at(heard, m.reader.frame_at(t_ns), refs[anchor.uri], expected)
+        except AssertionError as exc:
+            raise AssertionError(f"{m.id}: {exc}") from None
+        errors.append(found - expected)
     assert max(abs(e) for e in errors) <= MS, f"off the timeline by {errors} frames"
     return errors
 
@@ -160,17 +165,31 @@ def test_a_follower_plays_what_the_leader_plays_in_sync_and_rejoins_after_a_rest
     tmp_path: Path,
 ) -> None:
     source = MemorySource()
-    pcm_a, pcm_b = noise(RATE * 6, 1), noise(RATE * 4, 2)
+    pcm_a, pcm_b, pcm_c = noise(RATE * 6, 1), noise(RATE * 3, 2), noise(RATE * 5, 3)
     a: Track = source.add(make_track("a" * 22, pcm_a, RATE))
     b: Track = source.add(make_track("b" * 22, pcm_b, RATE))
-    refs = {a.ref.uri: pcm_a, b.ref.uri: pcm_b}
+    c: Track = source.add(make_track("c" * 22, pcm_c, RATE))
+    refs = {a.ref.uri: pcm_a, b.ref.uri: pcm_b, c.ref.uri: pcm_c}
     readers = [
         FifoReader(tmp_path / f"dac{i}", RATE, ppm=p).start() for i, p in enumerate((-100, 100))
     ]
 
+    started: list[Member] = []
+
+    async def member(name: str, reader: FifoReader) -> Member:
+        started.append(Member(name, reader, source, tmp_path))
+        return await started[-1].start()
+
     async def go() -> None:
-        leader = await Member("leader", readers[0], source, tmp_path).start()
-        follower = await Member("follower", readers[1], source, tmp_path).start()
+        try:
+            await scenario()
+        finally:
+            for m in started:
+                await m.close()
+
+    async def scenario() -> None:
+        leader = await member("leader", readers[0])
+        follower = await member("follower", readers[1])
         join(leader, leader)
         join(follower, leader)
         assert leader.player is not None
@@ -181,14 +200,15 @@ def test_a_follower_plays_what_the_leader_plays_in_sync_and_rejoins_after_a_rest
             lambda: follower.player is not None and follower.player.peer.estimate is not None
         )
 
-        leader.command(Play(id="p", tracks=(a.ref, b.ref), offset=0))
+        leader.command(Play(id="p", tracks=(a.ref, b.ref, c.ref), offset=0))
         await until(lambda: follower.player is not None and follower.player.current == a.ref)
         await asyncio.sleep(1.2)
         check_aligned([leader, follower], refs)
 
         leader.command(Pause(id="pause"))
-        paused_at = time.monotonic_ns() + 100_000_000  # the follower pauses on the plan
-        await asyncio.sleep(0.5)
+        # both stop writing at once (the follower on the plan); what the pipe holds plays out
+        paused_at = time.monotonic_ns() + 300_000_000
+        await asyncio.sleep(0.6)
         assert quiet(follower, paused_at)
         assert quiet(leader, paused_at)
 
@@ -196,12 +216,20 @@ def test_a_follower_plays_what_the_leader_plays_in_sync_and_rejoins_after_a_rest
         await asyncio.sleep(0.8)
         check_aligned([leader, follower], refs)
 
-        leader.command(Seek(id="seek", position_ms=4000))
-        await asyncio.sleep(0.8)
+        leader.command(Seek(id="seek", position_ms=4600))
+        await asyncio.sleep(0.6)
+        check_aligned([leader, follower], refs)
+
+        # the gapless join: the timeline runs on into b, no new start
+        seeked = leader.player.anchor
+        assert seeked is not None
+        await until(lambda: follower.player is not None and follower.player.current == b.ref)
+        await asyncio.sleep(0.6)
+        assert leader.player.anchor == seeked.rebased(b.ref.uri, len(pcm_a))
         check_aligned([leader, follower], refs)
 
         leader.command(Next(id="next"))
-        await until(lambda: follower.player is not None and follower.player.current == b.ref)
+        await until(lambda: follower.player is not None and follower.player.current == c.ref)
         await asyncio.sleep(0.8)
         check_aligned([leader, follower], refs)
         assert follower.player.sync_stats().synced
@@ -210,19 +238,101 @@ def test_a_follower_plays_what_the_leader_plays_in_sync_and_rejoins_after_a_rest
         path = tmp_path / "follower" / "group.json"
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         await follower.close()
-        follower = await Member("follower", readers[1], source, tmp_path).start()
+        follower = await member("follower", readers[1])
         assert follower.player is not None
         assert follower.player.role is Role.FOLLOWER
-        await until(lambda: follower.player is not None and follower.player.current == b.ref)
+        await until(lambda: follower.player is not None and follower.player.current == c.ref)
         await asyncio.sleep(1.0)
         check_aligned([leader, follower], refs)
-        assert follower.ended == []  # its own controller drove nothing
 
-        await follower.close()
-        await leader.close()
+        # the hub makes the follower the leader: it plays on, on a timeline continuous
+        # with the old one (converted to its own clock), and the old leader follows it
+        old = leader.player.anchor
+        assert old is not None
+        join(follower, follower)
+        join(leader, follower)
+        assert (follower.player.role, leader.player.role) == (Role.LEADER, Role.FOLLOWER)
+        new = follower.player.anchor
+        assert new is not None
+        now = time.monotonic_ns()  # one process: both clocks are this one
+        assert abs(new.frame_at(now) - old.frame_at(now)) <= MS
+        # the hub hands it the group's queue: it carries on what it plays, no reload
+        await asyncio.sleep(0.3)  # its engine aligns to its own clock now (a start)
+        starts = follower.player.sync_stats().starts
+        adopt = Adopt(
+            id="adopt",
+            tracks=(a.ref, b.ref, c.ref),
+            order=(0, 1, 2),
+            index=2,
+            current=c.ref,
+            position_ms=follower.player.position_ms(),
+        )
+        follower.command(adopt)
+        await until(lambda: leader.player is not None and leader.player.current == c.ref)
+        await asyncio.sleep(1.0)
+        check_aligned([follower, leader], refs)
+        assert follower.player.sync_stats().starts == starts
+        # and it drives the group now
+        follower.command(Pause(id="pause-2"))
+        paused_at = time.monotonic_ns() + 300_000_000
+        await asyncio.sleep(0.6)
+        assert quiet(leader, paused_at)
+        assert quiet(follower, paused_at)
 
     try:
         asyncio.run(asyncio.wait_for(go(), 30))
     finally:
         for reader in readers:
             reader.stop()
+
+
+@dataclass
+class Roles:
+    """What the membership asked of the player, in order."""
+
+    calls: list[tuple[str, ...]] = field(default_factory=list)
+
+    def lead(self, key: bytes) -> None:
+        self.calls.append(("lead",))
+
+    def follow(self, key: bytes, leader_addr: str, leader_id: str) -> None:
+        self.calls.append(("follow", leader_addr, leader_id))
+
+    def leave(self) -> None:
+        self.calls.append(("leave",))
+
+
+def test_a_join_is_checked_kept_private_rejoined_after_a_restart_and_left(tmp_path: Path) -> None:
+    file = MembershipFile(tmp_path / "s1" / "group.json")
+    roles = Roles()
+    member = GroupMember("s1", roles, file)
+
+    def join(
+        leader_id: str = "s0", leader_addr: str = "10.0.0.2:7700", key: str = KEY
+    ) -> str | None:
+        cmd = JoinGroup(
+            id=f"j{next(_ids)}", group_id="g", leader_id=leader_id, leader_addr=leader_addr, key=key
+        )
+        return member.on_group(cmd)
+
+    assert "key" in (join(key="c2hvcnQ") or "")
+    assert "leader_addr" in (join(leader_addr="") or "")
+    assert "leader_addr" in (join(leader_addr="10.0.0.2") or "")
+    assert not file.path.exists()
+    assert roles.calls == []
+    assert join() is None
+    assert join() is None  # said again (a reconnect): nothing changes
+    assert roles.calls == [("follow", "10.0.0.2:7700", "s0")]
+    assert stat.S_IMODE(file.path.stat().st_mode) == 0o600
+
+    again = Roles()
+    GroupMember("s1", again, file).restore()  # a restart: back in the group, hub or not
+    assert again.calls == [("follow", "10.0.0.2:7700", "s0")]
+
+    assert join(leader_id="s1", leader_addr="") is None  # now it leads
+    assert member.on_group(LeaveGroup(id="l")) is None
+    assert roles.calls[1:] == [("lead",), ("leave",)]
+    assert not file.path.exists()
+
+    mpv = GroupMember("s2", None, MembershipFile(tmp_path / "s2.json"), cannot="no sync (mpv)")
+    assert mpv.on_group(JoinGroup(id="j", group_id="g", leader_id="s2", key=KEY)) == "no sync (mpv)"

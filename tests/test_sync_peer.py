@@ -10,8 +10,15 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
 
 from connect_protocol.messages import TrackRef
+from connect_protocol.mqtt import BrokerAddress
+from device import config
+from device.config import ConfigError
+from device.hub_link import sync_address
 from device.sync.anchor import Anchor
 from device.sync.peer import PeerTiming, SyncPeer
 from device.sync.wire import MAX_DATAGRAM, Kind, Plan, TimeRequest, encode
@@ -211,3 +218,22 @@ def test_the_leader_remembers_at_most_16_followers() -> None:
         await leader.close()
 
     run(go)
+
+
+def test_the_sync_socket_is_configured_checked_and_advertised(tmp_path: Path) -> None:
+    conf = tmp_path / "speaker.toml"
+    conf.write_text('[speaker]\nid = "s1"\n[sync]\nport = 7700\nbind = "127.0.0.1"\n')
+    cfg = config.load(conf)
+    assert (cfg.sync_port, cfg.sync_bind, cfg.sync_advertise) == (7700, "127.0.0.1", "")
+    assert sync_address(cfg, None, 7700) == "127.0.0.1:7700"  # the bound address
+    for bad in ("port = 70000", 'bind = "kitchen"', 'advertise = "host"', 'advertise = "h:0"'):
+        conf.write_text(f'[speaker]\nid = "s1"\n[sync]\n{bad}\n')
+        with pytest.raises(ConfigError, match="sync"):
+            config.load(conf)
+    # NAT or a relay: the override, as given
+    relayed = config.with_overrides(cfg, sync_advertise="relay.example:9000")
+    assert sync_address(relayed, None, 7700) == "relay.example:9000"
+    # all interfaces: the address the broker is reached from, with the bound port
+    anywhere = config.with_overrides(cfg, sync_bind="")
+    broker = BrokerAddress(host="127.0.0.1", port=1883, username="s1", password="x")
+    assert sync_address(anywhere, broker, 7700) == "127.0.0.1:7700"

@@ -24,6 +24,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connect_protocol.messages import TrackRef
+from device.audio.native.alignment import Decision, SyncAlignment
+from device.audio.pcm_queue import Chunk
+from device.audio.timeline import Timeline
 from device.sync.aligner import Aligner, apply_adjust
 from device.sync.anchor import NS, Anchor
 from device.sync.clock import ClockFilter, Exchange
@@ -273,6 +276,39 @@ def test_the_clock_filter_finds_the_leaders_clock_through_jitter(
     assert abs(estimate.skew - skew) <= 50e-6
 
 
+@settings(max_examples=25, deadline=None)
+@given(
+    offset=st.integers(min_value=-(10**12), max_value=10**12),
+    skew_ppm=st.floats(min_value=-100, max_value=100),
+    seed=st.integers(min_value=0, max_value=2**16),
+)
+def test_the_clock_filter_is_not_fooled_by_jitter_that_differs_each_way(
+    offset: int, skew_ppm: float, seed: int
+) -> None:
+    """The bench's network: 1 ms floor each way, then 0-2 ms uniform towards the leader
+    but mostly short back (triangular): the least round trip's midpoint is ~100 us off
+    here; each way's own floor is not."""
+    rng = random.Random(seed)
+    skew = skew_ppm * 1e-6
+
+    def leader(local: float) -> float:
+        return offset + local * (1 + skew)
+
+    filt = ClockFilter()
+    local = 10**12
+    for _ in range(256):  # 32 s at the peer's 8 a second
+        local += 125_000_000
+        fwd = 1_000_000 + rng.uniform(0, 2_000_000)
+        back = 1_000_000 + rng.triangular(0, 2_000_000, 0)
+        t2 = round(leader(local + fwd))
+        filt.add(Exchange(local, t2, t2 + 20_000, round(local + fwd + 20_000 + back)))
+    estimate = filt.estimate
+    assert estimate is not None
+    now = local + 100_000_000
+    error_us = abs(estimate.leader_ns(now) - leader(now)) / 1000
+    assert error_us <= 100, f"{error_us:.0f} us off"
+
+
 def test_the_clock_filter_refuses_nonsense() -> None:
     filt = ClockFilter(min_samples=1)
     good = Exchange(100, 1_000_100, 1_000_200, 300)
@@ -365,3 +401,80 @@ def test_a_plan_too_big_for_one_datagram_is_refused_when_sent() -> None:
     big = TrackRef(uri="u" * 2000, duration_ms=1)
     with pytest.raises(WireError):
         encode(KEY, Plan(1, None, big, None))
+
+
+# --- the engine's timeline and the sink thread's decisions ---------------------------
+
+
+def test_the_timeline_holds_through_a_gap_and_is_exact_again_after_an_adjusted_block() -> None:
+    tl = Timeline()
+    tl.gap(300, 1, "u", 1000)  # silence before track frame 1000
+    assert tl.heard(0) == (tl.spans[0], 1000)
+    assert tl.heard(299) == (tl.spans[0], 1000)  # the track holds during the silence
+    tl.wrote(1, "u", 1000, 514, False, track_frames=512)  # two frames inserted
+    tl.wrote(1, "u", 1512, 512, True)
+    assert tl.heard(300)[1] == 1000  # type: ignore[index]
+    assert tl.heard(300 + 514)[1] == 1512  # type: ignore[index]  # exact after the block
+    assert tl.heard(300 + 514 + 511)[1] == 2023  # type: ignore[index]
+    assert tl.ended(300 + 514 + 512 - 1) == []
+    assert [m.uri for m in tl.ended(300 + 514 + 512)] == ["u"]  # the end where it is heard
+
+
+class StepClock:
+    """A group clock a test moves by hand."""
+
+    def __init__(self, now: int | None) -> None:
+        self.now = now
+
+    def now_ns(self) -> int | None:
+        return self.now
+
+
+def chunk(uri: str, start: int, frames: int = BLOCK, gen: int = 1, last: bool = False) -> Chunk:
+    return Chunk(gen, uri, start, np.zeros((frames, 2), np.int16), last)
+
+
+def test_the_sink_thread_waits_in_silence_for_the_clock_then_starts_exactly() -> None:
+    clock = StepClock(None)
+    sync = SyncAlignment(RATE, BLOCK)
+    anchor = Anchor(uri="a", frame=0, at_ns=NS, rate=RATE)
+    sync.set_sync(clock, anchor, None)
+    assert sync.decide(chunk("a", 0), 0, None) == Decision(audio=False, silence=BLOCK)
+    clock.now = NS - 100 * NS // RATE  # 100 frames before the anchor: 100 frames of silence
+    assert sync.decide(chunk("a", 0), 0, None) == Decision(silence=100)
+    clock.now = NS + 1000 * NS // RATE  # 1000 frames late: drop them (within the chunk)
+    assert sync.decide(chunk("a", 0), 0, None) == Decision(audio=False, skip=BLOCK)
+    assert sync.starts == 1  # the first start is done; a skip is part of no new one
+
+
+def test_a_stall_is_re_aligned_at_once_and_counted_hard() -> None:
+    clock = StepClock(NS)
+    sync = SyncAlignment(RATE, BLOCK)
+    sync.set_sync(clock, Anchor(uri="a", frame=0, at_ns=NS, rate=RATE), None)
+    assert sync.decide(chunk("a", 0), 0, None) == Decision()
+    clock.now = 2 * NS  # a second later the member is still at frame 512: far behind
+    assert sync.decide(chunk("a", BLOCK), 0, None) == Decision(audio=False, skip=BLOCK)
+    assert sync.aligner.hard_corrections == 1
+    assert sync.decide(chunk("a", RATE), 0, None) == Decision()  # on time again: a soft loop
+    assert sync.starts == 1
+    assert sync.aligner.hard_corrections == 1
+
+
+def test_the_timeline_runs_on_into_the_next_track_at_a_gapless_join() -> None:
+    clock = StepClock(NS)
+    sync = SyncAlignment(RATE, BLOCK)
+    anchor = Anchor(uri="a", frame=0, at_ns=NS, rate=RATE)
+    sync.set_sync(clock, anchor, None)
+    sync.decide(chunk("a", 0), 0, "b")
+    sync.wrote(chunk("a", 0, 1000, last=True))
+    clock.now = NS + 1000 * NS // RATE
+    assert sync.decide(chunk("b", 0, gen=2), 0, None) == Decision()
+    assert sync.rebased == anchor.rebased("b", 1000) == sync.anchor
+    assert sync.aligner.started  # no new start: the join is seamless
+
+
+def test_an_anchor_for_the_next_track_waits_for_the_join_and_another_track_for_its_audio() -> None:
+    sync = SyncAlignment(RATE, BLOCK)
+    sync.set_sync(StepClock(NS), Anchor(uri="b", frame=0, at_ns=2 * NS, rate=RATE), None)
+    assert sync.decide(chunk("a", 5000), 0, "b") == Decision()  # written as it is
+    assert sync.decide(chunk("a", 5000), 0, None) == Decision(audio=False, silence=BLOCK)

@@ -31,6 +31,7 @@ class AlignPolicy:
     max_rate: float = 0.005  # soft corrections: at most 0.5 % of the rate
     settle_s: float = 2.0  # the PI loop's time constant: an error halves in about this
     deadband_frames: float = 0.5  # below this the loop leaves the integrator alone
+    learn_s: float = 3.0  # after a first start, fit the DAC's drift over this long, once
 
     @property
     def kp(self) -> float:
@@ -66,12 +67,17 @@ class Aligner:
         self.hard_corrections = 0
         self.frames_inserted = 0
         self.frames_removed = 0
+        self.learned = False  # the drift was fitted (it belongs to the DAC: kept across starts)
+        self._trace: list[tuple[float, float]] = []  # (time, error had nothing been corrected)
+        self._elapsed = 0.0
+        self._applied = 0  # frames inserted less frames removed since the trace began
 
     def restart(self) -> None:
         """A new start (load, seek, resume, new clock): align at once again; keep the learned
         drift, which belongs to the DAC's crystal and does not change with the music."""
         self.started = False
         self._owed = 0.0
+        self._trace.clear()
 
     def step(self, error_frames: float, block_frames: int) -> Step:
         """The correction for the next block of ``block_frames`` frames."""
@@ -83,6 +89,7 @@ class Aligner:
             hard = self.started
             self.started = True
             self._owed = 0.0
+            self._trace.clear()
             whole = round(error_frames)
             if hard:
                 self.hard_corrections += 1
@@ -92,6 +99,7 @@ class Aligner:
                 return Step(skip=-whole, hard=hard)
             return Step(hard=hard)
         dt = block_frames / self.rate
+        self._learn(error_frames, dt)
         if abs(error_frames) > p.deadband_frames:
             self._integral += error_frames * dt
         limit = p.max_rate * self.rate  # frames per second
@@ -104,11 +112,34 @@ class Aligner:
         adjust = int(self._owed)  # toward zero: only whole frames
         adjust = max(-cap, min(cap, adjust))
         self._owed -= adjust
+        self._applied += adjust
         if adjust > 0:
             self.frames_inserted += adjust
         elif adjust < 0:
             self.frames_removed -= adjust
         return Step(adjust=adjust)
+
+    def _learn(self, error_frames: float, dt: float) -> None:
+        """Once, ``learn_s`` after the first start: the slope of the error as it would have
+        been uncorrected is the DAC's drift; start the integrator there, so a crystal
+        hundreds of ppm off is followed in seconds instead of the PI loop's tens."""
+        if self.learned:
+            return
+        if not self._trace:
+            self._elapsed, self._applied = 0.0, 0
+        self._elapsed += dt
+        self._trace.append((self._elapsed, error_frames + self._applied))
+        if self._elapsed < self.policy.learn_s or len(self._trace) < 8:
+            return
+        n = len(self._trace)
+        mean_t = sum(t for t, _ in self._trace) / n
+        mean_u = sum(u for _, u in self._trace) / n
+        stt = sum((t - mean_t) ** 2 for t, _ in self._trace)
+        slope = sum((t - mean_t) * (u - mean_u) for t, u in self._trace) / stt  # frames/s
+        limit = self.policy.max_rate * self.rate
+        self._integral = max(-limit, min(limit, slope)) / self.policy.ki
+        self.learned = True
+        self._trace.clear()
 
     @property
     def drift_ppm(self) -> float:

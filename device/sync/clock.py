@@ -5,11 +5,11 @@ One exchange: the follower sends at its ``t1``, the leader receives at its
 (leader minus follower) is ``((t2 - t1) + (t3 - t4)) / 2``, wrong by at most
 half the round trip's asymmetry; the round trip's own delay
 ``(t4 - t1) - (t3 - t2)`` says how much to trust it.  Network jitter only ever
-adds delay, so the exchanges with the least delay carry the truest offsets:
-the filter keeps a window of recent exchanges, takes the least-delayed one of
-each run of ``group``, drops those far slower than the best, and fits offset
-against time to the rest (least squares), which also gives the rate
-difference between the two clocks.  Pure: the
+adds delay, so each way's least delay over a window of
+recent exchanges is that way's floor: the offset is half the difference of
+the two floors (``_floor_offset``), which does not care how differently the
+two ways jitter.  The rate difference between the clocks comes from the
+floors of the window's two halves, and is taken out before the minima.  Pure: the
 caller supplies every timestamp.
 """
 
@@ -58,17 +58,15 @@ class ClockFilter:
     def __init__(
         self,
         *,
-        window: int = 64,
-        group: int = 4,
+        window: int = 256,
         min_samples: int = 4,
-        slack_ns: int = 200_000,
+        min_span_ns: int = 4_000_000_000,
         max_delay_ns: int = 500_000_000,
         max_skew: float = 500e-6,
     ) -> None:
         self._window: deque[Exchange] = deque(maxlen=window)
         self.min_samples = min_samples
-        self.group = group
-        self.slack_ns = slack_ns
+        self.min_span_ns = min_span_ns  # a rate needs seconds between the window's halves
         self.max_delay_ns = max_delay_ns
         self.max_skew = max_skew
         self.estimate: Estimate | None = None
@@ -90,24 +88,33 @@ class ClockFilter:
         return self.estimate
 
     def _fit(self) -> Estimate:
-        """The least-delay exchange of each run of ``group`` (jitter only adds delay),
-        then a straight line through them: offset now, and rate."""
+        """Each way's least delay over the window, with the rate taken out; the rate
+        itself from the two halves of the window, refined twice."""
         window = list(self._window)
-        chosen = [
-            min(window[i : i + self.group], key=lambda ex: ex.delay_ns)
-            for i in range(0, len(window), self.group)
-        ]
-        best = min(ex.delay_ns for ex in chosen)
-        chosen = [ex for ex in chosen if ex.delay_ns <= 2 * best + self.slack_ns]
         ref = window[-1].local_ns
-        xs = [ex.local_ns - ref for ex in chosen]
-        ys = [ex.offset_ns for ex in chosen]
-        n = len(chosen)
-        mean_x, mean_y = sum(xs) / n, sum(ys) / n
-        sxx = sum((x - mean_x) ** 2 for x in xs)
+        half = len(window) // 2
+        early, late = window[:half], window[half:]
+        span = _mean_local(late) - _mean_local(early) if half else 0.0
         skew = 0.0
-        if n >= 3 and sxx >= n * 1e18:  # a rate needs seconds between the points
-            skew = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / sxx
-            skew = max(-self.max_skew, min(self.max_skew, skew))
-        offset_at_ref = mean_y - skew * mean_x
-        return Estimate(offset_ns=offset_at_ref, ref_ns=ref, skew=skew, samples=n)
+        if half >= self.min_samples and span >= self.min_span_ns:
+            for _ in range(3):  # each pass takes out more of the rate before the minima
+                residual = _floor_offset(late, skew, ref) - _floor_offset(early, skew, ref)
+                skew = max(-self.max_skew, min(self.max_skew, skew + residual / span))
+        offset = _floor_offset(window, skew, ref)
+        return Estimate(offset_ns=offset, ref_ns=ref, skew=skew, samples=len(window))
+
+
+def _mean_local(exchanges: list[Exchange]) -> float:
+    return sum(ex.local_ns for ex in exchanges) / len(exchanges)
+
+
+def _floor_offset(exchanges: list[Exchange], skew: float, ref: float) -> float:
+    """The offset at ``ref`` from each way's own least delay (rate ``skew`` taken out).
+
+    Jitter only adds delay, so each way reaches its floor on its own, however the
+    two ways' jitter differs; what is left is half the floors' difference, a
+    constant asymmetry that no two-way scheme can see.
+    """
+    there = min(ex.t2 - ex.t1 - skew * (ex.local_ns - ref) for ex in exchanges)
+    back = min(ex.t4 - ex.t3 + skew * (ex.local_ns - ref) for ex in exchanges)
+    return (there - back) / 2

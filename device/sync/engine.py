@@ -61,6 +61,10 @@ class GroupPlayer:
         self.plans_applied = 0
         self._waiting: Plan | None = None  # a plan that came before the clock
         self._ending = False  # the controller is handling a track's end (a gapless join)
+        # what the engine itself has as its current and next track: a follower's plan may
+        # be ahead of it (the leader joined the next track first)
+        self._engine_uri: str | None = None
+        self._engine_next: str | None = None
         self._adopting = False  # a new leader's first load may be what it already plays
 
     # --- roles (from GroupMember) -----------------------------------------------------------
@@ -75,7 +79,8 @@ class GroupPlayer:
         self.role = Role.LEADER
         self.anchor = anchor
         self.inner.set_sync(self.peer.leader_clock, anchor, self._on_rebase)
-        self._publish()
+        if anchor is not None:  # nothing playing (a restarted leader): the followers play on
+            self._publish()
 
     def follow(self, key: bytes, leader_addr: str, leader_id: str) -> None:
         logger.info("following the group leader %s at %s", leader_id, leader_addr)
@@ -85,6 +90,10 @@ class GroupPlayer:
         self._waiting = None
         # a new clock (silence until it is known), then the leader's plan: an anchor on
         # another leader's clock means nothing on this one
+        if was is Role.NONE:  # its own music gives way to the group's
+            self._unload()
+            self.current = self.next = None
+            self.playing = False
         if was is not Role.FOLLOWER or self.peer.estimate is None:
             self.anchor = None
             self.inner.set_sync(self.peer.clock, None, self._on_rebase)
@@ -95,7 +104,7 @@ class GroupPlayer:
             return
         self.peer.leave()
         self.role = Role.NONE
-        self.inner.unload()
+        self._unload()
         self.inner.set_sync(None, None, None)
         self.anchor = self.current = self.next = None
         self.playing = False
@@ -122,13 +131,17 @@ class GroupPlayer:
             return
         adopting, self._adopting = self._adopting, False
         joined = self._ending and position_ms == 0 and self._anchor_is(track)
+        # a new leader told what the group plays (the hub's Adopt) already plays it
+        kept = adopting and playing and self._anchor_is(track) and self.playing
         self.current, self.playing = track, playing
+        if not joined:
+            self.next = None  # the controller says what follows right after
         if self.role is Role.LEADER and not joined:
-            kept = adopting and playing and self.anchor is not None and self.anchor.playing
-            if not (kept and self._anchor_is(track)):
+            if not kept:
                 self._start(track.uri, position_ms, playing, LOAD_LEAD_NS)
             self._publish()
-        self.inner.load(track, position_ms, playing)
+        if not kept:
+            self._load(track, position_ms, playing)
 
     def seek(self, position_ms: int) -> None:
         if self.role is Role.FOLLOWER:
@@ -163,7 +176,7 @@ class GroupPlayer:
         self.next = track
         if self.role is Role.LEADER and changed:
             self._publish()
-        self.inner.set_next(track)
+        self._set_next(track)
 
     def set_volume(self, volume_percent: int) -> None:
         self.inner.set_volume(volume_percent)
@@ -177,7 +190,7 @@ class GroupPlayer:
         if self.role is Role.LEADER:
             self.inner.set_anchor(None)
             self._publish()
-        self.inner.unload()
+        self._unload()
 
     def position_ms(self) -> int:
         return self.inner.position_ms()
@@ -192,9 +205,13 @@ class GroupPlayer:
         return self.inner.sync_stats()
 
     @contextlib.contextmanager
-    def track_ending(self) -> Iterator[None]:
-        """Around the controller's handling of a track's end: the load of the next track
-        it makes is the gapless join the engine already played, not a new start."""
+    def track_ending(self, uri: str) -> Iterator[None]:
+        """Around the controller's handling of the engine's track end: the load of the next
+        track it makes is the gapless join the engine already played, not a new start."""
+        if uri == self._engine_uri:
+            self._engine_uri, self._engine_next = self._engine_next, None
+        if self.role is Role.FOLLOWER and self.current and self._engine_uri == self.current.uri:
+            self._set_next(self.next)  # held back while the plan was ahead of the engine
         self._ending = True
         try:
             yield
@@ -202,6 +219,18 @@ class GroupPlayer:
             self._ending = False
 
     # --- the leader ---------------------------------------------------------------------------
+
+    def _load(self, track: TrackRef, position_ms: int, playing: bool) -> None:
+        self._engine_uri, self._engine_next = track.uri, None
+        self.inner.load(track, position_ms, playing)
+
+    def _set_next(self, track: TrackRef | None) -> None:
+        self._engine_next = track.uri if track else None
+        self.inner.set_next(track)
+
+    def _unload(self) -> None:
+        self._engine_uri = self._engine_next = None
+        self.inner.unload()
 
     def _anchor_is(self, track: TrackRef) -> bool:
         return self.anchor is not None and self.anchor.uri == track.uri
@@ -250,7 +279,7 @@ class GroupPlayer:
             self.anchor = self.current = None
             self.playing = False
             self.inner.set_anchor(None)
-            self.inner.unload()
+            self._unload()
         elif old is not None and self.current is not None and self._close(old, new, now):
             self.anchor = new
             if new != old:
@@ -263,9 +292,10 @@ class GroupPlayer:
             self.inner.set_anchor(new)
             frame = new.frame_at(now + FOLLOW_LEAD_NS) if new.playing else float(new.frame)
             position_ms = max(0, int(frame * 1000 // new.rate))
-            self.inner.load(plan.current, position_ms, new.playing)
+            self._load(plan.current, position_ms, new.playing)
         self.next = plan.next
-        self.inner.set_next(plan.next)
+        if plan.current is None or self._engine_uri == plan.current.uri:
+            self._set_next(plan.next)  # else once the engine reaches the join (track_ending)
 
     def _close(self, old: Anchor, new: Anchor, now: int) -> bool:
         """Whether ``new`` continues what this follower plays (same track, timeline within

@@ -58,7 +58,7 @@ class Role(Enum):
 class PeerTiming:
     fast_interval_s: float = 0.05  # time requests this often ...
     fast_period_s: float = 2.0  # ... for this long after joining (a new leader, a rejoin)
-    slow_interval_s: float = 0.5  # then this often
+    slow_interval_s: float = 0.125  # then this often (the filter wants many floors)
     lost_after_s: float = 5.0  # no answer for this long: the leader is lost (freewheel)
     follower_ttl_s: float = 10.0  # plans are pushed to followers heard within this
     max_followers: int = 16

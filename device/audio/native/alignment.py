@@ -130,13 +130,16 @@ class SyncAlignment:
             self.restart()
             return Decision(audio=False, silence=self.block)
         anchor = self._rebase_at_join(head)
-        self.aligned = False
-        if anchor is None or not anchor.playing or head.frames == 0:
+        if anchor is None or not anchor.playing:
+            self.aligned = False
             return PLAIN  # held: the sync layer pauses the engine itself
         if anchor.uri != head.uri:
             if anchor.uri == next_uri:
                 return PLAIN  # the timeline has moved on to the next track: until the join
+            self.aligned = False
             return Decision(audio=False, silence=self.block)  # its track is still to come
+        if head.frames == 0:
+            return PLAIN
         heard_ns = now + delay_frames * NS // self.rate
         expected = anchor.frame_at(heard_ns) * self.rate / anchor.rate
         error = head.start - expected
@@ -175,6 +178,7 @@ class SyncAlignment:
         anchor, prev = self.anchor, self._prev
         if (
             anchor is None
+            or not anchor.playing
             or prev is None
             or anchor.uri == head.uri
             or anchor.uri != prev.uri
