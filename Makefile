@@ -23,6 +23,7 @@ bench: install
 	$(BIN)/python bench/recommend.py $(RECOMMEND_BENCH_ARGS)
 	$(BIN)/python bench/controls.py $(CONTROLS_BENCH_ARGS)
 	$(BIN)/python bench/updates.py $(UPDATES_BENCH_ARGS)
+	$(BIN)/python bench/multiroom.py $(MULTIROOM_BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
@@ -31,7 +32,7 @@ lint: install
 	$(BIN)/mypy --strict bench/control_latency.py bench/latency bench/audio_engine.py bench/audio \
 	  bench/search_catalog.py bench/search bench/offline_playback.py bench/offline \
 	  bench/ingest_memory.py bench/flash.py bench/recommend.py bench/recommendations \
-	  bench/controls.py bench/knob bench/updates.py
+	  bench/controls.py bench/knob bench/updates.py bench/multiroom.py bench/rooms bench/sync_analysis.py
 	@$(MAKE) --no-print-directory lint-mcu
 
 install: system-deps $(STAMP) native micropython-wasm
