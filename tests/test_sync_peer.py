@@ -237,3 +237,23 @@ def test_the_sync_socket_is_configured_checked_and_advertised(tmp_path: Path) ->
     anywhere = config.with_overrides(cfg, sync_bind="")
     broker = BrokerAddress(host="127.0.0.1", port=1883, username="s1", password="x")
     assert sync_address(anywhere, broker, 7700) == "127.0.0.1:7700"
+
+
+def test_arrival_times_come_from_the_kernel_when_it_stamps_them() -> None:
+    """t2/t4 are the kernel's arrival stamps (wall clock, made monotonic), so a handler
+    run late by a busy interpreter does not add to the measured delay."""
+    import socket
+    import struct
+    import time
+
+    from device.sync.peer import SO_TIMESTAMPNS, kernel_rx_ns
+
+    arrived_wall = time.time_ns() - 3_000_000  # 3 ms ago
+    sec, nsec = divmod(arrived_wall, 1_000_000_000)
+    stamp = kernel_rx_ns([(socket.SOL_SOCKET, SO_TIMESTAMPNS, struct.pack("qq", sec, nsec))])
+    assert 2_500_000 <= time.monotonic_ns() - stamp <= 50_000_000
+    # no stamp, or one the wall clock stepped past: the time it is handled
+    before = time.monotonic_ns()
+    assert kernel_rx_ns([]) >= before
+    future = struct.pack("qq", sec + 3600, nsec)
+    assert kernel_rx_ns([(socket.SOL_SOCKET, SO_TIMESTAMPNS, future)]) >= before

@@ -60,7 +60,7 @@ class ClockFilter:
         *,
         window: int = 256,
         min_samples: int = 4,
-        min_span_ns: int = 4_000_000_000,
+        min_span_ns: int = 6_000_000_000,
         max_delay_ns: int = 500_000_000,
         max_skew: float = 500e-6,
     ) -> None:

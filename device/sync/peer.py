@@ -17,15 +17,16 @@ warning at most every 30 s, never one per datagram.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import socket
+import struct
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
 
 from connect_protocol.messages import TrackRef
 from device.sync.anchor import Anchor
@@ -86,15 +87,33 @@ class FollowerClock:
         return None if est is None else est.leader_ns(time.monotonic_ns())
 
 
-class _Endpoint(asyncio.DatagramProtocol):
-    def __init__(self, peer: SyncPeer) -> None:
-        self.peer = peer
+#: Linux's SO_TIMESTAMPNS (= SCM_TIMESTAMPNS; Python has no name for it)
+SO_TIMESTAMPNS = 35
+_READS_PER_WAKE = 64  # bounded: a flood cannot hold the event loop
 
-    def datagram_received(self, data: bytes, addr: tuple[str | Any, ...]) -> None:
-        self.peer.received(data, (str(addr[0]), int(addr[1])))
 
-    def error_received(self, exc: Exception) -> None:  # e.g. ICMP port unreachable
-        self.peer.drop("send_error")
+def kernel_rx_ns(ancillary: list[tuple[int, int, bytes]]) -> int:
+    """When the kernel took the datagram in, on the monotonic clock; now when it did not say.
+
+    A speaker's event loop shares the interpreter with its audio threads, so it
+    may run a datagram's handler milliseconds after it arrived; the kernel's own
+    stamp (wall clock, turned into monotonic here) leaves that wait out of t2/t4.
+    """
+    now = time.monotonic_ns()
+    for level, kind, payload in ancillary:
+        if level != socket.SOL_SOCKET or kind != SO_TIMESTAMPNS:
+            continue
+        if len(payload) >= 16:
+            sec, nsec = struct.unpack("qq", payload[:16])
+        elif len(payload) == 8:  # a 32-bit kernel's timespec
+            sec, nsec = struct.unpack("ii", payload)
+        else:
+            break
+        stamp = sec * 1_000_000_000 + nsec - (time.time_ns() - now)
+        if now - 1_000_000_000 <= stamp <= now:  # a wall-clock step between: not to trust
+            return stamp
+        break
+    return now
 
 
 class SyncPeer:
@@ -121,7 +140,7 @@ class SyncPeer:
         self.answered = 0  # time requests answered (leader)
         self.plans_sent = 0
         self._key = b""
-        self._transport: asyncio.DatagramTransport | None = None
+        self._sock: socket.socket | None = None
         self._task: asyncio.Task[None] | None = None
         self._warned_at = 0.0
         self._warned_total = 0
@@ -144,24 +163,43 @@ class SyncPeer:
     # --- life --------------------------------------------------------------------
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: _Endpoint(self), local_addr=(self.host, self.requested_port), family=family
-        )
-        self._transport = transport
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            sock.bind((self.host, self.requested_port))
+            with contextlib.suppress(OSError):  # without it: stamped when handled
+                sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+            asyncio.get_running_loop().add_reader(sock.fileno(), self._readable)
+        except BaseException:
+            sock.close()
+            raise
+        self._sock = sock
         logger.info("multiroom sync socket on UDP %s:%d", self.host, self.port)
 
     @property
     def port(self) -> int:
-        assert self._transport is not None
-        return int(self._transport.get_extra_info("sockname")[1])
+        assert self._sock is not None
+        return int(self._sock.getsockname()[1])
 
     async def close(self) -> None:
         self._stop_task()
-        if self._transport is not None:
-            self._transport.close()
-            self._transport = None
+        if self._sock is not None:
+            asyncio.get_running_loop().remove_reader(self._sock.fileno())
+            self._sock.close()
+            self._sock = None
+
+    def _readable(self) -> None:
+        assert self._sock is not None
+        for _ in range(_READS_PER_WAKE):
+            try:
+                data, ancillary, _flags, addr = self._sock.recvmsg(MAX_DATAGRAM + 1, 64)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:  # e.g. an ICMP port unreachable for an earlier send
+                self.drop("send_error")
+                continue
+            self.received(data, (str(addr[0]), int(addr[1])), kernel_rx_ns(ancillary))
 
     def _stop_task(self) -> None:
         if self._task is not None:
@@ -250,8 +288,10 @@ class SyncPeer:
 
     # --- datagrams in ------------------------------------------------------------------
 
-    def received(self, data: bytes, addr: Addr) -> None:
-        t_rx = time.monotonic_ns()  # first: t2 (leader) or t4 (follower)
+    def received(self, data: bytes, addr: Addr, t_rx: int | None = None) -> None:
+        """One datagram; ``t_rx`` is when it arrived (t2 as leader, t4 as follower)."""
+        if t_rx is None:
+            t_rx = time.monotonic_ns()
         if self.role is Role.NONE:
             self.drop("ungrouped")
             return
@@ -376,9 +416,16 @@ class SyncPeer:
     # --- out, and what was dropped --------------------------------------------------------
 
     def _send(self, data: bytes, addr: Addr) -> None:
-        if self._transport is None:
+        if self._sock is None:
             return
-        self._transport.sendto(data, addr)
+        try:
+            self._sock.sendto(data, addr)
+        except (BlockingIOError, InterruptedError):
+            self.drop("send_busy")  # the socket buffer is full: like a lost datagram
+            return
+        except OSError:
+            self.drop("send_error")
+            return
         if data[4:5] == b"\x03":
             self.plans_sent += 1
 
@@ -405,7 +452,7 @@ class SyncPeer:
         est = self.clock.estimate if self.role is Role.FOLLOWER else None
         return {
             "role": self.role.value,
-            "port": self.port if self._transport is not None else None,
+            "port": self.port if self._sock is not None else None,
             "plan_revision": self.plan.revision if self.plan else 0,
             "followers": len(self._followers),
             "exchanges": self.exchanges,
