@@ -96,9 +96,21 @@ class Controller:
         self._now_ms = now_ms or SteadyWallClock()
         self._recent = RecentCommands(memory)
 
-    def handle_bytes(self, payload: bytes) -> Outcome:
-        """Decode untrusted bytes and apply them; malformed input is acked, never raised."""
+    def handle_bytes(self, payload: bytes, *, from_hub: bool = True) -> Outcome:
+        """Decode untrusted bytes and apply them; malformed input is acked, never raised.
+
+        ``from_hub`` is False on the local control socket: a phone there steers the
+        player, but group membership (and its key) comes only from the hub."""
         cmd = decode_command(payload)
+        if not from_hub and isinstance(cmd, JoinGroup | LeaveGroup):
+            ack = Ack(
+                id=cmd.id,
+                ok=False,
+                revision=self.state.revision,
+                error=ErrorCode.UNKNOWN_COMMAND,
+                message="groups are made at the hub, not on the speaker's local control",
+            )
+            return Outcome(ack=ack)
         if isinstance(cmd, DecodeError):
             logger.warning("refused command: %s (%s)", cmd.message, cmd.code.value)
             if cmd.command_id is None:

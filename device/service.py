@@ -204,9 +204,9 @@ class SpeakerService:
         now = player.role if player is not None else Role.NONE
         # the controller's own player stops too: a leader's music ends with the group, and
         # a speaker that becomes a follower plays the group's instead of its own
-        led = was is Role.LEADER and now is Role.NONE
-        joined = was is Role.NONE and now is Role.FOLLOWER
-        if why is None and (led or joined) and self._controller.state.current is not None:
+        # (a former leader now following must not keep advancing a queue nobody hears)
+        changed = now is not was and now in (Role.NONE, Role.FOLLOWER)
+        if why is None and changed and self._controller.state.current is not None:
             stop = Stop(id=f"group-stop-{secrets.token_hex(4)}")
             asyncio.get_running_loop().call_soon(self._control_command, stop)
         return why
@@ -390,7 +390,7 @@ class SpeakerService:
             self._emit(self._controller.handle_bytes(msg.payload))
 
     def _local_command(self, payload: bytes) -> Ack | None:
-        outcome = self._controller.handle_bytes(payload)
+        outcome = self._controller.handle_bytes(payload, from_hub=False)
         self._emit(outcome)
         return outcome.ack
 

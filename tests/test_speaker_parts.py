@@ -186,3 +186,32 @@ def test_the_clock_engine_never_keeps_downloads_waiting() -> None:
         engine.close()
 
     asyncio.run(go())
+
+
+def test_group_membership_comes_from_the_hub_never_the_local_socket() -> None:
+    """A phone on the speaker's local control steers its player, but cannot detach it from
+    the hub's group or make it follow a leader (and key) of its own choosing."""
+
+    async def scenario() -> None:
+        from connect_protocol.messages import JoinGroup, LeaveGroup
+
+        asked: list[object] = []
+
+        def on_group(cmd: JoinGroup | LeaveGroup) -> str | None:
+            asked.append(cmd)
+            return None
+
+        controller = Controller(ClockEngine(lambda _uri: None), on_group=on_group)
+        join = JoinGroup(id="j1", group_id="g", leader_id="x", leader_addr="10.0.0.9:4000", key="k")
+        for cmd in (join, LeaveGroup(id="l1")):
+            ack = controller.handle_bytes(encode(cmd), from_hub=False).ack
+            assert ack is not None
+            assert not ack.ok
+            assert "hub" in ack.message
+        assert asked == []
+        ack = controller.handle_bytes(encode(LeaveGroup(id="l2"))).ack  # from the hub
+        assert ack is not None
+        assert ack.ok
+        assert len(asked) == 1
+
+    asyncio.run(scenario())

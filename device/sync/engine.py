@@ -42,6 +42,7 @@ class SyncEngine(Engine, Protocol):
         self, clock: GroupClock | None, anchor: Anchor | None, on_rebase: RebaseCallback | None
     ) -> None: ...
     def set_anchor(self, anchor: Anchor | None) -> None: ...
+    def anchor(self) -> Anchor | None: ...
     def sync_stats(self) -> SyncStats: ...
 
 
@@ -248,6 +249,8 @@ class GroupPlayer:
 
     def _on_rebase(self, anchor: Anchor) -> None:
         """The engine joined the next track gaplessly and moved the timeline onto it."""
+        if self.inner.anchor() != anchor:
+            return  # a load, seek or new plan since: that timeline is no longer the engine's
         if self.role is Role.LEADER:
             self.anchor = anchor
             if self.next is not None and self.next.uri == anchor.uri:

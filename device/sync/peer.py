@@ -109,7 +109,7 @@ def kernel_rx_ns(ancillary: list[tuple[int, int, bytes]]) -> int:
             sec, nsec = struct.unpack("ii", payload)
         else:
             break
-        stamp = sec * 1_000_000_000 + nsec - (time.time_ns() - now)
+        stamp = int(sec) * 1_000_000_000 + int(nsec) - (time.time_ns() - now)
         if now - 1_000_000_000 <= stamp <= now:  # a wall-clock step between: not to trust
             return stamp
         break
@@ -306,7 +306,7 @@ class SyncPeer:
         if self.role is Role.LEADER:
             self._as_leader(msg, addr, t_rx)
         else:
-            self._as_follower(msg, t_rx)
+            self._as_follower(msg, addr, t_rx)
 
     def _as_leader(self, msg: Message, addr: Addr, t_rx: int) -> None:
         match msg:
@@ -323,7 +323,10 @@ class SyncPeer:
             case _:
                 self.drop("unexpected")
 
-    def _as_follower(self, msg: Message, t_rx: int) -> None:
+    def _as_follower(self, msg: Message, addr: Addr, t_rx: int) -> None:
+        if addr != self._leader:  # an old leader cut off, or a replay from elsewhere
+            self.drop("not_leader")
+            return
         match msg:
             case TimeResponse():
                 self._answer(msg, t_rx)

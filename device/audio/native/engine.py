@@ -88,6 +88,11 @@ class NativeEngine:
             self._output.sync.set_anchor(anchor)
             self._s.wake_all()
 
+    def anchor(self) -> Anchor | None:
+        """The timeline the sink thread plays to now (moved on at each gapless join)."""
+        with self._s.lock:
+            return self._output.sync.anchor
+
     def sync_stats(self) -> SyncStats:
         with self._s.lock:
             return self._output.sync_stats()
