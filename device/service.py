@@ -52,7 +52,7 @@ from device.local_api import LocalApi, info_document
 from device.local_controls import LocalControls
 from device.sync.engine import GroupPlayer, SyncEngine
 from device.sync.membership import FILE_NAME as GROUP_FILE
-from device.sync.membership import GroupMember, MembershipFile
+from device.sync.membership import GroupMember, MembershipFile, PortMemory
 from device.sync.peer import Role, SyncPeer
 from device.updates.agent import UpdateAgent
 from offline_cache.device_keys import DeviceKeys
@@ -186,8 +186,17 @@ class SpeakerService:
             cannot = f"this speaker's engine ({name}) cannot play in a group; use the native engine"
             self.group = GroupMember(cfg.id, None, membership, cannot=cannot)
             return engine
-        peer = SyncPeer(host=cfg.sync_bind, port=cfg.sync_port)
-        await peer.start()
+        ports = PortMemory(membership.path.with_name("sync-port"))
+        peer = SyncPeer(host=cfg.sync_bind, port=cfg.sync_port or ports.load())
+        try:
+            await peer.start()
+        except OSError:  # the remembered port is taken now: any free one
+            if cfg.sync_port:
+                raise
+            peer = SyncPeer(host=cfg.sync_bind, port=0)
+            await peer.start()
+        if not cfg.sync_port:
+            ports.save(peer.port)
         self.sync_peer = peer
         addr = await asyncio.to_thread(sync_address, cfg, self.broker, peer.port)
         self.info = dataclasses.replace(self.info, sync_addr=addr)

@@ -257,3 +257,15 @@ def test_arrival_times_come_from_the_kernel_when_it_stamps_them() -> None:
     assert kernel_rx_ns([]) >= before
     future = struct.pack("qq", sec + 3600, nsec)
     assert kernel_rx_ns([(socket.SOL_SOCKET, SO_TIMESTAMPNS, future)]) >= before
+
+
+def test_a_restarted_speaker_binds_the_sync_port_it_had(tmp_path: Path) -> None:
+    """Followers keep the leader's address; with the hub down nobody tells them a new one."""
+    from device.sync.membership import PortMemory
+
+    ports = PortMemory(tmp_path / "state" / "sync-port")
+    assert ports.load() == 0  # nothing kept: any free port
+    ports.save(40123)
+    assert PortMemory(tmp_path / "state" / "sync-port").load() == 40123
+    (tmp_path / "state" / "sync-port").write_text("80\n")  # junk or a privileged port
+    assert ports.load() == 0

@@ -185,3 +185,26 @@ class GroupRole(Protocol):
     def lead(self, key: bytes) -> None: ...
     def follow(self, key: bytes, leader_addr: str, leader_id: str) -> None: ...
     def leave(self) -> None: ...
+
+
+class PortMemory:
+    """The sync port this speaker bound last (``[sync] port = 0``), kept beside its group:
+    a restarted leader binds it again, so followers that saved its address (and cannot
+    ask a hub that is down) find it where it was."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self) -> int:
+        try:
+            port = int(self.path.read_text().strip())
+        except (OSError, ValueError):
+            return 0
+        return port if 1024 <= port <= 65535 else 0
+
+    def save(self, port: int) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text(f"{port}\n")
+        except OSError as exc:
+            logger.warning("cannot keep the sync port in %s: %s", self.path, exc)
