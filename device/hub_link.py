@@ -217,16 +217,19 @@ def sync_address(cfg: SpeakerConfig, broker: BrokerAddress | None, port: int) ->
     if cfg.sync_advertise:
         return cfg.sync_advertise
     host = cfg.sync_bind
+    # the socket's own family: a wildcard bind is IPv4 (0.0.0.0)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     if host in ("", "0.0.0.0", "::") and broker is not None:
         try:
-            infos = socket.getaddrinfo(broker.host, broker.port, type=socket.SOCK_DGRAM)
-            family, _, _, _, sockaddr = infos[0]
+            infos = socket.getaddrinfo(broker.host, broker.port, family, socket.SOCK_DGRAM)
             with socket.socket(family, socket.SOCK_DGRAM) as probe:
-                probe.connect(sockaddr)
+                probe.connect(infos[0][4])
                 host = str(probe.getsockname()[0])
         except OSError as exc:
             logger.warning("cannot tell the sync address from the broker's route: %s", exc)
             host = ""
+    if host.startswith("127.") or host == "::1":
+        host = ""  # a broker on this machine (a hub that is also a speaker): no help to others
     if host in ("", "0.0.0.0", "::"):
         host = mdns.reachable_address(cfg.sync_bind)
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
