@@ -296,3 +296,45 @@ def test_the_next_member_leads_when_the_leader_goes_offline(
     )
     assert back[0]["leader_id"] == "study"
     assert took_over() is not None
+
+
+def test_a_speaker_back_from_a_deleted_group_is_told_to_leave(
+    api: Api, system: System, log: CommandLog
+) -> None:
+    made = api.client.post("/v1/groups", json={"name": "Gone", "device_ids": ["kitchen", "study"]})
+    gid = made.json()["id"]
+    system.speakers["study"].stop()  # offline: it keeps its group.json
+    wait_for(lambda: not api.devices()["study"]["is_online"], 10, "study offline", system.logs)
+    assert api.client.delete(f"/v1/groups/{gid}").status_code == 204
+    mark = len(log)
+    system.start_speaker("study")
+    wait_for(
+        lambda: [d for d, _ in log.of_type("leave_group", since=mark) if d == "study"],
+        30,
+        "study told to leave the group it kept",
+        system.logs,
+    )
+
+
+def test_a_request_naming_no_device_goes_to_the_group_of_the_active_member(
+    sp: spotipy.Spotify, api: Api, system: System, log: CommandLog
+) -> None:
+    with system.db.reading() as conn:
+        track = conn.execute("SELECT id FROM tracks ORDER BY id LIMIT 1").fetchone()[0]
+    sp.start_playback(device_id="kitchen", uris=[f"spotify:track:{track}"], position_ms=3000)
+    wait_for(lambda: (s := sp.current_playback()) and s["is_playing"], 10, "kitchen playing")
+    mark = len(log)
+    made = api.client.post("/v1/groups", json={"name": "Duo", "device_ids": ["bedroom", "kitchen"]})
+    gid = made.json()["id"]
+    assert made.json()["leader_id"] == "bedroom"  # kitchen, the active speaker, follows
+    adopted = wait_for(
+        lambda: [c for d, c in log.of_type("adopt", since=mark) if d == "bedroom"],
+        5,
+        "bedroom to take kitchen's session over",
+    )
+    assert adopted[0]["current"]["uri"].endswith(track)  # its session goes on
+    sp.pause_playback()  # no device named: the group's leader, not the follower
+    wait_for(lambda: not sp.current_playback()["is_playing"], 10, "paused")
+    assert sp.current_playback()["device"]["id"] == gid
+    pauses = [d for d, _ in log.of_type("pause", since=mark)]
+    assert pauses == ["bedroom"]

@@ -32,7 +32,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from connect_protocol.messages import JoinGroup, LeaveGroup, SetVolume
+from connect_protocol.messages import Adopt, JoinGroup, LeaveGroup, SetVolume
 from hub.clock import now_ms
 from hub.db import Database
 from hub.errors import DeviceNotFound, GroupConflict, GroupForbidden, GroupNotFound, RelayError
@@ -131,11 +131,10 @@ class GroupService:
         return self._leaders.get(group_id)
 
     def active_group(self) -> Group | None:
-        """The group whose leader is the active speaker: the one playback requests that
-        name no device are for."""
+        """The group the active speaker is a member of (its leader or a follower): the
+        one playback requests that name no device are for, through its leader."""
         active = self.relay.active_device_id
-        group = self.group_of(active) if active else None
-        return group if group is not None and self._leaders.get(group.id) == active else None
+        return self.group_of(active) if active else None
 
     def views(self) -> list[GroupView]:
         return [self.view(g) for g in self._groups.values()]
@@ -151,7 +150,7 @@ class GroupService:
             membership=tuple(
                 self._membership.get((group.id, d), PENDING) for d in group.device_ids
             ),
-            active=leader is not None and leader == self.relay.active_device_id,
+            active=leader is not None and self.relay.active_device_id in group.device_ids,
             volume_percent=rules.group_volume(heard),
         )
 
@@ -174,7 +173,12 @@ class GroupService:
             self._groups[group.id] = group
             await self._set_leader(group, rules.choose_leader(group.device_ids, self._is_online))
             self._notify("devices", "")
-            await self._tell_members(group)
+            source = self._active_member(group)
+            leader = self._leaders.get(group.id)
+            if source is not None and leader is not None and source != leader:
+                await self._hand_over(group, source, leader)
+            else:
+                await self._tell_members(group)
             return self.view(group)
 
     async def update(
@@ -192,11 +196,22 @@ class GroupService:
             await self._set_leader(
                 group, rules.choose_leader(group.device_ids, self._is_online, current)
             )
+            leader = self._leaders.get(group.id)
             removed = [d for d in old.device_ids if d not in group.device_ids]
             for device_id in removed:
                 self._membership.pop((group.id, device_id), None)
             self._notify("devices", "")
-            await self._tell_members(group, removed)
+            # the group's session goes on at the new leader: the old leader's (taken out,
+            # or offline), else an active member's that does not lead
+            source = current if current is not None and current != leader else None
+            if source is None:
+                source = self._active_member(group)
+            if source is not None and leader is not None and source != leader:
+                adopt = self._adopt_from(source)  # before the old leader is told to leave
+                await asyncio.gather(*(self._leave(d) for d in removed if self._is_online(d)))
+                await self._hand_over(group, source, leader, adopt)
+            else:
+                await self._tell_members(group, removed)
             return self.view(group)
 
     async def delete(self, owner: Owner, group_id: str) -> None:
@@ -240,6 +255,10 @@ class GroupService:
         if leader is not None:
             await asyncio.to_thread(self._write, store.save_leader, group.id, leader)
         self._notify("devices", "")
+
+    def _active_member(self, group: Group) -> str | None:
+        active = self.relay.active_device_id
+        return active if active is not None and active in group.device_ids else None
 
     def _write(self, fn: Callable[..., Any], *args: Any) -> None:
         with self.db.transaction() as conn:
@@ -305,6 +324,8 @@ class GroupService:
         self._online[device_id], self._addrs[device_id] = now, addr
         group = self.group_of(device_id)
         if group is None:
+            if now and not was:
+                self._spawn(self._ungrouped_back(device_id))
             return
         leader = self._leaders.get(group.id)
         if now and (not was or (device_id == leader and addr != addr_was)):
@@ -333,6 +354,13 @@ class GroupService:
             else:
                 await self._join(group, device_id, leader)
 
+    async def _ungrouped_back(self, device_id: str) -> None:
+        """A speaker in no group online again: told to leave whatever group it kept
+        (one deleted, or it was taken out of, while it was offline); idempotent."""
+        async with self._lock:
+            if self.group_of(device_id) is None and self._is_online(device_id):
+                await self._leave(device_id)
+
     async def _leader_lost(self, group_id: str, old: str) -> None:
         """The leader went offline: the next online member takes the group's session."""
         async with self._lock:
@@ -345,16 +373,33 @@ class GroupService:
                 logger.info("group %s: no member online", group.name)
                 return
             logger.info("group %s: %s leads now (%s went offline)", group.name, leader, old)
-            await self._join(group, leader, leader)
-            lost = self.relay.devices.get(old)
-            if lost is not None and lost.state.current is not None:
-                adopt = adopt_of(self.relay.new_command_id(), lost.state, None)
-                try:
-                    await self.relay.send(leader, adopt)
-                except RelayError as exc:
-                    logger.warning("group %s: %s did not take over: %s", group.name, leader, exc)
-            followers = [d for d in group.device_ids if d != leader and self._is_online(d)]
-            await asyncio.gather(*(self._join(group, d, leader) for d in followers))
+            await self._hand_over(group, old, leader)
+
+    def _adopt_from(self, source: str) -> Adopt | None:
+        """``source``'s session as it is now (position extrapolated), if it has one."""
+        device = self.relay.devices.get(source)
+        if device is None or device.state.current is None:
+            return None
+        return adopt_of(self.relay.new_command_id(), device.state, None)
+
+    async def _hand_over(
+        self, group: Group, source: str, leader: str, adopt: Adopt | None = None
+    ) -> None:
+        """``leader`` takes the group over from ``source`` (its old leader, or the active
+        member): told it leads first, then handed ``source``'s session so the queue goes
+        on, then the other online members are told whom to follow."""
+        if adopt is None:
+            adopt = self._adopt_from(source)
+        await self._join(group, leader, leader)
+        if adopt is not None:
+            try:
+                await self.relay.send(leader, adopt)
+            except RelayError as exc:
+                logger.warning("group %s: %s did not take over: %s", group.name, leader, exc)
+        elif self.relay.active_device_id == source and self._is_online(leader):
+            self.relay.activate(leader)  # nothing to move: requests go to the leader
+        followers = [d for d in group.device_ids if d != leader and self._is_online(d)]
+        await asyncio.gather(*(self._join(group, d, leader) for d in followers))
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
