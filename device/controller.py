@@ -103,27 +103,20 @@ class Controller:
         player, but group membership (and its key) comes only from the hub."""
         cmd = decode_command(payload)
         if not from_hub and isinstance(cmd, JoinGroup | LeaveGroup):
-            ack = Ack(
-                id=cmd.id,
-                ok=False,
-                revision=self.state.revision,
-                error=ErrorCode.UNKNOWN_COMMAND,
-                message="groups are made at the hub, not on the speaker's local control",
-            )
-            return Outcome(ack=ack)
+            why = "groups are made at the hub, not on the speaker's local control"
+            return Outcome(ack=self._refusal(cmd.id, ErrorCode.UNKNOWN_COMMAND, why))
         if isinstance(cmd, DecodeError):
             logger.warning("refused command: %s (%s)", cmd.message, cmd.code.value)
             if cmd.command_id is None:
                 return Outcome()  # nothing to ack it to
-            ack = Ack(
-                id=cmd.command_id,
-                ok=False,
-                revision=self.state.revision,
-                error=cmd.code,
-                message=cmd.message,
-            )
-            return Outcome(ack=ack)
+            return Outcome(ack=self._refusal(cmd.command_id, cmd.code, cmd.message))
         return self.handle(cmd)
+
+    def _refusal(self, command_id: str, code: ErrorCode, message: str) -> Ack:
+        """A command not carried out: acked with why, at the revision it found."""
+        return Ack(
+            id=command_id, ok=False, revision=self.state.revision, error=code, message=message
+        )
 
     def handle(self, cmd: Command) -> Outcome:
         seen = self._recent.get(cmd.id)
@@ -139,14 +132,8 @@ class Controller:
             transition = reduce(self.state, cmd, now)
         except Exception:  # a reducer bug must not take the speaker down
             logger.exception("reducer failed on %s", type(cmd).__name__)
-            ack = Ack(
-                id=cmd.id,
-                ok=False,
-                revision=self.state.revision,
-                error=ErrorCode.INTERNAL,
-                message="internal error while applying the command",
-            )
-            return Outcome(ack=ack)
+            why = "internal error while applying the command"
+            return Outcome(ack=self._refusal(cmd.id, ErrorCode.INTERNAL, why))
         assert transition.ack is not None
         self._recent.remember(transition.ack)
         changed = transition.state is not self.state
@@ -186,13 +173,8 @@ class Controller:
     def _sync_downloads(self, cmd: SyncDownloads) -> Ack:
         """Not a player change: handed to the download manager, acked at the same revision."""
         if self.on_sync_downloads is None or not self.on_sync_downloads():
-            ack = Ack(
-                id=cmd.id,
-                ok=False,
-                revision=self.state.revision,
-                error=ErrorCode.UNKNOWN_COMMAND,
-                message="this speaker keeps no offline cache (unpaired, or the clock engine)",
-            )
+            why = "this speaker keeps no offline cache (unpaired, or the clock engine)"
+            ack = self._refusal(cmd.id, ErrorCode.UNKNOWN_COMMAND, why)
         else:
             ack = Ack(id=cmd.id, ok=True, revision=self.state.revision)
         self._recent.remember(ack)
@@ -208,7 +190,7 @@ class Controller:
             ack = Ack(id=cmd.id, ok=True, revision=self.state.revision)
         else:
             code = ErrorCode.UNKNOWN_COMMAND if self.on_group is None else ErrorCode.INVALID_VALUE
-            ack = Ack(id=cmd.id, ok=False, revision=self.state.revision, error=code, message=why)
+            ack = self._refusal(cmd.id, code, why)
         self._recent.remember(ack)
         return ack
 
