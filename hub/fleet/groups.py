@@ -298,8 +298,8 @@ class GroupService:
     async def _leave(self, device_id: str) -> None:
         try:
             await self.relay.send(device_id, LeaveGroup(id=self.relay.new_command_id()))
-        except RelayError as exc:
-            logger.warning("%s could not leave its group: %s", device_id, exc)
+        except RelayError as exc:  # e.g. a speaker that cannot play in a group at all
+            logger.info("%s did not leave a group: %s", device_id, exc)
 
     # --- following the fleet -------------------------------------------------------------
 
