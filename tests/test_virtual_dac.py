@@ -88,7 +88,10 @@ def test_members_play_at_their_own_rates_and_windows_are_what_was_written(
         # consecutive pieces of the ramp, as far apart as their DAC frames
         firsts = rec.windows[whole, 0].astype(np.int64)
         assert np.array_equal(np.diff(firsts) % 30000, np.diff(rec.window_k[whole]) % 30000)
-        assert np.all(rec.play_ns(rec.underrun_k) > written_ns), name  # it kept up
+        # it kept up once the writer was going (under load its first bytes may come
+        # after the DAC's first ticks: a dry start, not a dry run)
+        running = rec.underrun_k[rec.underrun_k > rec.rate // 10]
+        assert np.all(rec.play_ns(running) > written_ns), name
         assert rec.gone_k.size == 1, name  # and went away once, at the end
 
 
