@@ -90,6 +90,7 @@ from typing import Any
 
 from connect_protocol.topics import is_valid_device_id
 from device.errors import DeviceError
+from device.sync.membership import MembershipError, split_addr
 from device.updates.settings import UpdateSettings, from_table
 from hardware.board_profiles import BoardProfile, load_board, pcm_card
 from hardware.controls.settings import ControlSettings, controls_from
@@ -209,11 +210,10 @@ class SpeakerConfig:
             except ValueError:
                 raise ConfigError(f"sync.bind {self.sync_bind!r} must be an IP address") from None
         if self.sync_advertise:
-            host, sep, port = self.sync_advertise.rpartition(":")
-            if not sep or not host or not port.isdigit() or not 0 < int(port) <= 65535:
-                raise ConfigError(
-                    f"sync.advertise {self.sync_advertise!r} must be host:port (port 1-65535)"
-                )
+            try:
+                split_addr(self.sync_advertise, "sync.advertise")
+            except MembershipError as exc:
+                raise ConfigError(str(exc)) from None
 
 
 def _section(doc: dict[str, Any], name: str) -> dict[str, Any]:

@@ -76,12 +76,12 @@ def decode_key(text: str) -> bytes:
     return key
 
 
-def split_addr(addr: str) -> tuple[str, int]:
+def split_addr(addr: str, what: str = "leader_addr") -> tuple[str, int]:
     """``host:port`` (``[v6]:port`` too) into its parts; ``MembershipError`` otherwise."""
     host, sep, port = addr.rpartition(":")
     host = host.removeprefix("[").removesuffix("]")
     if not sep or not host or not port.isdigit() or not 0 < int(port) <= 65535:
-        raise MembershipError(f"leader_addr {addr!r} must be host:port")
+        raise MembershipError(f"{what} {addr!r} must be host:port (port 1-65535)")
     return host, int(port)
 
 
